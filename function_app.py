@@ -1,0 +1,15 @@
+"""The Azure Functions app: bindings only. Each trigger hands off to `pipeline` in a line or two."""
+
+import azure.functions as func
+
+from pipeline import triggers
+from pipeline.api.app import create_app
+
+app = func.AsgiFunctionApp(app=create_app(), http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.function_name("ingest_upload")
+@app.blob_trigger(arg_name="upload", path="uploads/{name}", connection="AzureWebJobsStorage")
+def ingest_upload(upload: func.InputStream) -> None:
+    """A file dropped at uploads/{project}/{tag}/{file} becomes a tagged training image."""
+    triggers.ingest_upload(upload.name, upload.read())

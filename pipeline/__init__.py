@@ -1,0 +1,1 @@
+"""Seer: the service side (HTTP APIs, ingestion, storage, prediction). Never imports torch."""

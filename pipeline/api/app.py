@@ -1,0 +1,72 @@
+"""The FastAPI application: Training API, Prediction API and portal behind one ASGI app."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pipeline.api import domains, images, projects, tags
+from pipeline.api.auth import require_training_key
+from pipeline.api.routing import CaseInsensitivePaths, api_version
+from pipeline.errors import CustomVisionError
+from pipeline.settings import Settings, get_settings
+from pipeline.store import StorageAccount, get_storage
+
+log = logging.getLogger(__name__)
+
+TRAINING_PREFIX = "/customvision/{version}/training"
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"code": code, "message": message})
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CustomVisionError)
+    async def custom_vision_error(_: Request, exc: CustomVisionError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+            for e in exc.errors()[:5]
+        )
+        return _error(400, "BadRequest", f"The request is invalid: {problems}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return _error(404, "NotFound", "The requested resource was not found.")
+        if exc.status_code == 405:
+            return _error(405, "BadRequestNotSupported", "The HTTP method is not supported on this resource.")
+        return _error(exc.status_code, "BadRequest", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error(500, "ErrorUnknown", "An unexpected error occurred; stored data was left unchanged.")
+
+
+def create_app(settings: Settings | None = None, account: StorageAccount | None = None) -> FastAPI:
+    """Build the app; tests pass their own settings and storage account, the Functions host uses the defaults."""
+    app = FastAPI(
+        title="Seer", description="Custom Vision compatible training and prediction APIs", version="0.1.0"
+    )
+    app.state.settings = settings or get_settings()
+    app.state.account = account or get_storage()
+    _install_error_handlers(app)
+
+    training = APIRouter(
+        prefix=TRAINING_PREFIX, dependencies=[Depends(api_version), Depends(require_training_key)]
+    )
+    for module in (domains, projects, tags, images):
+        training.include_router(module.router)
+    app.include_router(training)
+
+    app.add_middleware(CaseInsensitivePaths)
+    return app

@@ -1,0 +1,23 @@
+"""FastAPI dependencies that hand routes the app's settings and storage account."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from pipeline.settings import Settings
+from pipeline.store import StorageAccount
+
+
+def settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def account(request: Request) -> StorageAccount:
+    return request.app.state.account
+
+
+def csv_list(value: str | None) -> list[str]:
+    """Custom Vision sends arrays in the query string comma-separated (`tagIds=a,b`)."""
+    if not value:
+        return []
+    return [item.strip().lower() for item in value.split(",") if item.strip()]

@@ -1,0 +1,24 @@
+"""GetDomains / GetDomain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from pipeline.domains import DOMAINS, find_domain
+from pipeline.errors import not_found
+from pipeline.wire.projects import Domain
+
+router = APIRouter(tags=["domains"])
+
+
+@router.get("/domains", response_model=list[Domain])
+def get_domains() -> list[Domain]:
+    return [d.to_wire() for d in DOMAINS]
+
+
+@router.get("/domains/{domain_id}", response_model=Domain)
+def get_domain(domain_id: str) -> Domain:
+    domain = find_domain(domain_id)
+    if domain is None:
+        raise not_found("NotFoundDomain", f"Domain {domain_id} not found.")
+    return domain.to_wire()

@@ -1,0 +1,109 @@
+"""Service settings, read from the environment (Functions app settings on Azure, env vars locally)."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+# Azurite's well-known development account (public, documented by Microsoft; not a secret).
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# Seer's documented development keys, used only when bound to loopback with no key configured.
+DEV_TRAINING_KEY = "seer-dev-training-key"
+DEV_PREDICTION_KEY = "seer-dev-prediction-key"
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def dev_storage_connection_string(
+    host: str = "127.0.0.1", blob: int = 10000, queue: int = 10001, table: int = 10002
+) -> str:
+    """The full connection string for Azurite; the SDKs do not all understand `UseDevelopmentStorage=true`."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_ACCOUNT_KEY};"
+        f"BlobEndpoint=http://{host}:{blob}/{DEV_ACCOUNT};"
+        f"QueueEndpoint=http://{host}:{queue}/{DEV_ACCOUNT};"
+        f"TableEndpoint=http://{host}:{table}/{DEV_ACCOUNT};"
+    )
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Limits default to Custom Vision's S0 tier."""
+
+    model_config = SettingsConfigDict(env_prefix="SEER_", extra="ignore", populate_by_name=True)
+
+    storage_connection_string: str = Field(
+        default="UseDevelopmentStorage=true",
+        validation_alias=AliasChoices("AzureWebJobsStorage", "SEER_STORAGE_CONNECTION_STRING"),
+    )
+    training_key: str | None = None
+    prediction_key: str | None = None
+    bind_host: str = "127.0.0.1"
+
+    max_training_image_bytes: int = 6 * 1024 * 1024
+    max_prediction_image_bytes: int = 4 * 1024 * 1024
+    min_image_side: int = 256
+    max_image_side: int = 10240
+    max_image_pixels: int = 10240 * 10240
+    stored_image_max_side: int = 1600
+    thumbnail_max_side: int = 256
+    max_images_per_batch: int = 64
+    max_tags_per_project: int = 500
+    max_images_per_project: int = 100_000
+    max_regions_per_image: int = 300
+    min_images_per_tag_classification: int = 5
+    min_images_per_tag_detection: int = 15
+    max_iterations_per_project: int = 20
+
+    url_fetch_timeout_seconds: float = 10.0
+    allow_private_urls: bool = False
+
+    @property
+    def connection_string(self) -> str:
+        if self.storage_connection_string.strip().rstrip(";").lower() == "usedevelopmentstorage=true":
+            return dev_storage_connection_string()
+        return self.storage_connection_string
+
+    @property
+    def on_loopback(self) -> bool:
+        return self.bind_host in LOOPBACK_HOSTS
+
+    @property
+    def effective_training_key(self) -> str | None:
+        if self.training_key:
+            return self.training_key
+        return DEV_TRAINING_KEY if self.on_loopback else None
+
+    @property
+    def effective_prediction_key(self) -> str | None:
+        if self.prediction_key:
+            return self.prediction_key
+        return DEV_PREDICTION_KEY if self.on_loopback else None
+
+    def describe_keys(self) -> list[str]:
+        """Start-up lines that say where the keys come from (never the configured keys themselves)."""
+        lines = []
+        for label, configured, dev in (
+            ("training", self.training_key, DEV_TRAINING_KEY),
+            ("prediction", self.prediction_key, DEV_PREDICTION_KEY),
+        ):
+            if configured:
+                lines.append(f"{label} key: from settings")
+            elif self.on_loopback:
+                lines.append(
+                    f"{label} key: none configured; using the development key '{dev}' (loopback only)"
+                )
+            else:
+                lines.append(f"{label} key: none configured; every {label} request will be refused")
+        return lines
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once (an explicit cache; tests call `get_settings.cache_clear()`)."""
+    return Settings()

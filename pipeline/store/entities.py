@@ -1,0 +1,92 @@
+"""Mapping between pydantic records and table entities, and ETag-guarded read-modify-write."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+from pydantic import BaseModel
+
+R = TypeVar("R", bound=BaseModel)
+
+_SCALARS = (str, int, float, bool, datetime, type(None))
+
+
+def to_entity(record: BaseModel, partition_key: str, row_key: str) -> dict[str, Any]:
+    """Scalars become properties; lists, dicts and nested models become JSON strings (Tables has no arrays)."""
+    entity: dict[str, Any] = {"PartitionKey": partition_key, "RowKey": row_key}
+    for name, value in record.model_dump(mode="python").items():
+        if value is None:
+            continue
+        if isinstance(value, _SCALARS):
+            entity[name] = value
+        else:
+            entity[name] = json.dumps(value, default=str)
+    return entity
+
+
+def from_entity(model: type[R], entity: dict[str, Any]) -> R:
+    data: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if name not in entity:
+            continue
+        value = entity[name]
+        if isinstance(value, str) and field.annotation not in (str, str | None) and value[:1] in "[{":
+            value = json.loads(value)
+        data[name] = value
+    return model.model_validate(data)
+
+
+def get_record(table: TableClient, model: type[R], partition_key: str, row_key: str) -> R | None:
+    try:
+        return from_entity(model, table.get_entity(partition_key, row_key))
+    except ResourceNotFoundError:
+        return None
+
+
+def query_records(
+    table: TableClient, model: type[R], partition_key: str, select: list[str] | None = None
+) -> Iterable[R]:
+    entities = table.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key}, select=select)
+    return (from_entity(model, e) for e in entities)
+
+
+def update_record(
+    table: TableClient,
+    model: type[R],
+    partition_key: str,
+    row_key: str,
+    mutate: Callable[[R], R | None],
+    attempts: int = 8,
+) -> R | None:
+    """Read, apply `mutate`, write back only if nobody wrote in between (ETag); retry on a lost race.
+
+    Returns the stored record, or None when the entity does not exist. `mutate` returning None means no write.
+    """
+    for _ in range(attempts):
+        try:
+            entity = table.get_entity(partition_key, row_key)
+        except ResourceNotFoundError:
+            return None
+        current = from_entity(model, entity)
+        updated = mutate(current)
+        if updated is None:
+            return current
+        try:
+            table.update_entity(
+                to_entity(updated, partition_key, row_key),
+                mode=UpdateMode.REPLACE,
+                etag=entity.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return updated
+        except ResourceModifiedError:
+            continue
+        except ResourceNotFoundError:
+            return None
+    raise RuntimeError(f"could not update {partition_key}/{row_key}: too many concurrent writers")

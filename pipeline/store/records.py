@@ -1,0 +1,68 @@
+"""What Seer stores, as pydantic records (snake_case). Wire shapes live in `pipeline.wire`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ProjectRecord(BaseModel):
+    id: str
+    name: str
+    description: str = ""
+    domain_id: str
+    classification_type: str | None = None
+    target_export_platforms: list[str] = Field(default_factory=list)
+    notification_queue_uri: str | None = None
+    export_model_container_uri: str | None = None
+    created: datetime = Field(default_factory=utcnow)
+    last_modified: datetime = Field(default_factory=utcnow)
+
+
+class TagRecord(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    description: str = ""
+    type: str = "Regular"
+    created: datetime = Field(default_factory=utcnow)
+
+
+class ImageTagRecord(BaseModel):
+    tag_id: str
+    created: datetime = Field(default_factory=utcnow)
+
+
+class RegionRecord(BaseModel):
+    id: str
+    tag_id: str
+    left: float
+    top: float
+    width: float
+    height: float
+    created: datetime = Field(default_factory=utcnow)
+
+
+class ImageRecord(BaseModel):
+    id: str
+    project_id: str
+    width: int
+    height: int
+    content_hash: str
+    original_blob: str
+    resized_blob: str
+    thumbnail_blob: str
+    tags: list[ImageTagRecord] = Field(default_factory=list)
+    regions: list[RegionRecord] = Field(default_factory=list)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    created: datetime = Field(default_factory=utcnow)
+
+    @property
+    def tag_ids(self) -> set[str]:
+        """Tags of the image, whether attached whole-image or through a region."""
+        return {t.tag_id for t in self.tags} | {r.tag_id for r in self.regions}

@@ -1,0 +1,14 @@
+"""What each non-HTTP trigger does, callable without the Functions runtime."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def ingest_upload(blob_path: str, data: bytes) -> None:
+    """Blob trigger on `uploads/{name}`: hand the file to ingestion (see `pipeline.ingest`)."""
+    from pipeline.ingest import ingest_blob
+
+    ingest_blob(blob_path, data)
