@@ -40,7 +40,7 @@ def running_azurite() -> Iterator[str]:
     if not binary.exists():
         raise RuntimeError("node_modules/.bin/azurite is missing: run `npm ci` (the test script does)")
     blob, queue, table = free_port(), free_port(), free_port()
-    workdir = tempfile.mkdtemp(prefix="seer-azurite-")
+    workdir = tempfile.mkdtemp(prefix="seer-azurite-")  # Azurite writes its debug/extent files under cwd
     process = subprocess.Popen(
         [
             str(binary),
@@ -49,8 +49,6 @@ def running_azurite() -> Iterator[str]:
             "--loose",
             "--disableTelemetry",
             "--silent",
-            "--location",
-            workdir,
             "--blobHost",
             "127.0.0.1",
             "--blobPort",
@@ -66,6 +64,7 @@ def running_azurite() -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=workdir,
     )
     try:
         for port in (blob, queue, table):

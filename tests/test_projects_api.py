@@ -1,0 +1,130 @@
+"""Domains, projects and tags through the HTTP API and the official SDK, on real Azurite."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.conftest import TRAINING_KEY
+
+BASE = "/customvision/v3.3/training"
+
+
+def test_sdk_creates_project_and_tags(trainer):
+    domains = trainer.get_domains()
+    general = next(d for d in domains if d.type == "Classification" and d.name == "General")
+    assert general.id == "ee85a74c-405e-4adc-bb47-ffa8ca0c9f31"
+    detection = [d for d in domains if d.type == "ObjectDetection"]
+    assert {d.id for d in detection} >= {"da2e3a8a-40a5-4171-82f4-58522f70fbc1", "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"}
+
+    name = f"sdk-{uuid.uuid4()}"
+    project = trainer.create_project(name, description="trees", classification_type="Multilabel")
+    assert project.name == name
+    assert project.settings.classification_type == "Multilabel"
+    assert project.settings.domain_id == general.id
+
+    hemlock = trainer.create_tag(project.id, "Hemlock")
+    cherry = trainer.create_tag(project.id, "Japanese Cherry", type="Regular")
+    tags = trainer.get_tags(project.id)
+    assert {t.name for t in tags} == {"Hemlock", "Japanese Cherry"}
+    assert all(t.image_count == 0 for t in tags)
+    assert trainer.get_tag(project.id, hemlock.id).name == "Hemlock"
+
+    project.description = "conifers"
+    updated = trainer.update_project(project.id, project)
+    assert updated.description == "conifers"
+    assert trainer.get_project(project.id).description == "conifers"
+
+    trainer.delete_tag(project.id, cherry.id)
+    assert [t.name for t in trainer.get_tags(project.id)] == ["Hemlock"]
+    trainer.delete_project(project.id)
+    assert project.id not in {p.id for p in trainer.get_projects()}
+
+
+@pytest.mark.parametrize("version", ["v3.0", "v3.1", "v3.2", "v3.3", "v3.4-preview"])
+def test_every_version_and_any_case_routes(client, version):
+    response = client.get(f"/CustomVision/{version}/Training/Domains")
+    assert response.status_code == 200
+    assert len(response.json()) >= 10
+
+
+def test_unknown_version_is_not_found(client):
+    response = client.get("/customvision/v2.2/training/domains")
+    assert response.status_code == 404
+    assert response.json()["code"] == "NotFound"
+
+
+@pytest.mark.parametrize("header", ["Training-Key", "training-key", "Training-key", "Ocp-Apim-Subscription-Key"])
+def test_key_header_in_any_case(app, header):
+    from fastapi.testclient import TestClient
+
+    response = TestClient(app).get(f"{BASE}/projects", headers={header: TRAINING_KEY})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"Training-Key": "wrong"}, {"Prediction-Key": TRAINING_KEY}])
+def test_missing_or_wrong_key_is_401(app, headers):
+    from fastapi.testclient import TestClient
+
+    response = TestClient(app).get(f"{BASE}/projects", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["code"] == "Unauthorized"
+
+
+def test_project_validation_errors(client, project):
+    cases = [
+        ({"name": ""}, "BadRequestProjectName"),
+        ({"name": "x", "domainId": str(uuid.uuid4())}, "BadRequestProjectUnknownDomain"),
+        ({"name": "x", "classificationType": "Sometimes"}, "BadRequestProjectUnknownClassification"),
+        ({"name": project["name"]}, "BadRequestProjectNameNotUnique"),
+        ({"name": "x", "targetExportPlatforms": "Quantum"}, "BadRequestProjectUnsupportedExportPlatform"),
+    ]
+    before = len(client.get(f"{BASE}/projects").json())
+    for params, code in cases:
+        response = client.post(f"{BASE}/projects", params=params)
+        assert response.status_code == 400, params
+        assert response.json()["code"] == code
+    assert len(client.get(f"{BASE}/projects").json()) == before
+
+
+def test_domain_type_cannot_change(client, project):
+    body = {"settings": {"domainId": "da2e3a8a-40a5-4171-82f4-58522f70fbc1"}}
+    response = client.patch(f"{BASE}/projects/{project['id']}", json=body)
+    assert response.status_code == 400
+    assert response.json()["code"] == "BadRequestProjectUnsupportedDomainTypeChange"
+
+
+def test_detection_project_has_no_classification_type(client):
+    response = client.post(
+        f"{BASE}/projects", params={"name": f"det-{uuid.uuid4()}", "domainId": "da2e3a8a-40a5-4171-82f4-58522f70fbc1"}
+    )
+    assert response.status_code == 200
+    assert response.json()["settings"]["classificationType"] is None
+
+
+def test_unknown_project_and_tag_are_404(client, project):
+    missing = str(uuid.uuid4())
+    assert client.get(f"{BASE}/projects/{missing}").json()["code"] == "NotFoundProject"
+    response = client.get(f"{BASE}/projects/{project['id']}/tags/{missing}")
+    assert response.status_code == 404
+    assert response.json()["code"] == "NotFoundTag"
+
+
+def test_tag_rules(client, project):
+    url = f"{BASE}/projects/{project['id']}/tags"
+    assert client.post(url, params={"name": "neg", "type": "Negative"}).status_code == 200
+    assert client.post(url, params={"name": "neg2", "type": "Negative"}).json()["code"] == "BadRequestMultipleNegativeTag"
+    assert client.post(url, params={"name": "NEG"}).json()["code"] == "BadRequestTagNameNotUnique"
+    assert client.post(url, params={"name": "x", "type": "Odd"}).json()["code"] == "BadRequestTagType"
+    assert client.post(url, params={"name": " "}).json()["code"] == "BadRequestTagName"
+    assert [t["name"] for t in client.get(url).json()] == ["neg"]
+
+
+def test_malformed_json_body_is_400(client, project):
+    response = client.patch(
+        f"{BASE}/projects/{project['id']}", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "BadRequest"
+    assert client.get(f"{BASE}/projects/{project['id']}").json()["name"] == project["name"]
