@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     min_images_per_tag_detection: int = 15
     max_iterations_per_project: int = 20
 
+    training_queue: str = "training"
+    training_visibility_timeout_seconds: int = 120
+    training_max_attempts: int = 5
+    max_advanced_budget_hours: int = 24
+
     url_fetch_timeout_seconds: float = 10.0
     allow_private_urls: bool = False
 

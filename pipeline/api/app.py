@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipeline.api import domains, images, projects, tags
+from pipeline.api import domains, images, iterations, projects, tags
 from pipeline.api.auth import require_training_key
 from pipeline.api.routing import CaseInsensitivePaths, api_version
 from pipeline.errors import CustomVisionError
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
     training = APIRouter(
         prefix=TRAINING_PREFIX, dependencies=[Depends(api_version), Depends(require_training_key)]
     )
-    for module in (domains, projects, tags, images):
+    for module in (domains, projects, tags, images, iterations):
         training.include_router(module.router)
     app.include_router(training)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 
 from pipeline import projects as service
 from pipeline.api.deps import account
@@ -40,9 +40,9 @@ def get_projects(storage: StorageAccount = Depends(account)) -> list[Project]:
 def create_project(
     name: str | None = None,
     description: str | None = None,
-    domainId: str | None = None,
-    classificationType: str | None = None,
-    targetExportPlatforms: str | None = None,
+    domain_id: str | None = Query(None, alias="domainId"),
+    classification_type: str | None = Query(None, alias="classificationType"),
+    target_export_platforms: str | None = Query(None, alias="targetExportPlatforms"),
     options: CreateProjectOptions | None = Body(default=None),
     storage: StorageAccount = Depends(account),
 ) -> Project:
@@ -50,9 +50,9 @@ def create_project(
         storage,
         name,
         description,
-        domainId,
-        classificationType,
-        [p for p in (targetExportPlatforms or "").split(",") if p],
+        domain_id,
+        classification_type,
+        [p for p in (target_export_platforms or "").split(",") if p],
         notification_queue_uri=options.notification_queue_uri if options else None,
         export_model_container_uri=options.export_model_container_uri if options else None,
     )

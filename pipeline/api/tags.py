@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 
 from pipeline import projects as service
 from pipeline.api.deps import account, settings
@@ -28,11 +28,11 @@ def create_tag(
     project_id: str,
     name: str | None = None,
     description: str | None = None,
-    type: str | None = None,
+    tag_type: str | None = Query(None, alias="type"),
     storage: StorageAccount = Depends(account),
     config: Settings = Depends(settings),
 ) -> Tag:
-    return to_wire(service.create_tag(storage, config, project_id, name, description, type), 0)
+    return to_wire(service.create_tag(storage, config, project_id, name, description, tag_type), 0)
 
 
 @router.get("/projects/{project_id}/tags/{tag_id}", response_model=Tag)

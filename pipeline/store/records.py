@@ -66,3 +66,25 @@ class ImageRecord(BaseModel):
     def tag_ids(self) -> set[str]:
         """Tags of the image, whether attached whole-image or through a region."""
         return {t.tag_id for t in self.tags} | {r.tag_id for r in self.regions}
+
+
+class IterationRecord(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    status: str = "Training"
+    domain_id: str
+    classification_type: str | None = None
+    training_type: str = "Regular"
+    reserved_budget_in_hours: int = 0
+    selected_tag_ids: list[str] = Field(default_factory=list)
+    training_set_fingerprint: str
+    created: datetime = Field(default_factory=utcnow)
+    last_modified: datetime = Field(default_factory=utcnow)
+    trained_at: datetime | None = None
+    training_time_in_minutes: int | None = None
+    training_error_details: str | None = None
+    publish_name: str | None = None
+    original_publish_resource_id: str | None = None
+    model_blob: str | None = None
+    evaluation_blob: str | None = None

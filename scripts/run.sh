@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up, then start the whole service on loopback: Azurite, the Functions app (HTTP APIs and portal on
+# http://127.0.0.1:7071, blob/queue/timer triggers) and the training-job launcher.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pipeline.localhost --host 127.0.0.1 --port "${SEER_PORT:-7071}" \
+  --job "training=.venv/bin/python -m training_job" "$@"
