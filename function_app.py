@@ -13,3 +13,10 @@ app = func.AsgiFunctionApp(app=create_app(), http_auth_level=func.AuthLevel.ANON
 def ingest_upload(upload: func.InputStream) -> None:
     """A file dropped at uploads/{project}/{tag}/{file} becomes a tagged training image."""
     triggers.ingest_upload(upload.name, upload.read())
+
+
+@app.function_name("retrain_on_schedule")
+@app.timer_trigger(arg_name="timer", schedule="0 0 * * * *", run_on_startup=False, use_monitor=False)
+def retrain_on_schedule(timer: func.TimerRequest) -> None:
+    """Every hour (NCRONTAB, UTC): retrain projects that gained enough newly labelled images."""
+    triggers.retrain_on_schedule()

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     training_visibility_timeout_seconds: int = 120
     training_max_attempts: int = 5
     max_advanced_budget_hours: int = 24
+    retrain_min_new_images: int = 10
 
     url_fetch_timeout_seconds: float = 10.0
     allow_private_urls: bool = False

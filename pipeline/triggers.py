@@ -12,3 +12,12 @@ def ingest_upload(blob_path: str, data: bytes) -> None:
     from pipeline.ingest import ingest_blob
 
     ingest_blob(blob_path, data)
+
+
+def retrain_on_schedule() -> None:
+    """Timer trigger: queue training for projects that gained enough labelled images."""
+    from pipeline.retrain import retrain_due_projects
+    from pipeline.settings import get_settings
+    from pipeline.store import get_storage
+
+    retrain_due_projects(get_storage(), get_settings())

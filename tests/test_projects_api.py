@@ -16,7 +16,10 @@ def test_sdk_creates_project_and_tags(trainer):
     general = next(d for d in domains if d.type == "Classification" and d.name == "General")
     assert general.id == "ee85a74c-405e-4adc-bb47-ffa8ca0c9f31"
     detection = [d for d in domains if d.type == "ObjectDetection"]
-    assert {d.id for d in detection} >= {"da2e3a8a-40a5-4171-82f4-58522f70fbc1", "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"}
+    assert {d.id for d in detection} >= {
+        "da2e3a8a-40a5-4171-82f4-58522f70fbc1",
+        "a27d5ca5-bb19-49d8-a70a-fec086c47f5b",
+    }
 
     name = f"sdk-{uuid.uuid4()}"
     project = trainer.create_project(name, description="trees", classification_type="Multilabel")
@@ -55,7 +58,9 @@ def test_unknown_version_is_not_found(client):
     assert response.json()["code"] == "NotFound"
 
 
-@pytest.mark.parametrize("header", ["Training-Key", "training-key", "Training-key", "Ocp-Apim-Subscription-Key"])
+@pytest.mark.parametrize(
+    "header", ["Training-Key", "training-key", "Training-key", "Ocp-Apim-Subscription-Key"]
+)
 def test_key_header_in_any_case(app, header):
     from fastapi.testclient import TestClient
 
@@ -97,7 +102,8 @@ def test_domain_type_cannot_change(client, project):
 
 def test_detection_project_has_no_classification_type(client):
     response = client.post(
-        f"{BASE}/projects", params={"name": f"det-{uuid.uuid4()}", "domainId": "da2e3a8a-40a5-4171-82f4-58522f70fbc1"}
+        f"{BASE}/projects",
+        params={"name": f"det-{uuid.uuid4()}", "domainId": "da2e3a8a-40a5-4171-82f4-58522f70fbc1"},
     )
     assert response.status_code == 200
     assert response.json()["settings"]["classificationType"] is None
@@ -114,7 +120,10 @@ def test_unknown_project_and_tag_are_404(client, project):
 def test_tag_rules(client, project):
     url = f"{BASE}/projects/{project['id']}/tags"
     assert client.post(url, params={"name": "neg", "type": "Negative"}).status_code == 200
-    assert client.post(url, params={"name": "neg2", "type": "Negative"}).json()["code"] == "BadRequestMultipleNegativeTag"
+    assert (
+        client.post(url, params={"name": "neg2", "type": "Negative"}).json()["code"]
+        == "BadRequestMultipleNegativeTag"
+    )
     assert client.post(url, params={"name": "NEG"}).json()["code"] == "BadRequestTagNameNotUnique"
     assert client.post(url, params={"name": "x", "type": "Odd"}).json()["code"] == "BadRequestTagType"
     assert client.post(url, params={"name": " "}).json()["code"] == "BadRequestTagName"

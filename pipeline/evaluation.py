@@ -1,0 +1,34 @@
+"""The cross-validation results of an iteration, as the training job stores them (`evaluation.json` beside the
+model) and the performance endpoints read them back to recompute metrics at any threshold."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class EvaluatedLabel(BaseModel):
+    tag_id: str
+    name: str
+    type: str = "Regular"
+
+
+class EvaluatedImage(BaseModel):
+    """One training image's out-of-fold prediction: the model that scored it never saw it."""
+
+    image_id: str
+    fold: int
+    truth: list[str]
+    probabilities: dict[str, float]
+
+
+class EvaluationRecord(BaseModel):
+    classification_type: str | None
+    labels: list[EvaluatedLabel]
+    images: list[EvaluatedImage]
+
+    def dumps(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def loads(cls, data: bytes) -> EvaluationRecord:
+        return cls.model_validate_json(data)

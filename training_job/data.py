@@ -1,0 +1,45 @@
+"""Loading a training set from storage: the same selection the train request validated, images in parallel."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from PIL import Image
+
+from pipeline.store import StorageAccount
+from pipeline.store.images import ImageStore
+from pipeline.store.records import ImageRecord, IterationRecord, TagRecord
+from pipeline.store.tags import TagStore
+from pipeline.training import training_set
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    record: ImageRecord
+    image: Image.Image
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    images: list[LoadedImage]
+    tags: list[TagRecord]
+
+
+def load_training_data(account: StorageAccount, iteration: IterationRecord, workers: int = 8) -> TrainingData:
+    """Images with at least one of the iteration's tags, decoded from their stored (already normalised) copies."""
+    store = ImageStore(account)
+    records, tags = training_set(
+        store.list(iteration.project_id),
+        TagStore(account).list(iteration.project_id),
+        iteration.selected_tag_ids,
+    )
+
+    def load(record: ImageRecord) -> LoadedImage:
+        image = Image.open(io.BytesIO(store.read_blob(record.resized_blob)))
+        return LoadedImage(record, image.convert("RGB"))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        loaded = list(pool.map(load, records))
+    return TrainingData(loaded, tags)

@@ -1,0 +1,178 @@
+"""One training job run: receive a message from the `training` queue, train the iteration it names, store the
+model and its evaluation, and mark the iteration Completed or Failed. The queue gives the retries: a job that
+crashes or is killed leaves its message to reappear, and the run that sees it past the last try fails it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+
+from azure.storage.queue import QueueMessage
+
+from pipeline.domains import find_domain
+from pipeline.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
+from pipeline.notifications import notify_training
+from pipeline.settings import Settings, get_settings
+from pipeline.store import StorageAccount, get_storage
+from pipeline.store.iterations import IterationStore, artefact_name
+from pipeline.store.projects import ProjectStore
+from pipeline.store.records import IterationRecord, utcnow
+from pipeline.training import TrainingMessage
+from training_job.data import TrainingData, load_training_data
+from training_job.lease import MessageLease
+
+log = logging.getLogger("training_job")
+
+
+class TrainingDataError(Exception):
+    """A problem retrying cannot fix (the training set changed under the request): fail at once."""
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Run one Seer training job from the training queue.")
+    parser.add_argument("--queue", help="queue to read (default: the SEER_TRAINING_QUEUE setting)")
+    return parser
+
+
+def train_iteration(account: StorageAccount, iteration: IterationRecord) -> IterationRecord:
+    """Train, export and evaluate; store the artefacts; return the iteration as Completed."""
+    from training_job.train import Label, Sample, train_classifier
+
+    started = time.monotonic()
+    data: TrainingData = load_training_data(account, iteration)
+    if not data.images:
+        raise TrainingDataError("The project has no tagged images any more.")
+    labels = [Label(tag_id=t.id, name=t.name, is_negative=t.type == "Negative") for t in data.tags]
+    index = {t.id: i for i, t in enumerate(data.tags)}
+    samples = [
+        Sample(image_id=i.record.id, image=i.image, labels={index[t] for t in i.record.tag_ids if t in index})
+        for i in data.images
+    ]
+    truths = {i.record.id: sorted(i.record.tag_ids & index.keys()) for i in data.images}
+    domain = find_domain(iteration.domain_id)
+    result = train_classifier(
+        samples,
+        labels,
+        multilabel=iteration.classification_type == "Multilabel",
+        backbone=domain.backbone,
+        training_type=iteration.training_type,
+        budget_seconds=iteration.reserved_budget_in_hours * 3600
+        if iteration.training_type == "Advanced"
+        else None,
+    )
+    evaluation = EvaluationRecord(
+        classification_type=iteration.classification_type,
+        labels=[EvaluatedLabel(tag_id=t.id, name=t.name, type=t.type) for t in data.tags],
+        images=[
+            EvaluatedImage(
+                image_id=p.image_id,
+                fold=p.fold,
+                truth=truths[p.image_id],
+                probabilities=p.probabilities,
+            )
+            for p in result.fold_predictions
+        ],
+    )
+    store = IterationStore(account)
+    model_blob = artefact_name(iteration.project_id, iteration.id, "model.onnx")
+    evaluation_blob = artefact_name(iteration.project_id, iteration.id, "evaluation.json")
+    store.put_artefact(model_blob, result.onnx_model)
+    store.put_artefact(evaluation_blob, evaluation.dumps())
+    minutes = math.ceil((time.monotonic() - started) / 60)
+    return iteration.model_copy(
+        update={
+            "status": "Completed",
+            "trained_at": utcnow(),
+            "last_modified": utcnow(),
+            "training_time_in_minutes": minutes,
+            "model_blob": model_blob,
+            "evaluation_blob": evaluation_blob,
+            "training_error_details": None,
+        }
+    )
+
+
+def finish(
+    account: StorageAccount, iteration: IterationRecord, status: str, details: str | None = None
+) -> None:
+    """Record the outcome (only if the iteration still exists and is still training) and notify."""
+
+    def apply(current: IterationRecord) -> IterationRecord | None:
+        if current.status != "Training":
+            return None
+        if status == "Completed":
+            return iteration
+        return current.model_copy(
+            update={"status": status, "training_error_details": details, "last_modified": utcnow()}
+        )
+
+    stored = IterationStore(account).update(iteration.project_id, iteration.id, apply)
+    project = ProjectStore(account).get(iteration.project_id)
+    if stored is not None and project is not None:
+        notify_training(account, project, stored)
+
+
+def poison(account: StorageAccount, queue_name: str, message: QueueMessage) -> None:
+    account.queue(f"{queue_name}-poison").send_message(message.content)
+
+
+def handle(account: StorageAccount, settings: Settings, queue_name: str, message: QueueMessage) -> int:
+    queue = account.queue(queue_name)
+    with MessageLease(queue, message, settings.training_visibility_timeout_seconds) as lease:
+        try:
+            request = TrainingMessage.decode(message.content)
+        except ValueError:
+            log.error("message %s is not a training request; moved to %s-poison", message.id, queue_name)
+            poison(account, queue_name, message)
+            lease.complete()
+            return 0
+        iteration = IterationStore(account).get(request.project_id, request.iteration_id)
+        if iteration is None or iteration.status != "Training":
+            log.info("iteration %s is gone or already finished; dropping its message", request.iteration_id)
+            lease.complete()
+            return 0
+        attempts = settings.training_max_attempts
+        if message.dequeue_count > attempts:
+            details = f"Training stopped {attempts} times before finishing (the job crashed or was killed)."
+            log.error("iteration %s: %s", iteration.id, details)
+            finish(account, iteration, "Failed", details)
+            poison(account, queue_name, message)
+            lease.complete()
+            return 0
+        log.info("training iteration %s (try %d of %d)", iteration.id, message.dequeue_count, attempts)
+        try:
+            completed = train_iteration(account, iteration)
+        except TrainingDataError as error:
+            finish(account, iteration, "Failed", str(error))
+            lease.complete()
+            return 0
+        except Exception as error:
+            log.exception("training iteration %s failed", iteration.id)
+            if message.dequeue_count >= attempts:
+                finish(account, iteration, "Failed", f"Training failed: {error}")
+                poison(account, queue_name, message)
+                lease.complete()
+                return 0
+            return 1
+        finish(account, completed, "Completed")
+        lease.complete()
+        log.info("iteration %s completed", iteration.id)
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = get_args_parser().parse_args(argv)
+    settings = get_settings()
+    account = get_storage()
+    queue_name = args.queue or settings.training_queue
+    messages = account.queue(queue_name).receive_messages(
+        max_messages=1, visibility_timeout=settings.training_visibility_timeout_seconds
+    )
+    message = next(iter(messages), None)
+    if message is None:
+        log.info("no training request waiting on %s", queue_name)
+        return 0
+    return handle(account, settings, queue_name, message)
