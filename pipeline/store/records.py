@@ -88,3 +88,29 @@ class IterationRecord(BaseModel):
     original_publish_resource_id: str | None = None
     model_blob: str | None = None
     evaluation_blob: str | None = None
+
+
+class PredictedTag(BaseModel):
+    tag_id: str
+    tag_name: str
+    probability: float
+    tag_type: str = "Regular"
+    left: float | None = None
+    top: float | None = None
+    width: float | None = None
+    height: float | None = None
+
+
+class PredictionRecord(BaseModel):
+    id: str
+    project_id: str
+    iteration_id: str
+    domain_id: str
+    application: str | None = None
+    predictions: list[PredictedTag] = Field(default_factory=list)
+    original_blob: str
+    resized_blob: str
+    thumbnail_blob: str
+    width: int
+    height: int
+    created: datetime = Field(default_factory=utcnow)

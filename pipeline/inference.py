@@ -1,0 +1,113 @@
+"""Running exported models with ONNX Runtime: a bounded cache of loaded models keyed by the model blob, and
+opportunistic batching (requests that arrive while a batch runs go together into the next one), which adds no
+latency to a lone request and raises throughput under concurrent load."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelLabel:
+    tag_id: str
+    name: str
+
+
+class LoadedModel:
+    """One ONNX model with a worker thread that runs batches of whatever requests are waiting."""
+
+    def __init__(self, model_bytes: bytes, max_batch: int = 16) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = metadata
+        self.labels = [
+            ModelLabel(tag_id=item["tag_id"], name=item["name"]) for item in json.loads(metadata["labels"])
+        ]
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_size = int(self.session.get_inputs()[0].shape[-1])
+        self.max_batch = max_batch
+        self._requests: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._serve, name="onnx-batcher", daemon=True)
+        self._worker.start()
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Outputs for one preprocessed image ([3, S, S] float32): each output's row for this image."""
+        future: Future = Future()
+        self._requests.put((tensor, future))
+        return future.result()
+
+    def close(self) -> None:
+        self._requests.put(None)
+
+    def _serve(self) -> None:
+        while True:
+            first = self._requests.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._requests.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._requests.put(None)
+                    break
+                batch.append(item)
+            try:
+                outputs = self.session.run(None, {self.input_name: np.stack([t for t, _ in batch])})
+                for row, (_, future) in enumerate(batch):
+                    future.set_result([output[row] for output in outputs])
+            except Exception as error:
+                for _, future in batch:
+                    future.set_exception(error)
+
+
+class ModelCache:
+    """At most `capacity` loaded models, least recently used evicted. Keys are model blob names, which never
+    change content (an iteration's model is written once), so a new publish is simply a new key."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, key: str, load_bytes: Callable[[], bytes]) -> LoadedModel:
+        with self._lock:
+            model = self._models.get(key)
+            if model is not None:
+                self._models.move_to_end(key)
+                return model
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:  # one download per model even when many requests arrive together
+            with self._lock:
+                if key in self._models:
+                    return self._models[key]
+            model = LoadedModel(load_bytes())
+            with self._lock:
+                self._models[key] = model
+                self._loading.pop(key, None)
+                while len(self._models) > self.capacity:
+                    _, evicted = self._models.popitem(last=False)
+                    evicted.close()
+            log.info("loaded model %s (%d cached)", key, len(self._models))
+            return model
+
+    def __len__(self) -> int:
+        return len(self._models)
