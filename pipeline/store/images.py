@@ -7,8 +7,12 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
 from azure.storage.blob import ContentSettings
 
 from pipeline.store.account import StorageAccount
@@ -18,6 +22,16 @@ from pipeline.store.records import ImageRecord
 TABLE = "images"
 HASH_TABLE = "imagehashes"
 CONTAINER = "images"
+UPLOADS_CONTAINER = "uploads"
+
+
+@dataclass(frozen=True)
+class HashClaim:
+    """Who holds a content hash, and since when (to tell an upload in flight from one that died midway)."""
+
+    image_id: str
+    etag: str
+    claimed_at: datetime
 
 
 class ImageStore:
@@ -37,6 +51,26 @@ class ImageStore:
         except ResourceExistsError:
             return self.hashes.get_entity(project_id, content_hash)["image_id"]
 
+    def hash_claim(self, project_id: str, content_hash: str) -> HashClaim | None:
+        try:
+            entity = self.hashes.get_entity(project_id, content_hash)
+        except ResourceNotFoundError:
+            return None
+        return HashClaim(entity["image_id"], entity.metadata["etag"], entity.metadata["timestamp"])
+
+    def take_over_hash(self, project_id: str, content_hash: str, claim: HashClaim, image_id: str) -> bool:
+        """Point a stale claim at `image_id`, only if nobody changed it since `claim` was read."""
+        try:
+            self.hashes.update_entity(
+                {"PartitionKey": project_id, "RowKey": content_hash, "image_id": image_id},
+                mode=UpdateMode.REPLACE,
+                etag=claim.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return True
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+
     def release_hash(self, project_id: str, content_hash: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
             self.hashes.delete_entity(project_id, content_hash)
@@ -48,6 +82,11 @@ class ImageStore:
 
     def read_blob(self, name: str) -> bytes:
         return self.container.download_blob(name).readall()
+
+    def delete_blobs(self, names: Iterable[str]) -> None:
+        for name in names:
+            with contextlib.suppress(ResourceNotFoundError):
+                self.container.delete_blob(name)
 
     def blob_url(self, name: str) -> str:
         return self.account.read_url(CONTAINER, name)
@@ -65,6 +104,12 @@ class ImageStore:
     def iter(self, project_id: str) -> Iterable[ImageRecord]:
         return query_records(self.table, ImageRecord, project_id)
 
+    def count(self, project_id: str) -> int:
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": project_id}, select=["RowKey"]
+        )
+        return sum(1 for _ in rows)
+
     def update(
         self, project_id: str, image_id: str, mutate: Callable[[ImageRecord], ImageRecord | None]
     ) -> ImageRecord | None:
@@ -77,9 +122,7 @@ class ImageStore:
         except ResourceNotFoundError:
             return
         self.release_hash(image.project_id, image.content_hash)
-        for blob in (image.original_blob, image.resized_blob, image.thumbnail_blob):
-            with contextlib.suppress(ResourceNotFoundError):
-                self.container.delete_blob(blob)
+        self.delete_blobs((image.original_blob, image.resized_blob, image.thumbnail_blob))
 
     def tag_counts(self, project_id: str) -> dict[str, int]:
         """How many images carry each tag (whole-image or by region), from one scan of the tag columns."""
@@ -92,3 +135,25 @@ class ImageStore:
             tag_ids |= {r["tag_id"] for r in json.loads(row.get("regions") or "[]")}
             counts.update(tag_ids)
         return dict(counts)
+
+
+class UploadStore:
+    """The `uploads` drop folder: files land at `{project}/{tag}/{file}`; bad ones move under `rejected/`."""
+
+    def __init__(self, account: StorageAccount) -> None:
+        self.container = account.container(UPLOADS_CONTAINER)
+
+    def put(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.container.upload_blob(
+            name, data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
+        )
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self.container.delete_blob(name)
+
+    def names(self, prefix: str = "") -> list[str]:
+        return [blob.name for blob in self.container.list_blobs(name_starts_with=prefix or None)]
+
+    def read(self, name: str) -> bytes:
+        return self.container.download_blob(name).readall()
