@@ -1,0 +1,78 @@
+"""The parts of host.json the local host honours, with the real host's defaults, and the host id."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<hours>\d+):(?P<minutes>\d\d):(?P<seconds>\d\d(?:\.\d+)?)$")
+
+
+def parse_timespan(text: str) -> float:
+    """Seconds in a .NET TimeSpan string such as "00:00:30" or "1.02:00:00" (host.json's format)."""
+    match = _TIMESPAN.match(text.strip())
+    if not match:
+        raise ValueError(f"not a TimeSpan (expected [d.]hh:mm:ss): {text!r}")
+    days = int(match["days"] or 0)
+    return ((days * 24 + int(match["hours"])) * 60 + int(match["minutes"])) * 60 + float(match["seconds"])
+
+
+def _section(mapping: dict[str, Any], *path: str) -> dict[str, Any]:
+    """A nested object looked up case-insensitively, as .NET configuration binds host.json."""
+    for key in path:
+        lowered = {k.lower(): v for k, v in mapping.items()}
+        value = lowered.get(key.lower())
+        mapping = value if isinstance(value, dict) else {}
+    return {k.lower(): v for k, v in mapping.items()}
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """host.json settings; defaults are the real host's (routePrefix "api", 5 dequeues, no retry delay)."""
+
+    route_prefix: str = "api"
+    max_dequeue_count: int = 5
+    visibility_timeout: float = 0.0
+    batch_size: int = 16
+    message_encoding: str = "base64"
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> HostConfig:
+        """Read `host.json` beside the app, or the defaults when there is none (as the real host does)."""
+        path = directory / "host.json"
+        if not path.exists():
+            return cls()
+        document = json.loads(path.read_text(encoding="utf-8"))
+        http = _section(document, "extensions", "http")
+        queues = _section(document, "extensions", "queues")
+        defaults = cls()
+        encoding = str(queues.get("messageencoding", defaults.message_encoding)).lower()
+        if encoding not in ("base64", "none"):
+            raise ValueError(f"host.json: queues.messageEncoding must be base64 or none, not {encoding!r}")
+        return cls(
+            route_prefix=str(http.get("routeprefix", defaults.route_prefix)),
+            max_dequeue_count=int(queues.get("maxdequeuecount", defaults.max_dequeue_count)),
+            visibility_timeout=parse_timespan(queues["visibilitytimeout"])
+            if "visibilitytimeout" in queues
+            else defaults.visibility_timeout,
+            batch_size=int(queues.get("batchsize", defaults.batch_size)),
+            message_encoding=encoding,
+        )
+
+
+def default_host_id(app_dir: Path) -> str:
+    """The id the real host derives locally: machine name plus a stable hash of the script root, 32 chars.
+
+    It names the blob receipts, so a stable id keeps receipts valid across restarts.
+    """
+    configured = os.environ.get("AzureFunctionsWebHost__hostid")  # noqa: SIM112 (the host's name)
+    if configured:
+        return configured
+    raw = f"{socket.gethostname()}-{zlib.crc32(str(app_dir.resolve()).encode('utf-8'))}".lower()
+    return re.sub(r"[^a-z0-9-]", "", raw)[:32].rstrip("-")

@@ -1,0 +1,59 @@
+"""Serve the app's ASGI app with uvicorn in a thread, under host.json's routePrefix as the real host does."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+
+
+class RoutePrefix:
+    """ASGI wrapper answering 404 outside `/{routePrefix}`: the real host routes only `/{prefix}/{*route}`
+    to an AsgiFunctionApp and passes the full path on, so the app itself sees the prefix.
+    """
+
+    def __init__(self, app: Any, prefix: str) -> None:
+        self.app = app
+        self.prefix = "/" + prefix.strip("/")
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path != self.prefix and not path.startswith(self.prefix + "/"):
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.app(scope, receive, send)
+
+
+class HttpServer:
+    """uvicorn in a daemon thread of this process (signals stay with the main thread)."""
+
+    def __init__(self, asgi_app: Any, *, host: str, port: int, route_prefix: str) -> None:
+        app = RoutePrefix(asgi_app, route_prefix) if route_prefix.strip("/") else asgi_app
+        self.url = f"http://{host}:{port}"
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
+        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the HTTP server did not start on {self.url} (see the log above)")
+            time.sleep(0.05)
+        log.info("HTTP: serving the ASGI app on %s", self.url)
+
+    def request_stop(self) -> None:
+        self._server.should_exit = True
+
+    def join(self, timeout: float = 30.0) -> None:
+        if self._thread.ident is not None:
+            self._thread.join(timeout)

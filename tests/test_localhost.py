@@ -1,0 +1,210 @@
+"""The local Functions host on the session's Azurite: HTTP, blob, queue and timer triggers, and the job launcher."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pipeline.localhost import HostConfig, JobSpec, LocalHost
+from pipeline.localhost.blob_triggers import POISON_QUEUE, RECEIPTS_CONTAINER, BlobPath
+from pipeline.localhost.host_config import parse_timespan
+from pipeline.localhost.timer_triggers import NcrontabSchedule
+from pipeline.store import StorageAccount
+from tests import host_app
+from tests.azurite import free_port
+
+HOST_ID = f"localhost-tests-{host_app.SUFFIX}"
+JOB_QUEUE = f"lh-job-{host_app.SUFFIX}"
+IDLE_QUEUE = f"lh-idle-{host_app.SUFFIX}"
+
+# The job dequeues its own message, as a Container Apps Job does, and leaves a marker with its content.
+JOB_SCRIPT = """
+import os, pathlib, sys
+from azure.storage.queue import QueueClient
+queue = QueueClient.from_connection_string(os.environ["AzureWebJobsStorage"], sys.argv[1])
+message = queue.receive_message()
+if message is not None:
+    queue.delete_message(message)
+    pathlib.Path(sys.argv[2]).write_text(message.content)
+"""
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.1)
+
+
+def encode(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+@pytest.fixture(scope="module")
+def markers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("job-markers")
+
+
+@pytest.fixture(scope="module")
+def host(storage_connection_string: str, markers: Path) -> Iterator[LocalHost]:
+    """One host for the module: the app object allows indexing its functions only once."""
+    jobs = [
+        JobSpec.parse(
+            f"{queue}={shlex.join([sys.executable, '-c', JOB_SCRIPT, queue, str(markers / queue)])}"
+        )
+        for queue in (JOB_QUEUE, IDLE_QUEUE)
+    ]
+    local = LocalHost(
+        host_app.app,
+        host_config=HostConfig(visibility_timeout=0),
+        port=free_port(),
+        blob_poll_interval=0.2,
+        queue_poll_interval=0.2,
+        job_poll_interval=0.2,
+        jobs=jobs,
+        host_id=HOST_ID,
+    )
+    local.start()
+    yield local
+    local.stop()
+
+
+def records(account: StorageAccount, kind: str, **match: Any) -> list[dict[str, Any]]:
+    rows = account.table(host_app.RECORDS_TABLE).query_entities(
+        "PartitionKey eq @kind", parameters={"kind": kind}
+    )
+    return [row for row in rows if all(row.get(key) == value for key, value in match.items())]
+
+
+def test_http_is_served_under_the_route_prefix(host: LocalHost) -> None:
+    assert httpx.get(f"{host.url}/api/hello").json() == {"hello": "world"}
+    assert httpx.get(f"{host.url}/hello").status_code == 404
+
+
+def test_blob_processed_once_with_a_receipt(host: LocalHost, account: StorageAccount) -> None:
+    name = f"photos/{uuid.uuid4()}.jpg"
+    etag = account.container(host_app.UPLOADS).upload_blob(name, b"12345").get_blob_properties().etag
+    bound_name = f"{host_app.UPLOADS}/{name}"
+    calls = wait_for(lambda: records(account, "blob", name=bound_name))
+    assert calls[0]["length"] == 5 and calls[0]["size"] == 5 and calls[0]["uri"].endswith(name)
+    time.sleep(1.0)  # five more polls
+    assert len(records(account, "blob", name=bound_name)) == 1
+    receipt = f"blobreceipts/{HOST_ID}/Host.Functions.on_upload/{etag}/{host_app.UPLOADS}/{name}"
+    assert account.container(RECEIPTS_CONTAINER).get_blob_client(receipt).exists()
+
+
+def test_overwritten_blob_processed_again(host: LocalHost, account: StorageAccount) -> None:
+    name = f"{uuid.uuid4()}.txt"
+    container = account.container(host_app.UPLOADS)
+    container.upload_blob(name, b"first")
+    wait_for(lambda: records(account, "blob", name=f"{host_app.UPLOADS}/{name}"))
+    container.upload_blob(name, b"second version", overwrite=True)
+    bound_name = f"{host_app.UPLOADS}/{name}"
+    wait_for(lambda: len(records(account, "blob", name=bound_name)) == 2)
+    assert sorted(call["size"] for call in records(account, "blob", name=bound_name)) == [5, 14]
+
+
+def poison_blob_message(account: StorageAccount, name: str) -> dict[str, Any] | None:
+    for message in account.queue(POISON_QUEUE).peek_messages(max_messages=32):
+        payload = json.loads(base64.b64decode(message.content))
+        if payload["BlobName"] == name:
+            return payload
+    return None
+
+
+def test_failing_blob_tried_five_times_then_poisoned(host: LocalHost, account: StorageAccount) -> None:
+    name = f"{uuid.uuid4()}-fail.txt"
+    etag = account.container(host_app.UPLOADS).upload_blob(name, b"bad").get_blob_properties().etag
+    payload = wait_for(lambda: poison_blob_message(account, name))
+    assert payload == {
+        "Type": "BlobTrigger",
+        "FunctionId": "Host.Functions.on_upload",
+        "BlobType": "BlockBlob",
+        "ContainerName": host_app.UPLOADS,
+        "BlobName": name,
+        "ETag": etag,
+    }
+    time.sleep(0.6)
+    assert len(records(account, "blob", name=f"{host_app.UPLOADS}/{name}")) == 5
+
+
+def test_queue_message_processed_and_deleted(host: LocalHost, account: StorageAccount) -> None:
+    body = f"hello-{uuid.uuid4()}"
+    sent = account.queue(host_app.WORK_QUEUE).send_message(encode(body))
+    calls = wait_for(lambda: records(account, "queue", body=body))
+    assert calls[0]["dequeue_count"] == 1 and calls[0]["id"] == sent.id
+    queue = account.queue(host_app.WORK_QUEUE)
+    wait_for(lambda: all(message.id != sent.id for message in queue.peek_messages(max_messages=32)))
+    wait_for(lambda: queue.get_queue_properties().approximate_message_count == 0)
+
+
+def poison_contents(account: StorageAccount) -> list[str]:
+    poison = account.queue(f"{host_app.WORK_QUEUE}-poison")
+    return [message.content for message in poison.peek_messages(max_messages=32)]
+
+
+def test_failing_message_dequeued_five_times_then_poisoned(host: LocalHost, account: StorageAccount) -> None:
+    account.queue(host_app.WORK_QUEUE).send_message(encode("boom"))
+    wait_for(lambda: encode("boom") in poison_contents(account))
+    calls = records(account, "queue", body="boom")
+    assert sorted(call["dequeue_count"] for call in calls) == [1, 2, 3, 4, 5]
+
+
+def test_message_that_is_not_base64_goes_to_poison(host: LocalHost, account: StorageAccount) -> None:
+    garbage = f"not base64! {uuid.uuid4()}"
+    account.queue(host_app.WORK_QUEUE).send_message(garbage)
+    wait_for(lambda: garbage in poison_contents(account))
+    assert not records(account, "queue", body=garbage)
+    body = f"after-{uuid.uuid4()}"
+    account.queue(host_app.WORK_QUEUE).send_message(encode(body))
+    wait_for(lambda: records(account, "queue", body=body))
+
+
+def test_timer_fires_every_second(host: LocalHost, account: StorageAccount) -> None:
+    wait_for(lambda: len(records(account, "timer")) >= 2, timeout=5)
+
+
+def test_job_launched_for_a_message_and_not_for_an_empty_queue(
+    host: LocalHost, account: StorageAccount, markers: Path
+) -> None:
+    account.queue(IDLE_QUEUE)
+    account.queue(JOB_QUEUE).send_message("train project 42")
+    marker = markers / JOB_QUEUE
+    wait_for(marker.exists, timeout=20)
+    assert marker.read_text() == "train project 42"
+    wait_for(lambda: account.queue(JOB_QUEUE).get_queue_properties().approximate_message_count == 0)
+    assert not (markers / IDLE_QUEUE).exists()
+
+
+def test_host_json_schedule_and_path_parsing() -> None:
+    config = HostConfig.from_directory(Path(__file__).resolve().parent.parent)
+    assert (config.route_prefix, config.visibility_timeout, config.batch_size) == ("", 30, 16)
+    assert (
+        HostConfig.from_directory(Path(__file__).resolve().parent) == HostConfig()
+    )  # no host.json: defaults
+    assert parse_timespan("1.00:01:00.5") == 86460.5
+    with pytest.raises(ValueError):
+        parse_timespan("30s")
+    every_ten = NcrontabSchedule("*/10 * * * * *")  # seconds first
+    assert every_ten.next_after(datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC)) == datetime(
+        2024, 1, 1, 0, 0, 10, tzinfo=UTC
+    )
+    path = BlobPath.parse("uploads/{name}.png")
+    assert path.container == "uploads" and path.matches("a/b/c.png") and not path.matches("a/b/c.jpg")
+    with pytest.raises(ValueError):
+        JobSpec.parse("no-command=")
