@@ -1,0 +1,49 @@
+"""Image records as wire Images: tag names and read-only SAS URLs for the blobs."""
+
+from __future__ import annotations
+
+from pipeline import images as service
+from pipeline.store import StorageAccount
+from pipeline.store.images import ImageStore
+from pipeline.store.records import ImageRecord
+from pipeline.wire.images import Image, ImageRegion, ImageTag
+
+
+class ImageWire:
+    """Turns records into wire images: tag names and read-only SAS URLs for the blobs."""
+
+    def __init__(self, storage: StorageAccount, project_id: str) -> None:
+        self.store = ImageStore(storage)
+        self.names = service.tag_names(storage, project_id)
+
+    def image(self, image: ImageRecord) -> Image:
+        return Image(
+            id=image.id,
+            created=image.created,
+            width=image.width,
+            height=image.height,
+            resized_image_uri=self.store.blob_url(image.resized_blob),
+            thumbnail_uri=self.store.blob_url(image.thumbnail_blob),
+            original_image_uri=self.store.blob_url(image.original_blob),
+            tags=[
+                ImageTag(tag_id=t.tag_id, tag_name=self.names.get(t.tag_id, ""), created=t.created)
+                for t in image.tags
+            ],
+            regions=[
+                ImageRegion(
+                    region_id=r.id,
+                    tag_name=self.names.get(r.tag_id, ""),
+                    created=r.created,
+                    tag_id=r.tag_id,
+                    left=r.left,
+                    top=r.top,
+                    width=r.width,
+                    height=r.height,
+                )
+                for r in image.regions
+            ],
+            metadata=image.metadata,
+        )
+
+    def images(self, images: list[ImageRecord]) -> list[Image]:
+        return [self.image(i) for i in images]
