@@ -1,0 +1,654 @@
+"""Static checks of the deployment: infra/main.bicep (parsed with pycep), training_job/Dockerfile and .dockerignore.
+
+No Bicep compiler installs offline, so these tests parse the template and check what matters against the code it
+deploys: the queue and container names the app uses, the settings it reads, the runtime it needs, the image that
+runs the training job. pycep renders identifiers and string literals alike as Python strings; `Bicep.resolve`
+substitutes parameter defaults and variable values for names that are parameters or variables.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shlex
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+from pycep import BicepParser
+
+from pipeline.settings import LOOPBACK_HOSTS, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+INFRA = ROOT / "infra"
+MAIN_BICEP = INFRA / "main.bicep"
+DOCKERFILE = ROOT / "training_job" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+ROLE_IDS = {
+    "storage blob data contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "storage queue data contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "storage table data contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "key vault secrets user": "4633458b-17de-408a-b874-0445c86b69e6",
+    "acrpull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+}
+
+
+class Unresolved:
+    """An expression the tests do not evaluate (a resource property, listKeys(), ...)."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+    def __repr__(self) -> str:
+        return f"Unresolved({self.node!r})"
+
+
+class Bicep:
+    """The pycep JSON of a template, with a small evaluator for parameters, variables and simple expressions."""
+
+    def __init__(self, path: Path) -> None:
+        self.doc = BicepParser().parse(file_path=path)
+        self.params: dict[str, Any] = self.doc["parameters"]
+        self.variables: dict[str, Any] = self.doc["variables"]
+        self.resources: dict[str, Any] = self.doc["resources"]
+        self.outputs: dict[str, Any] = self.doc["outputs"]
+
+    def resource(self, name: str) -> dict[str, Any]:
+        """A resource's body (for a loop, the body of one iteration)."""
+        config = self.resources[name]["config"]
+        return config["config"] if "loop_type" in config else config
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {n: r for n, r in self.resources.items() if r["type"].lower() == resource_type.lower()}
+
+    def one_of_type(self, resource_type: str) -> str:
+        found = self.of_type(resource_type)
+        assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+        return next(iter(found))
+
+    def is_secure_param(self, name: str) -> bool:
+        return name in self.params and any(d["type"] == "secure" for d in self.params[name]["decorators"])
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, str):
+            if node in self.params and not self.is_secure_param(node):
+                default = self.params[node].get("default")
+                return Unresolved(node) if default is None else self.resolve(default)
+            if node in self.variables:
+                return self.resolve(self.variables[node]["value"])
+            return re.sub(r"\$\{(\w+)\}", self._interpolate, node)
+        if isinstance(node, list):
+            return [self.resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "operator" in node:
+            return self._operator(node["operator"]["type"], node["operator"]["operands"], node)
+        if "function" in node:
+            return self._function(node["function"]["type"], node["function"]["parameters"], node)
+        return {key: self.resolve(value) for key, value in node.items()}
+
+    def _interpolate(self, match: re.Match[str]) -> str:
+        """`${name}` inside a string, where name is a parameter or variable with a plain value."""
+        value = self.resolve(match.group(1)) if match.group(1) in (*self.params, *self.variables) else None
+        return str(value) if isinstance(value, str | int) else match.group(0)
+
+    def _operator(self, kind: str, operands: dict[str, Any], node: Any) -> Any:
+        if kind == "property_accessor":
+            target = self.resolve(operands["operand_1"])
+            key = operands["operand_2"]
+            while isinstance(target, dict) and isinstance(key, dict) and "operator" in key:
+                target, key = (
+                    target.get(key["operator"]["operands"]["operand_1"]),
+                    key["operator"]["operands"]["operand_2"],
+                )
+            if isinstance(target, dict) and isinstance(key, str) and key in target:
+                return target[key]
+            return Unresolved(node)
+        if kind == "conditional":
+            condition = self.resolve(operands["condition"])
+            if isinstance(condition, bool):
+                return self.resolve(operands["true_value" if condition else "false_value"])
+            return Unresolved(node)
+        if kind == "not":
+            value = self.resolve(operands["bool_value"])
+            return (not value) if isinstance(value, bool) else Unresolved(node)
+        if kind in ("add", "multiply"):
+            a, b = self.resolve(operands["operand_1"]), self.resolve(operands["operand_2"])
+            if isinstance(a, int) and isinstance(b, int):
+                return a + b if kind == "add" else a * b
+        return Unresolved(node)
+
+    def _function(self, kind: str, parameters: dict[str, Any], node: Any) -> Any:
+        args = [self.resolve(value) for value in parameters.values()]
+        if kind == "concat" and all(isinstance(a, list) for a in args):
+            return [item for a in args for item in a]
+        if kind == "string" and isinstance(args[0], str | int):
+            return str(args[0])
+        if kind == "empty" and isinstance(args[0], str | list | dict):
+            return len(args[0]) == 0
+        if kind == "json" and isinstance(args[0], str):
+            return json.loads(args[0])
+        return Unresolved(node)
+
+
+def settings_list(bicep: Bicep, node: Any) -> dict[str, Any]:
+    """`[{name, value|secretRef}]` (app settings, container env) as a dict of name to the raw value node."""
+    items = bicep.resolve(node)
+    assert isinstance(items, list), f"could not evaluate the settings list {node!r}"
+    out: dict[str, Any] = {}
+    for item in items:
+        assert item["name"] not in out, f"setting {item['name']} is set twice"
+        out[item["name"]] = item
+    return out
+
+
+def raw_setting_value(bicep: Bicep, node: Any, name: str) -> Any:
+    """The unevaluated value node of one setting (to see which variable or secret it names)."""
+    items = node
+    while isinstance(items, str) and items in bicep.variables:
+        items = bicep.variables[items]["value"]
+    if isinstance(items, dict) and items.get("function", {}).get("type") == "concat":
+        for part in items["function"]["parameters"].values():
+            found = raw_setting_value(bicep, part, name)
+            if found is not None:
+                return found
+        return None
+    if isinstance(items, list):
+        for item in items:
+            if item.get("name") == name:
+                return item.get("value", item.get("secretRef"))
+    return None
+
+
+@pytest.fixture(scope="module")
+def bicep() -> Bicep:
+    return Bicep(MAIN_BICEP)
+
+
+@pytest.fixture(scope="module")
+def function_app(bicep: Bicep) -> dict[str, Any]:
+    return bicep.resource(bicep.one_of_type("Microsoft.Web/sites"))
+
+
+@pytest.fixture(scope="module")
+def app_settings(bicep: Bicep, function_app: dict[str, Any]) -> dict[str, Any]:
+    return settings_list(bicep, function_app["properties"]["siteConfig"]["appSettings"])
+
+
+@pytest.fixture(scope="module")
+def job(bicep: Bicep) -> dict[str, Any]:
+    return bicep.resource(bicep.one_of_type("Microsoft.App/jobs"))
+
+
+@pytest.fixture(scope="module")
+def job_container(job: dict[str, Any]) -> dict[str, Any]:
+    containers = job["properties"]["template"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def settings_default(field: str) -> Any:
+    return Settings.model_fields[field].default
+
+
+def function_app_bindings() -> list[dict[str, str]]:
+    """The keyword arguments of every trigger decorator in function_app.py (read, not imported)."""
+    tree = ast.parse((ROOT / "function_app.py").read_text())
+    bindings = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr.endswith("_trigger")
+        ):
+            kwargs = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
+            bindings.append({"decorator": node.func.attr, **kwargs})
+    return bindings
+
+
+# --- Bicep: resources and their properties -------------------------------------------------------------------------
+
+
+def test_template_declares_every_part_of_the_deployment(bicep: Bicep) -> None:
+    types = {r["type"].lower() for r in bicep.resources.values()}
+    for expected in (
+        "Microsoft.Storage/storageAccounts",
+        "Microsoft.Storage/storageAccounts/blobServices/containers",
+        "Microsoft.Storage/storageAccounts/queueServices/queues",
+        "Microsoft.Web/serverfarms",
+        "Microsoft.Web/sites",
+        "Microsoft.App/managedEnvironments",
+        "Microsoft.App/jobs",
+        "Microsoft.ContainerRegistry/registries",
+        "Microsoft.KeyVault/vaults",
+        "Microsoft.KeyVault/vaults/secrets",
+        "Microsoft.OperationalInsights/workspaces",
+        "Microsoft.Insights/components",
+        "Microsoft.ManagedIdentity/userAssignedIdentities",
+        "Microsoft.Authorization/roleAssignments",
+    ):
+        assert expected.lower() in types, f"no {expected} in main.bicep"
+    for name, resource in bicep.resources.items():
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", resource["api_version"]), (
+            f"{name} uses a preview API version"
+        )
+
+
+def test_storage_account_is_locked_down(bicep: Bicep) -> None:
+    props = bicep.resource(bicep.one_of_type("Microsoft.Storage/storageAccounts"))["properties"]
+    assert props["minimumTlsVersion"] == "TLS1_2"
+    assert props["allowBlobPublicAccess"] is False
+    assert props["supportsHttpsTrafficOnly"] is True
+
+
+def test_uploads_container_is_the_blob_triggers_container(bicep: Bicep) -> None:
+    blob_paths = [b["path"] for b in function_app_bindings() if b["decorator"] == "blob_trigger"]
+    assert blob_paths, "function_app.py has no blob trigger"
+    containers = {
+        bicep.resolve(bicep.resource(n)["name"]): bicep.resource(n)
+        for n in bicep.of_type("Microsoft.Storage/storageAccounts/blobServices/containers")
+    }
+    for path in blob_paths:
+        container = path.split("/", 1)[0]
+        assert container in containers, f"the blob trigger's container {container!r} is not created"
+        assert containers[container]["properties"]["publicAccess"] == "None"
+
+
+def test_training_queue_is_the_one_the_app_uses(
+    bicep: Bicep, app_settings: dict, job: dict, job_container: dict
+) -> None:
+    queue = settings_default("training_queue")
+    queues = {
+        bicep.resolve(bicep.resource(n)["name"])
+        for n in bicep.of_type("Microsoft.Storage/storageAccounts/queueServices/queues")
+    }
+    assert queue in queues
+    assert f"{queue}-poison" in queues
+    rules = job["properties"]["configuration"]["eventTriggerConfig"]["scale"]["rules"]
+    assert [bicep.resolve(r["metadata"]["queueName"]) for r in rules] == [queue]
+    assert bicep.resolve(app_settings["SEER_TRAINING_QUEUE"]["value"]) == queue
+    env = settings_list(bicep, job_container["env"])
+    assert bicep.resolve(env["SEER_TRAINING_QUEUE"]["value"]) == queue
+
+
+def test_function_app_runs_python_311_on_linux(bicep: Bicep, function_app: dict, app_settings: dict) -> None:
+    assert set(function_app["kind"].split(",")) == {"functionapp", "linux"}
+    site_config = function_app["properties"]["siteConfig"]
+    assert site_config["linuxFxVersion"] == "Python|3.11"
+    assert site_config["minTlsVersion"] == "1.2"
+    assert site_config["ftpsState"] == "Disabled"
+    assert function_app["properties"]["httpsOnly"] is True
+    assert bicep.resolve(app_settings["FUNCTIONS_WORKER_RUNTIME"]["value"]) == "python"
+    assert bicep.resolve(app_settings["FUNCTIONS_EXTENSION_VERSION"]["value"]) == "~4"
+    plan = bicep.resource(bicep.one_of_type("Microsoft.Web/serverfarms"))
+    assert plan["properties"]["reserved"] is True, "the plan must be Linux"
+    assert plan["sku"]["tier"] == "ElasticPremium"
+    assert bicep.resolve(plan["sku"]["name"]).startswith("EP")
+    # The app's scale ceiling is the plan's.
+    assert bicep.resolve(site_config["functionAppScaleLimit"]) == bicep.resolve(
+        plan["properties"]["maximumElasticWorkerCount"]
+    )
+
+
+def test_function_app_sets_every_setting_the_app_needs(
+    bicep: Bicep, function_app: dict, app_settings: dict
+) -> None:
+    connections = {b["connection"] for b in function_app_bindings() if "connection" in b}
+    required = {
+        "AzureWebJobsStorage",
+        "FUNCTIONS_WORKER_RUNTIME",
+        "FUNCTIONS_EXTENSION_VERSION",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "SEER_TRAINING_KEY",
+        "SEER_PREDICTION_KEY",
+        "SEER_TRAINING_QUEUE",
+    } | connections
+    assert required <= app_settings.keys(), f"missing app settings: {sorted(required - app_settings.keys())}"
+    # The development-key fallback in pipeline.settings applies only on a loopback bind host.
+    assert bicep.resolve(app_settings["SEER_BIND_HOST"]["value"]) not in LOOPBACK_HOSTS
+    app_insights = raw_setting_value(
+        bicep,
+        function_app["properties"]["siteConfig"]["appSettings"],
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    )
+    assert "appInsights" in json.dumps(app_insights)
+
+
+def secret_behind_reference(bicep: Bicep, value: Any) -> str:
+    """The Key Vault secret resource a `@Microsoft.KeyVault(SecretUri=...)` value points at."""
+    text = bicep.resolve(value)
+    assert isinstance(text, str), f"{value!r} is not a Key Vault reference"
+    match = re.fullmatch(r"@Microsoft\.KeyVault\(SecretUri=\$\{(\w+)\.properties\.secretUri\}\)", text)
+    assert match, f"{text!r} is not a Key Vault reference"
+    name = match.group(1)
+    assert bicep.resources[name]["type"] == "Microsoft.KeyVault/vaults/secrets"
+    return name
+
+
+def test_keys_and_storage_connection_come_from_key_vault(
+    bicep: Bicep, function_app: dict, app_settings: dict
+) -> None:
+    for setting, secure_param in (
+        ("SEER_TRAINING_KEY", "trainingKey"),
+        ("SEER_PREDICTION_KEY", "predictionKey"),
+    ):
+        secret = secret_behind_reference(bicep, app_settings[setting]["value"])
+        assert bicep.resource(secret)["properties"]["value"] == secure_param
+        assert bicep.is_secure_param(secure_param)
+        assert bicep.params[secure_param].get("default") is None
+    storage_secret = secret_behind_reference(bicep, app_settings["AzureWebJobsStorage"]["value"])
+    connection = bicep.resolve(bicep.resource(storage_secret)["properties"]["value"])
+    assert "AccountKey=${storage.listKeys().keys[0].value}" in connection
+    # Key Vault references resolve with the app's user-assigned identity, which holds Key Vault Secrets User.
+    assert "functionsIdentity" in json.dumps(function_app["properties"]["keyVaultReferenceIdentity"])
+    assert "functionsIdentity" in json.dumps(function_app["identity"]["userAssignedIdentities"])
+    assert role_holders(bicep, "key vault secrets user") >= {"functionsIdentity", "trainingIdentity"}
+
+
+def test_every_seer_setting_is_a_real_setting(bicep: Bicep, app_settings: dict, job_container: dict) -> None:
+    fields = {f"SEER_{name.upper()}" for name in Settings.model_fields}
+    env = settings_list(bicep, job_container["env"])
+    used = {name for name in [*app_settings, *env] if name.startswith("SEER_")}
+    assert used, "no SEER_ settings at all"
+    assert used <= fields, f"settings pipeline.settings does not read: {sorted(used - fields)}"
+    aliases = Settings.model_fields["storage_connection_string"].validation_alias.choices
+    assert "AzureWebJobsStorage" in aliases
+    # Settings both sides read must agree.
+    for name in app_settings.keys() & env.keys():
+        if name.startswith("SEER_"):
+            assert bicep.resolve(app_settings[name]["value"]) == bicep.resolve(env[name]["value"]), name
+
+
+def test_training_job_is_a_queue_triggered_container_apps_job(
+    bicep: Bicep, job: dict, job_container: dict
+) -> None:
+    config = job["properties"]["configuration"]
+    assert config["triggerType"] == "Event"
+    assert config["replicaRetryLimit"] == 0, "retries come from the queue's dequeue count"
+    trigger = config["eventTriggerConfig"]
+    assert trigger["parallelism"] == 1
+    assert trigger["replicaCompletionCount"] == 1
+    assert trigger["scale"]["minExecutions"] == 0
+    assert bicep.resolve(trigger["scale"]["maxExecutions"]) >= 1
+    (rule,) = trigger["scale"]["rules"]
+    assert rule["type"] == "azure-queue"
+    assert rule["metadata"]["queueLength"] == "1"
+    # Messages held invisible by running executions must count, or new requests wait for them to finish.
+    assert rule["metadata"]["queueLengthStrategy"] == "all"
+    secret_names = {s["name"] for s in config["secrets"]}
+    for auth in rule["auth"]:
+        assert auth["secretRef"] in secret_names
+    assert {a["triggerParameter"] for a in rule["auth"]} == {"connection"}
+
+    # Long enough for the largest Advanced budget the API accepts.
+    budget_hours = settings_default("max_advanced_budget_hours")
+    assert bicep.resolve("maxAdvancedBudgetHours") == budget_hours
+    timeout = bicep.resolve(config["replicaTimeout"])
+    assert isinstance(timeout, int) and timeout > budget_hours * 3600
+
+    # PyTorch on CPU: 4 vCPU / 8 GiB by default.
+    resources = bicep.resolve(job_container["resources"])
+    assert resources["cpu"] >= 4
+    assert resources["memory"] == "8Gi"
+    assert "command" not in job_container, "the image's CMD runs the job"
+
+    env = settings_list(bicep, job_container["env"])
+    assert env["AzureWebJobsStorage"]["secretRef"] in secret_names
+    assert (
+        "SEER_TRAINING_VISIBILITY_TIMEOUT_SECONDS" not in env
+        or int(bicep.resolve(env["SEER_TRAINING_VISIBILITY_TIMEOUT_SECONDS"]["value"])) > 0
+    )
+
+
+def test_training_job_pulls_from_the_registry_with_its_identity(bicep: Bicep, job: dict) -> None:
+    config = job["properties"]["configuration"]
+    (registry,) = config["registries"]
+    assert "passwordSecretRef" not in registry and "username" not in registry
+    assert "trainingIdentity" in json.dumps(registry["identity"])
+    assert "trainingIdentity" in json.dumps(
+        bicep.resources[bicep.one_of_type("Microsoft.App/jobs")]["config"]["identity"]
+    )
+    assert "acrpull" in {r for r in ROLE_IDS if "trainingIdentity" in role_holders(bicep, r)}
+    for secret in config["secrets"]:
+        assert "value" not in secret, "job secrets come from Key Vault"
+        assert "trainingIdentity" in json.dumps(secret["identity"])
+    depends = bicep.resources[bicep.one_of_type("Microsoft.App/jobs")]["config"].get("dependsOn") or []
+    assert "trainingAcrPullRole" in depends and "trainingKeyVaultRole" in depends
+
+
+def test_gpu_profile_is_optional(bicep: Bicep, job: dict) -> None:
+    assert bicep.resolve("trainingGpuWorkloadProfileType") == ""
+    assert bicep.resolve(job["properties"]["workloadProfileName"]) == "Consumption"
+    environment = bicep.resource(bicep.one_of_type("Microsoft.App/managedEnvironments"))
+    profiles = bicep.resolve(environment["properties"]["workloadProfiles"])
+    assert profiles == [{"name": "Consumption", "workloadProfileType": "Consumption"}]
+
+
+def role_holders(bicep: Bicep, role: str) -> set[str]:
+    """The identities (resource symbols) a role is assigned to."""
+    role_id = ROLE_IDS[role]
+    holders = set()
+    for name in bicep.of_type("Microsoft.Authorization/roleAssignments"):
+        config = bicep.resources[name]["config"]
+        props = bicep.resource(name)["properties"]
+        role_ref = props["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+        if "loop_type" in config:
+            candidates = bicep.resolve(config["loop_type"]["detail"]["array_name"])
+        else:
+            candidates = [bicep.resolve(role_ref)]
+        if role_id in candidates:
+            holders.add(props["principalId"]["operator"]["operands"]["operand_1"])
+    return holders
+
+
+def test_role_assignments(bicep: Bicep) -> None:
+    assignments = bicep.of_type("Microsoft.Authorization/roleAssignments")
+    assert assignments
+    for name in assignments:
+        body = bicep.resource(name)
+        guid = body["name"]["function"]
+        assert guid["type"] == "guid", f"{name}: the name must be a deterministic guid()"
+        assert len([p for p in guid["parameters"].values() if p is not None]) >= 3, name
+        assert body["properties"]["principalType"] == "ServicePrincipal"
+        assert body["properties"]["roleDefinitionId"]["function"]["type"] == "subscription_resource_id"
+    for role in (
+        "storage blob data contributor",
+        "storage queue data contributor",
+        "storage table data contributor",
+    ):
+        assert role_holders(bicep, role) == {"functionsIdentity", "trainingIdentity"}, role
+
+
+def test_outputs_the_api_endpoint(bicep: Bicep) -> None:
+    endpoint = bicep.outputs["apiEndpoint"]
+    assert endpoint["type"] == "string"
+    assert endpoint["value"] == "https://${functionApp.properties.defaultHostName}"
+
+
+def test_no_secret_literals_in_infra() -> None:
+    patterns = {
+        "storage key": re.compile(r"AccountKey=(?!\$\{)[^;'\"\s]+"),
+        "SAS signature": re.compile(r"[?&]sig=[A-Za-z0-9%+/=]{16,}"),
+        "instrumentation key": re.compile(r"InstrumentationKey=[0-9a-f-]{36}", re.I),
+        "base64 key": re.compile(r"['\"][A-Za-z0-9+/]{43,}={0,2}['\"]"),
+        "password": re.compile(r"password['\"]?\s*[:=]\s*['\"][^'\"$]+['\"]", re.I),
+    }
+    files = [p for p in INFRA.rglob("*") if p.is_file()]
+    assert MAIN_BICEP in files
+    for path in files:
+        text = path.read_text()
+        for label, pattern in patterns.items():
+            assert not pattern.search(text), f"{path.relative_to(ROOT)} holds what looks like a {label}"
+
+
+def test_parameters_file_names_real_parameters_and_no_secrets(bicep: Bicep) -> None:
+    document = json.loads((INFRA / "main.parameters.json").read_text())
+    assert document["$schema"].endswith("deploymentParameters.json#")
+    for name in document["parameters"]:
+        assert name in bicep.params, f"main.parameters.json sets unknown parameter {name}"
+        assert not bicep.is_secure_param(name), f"main.parameters.json must not hold the secret {name}"
+    for name, param in bicep.params.items():
+        if bicep.is_secure_param(name):
+            assert param.get("default") is None, f"secure parameter {name} has a default"
+
+
+def test_parser_sees_a_broken_template() -> None:
+    """The checks above mean something only if the parser rejects what Bicep rejects."""
+    broken = MAIN_BICEP.read_text().replace(
+        "resource trainingJob 'Microsoft.App/jobs@", "resource trainingJob Microsoft.App/jobs@", 1
+    )
+    with pytest.raises(Exception):  # noqa: B017 - lark raises several error types
+        BicepParser().parse(text=broken)
+
+
+# --- Dockerfile and .dockerignore -------------------------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def image_layout() -> tuple[
+    dict[PurePosixPath, Path], list[tuple[PurePosixPath, str, dict[PurePosixPath, Path]]]
+]:
+    """Replay WORKDIR/COPY: image path -> repository path for every file copied; and the RUN lines in order."""
+    workdir = PurePosixPath("/")
+    files: dict[PurePosixPath, Path] = {}
+    runs = []
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "WORKDIR":
+            workdir = workdir / rest
+        elif keyword == "COPY":
+            *sources, dest = [a for a in shlex.split(rest) if not a.startswith("--")]
+            target = workdir / dest
+            for source in sources:
+                path = ROOT / source
+                assert path.exists(), f"COPY {source}: no such path in the repository"
+                if path.is_dir():
+                    for file in path.rglob("*"):
+                        if file.is_file():
+                            files[target / file.relative_to(path).as_posix()] = file
+                else:
+                    files[target if not dest.endswith("/") else target / path.name] = path
+        elif keyword == "RUN":
+            runs.append((workdir, rest, dict(files)))
+    return files, runs
+
+
+def test_dockerfile_base_user_and_command() -> None:
+    instructions = dockerfile_instructions()
+    froms = [rest for keyword, rest in instructions if keyword == "FROM"]
+    assert froms == ["python:3.11-slim"]
+    (cmd,) = [rest for keyword, rest in instructions if keyword == "CMD"]
+    assert json.loads(cmd) == ["python", "-m", "training_job"]
+    users = [rest for keyword, rest in instructions if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0"), "the image must run as a non-root user"
+    assert (ROOT / "training_job" / "__main__.py").is_file()
+
+
+def test_dockerfile_copies_only_pipeline_training_job_and_requirements() -> None:
+    files, _ = image_layout()
+    sources = {p.relative_to(ROOT).parts[0] for p in files.values()}
+    assert sources == {"pipeline", "training_job", "requirements.txt"}
+    assert PurePosixPath("/app/pipeline/settings.py") in files
+    assert PurePosixPath("/app/training_job/job.py") in files
+
+
+def follow_requirements(image_file: PurePosixPath, files: dict[PurePosixPath, Path], seen: set) -> None:
+    assert image_file in files, f"{image_file} is not in the image when pip reads it"
+    seen.add(image_file)
+    for line in files[image_file].read_text().splitlines():
+        parts = line.split()
+        if parts and parts[0] in ("-r", "--requirement"):
+            # pip resolves a nested requirements path against the directory of the file that names it.
+            nested = PurePosixPath(*_normalise((image_file.parent / parts[1]).parts))
+            follow_requirements(nested, files, seen)
+
+
+def _normalise(parts: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for part in parts:
+        if part == "..":
+            out.pop()
+        elif part != ".":
+            out.append(part)
+    return out
+
+
+def test_dockerfile_requirements_resolve_inside_the_image() -> None:
+    _, runs = image_layout()
+    installs = [(workdir, line, files) for workdir, line, files in runs if "pip install" in line]
+    assert installs, "the Dockerfile installs nothing"
+    seen: set = set()
+    for workdir, line, files in installs:
+        words = shlex.split(line)
+        for i, word in enumerate(words):
+            if word in ("-r", "--requirement"):
+                path = PurePosixPath(*_normalise((workdir / words[i + 1]).parts))
+                follow_requirements(path, files, seen)
+    assert PurePosixPath("/app/training_job/requirements.txt") in seen
+    assert PurePosixPath("/app/requirements.txt") in seen, (
+        "training_job/requirements.txt includes ../requirements.txt"
+    )
+    text = DOCKERFILE.read_text()
+    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in text
+    assert re.search(r"--extra-index-url \"?\$\{?TORCH_INDEX_URL", text)
+
+
+def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parent folders decides."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern[1:] if negated else pattern
+        body = body.strip("/")
+        regex = "".join(
+            ".*"
+            if token == "**"
+            else "[^/]*"
+            if token == "*"
+            else "[^/]"
+            if token == "?"
+            else re.escape(token)
+            for token in re.split(r"(\*\*|\*|\?)", body)
+        )
+        regex = regex.replace(".*/", "(?:.*/)?")
+        if any(re.fullmatch(regex, candidate) for candidate in candidates):
+            excluded = not negated
+    return excluded
+
+
+def test_dockerignore_keeps_the_context_small_but_complete() -> None:
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for path in (
+        ".venv/lib/python3.11/site-packages/torch/__init__.py",
+        "node_modules/azurite/package.json",
+        "tests/test_infra.py",
+        "bench/ingest.py",
+        ".git/HEAD",
+        "pipeline/__pycache__/settings.cpython-311.pyc",
+        ".pytest_cache/v/cache/nodeids",
+        ".ruff_cache/CACHEDIR.TAG",
+        "infra/main.bicep",
+    ):
+        assert dockerignore_excludes(path, patterns), f"{path} would be sent to the builder"
+    files, _ = image_layout()
+    for source in files.values():
+        relative = source.relative_to(ROOT).as_posix()
+        if "__pycache__" not in relative:
+            assert not dockerignore_excludes(relative, patterns), f"{relative} is copied but ignored"
