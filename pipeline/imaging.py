@@ -174,27 +174,50 @@ def _jpeg(image: Image.Image, quality: int) -> bytes:
     return buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """An upload decoded for use: the upright RGB image at the stored size, and what the file was."""
+
+    image: Image.Image
+    format: str
+    width: int  # normalised size (what the API reports)
+    height: int
+
+    @property
+    def content_type(self) -> str:
+        return _CONTENT_TYPES[self.format]
+
+    @property
+    def extension(self) -> str:
+        return _EXTENSIONS[self.format]
+
+
+def decode_image(data: bytes, settings: Settings, *, max_bytes: int) -> DecodedImage:
+    """Validate and decode an upload (training: `max_training_image_bytes`, prediction:
+    `max_prediction_image_bytes`); raises ImageRejected for bad input."""
+    rgb, geometry, file_format = _load(data, settings, max_bytes)
+    return DecodedImage(rgb, file_format, geometry.width, geometry.height)
+
+
+def stored_copies(image: Image.Image, settings: Settings) -> tuple[bytes, bytes]:
+    """The resized JPEG (what training reads) and the thumbnail JPEG kept for a decoded image."""
+    thumbnail = image.copy()
+    thumbnail.thumbnail((settings.thumbnail_max_side, settings.thumbnail_max_side), Image.Resampling.LANCZOS)
+    return _jpeg(image, RESIZED_QUALITY), _jpeg(thumbnail, THUMBNAIL_QUALITY)
+
+
 def prepare_image(data: bytes, settings: Settings, *, max_bytes: int) -> PreparedImage:
     """Validate an upload and produce what is stored for it; raises ImageRejected for bad input."""
-    rgb, geometry, file_format = _load(data, settings, max_bytes)
-    thumbnail = rgb.copy()
-    thumbnail.thumbnail((settings.thumbnail_max_side, settings.thumbnail_max_side), Image.Resampling.LANCZOS)
+    decoded = decode_image(data, settings, max_bytes=max_bytes)
+    resized, thumbnail = stored_copies(decoded.image, settings)
     return PreparedImage(
         original=data,
-        format=file_format,
-        content_type=_CONTENT_TYPES[file_format],
-        extension=_EXTENSIONS[file_format],
-        resized=_jpeg(rgb, RESIZED_QUALITY),
-        thumbnail=_jpeg(thumbnail, THUMBNAIL_QUALITY),
-        width=geometry.width,
-        height=geometry.height,
+        format=decoded.format,
+        content_type=decoded.content_type,
+        extension=decoded.extension,
+        resized=resized,
+        thumbnail=thumbnail,
+        width=decoded.width,
+        height=decoded.height,
         content_hash=content_hash(data),
     )
-
-
-def decode_image(data: bytes, settings: Settings, *, max_bytes: int) -> Image.Image:
-    """The upright RGB image at the same geometry as a stored training image, for prediction.
-
-    Same validation as `prepare_image` (pass `settings.max_prediction_image_bytes`); raises ImageRejected.
-    """
-    return _load(data, settings, max_bytes)[0]

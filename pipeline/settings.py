@@ -68,6 +68,7 @@ class Settings(BaseSettings):
 
     url_fetch_timeout_seconds: float = 10.0
     allow_private_urls: bool = False
+    model_cache_size: int = 8
 
     @property
     def connection_string(self) -> str:

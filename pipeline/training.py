@@ -221,3 +221,16 @@ def completed_iteration(account: StorageAccount, project_id: str, iteration_id: 
             400, "BadRequestIterationIsNotTrained", f"Iteration {iteration.name} is not trained."
         )
     return iteration
+
+
+def latest_completed_iteration(account: StorageAccount, project_id: str) -> IterationRecord:
+    """The newest trained iteration: what a quick test without an iteration id uses."""
+    project = get_project(account, project_id)
+    trained = [
+        i for i in IterationStore(account).list(project.id) if i.status == "Completed" and i.model_blob
+    ]
+    if not trained:
+        raise CustomVisionError(
+            400, "BadRequestIterationIsNotTrained", f"Project {project.name} has no trained iteration yet."
+        )
+    return trained[-1]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -33,6 +35,8 @@ def settings(storage_connection_string: str) -> Settings:
         training_key=TRAINING_KEY,
         prediction_key=PREDICTION_KEY,
         allow_private_urls=True,
+        # Requests to the in-process app queue here, where no job listens; the `service` runs the real jobs.
+        training_queue="training-unattended",
     )
 
 
@@ -103,3 +107,46 @@ def project(client: TestClient) -> dict:
     response = client.post("/customvision/v3.3/training/projects", params={"name": f"test-{uuid.uuid4()}"})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+@pytest.fixture(scope="session")
+def service(storage_connection_string: str) -> Iterator[str]:
+    """The whole service as `scripts/run.sh` starts it: function_app.py on the local host (HTTP, blob, queue and
+    timer triggers) with the training job launched as a separate process per queued training request."""
+    import function_app
+    from pipeline.localhost import HostConfig, JobSpec, LocalHost
+    from pipeline.settings import get_settings
+
+    host = LocalHost(
+        function_app.app,
+        host_config=HostConfig.from_directory(Path(function_app.__file__).parent),
+        port=free_port(),
+        blob_poll_interval=0.3,
+        queue_poll_interval=0.2,
+        jobs=[JobSpec(queue=get_settings().training_queue, command=(sys.executable, "-m", "training_job"))],
+        job_poll_interval=0.2,
+        host_id=f"tests-{uuid.uuid4().hex[:8]}",
+    )
+    host.start()
+    yield host.url
+    host.stop()
+
+
+@pytest.fixture()
+def service_trainer(service: str):
+    """The official training client pointed at the whole service (where training really runs)."""
+    from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+    from msrest.authentication import ApiKeyCredentials
+
+    return CustomVisionTrainingClient(service, ApiKeyCredentials(in_headers={"Training-key": TRAINING_KEY}))
+
+
+@pytest.fixture()
+def service_predictor(service: str):
+    """The official prediction client pointed at the whole service."""
+    from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
+    from msrest.authentication import ApiKeyCredentials
+
+    return CustomVisionPredictionClient(
+        service, ApiKeyCredentials(in_headers={"Prediction-key": PREDICTION_KEY})
+    )

@@ -45,3 +45,25 @@ def png_declaring(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
     rows = zlib.compress(b"\0" * 1024, 9)  # the start of an all-black canvas; a decoder would keep going
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def pattern_image(kind: int, seed: int, width: int = 320, height: int = 240) -> bytes:
+    """One of two easily told apart picture families (kind 0: warm stripes, kind 1: cool discs), varied by `seed`,
+    so that a classifier trained on a few of each must generalise to new seeds."""
+    rng = random.Random(seed * 2 + kind)
+    base = (rng.randint(170, 230), rng.randint(60, 110), rng.randint(20, 60))
+    if kind:
+        base = base[::-1]
+    image = Image.new("RGB", (width, height), base)
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x, y = rng.randrange(width), rng.randrange(height)
+        shade = tuple(min(255, c + rng.randint(20, 60)) for c in base)
+        if kind:
+            radius = rng.randint(12, 40)
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=shade)
+        else:
+            draw.rectangle([0, y, width, y + rng.randint(6, 18)], fill=shade)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()

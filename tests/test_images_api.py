@@ -478,7 +478,8 @@ def test_decode_image_applies_exif_orientation(settings):
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", exif=exif)
     decoded = decode_image(buffer.getvalue(), settings, max_bytes=settings.max_prediction_image_bytes)
-    assert (decoded.mode, decoded.size) == ("RGB", (300, 400))
+    assert (decoded.image.mode, decoded.image.size) == ("RGB", (300, 400))
+    assert (decoded.width, decoded.height, decoded.content_type) == (300, 400, "image/jpeg")
     with pytest.raises(ImageRejected) as refused:
         decode_image(noise_image(1300, 1100), settings, max_bytes=settings.max_prediction_image_bytes)
     assert refused.value.status == "ErrorImageSize"

@@ -9,16 +9,30 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipeline.api import domains, images, iterations, projects, tags
-from pipeline.api.auth import require_training_key
-from pipeline.api.routing import CaseInsensitivePaths, api_version
+from pipeline.api import (
+    domains,
+    images,
+    iterations,
+    performance,
+    prediction,
+    projects,
+    publishing,
+    quick_test,
+    stored_predictions,
+    tags,
+)
+from pipeline.api.auth import require_prediction_key, require_training_key
+from pipeline.api.routing import CaseInsensitivePaths, api_version, prediction_api_version
 from pipeline.errors import CustomVisionError
+from pipeline.inference import ModelCache
+from pipeline.prediction import Predictor
 from pipeline.settings import Settings, get_settings
 from pipeline.store import StorageAccount, get_storage
 
 log = logging.getLogger(__name__)
 
 TRAINING_PREFIX = "/customvision/{version}/training"
+PREDICTION_PREFIX = "/customvision/{version}/prediction"
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -59,14 +73,32 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
     )
     app.state.settings = settings or get_settings()
     app.state.account = account or get_storage()
+    app.state.predictor = Predictor(
+        app.state.account, app.state.settings, ModelCache(app.state.settings.model_cache_size)
+    )
     _install_error_handlers(app)
 
     training = APIRouter(
         prefix=TRAINING_PREFIX, dependencies=[Depends(api_version), Depends(require_training_key)]
     )
-    for module in (domains, projects, tags, images, iterations):
+    for module in (
+        domains,
+        projects,
+        tags,
+        images,
+        iterations,
+        performance,
+        publishing,
+        quick_test,
+        stored_predictions,
+    ):
         training.include_router(module.router)
     app.include_router(training)
+    app.include_router(
+        prediction.router,
+        prefix=PREDICTION_PREFIX,
+        dependencies=[Depends(prediction_api_version), Depends(require_prediction_key)],
+    )
 
     app.add_middleware(CaseInsensitivePaths)
     return app

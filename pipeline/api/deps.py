@@ -1,9 +1,10 @@
-"""FastAPI dependencies that hand routes the app's settings and storage account."""
+"""FastAPI dependencies that hand routes the app's settings, storage account and predictor."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
+from pipeline.prediction import Predictor
 from pipeline.settings import Settings
 from pipeline.store import StorageAccount
 
@@ -14,6 +15,10 @@ def settings(request: Request) -> Settings:
 
 def account(request: Request) -> StorageAccount:
     return request.app.state.account
+
+
+def predictor(request: Request) -> Predictor:
+    return request.app.state.predictor
 
 
 def csv_list(value: str | None) -> list[str]:

@@ -1,12 +1,15 @@
-"""Image records as wire Images: tag names and read-only SAS URLs for the blobs."""
+"""Image records as wire Images (tag names, read-only SAS URLs for the blobs) and image-create summaries."""
 
 from __future__ import annotations
+
+from fastapi.responses import JSONResponse
 
 from pipeline import images as service
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord
-from pipeline.wire.images import Image, ImageRegion, ImageTag
+from pipeline.wire.base import WireModel
+from pipeline.wire.images import Image, ImageCreateResult, ImageCreateSummary, ImageRegion, ImageTag
 
 
 class ImageWire:
@@ -47,3 +50,24 @@ class ImageWire:
 
     def images(self, images: list[ImageRecord]) -> list[Image]:
         return [self.image(i) for i in images]
+
+
+def multi_status(body: WireModel, ok: bool) -> JSONResponse:
+    """200 when every item succeeded, else 207 Multi-Status (same body shape)."""
+    return JSONResponse(body.model_dump(mode="json", by_alias=True), status_code=200 if ok else 207)
+
+
+def create_summary(
+    storage: StorageAccount, project_id: str, results: list[service.CreateResult]
+) -> JSONResponse:
+    wire = ImageWire(storage, project_id)
+    summary = ImageCreateSummary(
+        is_batch_successful=all(r.status.succeeded for r in results),
+        images=[
+            ImageCreateResult(
+                source_url=r.source, status=r.status, image=wire.image(r.image) if r.image else None
+            )
+            for r in results
+        ],
+    )
+    return multi_status(summary, summary.is_batch_successful)

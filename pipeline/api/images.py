@@ -8,14 +8,12 @@ from starlette.concurrency import run_in_threadpool
 
 from pipeline import images as service
 from pipeline.api.deps import account, csv_list, settings
-from pipeline.api.image_wire import ImageWire
+from pipeline.api.image_wire import ImageWire, create_summary, multi_status
 from pipeline.api.uploads import uploaded_images
 from pipeline.settings import Settings
 from pipeline.store import StorageAccount
-from pipeline.wire.base import WireModel
 from pipeline.wire.images import (
     Image,
-    ImageCreateResult,
     ImageCreateSummary,
     ImageFileCreateBatch,
     ImageMetadataUpdateEntry,
@@ -35,25 +33,6 @@ router = APIRouter(tags=["images"])
 
 IMAGES = "/projects/{project_id}/images"
 MULTI_STATUS = {207: {"description": "Some items failed; see each item's status."}}
-
-
-def _multi_status(body: WireModel, ok: bool) -> JSONResponse:
-    """200 when every item succeeded, else 207 Multi-Status (same body shape)."""
-    return JSONResponse(body.model_dump(mode="json", by_alias=True), status_code=200 if ok else 207)
-
-
-def _summary(storage: StorageAccount, project_id: str, results: list[service.CreateResult]) -> JSONResponse:
-    wire = ImageWire(storage, project_id)
-    summary = ImageCreateSummary(
-        is_batch_successful=all(r.status.succeeded for r in results),
-        images=[
-            ImageCreateResult(
-                source_url=r.source, status=r.status, image=wire.image(r.image) if r.image else None
-            )
-            for r in results
-        ],
-    )
-    return _multi_status(summary, summary.is_batch_successful)
 
 
 def _regions(regions: list[Region] | None) -> tuple[service.NewRegion, ...]:
@@ -76,7 +55,7 @@ async def create_images_from_data(
     results = await run_in_threadpool(
         service.create_images, storage, config, project_id, images, csv_list(tag_ids)
     )
-    return await run_in_threadpool(_summary, storage, project_id, results)
+    return await run_in_threadpool(create_summary, storage, project_id, results)
 
 
 @router.post(f"{IMAGES}/files", response_model=ImageCreateSummary, responses=MULTI_STATUS)
@@ -96,7 +75,7 @@ def create_images_from_files(
         for entry in batch.images
     ]
     results = service.create_images(storage, config, project_id, images, batch.tag_ids or (), batch.metadata)
-    return _summary(storage, project_id, results)
+    return create_summary(storage, project_id, results)
 
 
 @router.post(f"{IMAGES}/urls", response_model=ImageCreateSummary, responses=MULTI_STATUS)
@@ -111,7 +90,7 @@ def create_images_from_urls(
         for entry in batch.images
     ]
     results = service.create_images(storage, config, project_id, images, batch.tag_ids or (), batch.metadata)
-    return _summary(storage, project_id, results)
+    return create_summary(storage, project_id, results)
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -291,7 +270,7 @@ def create_image_regions(
         duplicated=entries(edits.duplicated),
         exceeded=entries(edits.exceeded),
     )
-    return _multi_status(summary, not (edits.duplicated or edits.exceeded))
+    return multi_status(summary, not (edits.duplicated or edits.exceeded))
 
 
 @router.delete(f"{IMAGES}/regions", status_code=204, response_class=Response)
@@ -319,4 +298,4 @@ def update_image_metadata(
             for r in results
         ],
     )
-    return _multi_status(summary, summary.is_batch_successful)
+    return multi_status(summary, summary.is_batch_successful)

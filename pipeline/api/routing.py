@@ -7,6 +7,7 @@ from fastapi import Path
 from pipeline.errors import not_found
 
 API_VERSIONS = ("v3.0", "v3.1", "v3.2", "v3.3", "v3.4-preview")
+PREDICTION_API_VERSIONS = ("v3.0", "v3.1")
 PREFIX = "/customvision/"
 
 
@@ -46,5 +47,16 @@ def api_version(version: str = Path(..., description="Custom Vision API version,
     if version not in API_VERSIONS:
         raise not_found(
             "NotFound", f"API version {version} is not supported; use one of {', '.join(API_VERSIONS)}."
+        )
+    return version
+
+
+def prediction_api_version(
+    version: str = Path(..., description="Prediction API version, v3.0 or v3.1"),
+) -> str:
+    if version not in PREDICTION_API_VERSIONS:
+        raise not_found(
+            "NotFound",
+            f"Prediction API version {version} is not supported; use one of {', '.join(PREDICTION_API_VERSIONS)}.",
         )
     return version

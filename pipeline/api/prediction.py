@@ -1,0 +1,76 @@
+"""The Prediction API (v3.0/v3.1): classify and detect, image and URL, stored or `nostore`, on a published
+iteration named in the URL."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from pipeline.api.deps import predictor, settings
+from pipeline.api.uploads import uploaded_image
+from pipeline.domains import CLASSIFICATION, OBJECT_DETECTION
+from pipeline.prediction import PredictionRequest, Predictor, fetch_image
+from pipeline.publishing import published_iteration
+from pipeline.settings import Settings
+from pipeline.wire.predictions import ImagePrediction, ImageUrl
+
+router = APIRouter(tags=["prediction"])
+
+KINDS = {"classify": CLASSIFICATION, "detect": OBJECT_DETECTION}
+
+
+def _request(
+    engine: Predictor, project_id: str, published_name: str, kind: str, store: bool, application: str | None
+) -> PredictionRequest:
+    iteration = published_iteration(engine.account, project_id, published_name)
+    return PredictionRequest(iteration=iteration, kind=KINDS[kind], store=store, application=application)
+
+
+def _image_endpoint(kind: str, store: bool):
+    async def predict_image(
+        project_id: str,
+        published_name: str,
+        request: Request,
+        application: str | None = Query(None),
+        engine: Predictor = Depends(predictor),
+        config: Settings = Depends(settings),
+    ) -> ImagePrediction:
+        data = await uploaded_image(request, config.max_prediction_image_bytes)
+        target = await run_in_threadpool(
+            _request, engine, project_id, published_name, kind, store, application
+        )
+        return await run_in_threadpool(engine.predict, target, data)
+
+    return predict_image
+
+
+def _url_endpoint(kind: str, store: bool):
+    def predict_url(
+        project_id: str,
+        published_name: str,
+        image_url: ImageUrl = Body(...),
+        application: str | None = Query(None),
+        engine: Predictor = Depends(predictor),
+        config: Settings = Depends(settings),
+    ) -> ImagePrediction:
+        target = _request(engine, project_id, published_name, kind, store, application)
+        return engine.predict(target, fetch_image(image_url.url, config))
+
+    return predict_url
+
+
+for _kind in KINDS:
+    for _suffix, _store in (("", True), ("/nostore", False)):
+        _base = f"/{{project_id}}/{_kind}/iterations/{{published_name}}"
+        router.add_api_route(
+            f"{_base}/image{_suffix}",
+            _image_endpoint(_kind, _store),
+            methods=["POST"],
+            response_model=ImagePrediction,
+        )
+        router.add_api_route(
+            f"{_base}/url{_suffix}",
+            _url_endpoint(_kind, _store),
+            methods=["POST"],
+            response_model=ImagePrediction,
+        )

@@ -1,0 +1,53 @@
+"""QuickTestImage / QuickTestUrl: predict with any trained iteration of a project, published or not."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from pipeline.api.deps import predictor, settings
+from pipeline.api.uploads import uploaded_image
+from pipeline.domains import find_domain
+from pipeline.prediction import PredictionRequest, Predictor, fetch_image
+from pipeline.settings import Settings
+from pipeline.training import completed_iteration, latest_completed_iteration
+from pipeline.wire.predictions import ImagePrediction, ImageUrl
+
+router = APIRouter(tags=["quick test"])
+
+
+def _request(engine: Predictor, project_id: str, iteration_id: str | None, store: bool) -> PredictionRequest:
+    account = engine.account
+    iteration = (
+        completed_iteration(account, project_id, iteration_id)
+        if iteration_id
+        else latest_completed_iteration(account, project_id)
+    )
+    return PredictionRequest(iteration=iteration, kind=find_domain(iteration.domain_id).type, store=store)
+
+
+@router.post("/projects/{project_id}/quicktest/image", response_model=ImagePrediction)
+async def quick_test_image(
+    project_id: str,
+    request: Request,
+    iteration_id: str | None = Query(None, alias="iterationId"),
+    store: bool = Query(True),
+    engine: Predictor = Depends(predictor),
+    config: Settings = Depends(settings),
+) -> ImagePrediction:
+    data = await uploaded_image(request, config.max_prediction_image_bytes)
+    target = await run_in_threadpool(_request, engine, project_id, iteration_id, store)
+    return await run_in_threadpool(engine.predict, target, data)
+
+
+@router.post("/projects/{project_id}/quicktest/url", response_model=ImagePrediction)
+def quick_test_url(
+    project_id: str,
+    image_url: ImageUrl = Body(...),
+    iteration_id: str | None = Query(None, alias="iterationId"),
+    store: bool = Query(True),
+    engine: Predictor = Depends(predictor),
+    config: Settings = Depends(settings),
+) -> ImagePrediction:
+    target = _request(engine, project_id, iteration_id, store)
+    return engine.predict(target, fetch_image(image_url.url, config))

@@ -1,0 +1,127 @@
+"""Iteration performance: metrics recomputed at any threshold from the stored cross-validation results, and
+the per-image results joined with the images as they are now (images deleted since training drop out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.errors import bad_request
+from pipeline.evaluation import EvaluatedImage, EvaluationRecord
+from pipeline.metrics import ScoredImage, classification_performance
+from pipeline.projects import get_project
+from pipeline.store import StorageAccount
+from pipeline.store.images import ImageStore
+from pipeline.store.iterations import IterationStore
+from pipeline.store.records import ImageRecord
+from pipeline.training import completed_iteration
+from pipeline.wire.performance import IterationPerformance, TagPerformance
+from pipeline.wire.predictions import Prediction
+
+ORDERS = ("Newest", "Oldest")
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    image: ImageRecord
+    predictions: list[Prediction]
+
+
+def _threshold(value: float, name: str) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise bad_request("BadRequestInvalid", f"{name} must be between 0 and 1, not {value}.")
+    return value
+
+
+def load_evaluation(account: StorageAccount, project_id: str, iteration_id: str) -> EvaluationRecord:
+    iteration = completed_iteration(account, project_id, iteration_id)
+    if not iteration.evaluation_blob:
+        raise bad_request("BadRequestIterationIsNotTrained", f"Iteration {iteration.name} has no evaluation.")
+    return EvaluationRecord.loads(IterationStore(account).read_artefact(iteration.evaluation_blob))
+
+
+def iteration_performance(
+    account: StorageAccount, project_id: str, iteration_id: str, threshold: float, overlap_threshold: float
+) -> IterationPerformance:
+    _threshold(threshold, "threshold")
+    _threshold(overlap_threshold, "overlapThreshold")
+    evaluation = load_evaluation(account, project_id, iteration_id)
+    scored = [ScoredImage(i.fold, frozenset(i.truth), i.probabilities) for i in evaluation.images]
+    performance = classification_performance(scored, [label.tag_id for label in evaluation.labels], threshold)
+    names = {label.tag_id: label.name for label in evaluation.labels}
+    return IterationPerformance(
+        per_tag_performance=[
+            TagPerformance(
+                id=tag.tag_id,
+                name=names[tag.tag_id],
+                precision=tag.precision.value,
+                precision_std_deviation=tag.precision.std_deviation,
+                recall=tag.recall.value,
+                recall_std_deviation=tag.recall.std_deviation,
+                average_precision=tag.average_precision,
+            )
+            for tag in performance.per_tag
+        ],
+        precision=performance.precision.value,
+        precision_std_deviation=performance.precision.std_deviation,
+        recall=performance.recall.value,
+        recall_std_deviation=performance.recall.std_deviation,
+        average_precision=performance.average_precision,
+    )
+
+
+def _predictions(evaluation: EvaluationRecord, image: EvaluatedImage) -> list[Prediction]:
+    labels = {label.tag_id: label for label in evaluation.labels}
+    predictions = [
+        Prediction(
+            probability=probability,
+            tag_id=tag_id,
+            tag_name=labels[tag_id].name,
+            tag_type=labels[tag_id].type,
+        )
+        for tag_id, probability in image.probabilities.items()
+        if tag_id in labels
+    ]
+    return sorted(predictions, key=lambda p: p.probability, reverse=True)
+
+
+def _selected(
+    account: StorageAccount, project_id: str, iteration_id: str, tag_ids: list[str]
+) -> tuple[EvaluationRecord, list[tuple[EvaluatedImage, ImageRecord]]]:
+    """The evaluated images with any of `tag_ids` (all when empty) that still exist, with their records."""
+    evaluation = load_evaluation(account, project_id, iteration_id)
+    records = {r.id: r for r in ImageStore(account).list(get_project(account, project_id).id)}
+    wanted = set(tag_ids)
+    chosen = [
+        (image, records[image.image_id])
+        for image in evaluation.images
+        if image.image_id in records and (not wanted or wanted & set(image.truth))
+    ]
+    return evaluation, chosen
+
+
+def image_performances(
+    account: StorageAccount,
+    project_id: str,
+    iteration_id: str,
+    tag_ids: list[str],
+    order_by: str,
+    take: int,
+    skip: int,
+) -> list[ImageResult]:
+    """One page of the training images' out-of-fold predictions, sorted by the images' creation time."""
+    order = next((o for o in ORDERS if o.lower() == order_by.lower()), None)
+    if order is None:
+        raise bad_request("BadRequestInvalid", f"orderBy must be one of {', '.join(ORDERS)}.")
+    if not 0 <= take <= 256 or skip < 0:
+        raise bad_request("BadRequestInvalid", "take must be 0 to 256 and skip at least 0.")
+    evaluation, chosen = _selected(account, project_id, iteration_id, tag_ids)
+    chosen.sort(key=lambda pair: pair[1].created, reverse=order == "Newest")
+    return [
+        ImageResult(record, _predictions(evaluation, image)) for image, record in chosen[skip : skip + take]
+    ]
+
+
+def image_performance_count(
+    account: StorageAccount, project_id: str, iteration_id: str, tag_ids: list[str]
+) -> int:
+    return len(_selected(account, project_id, iteration_id, tag_ids)[1])

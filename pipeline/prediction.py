@@ -1,0 +1,144 @@
+"""Predicting with a trained iteration: decode and validate the image, run the iteration's ONNX model through the
+shared model cache with the same preprocessing as training, and (unless `nostore`) keep the image and result.
+Serving never imports torch."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.domains import CLASSIFICATION, find_domain
+from pipeline.errors import CustomVisionError, bad_request
+from pipeline.fetch import FetchError, FetchTooLarge, fetch_url
+from pipeline.imaging import DecodedImage, ImageRejected, decode_image, stored_copies
+from pipeline.inference import LoadedModel, ModelCache
+from pipeline.preprocessing import preprocess
+from pipeline.projects import new_id
+from pipeline.settings import Settings
+from pipeline.store import StorageAccount
+from pipeline.store.iterations import IterationStore
+from pipeline.store.predictions import PredictionStore
+from pipeline.store.records import IterationRecord, PredictedTag, PredictionRecord, utcnow
+from pipeline.wire.images import ImageCreateStatus
+from pipeline.wire.predictions import ImagePrediction, Prediction
+
+_APPLICATION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REJECTION_CODES = {
+    ImageCreateStatus.ERROR_IMAGE_SIZE: "BadRequestImageSizeBytes",
+    ImageCreateStatus.ERROR_IMAGE_DIMENSIONS: "BadRequestImageDimensions",
+    ImageCreateStatus.ERROR_IMAGE_FORMAT: "BadRequestImageFormat",
+}
+
+
+@dataclass(frozen=True)
+class PredictionRequest:
+    """What to predict with and what to do with the result."""
+
+    iteration: IterationRecord
+    kind: str  # "Classification" or "ObjectDetection": the route's kind, checked against the iteration
+    store: bool = True
+    application: str | None = None
+
+
+def _decode(data: bytes, settings: Settings) -> DecodedImage:
+    try:
+        return decode_image(data, settings, max_bytes=settings.max_prediction_image_bytes)
+    except ImageRejected as rejected:
+        code = _REJECTION_CODES.get(rejected.status, "BadRequestImageStream")
+        raise bad_request(code, rejected.message) from rejected
+
+
+def fetch_image(url: str, settings: Settings) -> bytes:
+    """The bytes behind a prediction or quick-test URL, or the Custom Vision error."""
+    try:
+        return fetch_url(url, settings, max_bytes=settings.max_prediction_image_bytes)
+    except FetchTooLarge as error:
+        raise bad_request("BadRequestImageSizeBytes", str(error)) from error
+    except FetchError as error:
+        raise bad_request("BadRequestImageUrl", str(error)) from error
+
+
+def _classify(model: LoadedModel, decoded: DecodedImage) -> list[Prediction]:
+    probabilities = model.run(preprocess(decoded.image, model.input_size))[0]
+    predictions = [
+        Prediction(probability=float(p), tag_id=label.tag_id, tag_name=label.name)
+        for label, p in zip(model.labels, probabilities, strict=True)
+    ]
+    return sorted(predictions, key=lambda p: p.probability, reverse=True)
+
+
+class Predictor:
+    """One per app: owns the bounded cache of loaded models, keyed by model blob (written once per iteration)."""
+
+    def __init__(self, account: StorageAccount, settings: Settings, models: ModelCache) -> None:
+        self.account = account
+        self.settings = settings
+        self.models = models
+
+    def model(self, iteration: IterationRecord) -> LoadedModel:
+        blob = iteration.model_blob
+        if not blob:
+            raise CustomVisionError(
+                400, "BadRequestIterationIsNotTrained", f"Iteration {iteration.name} is not trained."
+            )
+        return self.models.get(blob, lambda: IterationStore(self.account).read_artefact(blob))
+
+    def predict(self, request: PredictionRequest, data: bytes) -> ImagePrediction:
+        iteration = request.iteration
+        domain_type = find_domain(iteration.domain_id).type
+        if domain_type != request.kind:
+            raise bad_request(
+                "BadRequestUnsupportedDomain",
+                f"Iteration {iteration.name} is a {domain_type} model; use the "
+                f"{'classify' if domain_type == CLASSIFICATION else 'detect'} endpoints.",
+            )
+        if request.application is not None and not _APPLICATION.match(request.application):
+            raise bad_request(
+                "BadRequestPredictionInvalidApplicationName",
+                "application must be 1 to 64 letters, digits, '.', '-' or '_'.",
+            )
+        decoded = _decode(data, self.settings)
+        result = ImagePrediction(
+            id=new_id(),
+            project=iteration.project_id,
+            iteration=iteration.id,
+            created=utcnow(),
+            predictions=_classify(self.model(iteration), decoded),
+        )
+        if request.store:
+            self._store(request, data, decoded, result)
+        return result
+
+    def _store(
+        self, request: PredictionRequest, data: bytes, decoded: DecodedImage, result: ImagePrediction
+    ) -> None:
+        store = PredictionStore(self.account)
+        prefix = f"{result.project}/{result.id}"
+        resized, thumbnail = stored_copies(decoded.image, self.settings)
+        blobs = {
+            f"{prefix}/original.{decoded.extension}": (data, decoded.content_type),
+            f"{prefix}/resized.jpg": (resized, "image/jpeg"),
+            f"{prefix}/thumbnail.jpg": (thumbnail, "image/jpeg"),
+        }
+        for name, (content, content_type) in blobs.items():
+            store.put_blob(name, content, content_type)
+        original, resized_blob, thumbnail_blob = blobs
+        store.insert(
+            PredictionRecord(
+                id=result.id,
+                project_id=result.project,
+                iteration_id=result.iteration,
+                domain_id=request.iteration.domain_id,
+                application=request.application,
+                predictions=[
+                    PredictedTag(tag_id=p.tag_id, tag_name=p.tag_name, probability=p.probability)
+                    for p in result.predictions
+                ],
+                original_blob=original,
+                resized_blob=resized_blob,
+                thumbnail_blob=thumbnail_blob,
+                width=decoded.width,
+                height=decoded.height,
+                created=result.created,
+            )
+        )
