@@ -28,3 +28,4 @@ if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_want" ]; then
   npm ci --no-audit --no-fund --loglevel=error
   echo "$npm_want" > "$npm_stamp"
 fi
+

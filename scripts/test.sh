@@ -3,6 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The portal tests drive Debian's Chromium through Playwright (never `playwright install`: no browser downloads).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing Debian's chromium for the portal tests"
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo -n)
+  if ! { "${sudo_cmd[@]}" apt-get update -qq \
+      && "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends chromium; }; then
+    echo "setup: could not install chromium (needs root or passwordless sudo, and the Debian archive);" \
+      "install it with: apt-get install chromium" >&2
+    exit 1
+  fi
+fi
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

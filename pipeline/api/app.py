@@ -25,6 +25,7 @@ from pipeline.api.auth import require_prediction_key, require_training_key
 from pipeline.api.routing import CaseInsensitivePaths, api_version, prediction_api_version
 from pipeline.errors import CustomVisionError
 from pipeline.inference import ModelCache
+from pipeline.portal import router as portal
 from pipeline.prediction import Predictor
 from pipeline.settings import Settings, get_settings
 from pipeline.store import StorageAccount, get_storage
@@ -100,5 +101,6 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
         dependencies=[Depends(prediction_api_version), Depends(require_prediction_key)],
     )
 
+    app.include_router(portal.router)
     app.add_middleware(CaseInsensitivePaths)
     return app

@@ -1,0 +1,61 @@
+/** Small DOM helpers: elements are built with createElement (never innerHTML), so API text cannot inject markup. */
+
+const PROPERTIES = new Set(['value', 'checked', 'indeterminate', 'selected']);
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function apply(el, attrs) {
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith('on') && typeof value === 'function') el.addEventListener(name.slice(2), value);
+    else if (PROPERTIES.has(name)) el[name] = value;
+    else el.setAttribute(name === 'className' ? 'class' : name, value === true ? '' : String(value));
+  }
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+/** h('button', {type: 'button', onclick}, 'Label') */
+export function h(tag, attrs, ...children) {
+  return append(apply(document.createElement(tag), attrs), children);
+}
+
+/** The same for SVG elements. */
+export function svg(tag, attrs, ...children) {
+  return append(apply(document.createElementNS(SVG_NS, tag), attrs), children);
+}
+
+let counter = 0;
+/** A unique id for label/aria wiring. */
+export function uid(prefix = 'id') {
+  counter += 1;
+  return `${prefix}-${counter}`;
+}
+
+/** A labelled form field: <label> plus control, with an optional hint wired through aria-describedby. */
+export function field(label, control, hint) {
+  control.id ||= uid('field');
+  const hintEl = hint ? h('p', { class: 'hint', id: uid('hint') }, hint) : null;
+  if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
+  return h('div', { class: 'field' }, h('label', { for: control.id }, label), control, hintEl);
+}
+
+export const percent = (value) => `${(value * 100).toFixed(1)}%`;
+
+export function debounce(fn, ms) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+export function formatDate(iso) {
+  return iso ? new Date(iso).toLocaleString() : '';
+}

@@ -1,0 +1,14 @@
+/** A <select> of the project's trained iterations (newest first), for Quick Test and Predictions. */
+
+import { api } from './api.js';
+import { field, h } from './dom.js';
+
+export async function iterationSelect(ctx, { label = 'Iteration', includeAll = false } = {}) {
+  const iterations = (await api.get(`${ctx.base}/iterations`))
+    .filter((i) => i.status === 'Completed')
+    .sort((a, b) => b.created.localeCompare(a.created));
+  const select = h('select', {},
+    includeAll ? h('option', { value: '' }, 'All iterations') : null,
+    iterations.map((i) => h('option', { value: i.id }, i.publishName ? `${i.name} (published as ${i.publishName})` : i.name)));
+  return { element: field(label, select), select, iterations };
+}

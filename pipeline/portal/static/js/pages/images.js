@@ -1,0 +1,193 @@
+/** Training Images: the tag panel (filters with image counts, tagging status), the image grid with selection,
+ * upload, tagging and deleting. */
+
+import { api, chunks } from '../api.js';
+import { confirmDialog, errorBox, openDialog } from '../dialog.js';
+import { h, uid } from '../dom.js';
+import { openImageDialog } from '../image-dialog.js';
+import { announce } from '../status.js';
+import { tagPicker } from '../tag-picker.js';
+import { imageTile, selectionBar } from '../tiles.js';
+import { openUploadDialog } from '../upload.js';
+
+const PAGE = 60;
+const STATUSES = [['All', 'All'], ['Tagged', 'Tagged'], ['Untagged', 'Untagged']];
+
+/** Add or remove tags on the selected images (POST / DELETE images/tags). */
+function openTagSelected(ctx, ids, done) {
+  const picker = tagPicker(ctx, { legend: `Tags for ${ids.length} selected image${ids.length === 1 ? '' : 's'}` });
+  const errors = errorBox();
+  const add = h('button', { type: 'button', class: 'button primary' }, 'Add to images');
+  const remove = h('button', { type: 'button', class: 'button' }, 'Remove from images');
+  const dialog = openDialog({
+    title: 'Tag images',
+    content: h('div', {}, picker.element, errors.element, h('div', { class: 'dialog-actions' }, remove, add)),
+  });
+  const run = async (action, verb) => {
+    errors.clear();
+    const tagIds = picker.selectedIds();
+    if (!tagIds.length) return errors.show({ message: 'Choose at least one tag.' });
+    try {
+      await action(tagIds);
+      announce(`${verb} ${tagIds.length} tag${tagIds.length === 1 ? '' : 's'} on ${ids.length} images.`);
+      dialog.close();
+      await done();
+    } catch (error) {
+      errors.show(error);
+    }
+  };
+  add.addEventListener('click', () => run(async (tagIds) => {
+    const pairs = ids.flatMap((imageId) => tagIds.map((tagId) => ({ imageId, tagId })));
+    for (const batch of chunks(pairs, 64)) await api.post(`${ctx.base}/images/tags`, { json: { tags: batch } });
+  }, 'Added'));
+  remove.addEventListener('click', () => run(async (tagIds) => {
+    for (const batch of chunks(ids, 64)) await api.del(`${ctx.base}/images/tags`, { imageIds: batch, tagIds });
+  }, 'Removed'));
+}
+
+export async function renderImages(panel, ctx, params, signal) {
+  const state = { status: 'All', tagIds: new Set(), images: [], more: false };
+  const selection = new Set();
+  const counts = h('div', { class: 'status-toggle', role: 'group', 'aria-label': 'Tagging status' });
+  const tagList = h('ul', { class: 'tag-list' });
+  const grid = h('ul', { class: 'image-grid', 'aria-label': 'Training images' });
+  const summary = h('p', { class: 'grid-summary', 'aria-live': 'polite' });
+  const more = h('button', { type: 'button', class: 'button', hidden: true }, 'Load more');
+  const addImages = h('button', { type: 'button', class: 'button primary' }, '+ Add images');
+  const tagSelected = h('button', { type: 'button', class: 'button', disabled: true }, 'Tag images');
+  const deleteSelected = h('button', { type: 'button', class: 'button danger-text', disabled: true }, 'Delete');
+  const bar = selectionBar(selection, () => state.images.map((i) => i.id), () => renderGrid());
+
+  const caption = (image) => (ctx.detection
+    ? `${image.regions.length} region${image.regions.length === 1 ? '' : 's'}`
+    : image.tags.map((t) => t.tagName).join(', ') || 'Untagged');
+
+  function renderGrid() {
+    grid.replaceChildren(...state.images.map((image, index) => imageTile({
+      id: image.id,
+      src: image.thumbnailUri,
+      label: `image ${index + 1} (${caption(image)})`,
+      caption: caption(image),
+      selection,
+      onSelectionChange: updateSelection,
+      onOpen: () => openImageDialog(ctx, image, refresh),
+    })));
+    if (!state.images.length) {
+      grid.append(h('li', { class: 'empty' }, 'No images here yet. Use “Add images” or drop files on this page.'));
+    }
+    more.hidden = !state.more;
+    updateSelection();
+  }
+
+  function updateSelection() {
+    bar.update();
+    tagSelected.disabled = deleteSelected.disabled = selection.size === 0;
+    tagSelected.hidden = ctx.detection;
+  }
+
+  async function loadImages(append = false) {
+    const skip = append ? state.images.length : 0;
+    const query = { taggingStatus: state.status, tagIds: [...state.tagIds], take: PAGE, skip };
+    const page = await api.get(`${ctx.base}/images`, query);
+    if (signal.aborted) return;
+    state.images = append ? state.images.concat(page) : page;
+    state.more = page.length === PAGE;
+    if (!append) selection.clear();
+    summary.textContent = `Showing ${state.images.length} image${state.images.length === 1 ? '' : 's'}`;
+    renderGrid();
+  }
+
+  async function renderTags() {
+    const [tags, tagged, untagged] = await Promise.all([
+      ctx.loadTags(),
+      api.get(`${ctx.base}/images/tagged/count`),
+      api.get(`${ctx.base}/images/untagged/count`),
+    ]);
+    const number = { All: tagged + untagged, Tagged: tagged, Untagged: untagged };
+    counts.replaceChildren(...STATUSES.map(([value, label]) => {
+      const button = h('button', { type: 'button', class: 'toggle', 'aria-pressed': String(state.status === value) },
+        `${label} (${number[value]})`);
+      button.addEventListener('click', () => {
+        state.status = value;
+        renderTags();
+        loadImages();
+      });
+      return button;
+    }));
+    tagList.replaceChildren(...tags.map((tag) => {
+      const id = uid('filter');
+      const box = h('input', { type: 'checkbox', id, checked: state.tagIds.has(tag.id) });
+      box.addEventListener('change', () => {
+        if (box.checked) state.tagIds.add(tag.id);
+        else state.tagIds.delete(tag.id);
+        loadImages();
+      });
+      const del = h('button', { type: 'button', class: 'icon-button small', 'aria-label': `Delete tag ${tag.name}` }, '×');
+      del.addEventListener('click', () => confirmDialog({
+        title: 'Delete tag',
+        message: `Delete the tag “${tag.name}”? It is removed from its ${tag.imageCount} images; the images stay.`,
+        confirmLabel: 'Delete tag',
+        action: async () => {
+          await api.del(`${ctx.base}/tags/${tag.id}`);
+          state.tagIds.delete(tag.id);
+          await refresh();
+        },
+      }));
+      return h('li', { class: tag.type === 'Negative' ? 'negative' : '' },
+        box, h('label', { for: id }, h('span', { class: 'tag-name' }, tag.name), h('span', { class: 'count' }, tag.imageCount)), del);
+    }));
+    if (!tags.length) tagList.append(h('li', { class: 'hint' }, 'No tags yet.'));
+  }
+
+  async function refresh() {
+    await Promise.all([renderTags(), loadImages()]);
+  }
+
+  const newTag = h('input', { id: uid('tag-name'), autocomplete: 'off', placeholder: 'Tag name', required: true });
+  const tagForm = h('form', { class: 'inline-add' }, h('label', { for: newTag.id, class: 'visually-hidden' }, 'New tag'),
+    newTag, h('button', { type: 'submit', class: 'button small' }, 'Add'));
+  const tagError = errorBox();
+  tagForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    tagError.clear();
+    try {
+      await api.post(`${ctx.base}/tags`, { query: { name: newTag.value.trim() } });
+      newTag.value = '';
+      await renderTags();
+    } catch (error) {
+      tagError.show(error);
+    }
+  });
+
+  addImages.addEventListener('click', () => openUploadDialog(ctx, null, refresh));
+  more.addEventListener('click', () => loadImages(true));
+  tagSelected.addEventListener('click', () => openTagSelected(ctx, [...selection], refresh));
+  deleteSelected.addEventListener('click', () => confirmDialog({
+    title: 'Delete images',
+    message: `Delete ${selection.size} image${selection.size === 1 ? '' : 's'} from the training set?`,
+    confirmLabel: 'Delete',
+    action: async () => {
+      for (const batch of chunks([...selection], 64)) await api.del(`${ctx.base}/images`, { imageIds: batch });
+      announce(`Deleted ${selection.size} images.`);
+      await refresh();
+    },
+  }));
+
+  const workspace = h(
+    'div',
+    { class: 'workspace' },
+    h('aside', { class: 'side-panel', 'aria-labelledby': 'tags-heading' },
+      h('h2', { id: 'tags-heading' }, 'Tags'), counts, tagList, tagForm, tagError.element),
+    h('div', { class: 'main-panel' },
+      h('div', { class: 'toolbar' }, h('h2', { tabindex: '-1', class: 'visually-hidden' }, 'Training images'),
+        addImages, tagSelected, deleteSelected, bar.element),
+      summary, grid, more),
+  );
+  workspace.addEventListener('dragover', (event) => event.preventDefault());
+  workspace.addEventListener('drop', (event) => {
+    event.preventDefault();
+    if (event.dataTransfer.files.length) openUploadDialog(ctx, event.dataTransfer.files, refresh);
+  });
+  panel.replaceChildren(workspace);
+  await refresh();
+}

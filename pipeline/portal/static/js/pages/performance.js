@@ -1,0 +1,260 @@
+/** Performance: the iterations (left) and the selected one's precision, recall and AP, overall and per tag, at a
+ * threshold chosen with sliders (recomputed by the API); PR curve, confusion matrix and per-image results. */
+
+import { api } from '../api.js';
+import { confirmDialog, formDialog, openDialog } from '../dialog.js';
+import { debounce, field, formatDate, h, percent } from '../dom.js';
+import { confusionMatrix, precisionRecallCurve } from '../charts.js';
+import { predictionView } from '../prediction-view.js';
+import { confirmUnpublish, openPredictionUrlDialog, openPublishDialog } from '../publish.js';
+import { announce } from '../status.js';
+
+const CURVE_THRESHOLDS = Array.from({ length: 11 }, (_, i) => i / 10);
+const IMAGE_PAGE = 100;
+
+const performanceOf = (ctx, iteration, threshold, overlap) =>
+  api.get(`${ctx.base}/iterations/${iteration.id}/performance`, { threshold, overlapThreshold: ctx.detection ? overlap : undefined });
+
+async function imagePerformances(ctx, iteration) {
+  const all = [];
+  for (;;) {
+    const page = await api.get(`${ctx.base}/iterations/${iteration.id}/performance/images`, { take: IMAGE_PAGE, skip: all.length });
+    all.push(...page);
+    if (page.length < IMAGE_PAGE) return all;
+  }
+}
+
+/** The tags the model predicts at `threshold` (Multiclass: the top one if it is above the threshold). */
+function predictedTags(ctx, image, threshold) {
+  const above = image.predictions.filter((p) => p.probability >= threshold);
+  if (ctx.multilabel) return above.map((p) => p.tagId);
+  const top = above.sort((a, b) => b.probability - a.probability)[0];
+  return top ? [top.tagId] : [];
+}
+
+function isWrong(ctx, image, threshold) {
+  const truth = new Set(image.tags.map((t) => t.tagId));
+  const predicted = predictedTags(ctx, image, threshold);
+  return predicted.length !== truth.size || predicted.some((id) => !truth.has(id));
+}
+
+function metric(label, value, deviation) {
+  return h('div', { class: 'metric' }, h('span', { class: 'metric-value' }, percent(value)),
+    h('span', { class: 'metric-label' }, label),
+    deviation ? h('span', { class: 'metric-deviation' }, `± ${percent(deviation)}`) : null);
+}
+
+function slider(label, value, onChange) {
+  const input = h('input', { type: 'range', min: 0, max: 100, step: 1, value: Math.round(value * 100) });
+  const output = h('output', {}, `${Math.round(value * 100)}%`);
+  input.addEventListener('input', () => {
+    output.textContent = `${input.value}%`;
+    onChange(Number(input.value) / 100);
+  });
+  const wrapper = field(label, input);
+  wrapper.classList.add('slider');
+  wrapper.querySelector('label').append(': ', output);
+  return wrapper;
+}
+
+function iterationButton(iteration, selected, onSelect) {
+  const button = h('button', { type: 'button', class: 'iteration', 'aria-current': selected ? 'true' : null },
+    h('span', { class: 'iteration-name' }, iteration.name),
+    h('span', { class: `status status-${iteration.status.toLowerCase()}` }, iteration.status),
+    iteration.publishName ? h('span', { class: 'published' }, `Published as ${iteration.publishName}`) : null,
+    h('span', { class: 'meta' }, formatDate(iteration.trainedAt || iteration.created)));
+  button.addEventListener('click', onSelect);
+  return h('li', {}, button);
+}
+
+/** The details of one completed iteration, re-rendered as the sliders move. A stale call (another iteration was
+ * chosen meanwhile) only writes into its own, detached container. */
+async function renderMetrics(container, ctx, iteration, signal) {
+  let threshold = 0.5;
+  let overlap = 0.5;
+  let requestNumber = 0;
+  let curvePoints = [];
+  let images = null;
+  const metrics = h('div', { class: 'metrics', 'aria-live': 'polite' });
+  const perTag = h('div', { class: 'table-wrap' });
+  const curve = h('div', { class: 'chart' });
+  const matrix = h('div', { class: 'table-wrap' });
+  const results = h('div', {});
+
+  async function loadCurve() {
+    curvePoints = await Promise.all(CURVE_THRESHOLDS.map(async (t) => {
+      const p = await performanceOf(ctx, iteration, t, overlap);
+      return { threshold: t, precision: p.precision, recall: p.recall };
+    }));
+  }
+
+  function renderImages() {
+    if (!images || ctx.detection) return;
+    const sorted = [...images].sort((a, b) => isWrong(ctx, b, threshold) - isWrong(ctx, a, threshold));
+    const wrongCount = images.filter((i) => isWrong(ctx, i, threshold)).length;
+    const labels = ctx.tags.filter((t) => images.some((i) => i.tags.some((tag) => tag.tagId === t.id)));
+    if (!ctx.multilabel) {
+      matrix.replaceChildren(confusionMatrix(labels, images.map((i) => ({
+        actual: i.tags[0]?.tagId, predicted: predictedTags(ctx, i, threshold)[0] || '' }))));
+    }
+    results.replaceChildren(
+      h('h3', {}, `Per-image results (${wrongCount} of ${images.length} wrong at ${percent(threshold)})`),
+      h('ul', { class: 'image-grid small' }, sorted.map((image) => {
+        const wrong = isWrong(ctx, image, threshold);
+        const predicted = predictedTags(ctx, image, threshold).map((id) => ctx.tags.find((t) => t.id === id)?.name);
+        const tagged = image.tags.map((t) => t.tagName).join(', ');
+        const text = `${wrong ? 'Wrong' : 'Correct'}: tagged ${tagged}; predicted ${predicted.join(', ') || 'nothing'}`;
+        const open = h('button', { type: 'button', class: 'tile-open', 'aria-label': text },
+          h('img', { src: image.thumbnailUri, alt: '', loading: 'lazy' }));
+        open.addEventListener('click', () => openDialog({
+          title: `Tagged ${tagged}`,
+          wide: true,
+          content: predictionView({ src: image.imageUri, predictions: image.predictions }),
+        }));
+        return h('li', { class: `tile${wrong ? ' wrong' : ''}` }, open,
+          h('span', { class: 'tile-caption' }, wrong ? `✗ ${predicted.join(', ') || 'none'}` : `✓ ${tagged}`));
+      })),
+    );
+  }
+
+  async function refresh() {
+    const mine = ++requestNumber;
+    const performance = await performanceOf(ctx, iteration, threshold, overlap);
+    if (mine !== requestNumber || signal.aborted) return;
+    metrics.replaceChildren(
+      metric('Precision', performance.precision, performance.precisionStdDeviation),
+      metric('Recall', performance.recall, performance.recallStdDeviation),
+      metric(ctx.detection ? 'mAP' : 'AP', performance.averagePrecision),
+    );
+    perTag.replaceChildren(h('table', { class: 'per-tag' },
+      h('caption', {}, 'Performance per tag'),
+      h('thead', {}, h('tr', {}, ['Tag', 'Precision', 'Recall', 'A.P.', 'Image count']
+        .map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, performance.perTagPerformance.map((tag) => h('tr', {},
+        h('th', { scope: 'row' }, tag.name), h('td', {}, percent(tag.precision)), h('td', {}, percent(tag.recall)),
+        h('td', {}, percent(tag.averagePrecision)),
+        h('td', {}, ctx.tags.find((t) => t.id === tag.id)?.imageCount ?? '')))),
+    ));
+    const current = { threshold, precision: performance.precision, recall: performance.recall };
+    curve.replaceChildren(h('h3', {}, 'Precision-recall curve'), precisionRecallCurve(curvePoints, current));
+    renderImages();
+  }
+
+  const onThreshold = debounce(async (value) => {
+    threshold = value;
+    await refresh();
+  }, 250);
+  const onOverlap = debounce(async (value) => {
+    overlap = value;
+    await loadCurve();
+    await refresh();
+  }, 250);
+  container.append(
+    h('div', { class: 'sliders' },
+      slider('Probability threshold', threshold, onThreshold),
+      ctx.detection ? slider('Overlap threshold', overlap, onOverlap) : null),
+    metrics, perTag, h('div', { class: 'charts' }, curve, matrix), results,
+  );
+  await loadCurve();
+  await refresh();
+  images = await imagePerformances(ctx, iteration);
+  renderImages();
+}
+
+function iterationActions(ctx, iteration, reload) {
+  const rename = h('button', { type: 'button', class: 'button small' }, 'Rename');
+  rename.addEventListener('click', () => {
+    const name = h('input', { value: iteration.name, required: true, autofocus: true });
+    formDialog({
+      title: 'Rename iteration',
+      fields: field('Name', name),
+      submitLabel: 'Save',
+      onSubmit: async () => {
+        await api.patch(`${ctx.base}/iterations/${iteration.id}`, { name: name.value });
+        await reload(iteration.id);
+      },
+    });
+  });
+  const remove = h('button', { type: 'button', class: 'button small danger-text' }, 'Delete');
+  remove.addEventListener('click', () => confirmDialog({
+    title: 'Delete iteration',
+    message: `Delete ${iteration.name} and its model?`,
+    confirmLabel: 'Delete iteration',
+    action: async () => {
+      await api.del(`${ctx.base}/iterations/${iteration.id}`);
+      announce(`${iteration.name} deleted.`);
+      await reload(null);
+    },
+  }));
+  const completed = iteration.status === 'Completed';
+  const publish = h('button', { type: 'button', class: 'button small primary', hidden: !completed }, 
+    iteration.publishName ? 'Unpublish' : 'Publish');
+  publish.addEventListener('click', () => (iteration.publishName
+    ? confirmUnpublish(ctx, iteration, () => reload(iteration.id))
+    : openPublishDialog(ctx, iteration, () => reload(iteration.id))));
+  const url = h('button', { type: 'button', class: 'button small', hidden: !iteration.publishName }, 'Prediction URL');
+  url.addEventListener('click', () => openPredictionUrlDialog(ctx, iteration));
+  return h('div', { class: 'iteration-actions' }, publish, url, rename, remove);
+}
+
+export async function renderPerformance(panel, ctx, params, signal) {
+  const list = h('ul', { class: 'iteration-list' });
+  const detail = h('div', { class: 'main-panel' });
+  let iterations = [];
+  let selectedId = params.get('iteration');
+
+  async function reload(id) {
+    selectedId = id;
+    iterations = (await api.get(`${ctx.base}/iterations`)).sort((a, b) => b.created.localeCompare(a.created));
+    await ctx.loadTags();
+    render();
+  }
+
+  function render() {
+    const selected = iterations.find((i) => i.id === selectedId) || iterations[0];
+    list.replaceChildren(...iterations.map((i) => iterationButton(i, i === selected, () => {
+      selectedId = i.id;
+      render();
+    })));
+    if (!selected) {
+      detail.replaceChildren(h('h2', { tabindex: '-1' }, 'Performance'),
+        h('p', { class: 'empty' }, 'No iterations yet. Add images with at least two tags, then choose Train.'));
+      return;
+    }
+    detail.replaceChildren(
+      h('div', { class: 'detail-header' },
+        h('h2', { tabindex: '-1' }, selected.name),
+        iterationActions(ctx, selected, reload)),
+      h('p', { class: 'meta' }, `${selected.trainingType === 'Advanced' ? 'Advanced' : 'Quick'} training · `,
+        selected.trainedAt ? `trained ${formatDate(selected.trainedAt)}` : `started ${formatDate(selected.created)}`,
+        selected.publishName ? ` · published as ${selected.publishName}` : ''),
+    );
+    if (selected.status === 'Training') {
+      detail.append(h('p', { class: 'training-progress', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }),
+        `${selected.name} is training… this page updates by itself.`));
+    } else if (selected.status === 'Failed') {
+      detail.append(h('div', { class: 'error-box', role: 'alert' }, h('strong', {}, 'Training failed: '),
+        selected.trainingErrorDetails || 'no details were given.'));
+    } else if (selected.status === 'Completed') {
+      const body = h('div', {});
+      detail.append(body);
+      renderMetrics(body, ctx, selected, signal).catch((error) =>
+        body.append(h('div', { class: 'error-box', role: 'alert' }, h('strong', {}, `${error.code}: `), error.message)));
+    }
+  }
+
+  ctx.events.addEventListener('iteration', (event) => {
+    const updated = event.detail;
+    const index = iterations.findIndex((i) => i.id === updated.id);
+    const changed = index < 0 || iterations[index].status !== updated.status;
+    if (!changed) return;
+    if (index < 0) iterations.unshift(updated);
+    else iterations[index] = updated;
+    render();
+  }, { signal });
+
+  panel.replaceChildren(h('div', { class: 'workspace' },
+    h('aside', { class: 'side-panel', 'aria-labelledby': 'iterations-heading' }, h('h2', { id: 'iterations-heading' }, 'Iterations'), list),
+    detail));
+  await reload(selectedId);
+}

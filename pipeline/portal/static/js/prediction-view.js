@@ -1,0 +1,34 @@
+/** An image with its predictions: tags sorted by probability, and for detection the boxes drawn over it. */
+
+import { h, percent } from './dom.js';
+
+function box(prediction) {
+  const el = h('div', { class: 'prediction-box', 'aria-hidden': 'true' },
+    h('span', {}, `${prediction.tagName} ${percent(prediction.probability)}`));
+  const b = prediction.boundingBox;
+  el.style.left = `${b.left * 100}%`;
+  el.style.top = `${b.top * 100}%`;
+  el.style.width = `${b.width * 100}%`;
+  el.style.height = `${b.height * 100}%`;
+  return el;
+}
+
+export function predictionView({ src, alt = 'Tested image', predictions, detection = false, threshold = 0 }) {
+  const sorted = [...predictions].sort((a, b) => b.probability - a.probability);
+  const shown = detection ? sorted.filter((p) => p.probability >= threshold) : sorted;
+  const figure = h('div', { class: 'prediction-figure' }, h('img', { src, alt }),
+    detection ? shown.filter((p) => p.boundingBox).map(box) : null);
+  const table = h(
+    'table',
+    { class: 'predictions-table' },
+    h('caption', {}, detection ? `Objects with probability ≥ ${percent(threshold)}` : 'Predictions'),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Tag'), h('th', { scope: 'col' }, 'Probability'))),
+    h('tbody', {}, shown.map((p) => {
+      const bar = h('span', { class: 'bar' });
+      bar.style.setProperty('--value', p.probability);
+      return h('tr', {}, h('td', {}, p.tagName), h('td', { class: 'probability' }, bar, percent(p.probability)));
+    })),
+  );
+  if (!shown.length) table.append(h('tbody', {}, h('tr', {}, h('td', { colspan: 2 }, 'Nothing above the threshold.'))));
+  return h('div', { class: 'prediction-view' }, figure, table);
+}

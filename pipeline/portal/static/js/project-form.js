@@ -1,0 +1,79 @@
+/** The create/edit project dialog: name, description, project type, classification type and domain. */
+
+import { api } from './api.js';
+import { formDialog } from './dialog.js';
+import { field, h, uid } from './dom.js';
+import { loadDomains } from './domains.js';
+
+function radioGroup(legend, name, options, checked) {
+  return h(
+    'fieldset',
+    { class: 'radio-group' },
+    h('legend', {}, legend),
+    options.map(([value, label, hint]) => {
+      const id = uid(name);
+      return h(
+        'div',
+        { class: 'radio' },
+        h('input', { type: 'radio', id, name, value, checked: value === checked }),
+        h('label', { for: id }, h('span', {}, label), hint ? h('span', { class: 'hint' }, hint) : null),
+      );
+    }),
+  );
+}
+
+/** Open the dialog; `project` edits an existing project, otherwise one is created. `onSaved(project)` after. */
+export async function openProjectForm(project, onSaved) {
+  const domains = await loadDomains();
+  const current = domains.find((d) => d.id === project?.settings.domainId);
+  const name = h('input', { name: 'name', required: true, maxlength: 200, value: project?.name || '', autofocus: true });
+  const description = h('textarea', { name: 'description', rows: 2 }, project?.description || '');
+  const projectType = radioGroup('Project type', 'projectType', [
+    ['Classification', 'Classification', 'What is in the image?'],
+    ['ObjectDetection', 'Object Detection', 'Where are the objects?'],
+  ], current?.type || 'Classification');
+  const classificationType = radioGroup('Classification type', 'classificationType', [
+    ['Multiclass', 'Multiclass (single tag per image)'],
+    ['Multilabel', 'Multilabel (multiple tags per image)'],
+  ], project?.settings.classificationType || 'Multiclass');
+  const domain = h('select', { name: 'domainId' });
+  const fields = h(
+    'div',
+    {},
+    field('Name', name),
+    field('Description', description),
+    projectType,
+    classificationType,
+    field('Domain', domain, 'Compact domains export to ONNX and run on small devices.'),
+  );
+  const checked = (group) => group.querySelector('input:checked').value;
+
+  function refresh() {
+    const type = checked(projectType);
+    classificationType.hidden = type !== 'Classification';
+    const chosen = domain.value || current?.id;
+    const options = domains.filter((d) => d.type === type && d.enabled);
+    domain.replaceChildren(...options.map((d) => h('option', { value: d.id }, d.name)));
+    domain.value = options.some((d) => d.id === chosen) ? chosen : options[0]?.id;
+  }
+  projectType.addEventListener('change', refresh);
+
+  formDialog({
+    title: project ? 'Edit project' : 'Create new project',
+    fields,
+    submitLabel: project ? 'Save changes' : 'Create project',
+    onSubmit: async () => {
+      const classification = checked(projectType) === 'Classification' ? checked(classificationType) : undefined;
+      const values = { name: name.value, description: description.value, domainId: domain.value };
+      const saved = project
+        ? await api.patch(`/projects/${project.id}`, {
+          name: values.name,
+          description: values.description,
+          settings: { domainId: values.domainId, classificationType: classification },
+        })
+        : await api.post('/projects', { query: { ...values, classificationType: classification } });
+      await onSaved(saved);
+    },
+  });
+  refresh();
+}

@@ -1,0 +1,223 @@
+/** The region editor of an Object Detection image: draw, move, resize and delete boxes, each with a tag.
+ * Coordinates are normalised (0..1) as the API stores them; a changed box is created anew, then the old one
+ * deleted (the API has no region update). */
+
+import { api } from './api.js';
+import { h, uid } from './dom.js';
+
+const MIN_SIZE = 0.01;
+const KEY_STEP = 0.01;
+const clamp = (v, lo = 0, hi = 1) => Math.min(hi, Math.max(lo, v));
+
+function normalised(box) {
+  const left = clamp(Math.min(box.left, box.left + box.width));
+  const top = clamp(Math.min(box.top, box.top + box.height));
+  return {
+    ...box,
+    left,
+    top,
+    width: clamp(Math.abs(box.width), 0, 1 - left),
+    height: clamp(Math.abs(box.height), 0, 1 - top),
+  };
+}
+
+function place(el, box) {
+  el.style.left = `${box.left * 100}%`;
+  el.style.top = `${box.top * 100}%`;
+  el.style.width = `${box.width * 100}%`;
+  el.style.height = `${box.height * 100}%`;
+}
+
+/** `image` is an API Image; `onChanged(image)` receives the image re-read after every edit. */
+export function regionEditor(ctx, image, onChanged) {
+  const status = h('p', { class: 'region-status', role: 'status' });
+  const tagSelect = h('select', { id: uid('region-tag') });
+  const fillTags = (selected) => {
+    tagSelect.replaceChildren(...ctx.tags.map((t) => h('option', { value: t.id }, t.name)));
+    if (selected) tagSelect.value = selected;
+  };
+  fillTags();
+  const newTag = h('input', { id: uid('region-new-tag'), autocomplete: 'off', placeholder: 'New tag name' });
+  const addTag = h('button', { type: 'button', class: 'button small' }, 'Create tag');
+  addTag.addEventListener('click', async () => {
+    if (!newTag.value.trim()) return;
+    try {
+      const tag = await api.post(`${ctx.base}/tags`, { query: { name: newTag.value.trim() } });
+      ctx.tags.push(tag);
+      fillTags(tag.id);
+      newTag.value = '';
+    } catch (error) {
+      status.textContent = `${error.code}: ${error.message}`;
+    }
+  });
+  const stage = h('div', { class: 'region-stage' }, h('img', { src: image.resizedImageUri, alt: '', draggable: 'false' }));
+  stage.style.aspectRatio = `${image.width} / ${image.height}`;
+  stage.style.width = `min(100%, calc(65vh * ${image.width / image.height}))`;
+  const list = h('ul', { class: 'region-list', 'aria-label': 'Regions' });
+
+  const tagName = (id) => ctx.tags.find((t) => t.id === id)?.name || '';
+  const point = (event) => {
+    const rect = stage.getBoundingClientRect();
+    return { x: clamp((event.clientX - rect.left) / rect.width), y: clamp((event.clientY - rect.top) / rect.height) };
+  };
+
+  async function save(box, replaces) {
+    if (!tagSelect.value && !box.tagId) {
+      status.textContent = 'Create a tag first: every region needs a tag.';
+      return render();
+    }
+    const region = normalised(box);
+    if (region.width < MIN_SIZE || region.height < MIN_SIZE) return render();
+    try {
+      await api.post(`${ctx.base}/images/regions`, {
+        json: { regions: [{ imageId: image.id, tagId: region.tagId || tagSelect.value, left: region.left,
+          top: region.top, width: region.width, height: region.height }] },
+      });
+      if (replaces) await api.del(`${ctx.base}/images/regions`, { regionIds: replaces });
+      status.textContent = replaces ? 'Region updated.' : `Region tagged ${tagName(region.tagId || tagSelect.value)} added.`;
+    } catch (error) {
+      status.textContent = `${error.code}: ${error.message}`;
+    }
+    await reload();
+  }
+
+  async function remove(region) {
+    try {
+      await api.del(`${ctx.base}/images/regions`, { regionIds: region.regionId });
+      status.textContent = `Region ${region.tagName} deleted.`;
+    } catch (error) {
+      status.textContent = `${error.code}: ${error.message}`;
+    }
+    await reload();
+  }
+
+  async function reload() {
+    const [fresh] = await api.get(`${ctx.base}/images/id`, { imageIds: image.id });
+    image = fresh;
+    onChanged(image);
+    render();
+  }
+
+  /** Drag a box (move, or resize from a corner) with the pointer; saves on release. */
+  function drag(event, region, el, mode) {
+    event.preventDefault();
+    event.stopPropagation();
+    const start = point(event);
+    let box = { ...region };
+    el.setPointerCapture(event.pointerId);
+    const move = (e) => {
+      const p = point(e);
+      const dx = p.x - start.x;
+      const dy = p.y - start.y;
+      if (mode === 'move') {
+        box = { ...region, left: clamp(region.left + dx, 0, 1 - region.width), top: clamp(region.top + dy, 0, 1 - region.height) };
+      } else {
+        box = { ...region };
+        if (mode.includes('w')) box = { ...box, left: region.left + dx, width: region.width - dx };
+        if (mode.includes('e')) box = { ...box, width: region.width + dx };
+        if (mode.includes('n')) box = { ...box, top: region.top + dy, height: region.height - dy };
+        if (mode.includes('s')) box = { ...box, height: region.height + dy };
+        box = normalised(box);
+      }
+      place(el, box);
+    };
+    const up = () => {
+      el.removeEventListener('pointermove', move);
+      el.removeEventListener('pointerup', up);
+      const moved = ['left', 'top', 'width', 'height'].some((k) => Math.abs(box[k] - region[k]) > 0.002);
+      if (moved) save(box, region.regionId);
+    };
+    el.addEventListener('pointermove', move);
+    el.addEventListener('pointerup', up);
+  }
+
+  /** Keyboard: arrows move, Shift+arrows resize, Delete removes; saved after a short pause. */
+  function keys(event, region, el) {
+    if (event.key === 'Delete' || event.key === 'Backspace') {
+      event.preventDefault();
+      remove(region);
+      return;
+    }
+    const delta = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[event.key];
+    if (!delta) return;
+    event.preventDefault();
+    const box = el.pending || { ...region };
+    if (event.shiftKey) {
+      box.width = clamp(box.width + delta[0] * KEY_STEP, MIN_SIZE, 1 - box.left);
+      box.height = clamp(box.height + delta[1] * KEY_STEP, MIN_SIZE, 1 - box.top);
+    } else {
+      box.left = clamp(box.left + delta[0] * KEY_STEP, 0, 1 - box.width);
+      box.top = clamp(box.top + delta[1] * KEY_STEP, 0, 1 - box.height);
+    }
+    el.pending = box;
+    place(el, box);
+    clearTimeout(el.timer);
+    el.timer = setTimeout(() => save(box, region.regionId), 700);
+  }
+
+  function boxElement(region) {
+    const label = `${region.tagName} region at ${Math.round(region.left * 100)}%, ${Math.round(region.top * 100)}%`;
+    const el = h(
+      'button',
+      { type: 'button', class: 'region', 'aria-label': `${label}. Arrows move, Shift+arrows resize, Delete removes.` },
+      h('span', { class: 'region-label' }, region.tagName),
+      ['nw', 'ne', 'sw', 'se'].map((corner) => h('span', { class: `handle ${corner}`, 'data-corner': corner })),
+    );
+    place(el, region);
+    el.addEventListener('pointerdown', (event) => drag(event, region, el, event.target.dataset.corner || 'move'));
+    el.addEventListener('keydown', (event) => keys(event, region, el));
+    return el;
+  }
+
+  function regionRow(region) {
+    const select = h('select', { 'aria-label': `Tag of region ${region.tagName}` },
+      ctx.tags.map((t) => h('option', { value: t.id, selected: t.id === region.tagId }, t.name)));
+    select.addEventListener('change', () => save({ ...region, tagId: select.value }, region.regionId));
+    const del = h('button', { type: 'button', class: 'button small danger-text' }, 'Delete');
+    del.setAttribute('aria-label', `Delete region ${region.tagName}`);
+    del.addEventListener('click', () => remove(region));
+    return h('li', {}, select, del);
+  }
+
+  function render() {
+    stage.querySelectorAll('.region, .region-draft').forEach((el) => el.remove());
+    stage.append(...image.regions.map(boxElement));
+    list.replaceChildren(...image.regions.map(regionRow));
+    if (!image.regions.length) list.append(h('li', { class: 'hint' }, 'No regions yet.'));
+  }
+
+  stage.addEventListener('pointerdown', (event) => {
+    if (event.target !== stage && event.target.tagName !== 'IMG') return;
+    event.preventDefault();
+    const start = point(event);
+    const draft = h('div', { class: 'region-draft' });
+    stage.append(draft);
+    let box = { left: start.x, top: start.y, width: 0, height: 0 };
+    stage.setPointerCapture(event.pointerId);
+    const move = (e) => {
+      const p = point(e);
+      box = normalised({ left: start.x, top: start.y, width: p.x - start.x, height: p.y - start.y });
+      place(draft, box);
+    };
+    const up = () => {
+      stage.removeEventListener('pointermove', move);
+      stage.removeEventListener('pointerup', up);
+      save({ ...box, tagId: tagSelect.value });
+    };
+    stage.addEventListener('pointermove', move);
+    stage.addEventListener('pointerup', up);
+  });
+
+  render();
+  return h(
+    'div',
+    { class: 'region-editor' },
+    h('div', { class: 'region-toolbar' },
+      h('label', { for: tagSelect.id }, 'Tag for new regions'), tagSelect,
+      h('label', { for: newTag.id, class: 'visually-hidden' }, 'New tag'), newTag, addTag),
+    h('p', { class: 'hint' }, 'Drag on the image to draw a region. Drag a region to move it, or its corners to resize.'),
+    stage,
+    status,
+    list,
+  );
+}

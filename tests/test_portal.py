@@ -1,0 +1,342 @@
+"""The web portal in a real browser (Playwright driving Debian's Chromium) against the real app on Azurite.
+
+The workflow test runs the whole service (`service` fixture: the local host with real training jobs); the others use
+`live_url` (the app alone). Each page is saved as a screenshot under test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.conftest import PREDICTION_KEY, TRAINING_KEY
+from tests.images import make_image, pattern_image
+from tests.portal_browser import PHONE, chromium, open_page, screenshot
+
+KEYS = {"training": TRAINING_KEY, "prediction": PREDICTION_KEY}
+TRAINING = "/customvision/v3.3/training"
+COMPACT_DOMAIN = "General (compact)"
+TRAINING_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    """A desktop page with the test keys saved; fails the test on any uncaught script error."""
+    page, errors = open_page(browser, KEYS)
+    yield page
+    page.context.close()
+    assert not errors, errors
+
+
+def api(base_url: str) -> httpx.Client:
+    return httpx.Client(base_url=f"{base_url}{TRAINING}", headers={"Training-Key": TRAINING_KEY}, timeout=30)
+
+
+def make_project(base_url: str, domain: str | None = None) -> dict:
+    params = {"name": f"portal-{uuid.uuid4().hex[:8]}"}
+    if domain:
+        params["domainId"] = domain
+    with api(base_url) as client:
+        response = client.post("/projects", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def files(kind: int, count: int, prefix: str) -> list[dict]:
+    return [
+        {"name": f"{prefix}-{i}.jpg", "mimeType": "image/jpeg", "buffer": pattern_image(kind, i)}
+        for i in range(count)
+    ]
+
+
+def upload(page: Page, payload: list[dict], new_tag: str | None = None) -> None:
+    """Add images through the upload dialog, optionally creating a tag applied to all of them."""
+    page.get_by_role("button", name="+ Add images").click()
+    dialog = page.get_by_role("dialog", name="Add images")
+    dialog.get_by_label("Browse local files").set_input_files(payload)
+    if new_tag:
+        dialog.get_by_label("New tag").fill(new_tag)
+        dialog.get_by_role("button", name="Create tag").click()
+        expect(dialog.get_by_role("checkbox", name=new_tag)).to_be_checked()
+    dialog.get_by_role("button", name=re.compile(r"^Upload \d+ files?$")).click()
+    expect(dialog.get_by_role("status")).to_contain_text(f"{len(payload)} uploaded")
+    dialog.get_by_role("button", name="Done").click()
+
+
+# --- the workflow a Custom Vision user follows -----------------------------------------------------------------
+
+
+def test_workflow_create_upload_tag_train_evaluate_test_publish(browser: Browser, service: str) -> None:
+    page, errors = open_page(browser, KEYS)
+    page.goto(service)
+
+    # Projects: create a compact classification project.
+    name = f"Trees {uuid.uuid4().hex[:6]}"
+    page.get_by_role("button", name="New project").click()
+    dialog = page.get_by_role("dialog", name="Create new project")
+    dialog.get_by_label("Name").fill(name)
+    dialog.get_by_label("Description").fill("Stripes and discs")
+    expect(dialog.get_by_label("Multiclass")).to_be_checked()
+    dialog.get_by_label("Domain").select_option(label=COMPACT_DOMAIN)
+    screenshot(page, "01-create-project")
+    dialog.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", level=1, name=name)).to_be_visible()
+    project_id = page.url.split("/projects/")[1].split("/")[0]
+
+    # Training images: one tag chosen at upload, the other given afterwards to the selected untagged images.
+    upload(page, files(0, 8, "stripes"), new_tag="warm stripes")
+    upload(page, files(1, 8, "discs"))
+    page.get_by_role("button", name=re.compile(r"^Untagged \(8\)")).click()
+    expect(page.get_by_role("list", name="Training images").get_by_role("listitem")).to_have_count(8)
+    page.get_by_role("button", name="Select all").click()
+    page.get_by_role("button", name="Tag images").click()
+    dialog = page.get_by_role("dialog", name="Tag images")
+    dialog.get_by_label("New tag").fill("cool discs")
+    dialog.get_by_role("button", name="Create tag").click()
+    expect(dialog.get_by_role("checkbox", name="cool discs")).to_be_checked()
+    dialog.get_by_role("button", name="Add to images").click()
+    expect(page.get_by_role("button", name=re.compile(r"^Tagged \(16\)"))).to_be_visible()
+    page.get_by_role("button", name=re.compile(r"^All \(16\)")).click()
+    expect(page.get_by_role("list", name="Training images").get_by_role("listitem")).to_have_count(16)
+    screenshot(page, "02-training-images")
+
+    # Train (Quick) and follow the status on the Performance page without reloading.
+    page.get_by_role("button", name="Train").click()
+    dialog = page.get_by_role("dialog", name="Train")
+    expect(dialog.get_by_label("Quick Training")).to_be_checked()
+    screenshot(page, "03-train-dialog")
+    dialog.get_by_role("button", name="Train").click()
+    expect(page).to_have_url(re.compile(r"/performance\?iteration="))
+    expect(page.locator(".training-progress")).to_contain_text("is training")
+    screenshot(page, "04-training")
+    expect(page.locator(".iteration .status")).to_have_text("Completed", timeout=TRAINING_TIMEOUT_MS)
+
+    # Performance: the numbers come from the API, and the threshold slider asks it again.
+    iteration_id = page.url.split("iteration=")[1]
+    metrics = page.locator(".metric-value")
+    expect(metrics).to_have_count(3)
+    expect(page.get_by_role("table", name="Performance per tag")).to_contain_text("warm stripes")
+    expect(page.get_by_role("img", name=re.compile("^Precision-recall curve. threshold"))).to_be_visible()
+    expect(page.get_by_role("table", name=re.compile("Confusion matrix"))).to_be_visible()
+    with page.expect_response(lambda r: "/performance?threshold=0.95" in r.url):
+        page.get_by_label("Probability threshold").fill("95")
+    with api(service) as client:
+        expected = client.get(
+            f"/projects/{project_id}/iterations/{iteration_id}/performance", params={"threshold": 0.95}
+        )
+    expect(metrics.nth(1)).to_have_text(f"{expected.json()['recall'] * 100:.1f}%")
+    screenshot(page, "05-performance")
+
+    # Quick test with a new image.
+    page.get_by_role("link", name="Quick Test").click()
+    page.get_by_label("Browse local files").set_input_files(
+        {"name": "new.jpg", "mimeType": "image/jpeg", "buffer": pattern_image(1, 99)}
+    )
+    table = page.get_by_role("table", name="Predictions")
+    expect(table.get_by_role("row")).to_have_count(3)
+    expect(table.get_by_role("row").nth(1)).to_contain_text("cool discs")
+    screenshot(page, "06-quick-test")
+
+    # Predictions: the quick test was stored.
+    page.get_by_role("link", name="Predictions").click()
+    expect(page.get_by_role("list", name="Predictions").get_by_role("listitem")).to_have_count(1)
+    screenshot(page, "07-predictions")
+
+    # Publish and read the prediction URL with its curl example.
+    page.get_by_role("link", name="Performance").click()
+    page.get_by_role("button", name="Publish").click()
+    dialog = page.get_by_role("dialog", name=re.compile("^Publish"))
+    dialog.get_by_label("Model name").fill("trees")
+    dialog.get_by_role("button", name="Publish").click()
+    expect(page.locator(".iteration .published")).to_have_text("Published as trees")
+    page.get_by_role("button", name="Prediction URL").click()
+    dialog = page.get_by_role("dialog", name="How to use the Prediction API")
+    url = f"{service}/customvision/v3.0/Prediction/{project_id}/classify/iterations/trees/image"
+    expect(dialog.get_by_label("curl with an image file", exact=True)).to_contain_text(url)
+    expect(dialog.get_by_label("curl with an image file", exact=True)).to_contain_text(
+        f"Prediction-Key: {PREDICTION_KEY}"
+    )
+    screenshot(page, "08-prediction-url")
+    response = httpx.post(url, headers={"Prediction-Key": PREDICTION_KEY}, content=pattern_image(0, 77))
+    assert response.status_code == 200, response.text
+    page.keyboard.press("Escape")
+
+    # Back on the projects page the new project has its first image as thumbnail.
+    page.get_by_role("link", name="Projects").click()
+    card = page.get_by_role("listitem").filter(has=page.get_by_role("link", name=name))
+    expect(card.locator(".card-thumb img")).to_be_visible()
+    screenshot(page, "09-projects")
+    page.context.close()
+    assert not errors, errors
+
+
+# --- keys, errors, small screens, keyboard, regions ------------------------------------------------------------
+
+
+def test_keys_dialog_asks_once_and_reopens_on_a_rejected_key(browser: Browser, live_url: str) -> None:
+    page, errors = open_page(browser, keys=None)
+    page.goto(live_url)
+    dialog = page.get_by_role("dialog", name="Settings")
+    training = dialog.get_by_label("Training key")
+    expect(training).to_have_attribute("placeholder", "seer-dev-training-key")
+    expect(training).to_have_value("")
+    screenshot(page, "00-keys-dialog")
+    training.fill("wrong-key")
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert").first).to_contain_text("Unauthorized")
+    dialog = page.get_by_role("dialog", name="Settings")
+    dialog.get_by_label("Training key").fill(TRAINING_KEY)
+    dialog.get_by_label("Prediction key").fill(PREDICTION_KEY)
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", level=1, name="Projects")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('seer.trainingKey')") == TRAINING_KEY
+    page.reload()
+    expect(page.get_by_role("heading", level=1, name="Projects")).to_be_visible()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    page.context.close()
+    assert not errors, errors
+
+
+def test_bad_upload_shows_each_files_error(page: Page, live_url: str) -> None:
+    project = make_project(live_url)
+    page.goto(f"{live_url}/#/projects/{project['id']}/images")
+    page.get_by_role("button", name="+ Add images").click()
+    dialog = page.get_by_role("dialog", name="Add images")
+    dialog.get_by_label("Browse local files").set_input_files(
+        [
+            {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"this is a text file, not a picture"},
+            {"name": "good.jpg", "mimeType": "image/jpeg", "buffer": make_image(seed=3)},
+        ]
+    )
+    dialog.get_by_role("button", name="Upload 2 files").click()
+    expect(dialog.get_by_role("status")).to_contain_text("1 uploaded, 0 duplicates, 1 failed")
+    rows = dialog.locator(".file-row")
+    expect(rows.filter(has_text="notes.jpg")).to_contain_text("ErrorImageFormat")
+    expect(rows.filter(has_text="good.jpg")).to_contain_text("Uploaded")
+    screenshot(page, "10-upload-errors")
+
+
+def test_phone_width_has_no_horizontal_scroll(browser: Browser, live_url: str) -> None:
+    project = make_project(live_url)
+    with api(live_url) as client:
+        tag = client.post(f"/projects/{project['id']}/tags", params={"name": "a rather long tag name"}).json()
+        client.post(
+            f"/projects/{project['id']}/images", params={"tagIds": tag["id"]}, content=make_image(seed=5)
+        )
+    page, errors = open_page(browser, KEYS, viewport=PHONE)
+    for route, ready, name in [
+        ("#/", page.get_by_role("heading", level=1, name="Projects"), "11-phone-projects"),
+        (
+            f"#/projects/{project['id']}/images",
+            page.get_by_label(re.compile("^Select image 1")),
+            "12-phone-images",
+        ),
+        (
+            f"#/projects/{project['id']}/performance",
+            page.get_by_text("No iterations yet"),
+            "13-phone-performance",
+        ),
+    ]:
+        page.goto(f"{live_url}/{route}")
+        expect(ready).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), route
+        screenshot(page, name)
+    page.get_by_role("button", name="Train").click()
+    dialog = page.get_by_role("dialog", name="Train")
+    dialog.get_by_role("button", name="Train").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("ValidationFailed")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "14-phone-train-error")
+    page.context.close()
+    assert not errors, errors
+
+
+def tab_to(page: Page, target, limit: int = 30) -> None:
+    """Press Tab until `target` has the focus (or fail)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if target.evaluate("el => el === document.activeElement"):
+            return
+    raise AssertionError(f"Tab never reached {target}")
+
+
+def test_keyboard_reaches_the_main_actions(page: Page, live_url: str) -> None:
+    page.goto(live_url)
+    expect(page.get_by_role("heading", level=1, name="Projects")).to_be_visible()
+    new_project = page.get_by_role("button", name="New project")
+    tab_to(page, new_project)
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Create new project")
+    expect(dialog.get_by_label("Name")).to_be_focused()
+    for _ in range(15):  # focus stays inside the open dialog
+        page.keyboard.press("Tab")
+        assert dialog.evaluate("el => el.contains(document.activeElement)")
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(new_project).to_be_focused()
+
+    project = make_project(live_url)
+    page.goto(f"{live_url}/#/projects/{project['id']}/images")
+    train = page.get_by_role("button", name="Train")
+    tab_to(page, train)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog", name="Train")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(train).to_be_focused()
+    tab_to(page, page.get_by_role("link", name="Performance"))
+    add_images = page.get_by_role("button", name="+ Add images")
+    tab_to(page, add_images)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog", name="Add images")).to_be_visible()
+
+
+def test_object_detection_regions_drawn_moved_and_deleted(page: Page, live_url: str) -> None:
+    project = make_project(live_url, domain="da2e3a8a-40a5-4171-82f4-58522f70fbc1")
+    base = f"/projects/{project['id']}"
+    with api(live_url) as client:
+        client.post(f"{base}/tags", params={"name": "fork"})
+        client.post(f"{base}/images", content=make_image(400, 300, seed=7))
+
+        def regions() -> list[dict]:
+            return client.get(f"{base}/images").json()[0]["regions"]
+
+        page.goto(f"{live_url}/#/projects/{project['id']}/images")
+        page.get_by_role("button", name=re.compile("^Open image 1")).click()
+        dialog = page.get_by_role("dialog", name="Image details")
+        stage = dialog.locator(".region-stage")
+        expect(stage).to_be_visible()
+        box = stage.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.7, steps=5)
+        page.mouse.up()
+        region = dialog.get_by_role("button", name=re.compile("^fork region"))
+        expect(region).to_have_count(1)
+        [drawn] = regions()
+        assert drawn["left"] == pytest.approx(0.2, abs=0.02) and drawn["width"] == pytest.approx(
+            0.4, abs=0.02
+        )
+        screenshot(page, "15-regions")
+
+        region.focus()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        expect(dialog.get_by_role("status")).to_have_text("Region updated.")
+        [moved] = regions()
+        assert moved["left"] == pytest.approx(drawn["left"] + 0.02, abs=0.005)
+
+        dialog.get_by_role("button", name=re.compile("^fork region")).focus()
+        page.keyboard.press("Delete")
+        expect(dialog.get_by_role("button", name=re.compile("^fork region"))).to_have_count(0)
+        assert regions() == []
