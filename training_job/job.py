@@ -38,7 +38,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def train_iteration(account: StorageAccount, iteration: IterationRecord) -> IterationRecord:
     """Train, export and evaluate; store the artefacts; return the iteration as Completed."""
-    from training_job.train import Label, Sample, train_classifier
+    from training_job.train import Label, Sample, TrainingInputError, train_classifier
 
     started = time.monotonic()
     data: TrainingData = load_training_data(account, iteration)
@@ -52,16 +52,19 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
     ]
     truths = {i.record.id: sorted(i.record.tag_ids & index.keys()) for i in data.images}
     domain = find_domain(iteration.domain_id)
-    result = train_classifier(
-        samples,
-        labels,
-        multilabel=iteration.classification_type == "Multilabel",
-        backbone=domain.backbone,
-        training_type=iteration.training_type,
-        budget_seconds=iteration.reserved_budget_in_hours * 3600
-        if iteration.training_type == "Advanced"
-        else None,
-    )
+    try:
+        result = train_classifier(
+            samples,
+            labels,
+            multilabel=iteration.classification_type == "Multilabel",
+            backbone=domain.backbone,
+            training_type=iteration.training_type,
+            budget_seconds=iteration.reserved_budget_in_hours * 3600
+            if iteration.training_type == "Advanced"
+            else None,
+        )
+    except TrainingInputError as error:
+        raise TrainingDataError(str(error)) from error
     evaluation = EvaluationRecord(
         classification_type=iteration.classification_type,
         labels=[EvaluatedLabel(tag_id=t.id, name=t.name, type=t.type) for t in data.tags],
@@ -135,7 +138,7 @@ def handle(account: StorageAccount, settings: Settings, queue_name: str, message
             return 0
         attempts = settings.training_max_attempts
         if message.dequeue_count > attempts:
-            details = f"Training stopped {attempts} times before finishing (the job crashed or was killed)."
+            details = f"The training job stopped before finishing on each of its {attempts} tries (it crashed or was killed)."
             log.error("iteration %s: %s", iteration.id, details)
             finish(account, iteration, "Failed", details)
             poison(account, queue_name, message)

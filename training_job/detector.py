@@ -1,0 +1,243 @@
+"""The object detector that is trained and exported: an FCOS-style anchor-free head on two levels of a frozen
+ImageNet EfficientNet-Lite (stride 16 and stride 32, merged at stride 16), then decoding and non-maximum
+suppression inside the model, so the exported ONNX file alone gives final boxes.
+
+Every location of the stride-16 grid predicts a score per tag, a centerness and its distances to the four sides
+of a box. Suppression is Cluster-NMS (Zheng et al., 2021): Fast-NMS repeated a fixed number of times, which
+reaches standard greedy NMS's result for the usual handful of overlapping boxes, and which is only tensor
+operations, so torch and ONNX Runtime run the very same graph, batched."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from training_job.backbones import PooledFeatures
+from training_job.classifier import Normalise
+
+STRIDE = 16
+MAX_DETECTIONS = 200  # Custom Vision returns at most 200 boxes per image
+PRE_NMS = 400  # candidates (location, tag) entering suppression
+NMS_IOU = 0.5
+NMS_ROUNDS = 4
+MIN_SCORE = 0.01
+PRIOR = 0.01  # initial foreground probability (RetinaNet's focal-loss prior)
+
+
+class Levels(nn.Module):
+    """0..255 RGB [N, 3, S, S] -> (stride-16 map, stride-32 map) of the frozen backbone."""
+
+    def __init__(self, backbone: PooledFeatures) -> None:
+        super().__init__()
+        self.normalise = Normalise()
+        self.backbone = backbone
+        self.split = backbone.stride_end(STRIDE)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.backbone.levels(self.normalise(x), self.split)
+
+
+def _conv(channels_in: int, channels_out: int, kernel: int = 3) -> nn.Conv2d:
+    return nn.Conv2d(channels_in, channels_out, kernel, padding=kernel // 2)
+
+
+class Head(nn.Module):
+    """Both levels projected to `width` channels and summed at stride 16, a shared tower, then per location:
+    tag logits [N, C, G, G], box side distances (log, in grid cells) [N, 4, G, G], centerness logit [N, 1, G, G]."""
+
+    def __init__(
+        self, fine_channels: int, coarse_channels: int, num_classes: int, width: int, depth: int
+    ) -> None:
+        super().__init__()
+        self.fine = _conv(fine_channels, width, 1)
+        self.coarse = _conv(coarse_channels, width, 1)
+        self.tower = nn.Sequential(
+            *[layer for _ in range(depth) for layer in (_conv(width, width), nn.ReLU())]
+        )
+        self.classes = _conv(width, num_classes)
+        self.sides = _conv(width, 4)
+        self.centerness = _conv(width, 1)
+        nn.init.constant_(self.classes.bias, -math.log((1 - PRIOR) / PRIOR))
+        for layer in (self.classes, self.sides, self.centerness):
+            nn.init.normal_(layer.weight, std=0.01)
+
+    def forward(
+        self, fine: torch.Tensor, coarse: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        merged = self.fine(fine) + functional.interpolate(
+            self.coarse(coarse), size=fine.shape[-2:], mode="nearest"
+        )
+        features = self.tower(functional.relu(merged))
+        return self.classes(features), self.sides(features), self.centerness(features)
+
+
+def grid_centres(grid: int) -> torch.Tensor:
+    """[G * G, 2] (x, y) centres of the grid cells, normalised 0..1, row-major like the flattened maps."""
+    steps = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid
+    y, x = torch.meshgrid(steps, steps, indexing="ij")
+    return torch.stack([x.flatten(), y.flatten()], dim=1)
+
+
+def decode(
+    logits: torch.Tensor, sides: torch.Tensor, centerness: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head outputs -> corner boxes [N, A, 4] (x0, y0, x1, y1, normalised, clipped) and scores [N, A, C]."""
+    grid = logits.shape[-1]
+    centres = grid_centres(grid).to(logits.dtype)
+    distances = torch.exp(sides.flatten(2).transpose(1, 2).clamp(max=math.log(2 * grid))) / grid
+    corners = torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], dim=-1).clamp(0, 1)
+    scores = torch.sqrt(
+        torch.sigmoid(logits.flatten(2).transpose(1, 2))
+        * torch.sigmoid(centerness.flatten(2).transpose(1, 2))
+    )
+    return corners, scores
+
+
+def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of corner boxes [..., M, 4] x [..., K, 4] -> [..., M, K]."""
+    top_left = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
+    bottom_right = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
+    intersection = (bottom_right - top_left).clamp(min=0).prod(-1)
+    area_a = (a[..., 2:] - a[..., :2]).prod(-1)
+    area_b = (b[..., 2:] - b[..., :2]).prod(-1)
+    return intersection / (area_a[..., :, None] + area_b[..., None, :] - intersection).clamp(min=1e-9)
+
+
+def suppress(
+    corners: torch.Tensor, scores: torch.Tensor, max_detections: int = MAX_DETECTIONS
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-tag non-maximum suppression, batched: corners [N, A, 4], scores [N, A, C] -> the best
+    `max_detections` boxes per image as (left, top, width, height) [N, K, 4], scores [N, K] (0 pads) and tags
+    [N, K] (int64), by falling score."""
+    classes = scores.shape[-1]
+    flat = scores.flatten(1)
+    top_scores, top_index = flat.topk(min(PRE_NMS, flat.shape[1]), dim=1)
+    location, tag = top_index // classes, top_index % classes
+    boxes = torch.gather(corners, 1, location[..., None].expand(-1, -1, 4))
+    same_tag = (tag[:, :, None] == tag[:, None, :]).to(boxes.dtype)
+    overlaps = torch.triu(pairwise_iou(boxes, boxes) * same_tag, diagonal=1)  # [i, j]: i scores higher
+    keep = torch.ones_like(top_scores)
+    for _ in range(NMS_ROUNDS):
+        keep = ((overlaps * keep[:, :, None]).amax(dim=1) <= NMS_IOU).to(boxes.dtype)
+    kept_scores = top_scores * keep * (top_scores >= MIN_SCORE).to(boxes.dtype)
+    final_scores, order = kept_scores.topk(min(max_detections, kept_scores.shape[1]), dim=1)
+    final_boxes = torch.gather(boxes, 1, order[..., None].expand(-1, -1, 4))
+    final_boxes = torch.cat([final_boxes[..., :2], final_boxes[..., 2:] - final_boxes[..., :2]], dim=-1)
+    present = (final_scores > 0).to(boxes.dtype)
+    return final_boxes * present[..., None], final_scores, torch.gather(tag, 1, order) * present.long()
+
+
+class Detector(nn.Module):
+    """0..255 RGB [N, 3, S, S] (the whole image stretched, `preprocess_full`) -> (boxes [N, K, 4] normalised
+    (left, top, width, height), scores [N, K], tag indexes [N, K])."""
+
+    def __init__(self, levels: Levels, head: Head) -> None:
+        super().__init__()
+        self.levels = levels
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return suppress(*decode(*self.head(*self.levels(x))))
+
+
+class Targets:
+    """What each grid location of one view should predict: a tag index (-1: background), the box it belongs to
+    (x0, y0, x1, y1) and its centerness. A location inside several boxes takes the smallest; the cell holding a
+    box's centre always belongs to it, so boxes smaller than a cell are learnt too."""
+
+    def __init__(self, tags: torch.Tensor, corners: torch.Tensor, centerness: torch.Tensor) -> None:
+        self.tags = tags
+        self.corners = corners
+        self.centerness = centerness
+
+    @classmethod
+    def stack(cls, items: Sequence[Targets]) -> Targets:
+        return cls(
+            *(torch.stack([getattr(t, name) for t in items]) for name in ("tags", "corners", "centerness"))
+        )
+
+    def take(self, index: torch.Tensor) -> Targets:
+        return Targets(self.tags[index], self.corners[index], self.centerness[index])
+
+    @classmethod
+    def assign(cls, boxes: torch.Tensor, tags: torch.Tensor, grid: int) -> Targets:
+        """`boxes` [n, 4] (left, top, width, height, normalised), `tags` [n] -> targets for G * G locations."""
+        cells = grid * grid
+        if len(boxes) == 0:
+            return cls(torch.full((cells,), -1), torch.zeros(cells, 4), torch.zeros(cells))
+        corners = torch.cat([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], dim=1)
+        centres = grid_centres(grid)
+        near = centres[:, None, :] - corners[None, :, :2]  # [A, n, 2]: left, top
+        far = corners[None, :, 2:] - centres[:, None, :]  # right, bottom
+        inside = torch.minimum(near.amin(-1), far.amin(-1)) > 0
+        middle = ((corners[:, :2] + corners[:, 2:]) / 2 * grid).long().clamp(0, grid - 1)
+        inside[middle[:, 1] * grid + middle[:, 0], torch.arange(len(boxes))] = True
+        area = torch.where(inside, (boxes[:, 2] * boxes[:, 3])[None, :], torch.inf)
+        best = area.argmin(dim=1)
+        positive = inside.any(dim=1)
+        chosen = torch.arange(cells)
+        sides_near, sides_far = near[chosen, best].clamp(min=1e-6), far[chosen, best].clamp(min=1e-6)
+        ratio = torch.minimum(sides_near, sides_far) / torch.maximum(sides_near, sides_far)
+        return cls(
+            torch.where(positive, tags[best], -1),
+            corners[best],
+            torch.where(positive, ratio.prod(-1).sqrt(), 0.0),
+        )
+
+
+def giou_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - generalised IoU of matching corner boxes [P, 4]: still has a gradient when the boxes do not touch."""
+    inter = torch.minimum(predicted[:, 2:], target[:, 2:]) - torch.maximum(predicted[:, :2], target[:, :2])
+    intersection = inter.clamp(min=0).prod(-1)
+    union = (
+        (predicted[:, 2:] - predicted[:, :2]).prod(-1)
+        + (target[:, 2:] - target[:, :2]).prod(-1)
+        - intersection
+    )
+    hull = (
+        torch.maximum(predicted[:, 2:], target[:, 2:]) - torch.minimum(predicted[:, :2], target[:, :2])
+    ).prod(-1)
+    iou = intersection / union.clamp(min=1e-9)
+    return 1 - (iou - (hull - union) / hull.clamp(min=1e-9))
+
+
+def detection_loss(
+    logits: torch.Tensor, sides: torch.Tensor, centerness: torch.Tensor, targets: Targets
+) -> torch.Tensor:
+    """FCOS's loss for a batch whose targets are stacked ([B, A], [B, A, 4], [B, A]): sigmoid focal loss over
+    every location and tag, GIoU on the positives weighted by their centerness, and centerness BCE."""
+    num_classes = logits.shape[1]
+    scores = logits.flatten(2).transpose(1, 2)  # [B, A, C]
+    positive = targets.tags >= 0
+    one_hot = (
+        functional.one_hot(targets.tags.clamp(min=0), num_classes).to(scores.dtype) * positive[..., None]
+    )
+    count = positive.sum().clamp(min=1)
+    classification = sigmoid_focal_loss(scores, one_hot).sum() / count
+    if not positive.any():
+        return classification
+    grid = logits.shape[-1]
+    distances = torch.exp(sides.flatten(2).transpose(1, 2).clamp(max=math.log(2 * grid))) / grid
+    centres = grid_centres(grid)[None].expand(len(logits), -1, -1)
+    predicted = torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], dim=-1)[positive]
+    weight = targets.centerness[positive]
+    boxes = (giou_loss(predicted, targets.corners[positive]) * weight).sum() / weight.sum().clamp(min=1e-6)
+    centred = (
+        functional.binary_cross_entropy_with_logits(centerness.flatten(1)[positive], weight, reduction="sum")
+        / count
+    )
+    return classification + boxes + centred
+
+
+def sigmoid_focal_loss(
+    logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
+) -> torch.Tensor:
+    probability = torch.sigmoid(logits)
+    cross_entropy = functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    missed = probability * (1 - targets) + (1 - probability) * targets
+    balance = alpha * targets + (1 - alpha) * (1 - targets)
+    return balance * cross_entropy * missed**gamma
