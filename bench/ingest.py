@@ -17,22 +17,19 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import importlib.util
 import logging
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from bench.common import machine, serving
 from pipeline.ingest import ingest_blob
 from pipeline.projects import create_project
 from pipeline.settings import get_settings
@@ -75,16 +72,6 @@ class Expected:
     failures: int
 
 
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
-
-
 def load_dataset(root: Path) -> list[Sample]:
     return [
         Sample(tag=folder.name, name=file.name, data=file.read_bytes())
@@ -92,36 +79,6 @@ def load_dataset(root: Path) -> list[Sample]:
         for file in sorted(folder.iterdir())
         if file.is_file()
     ]
-
-
-@contextlib.contextmanager
-def serving(command: list[str], env: dict[str, str], port: int, log_dir: Path, name: str) -> Iterator[None]:
-    """Run `command` until it listens on `port`; stop it afterwards. Its output goes to `log_dir/name.log`."""
-    log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as output:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while not _listening(port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    tail = log_path.read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"{name} did not start (exit {process.poll()}):\n{tail}")
-                time.sleep(0.1)
-            yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _listening(port: int) -> bool:
-    try:
-        httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-        return True
-    except httpx.TransportError:
-        return False
 
 
 def bench_api(env: dict[str, str], samples: list[Sample], batch: int, log_dir: Path) -> tuple[Row, Expected]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import sys
 import threading
 import time
@@ -150,3 +151,27 @@ def service_predictor(service: str):
     return CustomVisionPredictionClient(
         service, ApiKeyCredentials(in_headers={"Prediction-key": PREDICTION_KEY})
     )
+
+
+@pytest.fixture(scope="session")
+def image_server() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A loopback HTTP server serving the bytes put in its dict (path -> body); 404 for anything else."""
+    served: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = served.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", served
+    server.shutdown()
+    thread.join(timeout=5)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import io
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -179,30 +176,6 @@ def test_multipart_with_several_named_parts(client, project):
         ("a.png", "OK"),
         ("b.gif", "OK"),
     ]
-
-
-@pytest.fixture(scope="module")
-def image_server() -> Iterator[tuple[str, dict[str, bytes]]]:
-    """A loopback HTTP server serving the bytes put in its dict (path -> body); 404 for anything else."""
-    served: dict[str, bytes] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = served.get(self.path)
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", served
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 def test_url_upload(client, project, image_server):

@@ -1,0 +1,136 @@
+"""What the benchmarks share: the machine description, the real-photo datasets, and the whole service started
+the way the README's run command starts it (local Functions host + training job) on a fresh Azurite."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.azurite import free_port, running_azurite
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = Path(os.environ.get("SEER_DATASETS", ROOT.parent / "shared" / "datasets"))
+TRAINING_KEY = "bench-training-key"
+PREDICTION_KEY = "bench-prediction-key"
+TRAINING = "/customvision/v3.3/training"
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def _listening(port: int) -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+        return True
+    except httpx.TransportError:
+        return False
+
+
+@contextlib.contextmanager
+def serving(command: list[str], env: dict[str, str], port: int, log_dir: Path, name: str) -> Iterator[None]:
+    """Run `command` until it listens on `port`; stop it afterwards. Its output goes to `log_dir/name.log`."""
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as output:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while not _listening(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    tail = log_path.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"{name} did not start (exit {process.poll()}):\n{tail}")
+                time.sleep(0.1)
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@dataclass(frozen=True)
+class Service:
+    url: str
+    connection_string: str
+
+    def client(self, timeout: float = 120.0) -> httpx.Client:
+        headers = {"Training-Key": TRAINING_KEY, "Prediction-Key": PREDICTION_KEY}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+@contextlib.contextmanager
+def seer_service(log_dir: Path) -> Iterator[Service]:
+    """Azurite on free ports, then `scripts/run.sh` (setup, local host, training job) pointed at it."""
+    with running_azurite() as connection_string:
+        port = free_port()
+        env = {
+            **os.environ,
+            "AzureWebJobsStorage": connection_string,
+            "SEER_TRAINING_KEY": TRAINING_KEY,
+            "SEER_PREDICTION_KEY": PREDICTION_KEY,
+            "SEER_PORT": str(port),
+            "SEER_ALLOW_PRIVATE_URLS": "true",
+        }
+        command = ["bash", str(ROOT / "scripts" / "run.sh"), "--log-level", "WARNING"]
+        with serving(command, env, port, log_dir, "service"):
+            yield Service(f"http://127.0.0.1:{port}", connection_string)
+
+
+class PeakMemory:
+    """Samples the peak resident memory (VmHWM) of processes whose command line contains `marker`."""
+
+    def __init__(self, marker: str, interval: float = 0.1) -> None:
+        self.marker = marker.encode()
+        self.interval = interval
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mib(self) -> float:
+        return self.peak_kib / 1024
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                with contextlib.suppress(OSError):
+                    if self.marker not in (proc / "cmdline").read_bytes():
+                        continue
+                    for line in (proc / "status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+
+
+def ok(response: httpx.Response) -> dict:
+    """The JSON body of a successful response; anything else stops the benchmark with the API's error."""
+    if response.status_code >= 300:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url}: {response.status_code} {response.text}"
+        )
+    return response.json()

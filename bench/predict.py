@@ -1,0 +1,159 @@
+"""Prediction latency and throughput over HTTP against the running service.
+
+    .venv/bin/python -m bench.predict [--datasets DIR] [--seconds 10]
+
+The service is started as the README's run command starts it (scripts/run.sh) on a fresh Azurite. The Custom
+Vision quickstart project (Hemlock / Japanese Cherry from ../shared/datasets/customvision-samples; skipped when
+absent) is trained on the default General domain and published; the request image is the quickstart's
+test_image.jpg fitted to 640x480 (JPEG, quality 90). Measured with httpx clients in this process (they share the
+2 cores with the service, as a co-located client would):
+  - latency of one classify request, sequentially, nostore and stored (median, p90, p99);
+  - throughput of the nostore route with 1, 4 and 16 concurrent clients for --seconds each, and errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from PIL import Image, ImageOps
+
+from bench.common import DATASETS, TRAINING, Service, machine, ok, seer_service
+from bench.train import quickstart, train, upload
+
+PREDICTION = "/customvision/v3.0/prediction"
+S0_NO_STORE_TPS = 20  # Azure Custom Vision S0: 20 transactions per second per resource (no-store prediction)
+
+
+@dataclass(frozen=True)
+class Load:
+    clients: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def request_image(dataset_root: Path) -> bytes:
+    photo = Image.open(dataset_root / "customvision-samples" / "classification" / "Test" / "test_image.jpg")
+    fitted = ImageOps.fit(ImageOps.exif_transpose(photo).convert("RGB"), (640, 480))
+    buffer = io.BytesIO()
+    fitted.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def sequential(service: Service, url: str, image: bytes, count: int) -> list[float]:
+    latencies = []
+    with service.client() as client:
+        for _ in range(count):
+            started = time.perf_counter()
+            ok(client.post(url, content=image))
+            latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def concurrent(service: Service, url: str, image: bytes, clients: int, seconds: float) -> Load:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def client_loop() -> None:
+        with service.client() as client:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                try:
+                    ok = client.post(url, content=image).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                elapsed = time.perf_counter() - started
+                with lock:
+                    if ok:
+                        latencies.append(elapsed)
+                    else:
+                        errors[0] += 1
+
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Load(clients, len(latencies), errors[0], time.perf_counter() - started, latencies)
+
+
+def ms(seconds: float) -> str:
+    return f"{1000 * seconds:.1f}"
+
+
+def main(args: argparse.Namespace) -> None:
+    print(f"machine: {machine()}")
+    dataset = quickstart(args.datasets)
+    if dataset is None:
+        print(f"SKIPPED: customvision-samples not found under {args.datasets}")
+        return
+    image = request_image(args.datasets)
+    with tempfile.TemporaryDirectory(prefix="seer-bench-") as logs, seer_service(Path(logs)) as service:
+        with service.client(timeout=600) as client:
+            project = ok(client.post(f"{TRAINING}/projects", params={"name": "bench-predict"}))
+            upload(client, project["id"], dataset)
+            iteration, _, _ = train(client, project["id"], "Regular")
+            ok(
+                client.post(
+                    f"{TRAINING}/projects/{project['id']}/iterations/{iteration['id']}/publish",
+                    params={"publishName": "bench", "predictionId": "bench"},
+                )
+            )
+        base = f"{PREDICTION}/{project['id']}/classify/iterations/bench/image"
+        sequential(service, f"{base}/nostore", image, 20)  # warm-up: model load, connections
+        nostore = sequential(service, f"{base}/nostore", image, args.requests)
+        stored = sequential(service, base, image, args.requests // 2)
+        loads = [concurrent(service, f"{base}/nostore", image, n, args.seconds) for n in (1, 4, 16)]
+    print(f"\nrequest: 640x480 JPEG ({len(image)} bytes), model: General domain (EfficientNet-Lite2)\n")
+    print("| route | requests | median ms | p90 ms | p99 ms |")
+    print("|---|---|---|---|---|")
+    for name, values in (("classify nostore", nostore), ("classify (stored)", stored)):
+        print(
+            f"| {name}, 1 client, sequential | {len(values)} | {ms(statistics.median(values))} | "
+            f"{ms(percentile(values, 0.9))} | {ms(percentile(values, 0.99))} |"
+        )
+    print(
+        "\n| concurrent clients (nostore) | requests | errors | requests/s | median ms | p99 ms | vs S0 (20/s) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for load in loads:
+        print(
+            f"| {load.clients} | {load.requests} | {load.errors} | {load.rate:.1f} | "
+            f"{ms(statistics.median(load.latencies))} | {ms(percentile(load.latencies, 0.99))} | "
+            f"{load.rate / S0_NO_STORE_TPS:.1f}x |"
+        )
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.predict", description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", type=Path, default=DATASETS, help="the shared datasets folder")
+    parser.add_argument(
+        "--requests", type=int, default=200, help="sequential requests for the latency figures"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrent load")
+    return parser
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
