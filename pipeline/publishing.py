@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 from pipeline.errors import bad_request, not_found
 from pipeline.projects import get_project
@@ -85,3 +87,27 @@ def published_iteration(account: StorageAccount, project_id: str, publish_name: 
             "NotFoundIteration", f"No iteration of project {project.id} is published as '{publish_name}'."
         )
     return iteration
+
+
+class PublishedIterations:
+    """Prediction URL -> published iteration, remembered for `ttl` seconds so the hot prediction path skips two
+    storage round trips; a publish or unpublish takes effect everywhere within `ttl` (Custom Vision's own
+    publishing is not instantaneous either). Unknown names are not remembered."""
+
+    def __init__(self, account: StorageAccount, ttl: float) -> None:
+        self.account = account
+        self.ttl = ttl
+        self._entries: dict[tuple[str, str], tuple[float, IterationRecord]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, project_id: str, publish_name: str) -> IterationRecord:
+        key = (project_id.lower(), publish_name)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._entries.get(key)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        iteration = published_iteration(self.account, project_id, publish_name)
+        with self._lock:
+            self._entries[key] = (now, iteration)
+        return iteration

@@ -10,7 +10,6 @@ from pipeline.api.deps import predictor, settings
 from pipeline.api.uploads import uploaded_image
 from pipeline.domains import CLASSIFICATION, OBJECT_DETECTION
 from pipeline.prediction import PredictionRequest, Predictor, fetch_image
-from pipeline.publishing import published_iteration
 from pipeline.settings import Settings
 from pipeline.wire.predictions import ImagePrediction, ImageUrl
 
@@ -22,7 +21,7 @@ KINDS = {"classify": CLASSIFICATION, "detect": OBJECT_DETECTION}
 def _request(
     engine: Predictor, project_id: str, published_name: str, kind: str, store: bool, application: str | None
 ) -> PredictionRequest:
-    iteration = published_iteration(engine.account, project_id, published_name)
+    iteration = engine.published.get(project_id, published_name)
     return PredictionRequest(iteration=iteration, kind=KINDS[kind], store=store, application=application)
 
 
