@@ -12,17 +12,32 @@ class EvaluatedLabel(BaseModel):
     type: str = "Regular"
 
 
+class EvaluatedBox(BaseModel):
+    """A box normalised to the image; `probability` is 1 for a true region."""
+
+    tag_id: str
+    left: float
+    top: float
+    width: float
+    height: float
+    probability: float = 1.0
+
+
 class EvaluatedImage(BaseModel):
-    """One training image's out-of-fold prediction: the model that scored it never saw it."""
+    """One training image's out-of-fold prediction: the model that scored it never saw it. Classifiers give
+    `probabilities`; detectors give `detections`, to be matched against the true `regions`."""
 
     image_id: str
     fold: int
     truth: list[str]
-    probabilities: dict[str, float]
+    probabilities: dict[str, float] = {}
+    regions: list[EvaluatedBox] = []
+    detections: list[EvaluatedBox] = []
 
 
 class EvaluationRecord(BaseModel):
     classification_type: str | None
+    domain_type: str = "Classification"
     labels: list[EvaluatedLabel]
     images: list[EvaluatedImage]
 

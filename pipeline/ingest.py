@@ -8,6 +8,12 @@ might fix (storage errors) propagate, so the Functions host retries and finally 
 
 Processing the same blob again is harmless: the content hash makes it OKDuplicate, and its tag is added if missing.
 Successfully ingested files stay in `uploads` (the host's blob receipts keep them from being processed again).
+
+Boxes for detection: an untagged `uploads/{project}/{file}.jpg` with `{file}.xml` (Pascal VOC) or `{file}.json`
+(COCO) beside it becomes an image with regions, their tags found or created by name. The two blobs may arrive in
+either order: whichever comes second ingests the image with its boxes (boxes added to an image that is already
+there are kept once). An annotation that cannot be read, or that names an unusable box, is rejected like a bad
+image; one whose image has not arrived yet waits for it.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import json
 import logging
 import threading
 
+from pipeline.annotations import AnnotationError, NamedBox, read_coco, read_voc
 from pipeline.errors import CustomVisionError, bad_request, project_not_found
-from pipeline.images import CreateResult, NewImage, create_images
+from pipeline.images import CreateResult, NewImage, NewRegion, add_image_regions, create_images
 from pipeline.projects import find_or_create_tag, find_project
 from pipeline.settings import Settings, get_settings
 from pipeline.store import StorageAccount, get_storage
@@ -43,7 +50,43 @@ def blob_name(blob_path: str) -> str:
     return blob_path[len(prefix) :] if blob_path.startswith(prefix) else blob_path
 
 
-def _ingest(account: StorageAccount, settings: Settings, name: str, data: bytes) -> CreateResult:
+SIDECARS = {".xml": read_voc, ".json": read_coco}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+def _split(name: str) -> tuple[str, str]:
+    """(stem, suffix) of a blob name; the suffix lower-cased with its dot, '' when there is none."""
+    stem, dot, suffix = name.rpartition(".")
+    return (stem, f".{suffix.lower()}") if dot and "/" not in suffix else (name, "")
+
+
+def _sidecar(uploads: UploadStore, name: str) -> tuple[str, bytes] | None:
+    """The annotation file beside an untagged image, if one has arrived."""
+    stem = _split(name)[0]
+    for suffix in SIDECARS:
+        for candidate in uploads.names(f"{stem}{suffix}"):
+            if _split(candidate) == (stem, suffix):
+                return candidate, uploads.read(candidate)
+    return None
+
+
+def _regions(
+    account: StorageAccount, settings: Settings, project_id: str, annotation: str, content: bytes, image: str
+) -> tuple[NewRegion, ...]:
+    try:
+        boxes: list[NamedBox] = SIDECARS[_split(annotation)[1]](content, image.rsplit("/", 1)[-1])
+    except AnnotationError as error:
+        raise bad_request("BadRequestAnnotation", f"{annotation}: {error}") from error
+    if any(not box.name for box in boxes):
+        raise bad_request("BadRequestAnnotation", f"{annotation}: a box has no name.")
+    with _tag_lock:
+        tags = {box.name: find_or_create_tag(account, settings, project_id, box.name).id for box in boxes}
+    return tuple(
+        NewRegion(tags[b.name], b.left, b.top, b.width, b.height) for b in boxes if b.width and b.height
+    )
+
+
+def _ingest(account: StorageAccount, settings: Settings, name: str, data: bytes) -> CreateResult | None:
     parts = name.split("/")
     if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
         raise bad_request(
@@ -52,11 +95,25 @@ def _ingest(account: StorageAccount, settings: Settings, name: str, data: bytes)
     project = find_project(account, parts[0])
     if project is None:
         raise project_not_found(parts[0])
+    uploads = UploadStore(account)
+    stem, suffix = _split(name)
+    if len(parts) == 2 and suffix in SIDECARS:
+        images = [n for n in uploads.names(stem) if _split(n)[0] == stem and _split(n)[1] in IMAGE_SUFFIXES]
+        if not images:
+            return None  # the image is not there yet; its own trigger will find this file
+        annotation, name, data = (name, data), images[0], uploads.read(images[0])
+    else:
+        annotation = _sidecar(uploads, name) if len(parts) == 2 else None
     tag_ids: tuple[str, ...] = ()
     if len(parts) == 3:
         with _tag_lock:
             tag_ids = (find_or_create_tag(account, settings, project.id, parts[1]).id,)
-    [result] = create_images(account, settings, project.id, [NewImage(data=data, name=name, tag_ids=tag_ids)])
+    regions = _regions(account, settings, project.id, *annotation, name) if annotation else ()
+    [result] = create_images(
+        account, settings, project.id, [NewImage(data=data, name=name, tag_ids=tag_ids, regions=regions)]
+    )
+    if result.status is ImageCreateStatus.OK_DUPLICATE and regions and result.image is not None:
+        add_image_regions(account, settings, project.id, [(result.image.id, region) for region in regions])
     return result
 
 
@@ -81,6 +138,9 @@ def ingest_blob(blob_path: str, data: bytes) -> None:
         result = _ingest(account, settings, name, data)
     except CustomVisionError as exc:
         _reject(account, name, data, exc.code, exc.message)
+        return
+    if result is None:
+        log.info("annotation %s waits for its image", name)
         return
     if result.status is ImageCreateStatus.ERROR_STORAGE:
         raise IngestRetry(f"{name}: {result.message}")

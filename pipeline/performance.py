@@ -1,13 +1,22 @@
-"""Iteration performance: metrics recomputed at any threshold from the stored cross-validation results, and
-the per-image results joined with the images as they are now (images deleted since training drop out)."""
+"""Iteration performance: metrics recomputed at any threshold (and, for detectors, any overlap threshold) from
+the stored cross-validation results, and the per-image results joined with the images as they are now (images
+deleted since training drop out)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.domains import OBJECT_DETECTION
 from pipeline.errors import bad_request
-from pipeline.evaluation import EvaluatedImage, EvaluationRecord
-from pipeline.metrics import ScoredImage, classification_performance
+from pipeline.evaluation import EvaluatedBox, EvaluatedImage, EvaluationRecord
+from pipeline.metrics import (
+    Box,
+    DetectedImage,
+    Performance,
+    ScoredImage,
+    classification_performance,
+    detection_performance,
+)
 from pipeline.projects import get_project
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
@@ -15,7 +24,7 @@ from pipeline.store.iterations import IterationStore
 from pipeline.store.records import ImageRecord
 from pipeline.training import completed_iteration
 from pipeline.wire.performance import IterationPerformance, TagPerformance
-from pipeline.wire.predictions import Prediction
+from pipeline.wire.predictions import BoundingBox, Prediction
 
 ORDERS = ("Newest", "Oldest")
 
@@ -45,8 +54,7 @@ def iteration_performance(
     _threshold(threshold, "threshold")
     _threshold(overlap_threshold, "overlapThreshold")
     evaluation = load_evaluation(account, project_id, iteration_id)
-    scored = [ScoredImage(i.fold, frozenset(i.truth), i.probabilities) for i in evaluation.images]
-    performance = classification_performance(scored, [label.tag_id for label in evaluation.labels], threshold)
+    performance = _performance(evaluation, threshold, overlap_threshold)
     names = {label.tag_id: label.name for label in evaluation.labels}
     return IterationPerformance(
         per_tag_performance=[
@@ -69,16 +77,39 @@ def iteration_performance(
     )
 
 
+def _boxes(boxes: list[EvaluatedBox]) -> list[Box]:
+    return [Box(b.tag_id, b.left, b.top, b.width, b.height, b.probability) for b in boxes]
+
+
+def _performance(evaluation: EvaluationRecord, threshold: float, overlap_threshold: float) -> Performance:
+    """Classifiers are scored per image, detectors per box (matched at `overlap_threshold`)."""
+    tag_ids = [label.tag_id for label in evaluation.labels]
+    if evaluation.domain_type == OBJECT_DETECTION:
+        detected = [DetectedImage(i.fold, _boxes(i.regions), _boxes(i.detections)) for i in evaluation.images]
+        return detection_performance(detected, tag_ids, threshold, overlap_threshold)
+    scored = [ScoredImage(i.fold, frozenset(i.truth), i.probabilities) for i in evaluation.images]
+    return classification_performance(scored, tag_ids, threshold)
+
+
 def _predictions(evaluation: EvaluationRecord, image: EvaluatedImage) -> list[Prediction]:
     labels = {label.tag_id: label for label in evaluation.labels}
+    scored = [(tag_id, probability, None) for tag_id, probability in image.probabilities.items()] + [
+        (
+            box.tag_id,
+            box.probability,
+            BoundingBox(left=box.left, top=box.top, width=box.width, height=box.height),
+        )
+        for box in image.detections
+    ]
     predictions = [
         Prediction(
             probability=probability,
             tag_id=tag_id,
             tag_name=labels[tag_id].name,
             tag_type=labels[tag_id].type,
+            bounding_box=box,
         )
-        for tag_id, probability in image.probabilities.items()
+        for tag_id, probability, box in scored
         if tag_id in labels
     ]
     return sorted(predictions, key=lambda p: p.probability, reverse=True)

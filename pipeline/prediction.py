@@ -5,22 +5,26 @@ Serving never imports torch."""
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from pipeline.domains import CLASSIFICATION, find_domain
+from PIL import Image
+
+from pipeline.domains import CLASSIFICATION, OBJECT_DETECTION, find_domain
 from pipeline.errors import CustomVisionError, bad_request
 from pipeline.fetch import FetchError, FetchTooLarge, fetch_url
 from pipeline.imaging import DecodedImage, ImageRejected, decode_image, stored_copies
 from pipeline.inference import LoadedModel, ModelCache
-from pipeline.preprocessing import preprocess
+from pipeline.preprocessing import preprocess, preprocess_full
 from pipeline.projects import new_id
+from pipeline.publishing import PublishedIterations
 from pipeline.settings import Settings
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.records import IterationRecord, PredictedTag, PredictionRecord, utcnow
 from pipeline.wire.images import ImageCreateStatus
-from pipeline.wire.predictions import ImagePrediction, Prediction
+from pipeline.wire.predictions import BoundingBox, ImagePrediction, Prediction
 
 _APPLICATION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _REJECTION_CODES = {
@@ -58,13 +62,40 @@ def fetch_image(url: str, settings: Settings) -> bytes:
         raise bad_request("BadRequestImageUrl", str(error)) from error
 
 
-def _classify(model: LoadedModel, decoded: DecodedImage) -> list[Prediction]:
-    probabilities = model.run(preprocess(decoded.image, model.input_size))[0]
+def _classify(model: LoadedModel, image: Image.Image) -> list[Prediction]:
+    probabilities = model.run(preprocess(image, model.input_size))[0]
     predictions = [
         Prediction(probability=float(p), tag_id=label.tag_id, tag_name=label.name)
         for label, p in zip(model.labels, probabilities, strict=True)
     ]
     return sorted(predictions, key=lambda p: p.probability, reverse=True)
+
+
+def _detect(model: LoadedModel, image: Image.Image) -> list[Prediction]:
+    """The exported detector already decodes and suppresses: its boxes come normalised, by falling score, at
+    most 200, padded with score 0."""
+    outputs = dict(zip(model.output_names, model.run(preprocess_full(image, model.input_size)), strict=True))
+    predictions = [
+        Prediction(
+            probability=float(score),
+            tag_id=model.labels[int(tag)].tag_id,
+            tag_name=model.labels[int(tag)].name,
+            bounding_box=BoundingBox(left=box[0], top=box[1], width=box[2], height=box[3]),
+        )
+        for box, score, tag in zip(
+            outputs["detected_boxes"].tolist(),
+            outputs["detected_scores"].tolist(),
+            outputs["detected_classes"].tolist(),
+            strict=True,
+        )
+        if score > 0
+    ]
+    return sorted(predictions, key=lambda p: p.probability, reverse=True)
+
+
+_PREDICT = {CLASSIFICATION: _classify, OBJECT_DETECTION: _detect}
+# A stored prediction's boxes live in one table property (at most 64 KiB): the most probable ones are kept.
+MAX_STORED_BOXES = 64
 
 
 class Predictor:
@@ -74,6 +105,7 @@ class Predictor:
         self.account = account
         self.settings = settings
         self.models = models
+        self.published = PublishedIterations(account, settings.published_cache_seconds)
 
     def model(self, iteration: IterationRecord) -> LoadedModel:
         blob = iteration.model_blob
@@ -82,6 +114,10 @@ class Predictor:
                 400, "BadRequestIterationIsNotTrained", f"Iteration {iteration.name} is not trained."
             )
         return self.models.get(blob, lambda: IterationStore(self.account).read_artefact(blob))
+
+    def run(self, iteration: IterationRecord, image: Image.Image) -> list[Prediction]:
+        """The iteration's predictions for a decoded image, most probable first (boxes for detectors)."""
+        return _PREDICT[find_domain(iteration.domain_id).type](self.model(iteration), image)
 
     def predict(self, request: PredictionRequest, data: bytes) -> ImagePrediction:
         iteration = request.iteration
@@ -103,7 +139,7 @@ class Predictor:
             project=iteration.project_id,
             iteration=iteration.id,
             created=utcnow(),
-            predictions=_classify(self.model(iteration), decoded),
+            predictions=self.run(iteration, decoded.image),
         )
         if request.store:
             self._store(request, data, decoded, result)
@@ -120,9 +156,10 @@ class Predictor:
             f"{prefix}/resized.jpg": (resized, "image/jpeg"),
             f"{prefix}/thumbnail.jpg": (thumbnail, "image/jpeg"),
         }
-        for name, (content, content_type) in blobs.items():
-            store.put_blob(name, content, content_type)
+        with ThreadPoolExecutor(max_workers=len(blobs)) as pool:  # blobs in parallel; the row only after all
+            list(pool.map(lambda item: store.put_blob(item[0], *item[1]), blobs.items()))
         original, resized_blob, thumbnail_blob = blobs
+        kept = result.predictions if request.kind == CLASSIFICATION else result.predictions[:MAX_STORED_BOXES]
         store.insert(
             PredictionRecord(
                 id=result.id,
@@ -131,8 +168,13 @@ class Predictor:
                 domain_id=request.iteration.domain_id,
                 application=request.application,
                 predictions=[
-                    PredictedTag(tag_id=p.tag_id, tag_name=p.tag_name, probability=p.probability)
-                    for p in result.predictions
+                    PredictedTag(
+                        tag_id=p.tag_id,
+                        tag_name=p.tag_name,
+                        probability=p.probability,
+                        **(p.bounding_box.model_dump() if p.bounding_box else {}),
+                    )
+                    for p in kept
                 ],
                 original_blob=original,
                 resized_blob=resized_blob,

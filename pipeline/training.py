@@ -63,14 +63,34 @@ def fingerprint(project: ProjectRecord, images: list[ImageRecord], tags: list[Ta
     return digest.hexdigest()
 
 
+def _validate_detection_set(settings: Settings, images: list[ImageRecord], tags: list[TagRecord]) -> None:
+    """A detector learns from regions: each Regular tag needs regions on enough images; Negative tags have no
+    place in a detector's training set."""
+    counts = Counter(tag_id for image in images for tag_id in {r.tag_id for r in image.regions})
+    negative = [t.name for t in tags if t.type == "Negative" and counts.get(t.id, 0)]
+    if negative:
+        raise bad_request(
+            "BadRequestDetectionTrainingNotAllowNegativeTag",
+            f"Object detection cannot train on Negative tags: {', '.join(negative)}.",
+        )
+    code = "BadRequestDetectionTrainingValidationFailed"
+    regular = [t for t in tags if t.type != "Negative"]
+    if not regular:
+        raise bad_request(code, "Training needs at least one tag with regions.")
+    minimum = settings.min_images_per_tag_detection
+    short = [f"{t.name} ({counts.get(t.id, 0)})" for t in regular if counts.get(t.id, 0) < minimum]
+    if short:
+        raise bad_request(
+            code, f"Each tag needs regions on at least {minimum} images; too few: {', '.join(short)}."
+        )
+
+
 def _validate_training_set(
     settings: Settings, project: ProjectRecord, images: list[ImageRecord], tags: list[TagRecord]
 ) -> None:
     if find_domain(project.domain_id).type == OBJECT_DETECTION:
-        raise bad_request(
-            "BadRequestDetectionTrainingValidationFailed",
-            "Object detection training is not available in this version of Seer yet.",
-        )
+        _validate_detection_set(settings, images, tags)
+        return
     counts = Counter(tag_id for image in images for tag_id in image.tag_ids)
     regular = [t for t in tags if t.type == "Regular"]
     code = f"BadRequest{project.classification_type}ClassificationTrainingValidationFailed"

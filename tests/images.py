@@ -67,3 +67,38 @@ def pattern_image(kind: int, seed: int, width: int = 320, height: int = 240) -> 
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+DETECTION_COLOURS = ((220, 40, 40), (40, 60, 220))
+
+
+def detection_scene(
+    seed: int, width: int = 320, height: int = 256
+) -> tuple[Image.Image, list[tuple[int, ...]]]:
+    """A noisy grey-green picture with one or two solid rectangles in the two tags' colours (tag 0 red, tag 1
+    blue; every third seed has both), and their boxes as (tag, left, top, width, height) in pixels."""
+    import numpy as np
+
+    rng = random.Random(seed)
+    noise = np.random.default_rng(seed).normal(0, 20, (height, width, 3))
+    image = Image.fromarray(np.clip(np.array([120, 140, 110]) + noise, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    boxes = []
+    tags = [seed % 2] if seed % 3 else [0, 1]
+    for slot, tag in enumerate(tags):
+        box_width, box_height = (
+            rng.randint(width // 5, width * 2 // 5),
+            rng.randint(height // 5, height * 2 // 5),
+        )
+        half = width // 2
+        x = min(rng.randint(0, half - box_width // 2) + half * slot * (len(tags) - 1), width - box_width)
+        y = rng.randint(0, height - box_height)
+        draw.rectangle([x, y, x + box_width - 1, y + box_height - 1], fill=DETECTION_COLOURS[tag])
+        boxes.append((tag, x, y, box_width, box_height))
+    return image, boxes
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()

@@ -68,9 +68,9 @@ class DetectionAugmentation:
 
 def crop_boxes(
     boxes: np.ndarray, window: tuple[float, float, float, float], min_visible: float
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Boxes [n, 4] (left, top, width, height, normalised to the image) seen through `window` (the same form),
-    normalised to the window; boxes with less than `min_visible` of their area inside are dropped."""
+    normalised to the window, and which boxes were kept (those with at least `min_visible` of their area inside)."""
     left, top, width, height = window
     x0 = np.clip(boxes[:, 0], left, left + width)
     y0 = np.clip(boxes[:, 1], top, top + height)

@@ -15,7 +15,8 @@ import os
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -43,12 +44,12 @@ class DetectorSettings:
 
     image_size: int
     augmented_views: int = 7  # random views per image beside the whole image, computed once
-    epochs: int = 24  # passes over all views, for each fold model and the final model
+    epochs: int = 12  # passes over all views, for each fold model and the final model
     batch: int = 16
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     width: int = 96  # head channels
-    depth: int = 2  # head 3x3 convolutions
+    depth: int = 3  # separable convolutions in the head's tower
     max_folds: int = 3
 
 
@@ -145,11 +146,8 @@ def _boxes(sample: DetectionSample) -> np.ndarray:
     return np.array([[r.left, r.top, r.width, r.height] for r in sample.regions], dtype=np.float32)
 
 
-def build_cache(
-    samples: Sequence[DetectionSample], levels: Levels, settings: DetectorSettings
-) -> tuple[_Cache, np.ndarray]:
-    """Backbone maps and targets of every view of every sample; also the view pixels of the first samples'
-    whole-image views (for the export check)."""
+def build_cache(samples: Sequence[DetectionSample], levels: Levels, settings: DetectorSettings) -> _Cache:
+    """Backbone maps and targets of every view of every sample, views computed in parallel (`map_groups`)."""
     size, per_sample = settings.image_size, 1 + settings.augmented_views
     runner = session(export_module(levels, size, LEVELS), threads=1)
     grid = size // 16
@@ -169,23 +167,25 @@ def build_cache(
         return fine.astype(np.float16), coarse.astype(np.float16), targets
 
     chunks = map_groups(len(samples), max(1, 8 // per_sample), run)
-    cache = _Cache(
+    return _Cache(
         fine=torch.from_numpy(np.concatenate([c[0] for c in chunks])),
         coarse=torch.from_numpy(np.concatenate([c[1] for c in chunks])),
         targets=Targets.stack([t for c in chunks for t in c[2]]),
         sample=np.repeat(np.arange(len(samples)), per_sample),
         first=np.arange(len(samples)) * per_sample,
     )
-    check = np.stack([preprocess_full(s.image, size) for s in samples[:VERIFY_IMAGES]])
-    return cache, check
+
+
+def new_head(cache: _Cache, num_classes: int, settings: DetectorSettings) -> Head:
+    """A freshly initialised head, the same one every time (seeded; call it from one thread)."""
+    torch.manual_seed(SEED)
+    return Head(cache.fine.shape[1], cache.coarse.shape[1], num_classes, settings.width, settings.depth)
 
 
 def fit_head(
-    cache: _Cache, rows: np.ndarray, num_classes: int, settings: DetectorSettings, deadline: float
+    head: Head, cache: _Cache, rows: np.ndarray, settings: DetectorSettings, deadline: float
 ) -> Head:
-    """A head trained on every view of the samples `rows` (AdamW, cosine schedule), stopped at `deadline`."""
-    torch.manual_seed(SEED)
-    head = Head(cache.fine.shape[1], cache.coarse.shape[1], num_classes, settings.width, settings.depth)
+    """`head` trained on every view of the samples `rows` (AdamW, cosine schedule), stopped at `deadline`."""
     views = torch.from_numpy(np.flatnonzero(np.isin(cache.sample, rows)))
     steps = max(1, math.ceil(settings.epochs * len(views) / settings.batch))
     optimiser = torch.optim.AdamW(
@@ -266,7 +266,7 @@ def train_detector(
         raise TrainingInputError(str(error)) from None
     settings = settings or DEFAULTS[backbone]
     if training_type == "Advanced":
-        settings = DetectorSettings(**{**settings.__dict__, "epochs": settings.epochs * 2})
+        settings = replace(settings, epochs=settings.epochs * 2)
     deadline = started + budget_seconds if budget_seconds is not None else math.inf
     torch.set_num_threads(os.cpu_count() or 1)
     timings: dict[str, float] = {}
@@ -276,22 +276,29 @@ def train_detector(
 
     size = settings.image_size
     levels = Levels(load_backbone(backbone)).eval()
-    cache, check = build_cache(samples, levels, settings)
+    cache = build_cache(samples, levels, settings)
     lap("features")
     label_sets = [{r.label for r in s.regions} for s in samples]
     folds = stratified_folds(label_sets, len(labels), max_folds=settings.max_folds)
     k = int(folds.max() + 1)
+    # The final head and the k fold heads are independent: one single-threaded fit per core at a time (small
+    # convolutions scale badly across threads, the more so on shared cores).
+    training_rows = [np.arange(len(samples))] + [np.flatnonzero(folds != fold) for fold in range(k)]
+    heads = [new_head(cache, len(labels), settings) for _ in training_rows]
+    with torch_threads(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        final_head, *fold_heads = pool.map(
+            lambda head, rows: fit_head(head, cache, rows, settings, deadline), heads, training_rows
+        )
     found: dict[int, list[Detection]] = {}
-    for fold in range(k):
+    for fold, head in enumerate(fold_heads):
         held = np.flatnonzero(folds == fold)
-        fold_deadline = time.monotonic() + (deadline - time.monotonic()) / (k + 1 - fold)
-        head = fit_head(cache, np.flatnonzero(folds != fold), len(labels), settings, fold_deadline)
         for row, boxes, scores, tags in zip(held, *detect_cached(cache, head, held), strict=True):
             found[int(row)] = _detections(labels, boxes, scores, tags)
-    lap("cross_validation")
-    model = Detector(levels, fit_head(cache, np.arange(len(samples)), len(labels), settings, deadline)).eval()
+    lap("heads")
+    model = Detector(levels, final_head).eval()
     onnx_bytes = package(model, labels, size, backbone)
     lap("final_model")
+    check = np.stack([preprocess_full(s.image, size) for s in samples[:VERIFY_IMAGES]])
     with torch_threads(1):
         difference = verify_detections(onnx_bytes, model, check, OUTPUTS)
     lap("verify")

@@ -45,8 +45,15 @@ def _conv(channels_in: int, channels_out: int, kernel: int = 3) -> nn.Conv2d:
     return nn.Conv2d(channels_in, channels_out, kernel, padding=kernel // 2)
 
 
+def _separable(width: int) -> list[nn.Module]:
+    """A depthwise 3x3 then pointwise convolution: about 8x cheaper than a full 3x3 at 96 channels (the head
+    trains on two CPU cores), as EfficientDet's heads do."""
+    return [nn.Conv2d(width, width, 3, padding=1, groups=width), _conv(width, width, 1), nn.ReLU()]
+
+
 class Head(nn.Module):
-    """Both levels projected to `width` channels and summed at stride 16, a shared tower, then per location:
+    """Both levels projected to `width` channels and summed at stride 16, a shared separable tower, then per
+    location:
     tag logits [N, C, G, G], box side distances (log, in grid cells) [N, 4, G, G], centerness logit [N, 1, G, G]."""
 
     def __init__(
@@ -55,9 +62,7 @@ class Head(nn.Module):
         super().__init__()
         self.fine = _conv(fine_channels, width, 1)
         self.coarse = _conv(coarse_channels, width, 1)
-        self.tower = nn.Sequential(
-            *[layer for _ in range(depth) for layer in (_conv(width, width), nn.ReLU())]
-        )
+        self.tower = nn.Sequential(*[layer for _ in range(depth) for layer in _separable(width)])
         self.classes = _conv(width, num_classes)
         self.sides = _conv(width, 4)
         self.centerness = _conv(width, 1)

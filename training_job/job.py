@@ -11,8 +11,8 @@ import time
 
 from azure.storage.queue import QueueMessage
 
-from pipeline.domains import find_domain
-from pipeline.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
+from pipeline.domains import OBJECT_DETECTION, find_domain
+from pipeline.evaluation import EvaluatedBox, EvaluatedImage, EvaluatedLabel, EvaluationRecord
 from pipeline.notifications import notify_training
 from pipeline.settings import Settings, get_settings
 from pipeline.store import StorageAccount, get_storage
@@ -36,14 +36,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def train_iteration(account: StorageAccount, iteration: IterationRecord) -> IterationRecord:
-    """Train, export and evaluate; store the artefacts; return the iteration as Completed."""
-    from training_job.train import Label, Sample, TrainingInputError, train_classifier
+def _budget(iteration: IterationRecord) -> float | None:
+    """Advanced training's reserved budget, in seconds; Regular training has none."""
+    return iteration.reserved_budget_in_hours * 3600 if iteration.training_type == "Advanced" else None
 
-    started = time.monotonic()
-    data: TrainingData = load_training_data(account, iteration)
-    if not data.images:
-        raise TrainingDataError("The project has no tagged images any more.")
+
+def _classifier(
+    data: TrainingData, iteration: IterationRecord, backbone: str
+) -> tuple[bytes, EvaluationRecord]:
+    from training_job.train import Label, Sample, train_classifier
+
     labels = [Label(tag_id=t.id, name=t.name, is_negative=t.type == "Negative") for t in data.tags]
     index = {t.id: i for i, t in enumerate(data.tags)}
     samples = [
@@ -51,20 +53,14 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
         for i in data.images
     ]
     truths = {i.record.id: sorted(i.record.tag_ids & index.keys()) for i in data.images}
-    domain = find_domain(iteration.domain_id)
-    try:
-        result = train_classifier(
-            samples,
-            labels,
-            multilabel=iteration.classification_type == "Multilabel",
-            backbone=domain.backbone,
-            training_type=iteration.training_type,
-            budget_seconds=iteration.reserved_budget_in_hours * 3600
-            if iteration.training_type == "Advanced"
-            else None,
-        )
-    except TrainingInputError as error:
-        raise TrainingDataError(str(error)) from error
+    result = train_classifier(
+        samples,
+        labels,
+        multilabel=iteration.classification_type == "Multilabel",
+        backbone=backbone,
+        training_type=iteration.training_type,
+        budget_seconds=_budget(iteration),
+    )
     evaluation = EvaluationRecord(
         classification_type=iteration.classification_type,
         labels=[EvaluatedLabel(tag_id=t.id, name=t.name, type=t.type) for t in data.tags],
@@ -78,10 +74,91 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
             for p in result.fold_predictions
         ],
     )
+    return result.onnx_model, evaluation
+
+
+def _detector(
+    data: TrainingData, iteration: IterationRecord, backbone: str
+) -> tuple[bytes, EvaluationRecord]:
+    """Images train a detector through their regions of the iteration's tags (whole-image tags do not count)."""
+    from training_job.detect import DetectionSample, Region, train_detector
+    from training_job.train import Label
+
+    wanted = {t.id for t in data.tags if t.type != "Negative"}
+    regions = {
+        i.record.id: [r for r in i.record.regions if r.tag_id in wanted and r.width > 0 and r.height > 0]
+        for i in data.images
+    }
+    found = {r.tag_id for kept in regions.values() for r in kept}
+    tags = [t for t in data.tags if t.id in found]
+    index = {t.id: i for i, t in enumerate(tags)}
+    samples = [
+        DetectionSample(
+            image_id=i.record.id,
+            image=i.image,
+            regions=tuple(
+                Region(index[r.tag_id], r.left, r.top, r.width, r.height) for r in regions[i.record.id]
+            ),
+        )
+        for i in data.images
+        if regions[i.record.id]
+    ]
+    result = train_detector(
+        samples,
+        [Label(tag_id=t.id, name=t.name) for t in tags],
+        backbone=backbone,
+        training_type=iteration.training_type,
+        budget_seconds=_budget(iteration),
+    )
+    evaluation = EvaluationRecord(
+        classification_type=None,
+        domain_type=OBJECT_DETECTION,
+        labels=[EvaluatedLabel(tag_id=t.id, name=t.name, type=t.type) for t in tags],
+        images=[
+            EvaluatedImage(
+                image_id=p.image_id,
+                fold=p.fold,
+                truth=sorted({r.tag_id for r in regions[p.image_id]}),
+                regions=[
+                    EvaluatedBox(tag_id=r.tag_id, left=r.left, top=r.top, width=r.width, height=r.height)
+                    for r in regions[p.image_id]
+                ],
+                detections=[
+                    EvaluatedBox(
+                        tag_id=d.tag_id,
+                        left=d.left,
+                        top=d.top,
+                        width=d.width,
+                        height=d.height,
+                        probability=d.probability,
+                    )
+                    for d in p.detections
+                ],
+            )
+            for p in result.fold_predictions
+        ],
+    )
+    return result.onnx_model, evaluation
+
+
+def train_iteration(account: StorageAccount, iteration: IterationRecord) -> IterationRecord:
+    """Train, export and evaluate; store the artefacts; return the iteration as Completed."""
+    from training_job.train import TrainingInputError
+
+    started = time.monotonic()
+    data: TrainingData = load_training_data(account, iteration)
+    if not data.images:
+        raise TrainingDataError("The project has no tagged images any more.")
+    domain = find_domain(iteration.domain_id)
+    trainer = _detector if domain.type == OBJECT_DETECTION else _classifier
+    try:
+        onnx_model, evaluation = trainer(data, iteration, domain.backbone)
+    except TrainingInputError as error:
+        raise TrainingDataError(str(error)) from error
     store = IterationStore(account)
     model_blob = artefact_name(iteration.project_id, iteration.id, "model.onnx")
     evaluation_blob = artefact_name(iteration.project_id, iteration.id, "evaluation.json")
-    store.put_artefact(model_blob, result.onnx_model)
+    store.put_artefact(model_blob, onnx_model)
     store.put_artefact(evaluation_blob, evaluation.dumps())
     minutes = math.ceil((time.monotonic() - started) / 60)
     return iteration.model_copy(

@@ -19,6 +19,7 @@ from pipeline.api import (
     publishing,
     quick_test,
     stored_predictions,
+    suggestions,
     tags,
 )
 from pipeline.api.auth import require_prediction_key, require_training_key
@@ -75,7 +76,9 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
     app.state.settings = settings or get_settings()
     app.state.account = account or get_storage()
     app.state.predictor = Predictor(
-        app.state.account, app.state.settings, ModelCache(app.state.settings.model_cache_size)
+        app.state.account,
+        app.state.settings,
+        ModelCache(app.state.settings.model_cache_size, app.state.settings.inference_workers),
     )
     _install_error_handlers(app)
 
@@ -92,6 +95,7 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
         publishing,
         quick_test,
         stored_predictions,
+        suggestions,
     ):
         training.include_router(module.router)
     app.include_router(training)

@@ -14,6 +14,7 @@ from pipeline.store.predictions import PredictionStore
 from pipeline.store.records import PredictionRecord
 from pipeline.wire.images import ImageCreateSummary
 from pipeline.wire.predictions import (
+    BoundingBox,
     ImageIdCreateBatch,
     Prediction,
     PredictionQueryResult,
@@ -35,7 +36,15 @@ def to_wire(store: PredictionStore, prediction: PredictionRecord) -> StoredImage
         thumbnail_uri=store.blob_url(prediction.thumbnail_blob),
         original_image_uri=store.blob_url(prediction.original_blob),
         predictions=[
-            Prediction(probability=p.probability, tag_id=p.tag_id, tag_name=p.tag_name, tag_type=p.tag_type)
+            Prediction(
+                probability=p.probability,
+                tag_id=p.tag_id,
+                tag_name=p.tag_name,
+                tag_type=p.tag_type,
+                bounding_box=None
+                if p.left is None
+                else BoundingBox(left=p.left, top=p.top, width=p.width, height=p.height),
+            )
             for p in prediction.predictions
         ],
     )

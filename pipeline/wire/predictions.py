@@ -81,3 +81,25 @@ class ImageIdCreateBatch(WireModel):
     images: list[ImageIdCreateEntry]
     tag_ids: list[str] | None = None
     metadata: dict[str, str] | None = None
+
+
+class RegionProposal(WireModel):
+    confidence: float
+    bounding_box: BoundingBox
+
+
+class ImageRegionProposal(WireModel):
+    project_id: str
+    image_id: str
+    proposals: list[RegionProposal]
+
+
+class SuggestedTagAndRegion(WireModel):
+    """`id` is the image's id; `prediction_uncertainty` is 1 minus the most probable prediction's probability."""
+
+    id: str
+    project: str
+    iteration: str
+    created: datetime
+    predictions: list[Prediction]
+    prediction_uncertainty: float

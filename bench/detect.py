@@ -1,0 +1,145 @@
+"""Object detection accuracy and speed on the raccoon data set, end to end through the running service.
+
+    .venv/bin/python -m bench.detect [--datasets DIR] [--domain compact|general]
+
+raccoon/ (images/ 200 JPEGs, annotations/ Pascal VOC XML with pixel boxes) split as its author did: sorted by
+name, the first 160 train and the last 40 are held out. The 160 go up through the Training API with their
+regions; the clock runs from `POST .../train` to the iteration reading "Completed" (queue dispatch, the job's
+process start, loading, the backbone's pass over every view, k-fold cross-validation of the head, the final
+head, ONNX export and its check, storing). The held-out 40 are then sent to the Prediction API (detect, nostore)
+of the published iteration, one at a time; mAP at 0.5 overlap is computed on their boxes with
+`pipeline.metrics` (all-point interpolated AP, PASCAL VOC style), and latency is the HTTP round trip per image.
+Skips with a message when the data set is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import DATASETS, TRAINING, PeakMemory, machine, ok, seer_service
+from pipeline.annotations import read_voc
+from pipeline.metrics import Box, DetectedImage, detection_performance
+
+PREDICTION = "/customvision/v3.0/prediction"
+DOMAINS = {
+    "compact": "a27d5ca5-bb19-49d8-a70a-fec086c47f5b",  # General (compact): EfficientNet-Lite0
+    "general": "da2e3a8a-40a5-4171-82f4-58522f70fbc1",  # General: EfficientNet-Lite2
+}
+TRAIN_IMAGES = 160
+
+
+def split(root: Path) -> tuple[list[Path], list[Path]]:
+    files = sorted((root / "images").glob("*.jpg"), key=lambda p: p.name)
+    return files[:TRAIN_IMAGES], files[TRAIN_IMAGES:]
+
+
+def boxes(root: Path, image: Path) -> list:
+    return read_voc((root / "annotations" / f"{image.stem}.xml").read_bytes())
+
+
+def upload(client, root: Path, project_id: str, tag_id: str, files: list[Path]) -> None:
+    for start in range(0, len(files), 64):
+        body = {
+            "images": [
+                {
+                    "name": f.name,
+                    "contents": base64.b64encode(f.read_bytes()).decode(),
+                    "regions": [
+                        {"tagId": tag_id, "left": b.left, "top": b.top, "width": b.width, "height": b.height}
+                        for b in boxes(root, f)
+                    ],
+                }
+                for f in files[start : start + 64]
+            ]
+        }
+        summary = ok(client.post(f"{TRAINING}/projects/{project_id}/images/files", json=body))
+        if not summary["isBatchSuccessful"]:
+            raise RuntimeError(f"upload failed: {summary}")
+
+
+def run(root: Path, domain: str, log_dir: Path) -> dict[str, object]:
+    train_files, val_files = split(root)
+    with seer_service(log_dir) as service, service.client(timeout=900) as client:
+        project = ok(
+            client.post(f"{TRAINING}/projects", params={"name": "bench-raccoon", "domainId": DOMAINS[domain]})
+        )
+        tag = ok(client.post(f"{TRAINING}/projects/{project['id']}/tags", params={"name": "raccoon"}))
+        upload(client, root, project["id"], tag["id"], train_files)
+        with PeakMemory("training_job") as memory:
+            started = time.perf_counter()
+            iteration = ok(client.post(f"{TRAINING}/projects/{project['id']}/train"))
+            while iteration["status"] == "Training":
+                time.sleep(0.5)
+                iteration = ok(
+                    client.get(f"{TRAINING}/projects/{project['id']}/iterations/{iteration['id']}")
+                )
+            train_seconds = time.perf_counter() - started
+        if iteration["status"] != "Completed":
+            raise RuntimeError(f"training failed: {iteration.get('trainingErrorDetails')}")
+        base = f"{TRAINING}/projects/{project['id']}/iterations/{iteration['id']}"
+        cv = ok(client.get(f"{base}/performance", params={"threshold": 0.5, "overlapThreshold": 0.5}))
+        ok(client.post(f"{base}/publish", params={"publishName": "bench", "predictionId": "bench"}))
+        url = f"{PREDICTION}/{project['id']}/detect/iterations/bench/image/nostore"
+        ok(client.post(url, content=val_files[0].read_bytes()))  # loads the model into the cache
+        images, latencies = [], []
+        for file in val_files:
+            sent = time.perf_counter()
+            predictions = ok(client.post(url, content=file.read_bytes()))["predictions"]
+            latencies.append(time.perf_counter() - sent)
+            images.append(
+                DetectedImage(
+                    0,
+                    [Box("raccoon", b.left, b.top, b.width, b.height) for b in boxes(root, file)],
+                    [Box("raccoon", **p["boundingBox"], probability=p["probability"]) for p in predictions],
+                )
+            )
+    held_out = detection_performance(images, ["raccoon"], threshold=0.5, overlap=0.5)
+    return {
+        "domain": domain,
+        "train_seconds": train_seconds,
+        "peak_mib": memory.peak_mib,
+        "cv_map": cv["averagePrecision"],
+        "map": held_out.average_precision,
+        "precision": held_out.precision.value,
+        "recall": held_out.recall.value,
+        "latency_ms": 1000 * statistics.median(latencies),
+    }
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.detect", description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", type=Path, default=DATASETS, help="the shared datasets folder")
+    parser.add_argument("--domain", choices=sorted(DOMAINS), nargs="+", default=["compact"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    root = args.datasets / "raccoon"
+    if not (root / "images").is_dir():
+        print(f"skipped: {root} is absent (see ../shared/datasets/README.md)")
+        return 0
+    with tempfile.TemporaryDirectory() as logs:
+        results = [run(root, domain, Path(logs)) for domain in args.domain]
+    print(f"machine: {machine()}")
+    print()
+    print(
+        "| detection domain | train images | train request to Completed s | peak job RSS MiB | CV mAP@0.5 | "
+        "val mAP@0.5 (40) | val precision | val recall | latency per image ms (HTTP, median) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['domain']} | {TRAIN_IMAGES} | {r['train_seconds']:.0f} | {r['peak_mib']:.0f} | {r['cv_map']:.3f} | "
+            f"{r['map']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['latency_ms']:.1f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""The detector core on synthetic pictures (coloured rectangles on noisy backgrounds; no ../shared, no Azurite):
+training with held-out folds, the ONNX contract (decoding and NMS inside) and its check against torch, boxes
+found on new pictures, and the pieces (box-aware augmentation, targets, suppression, metrics) on cases small
+enough to check by hand. efficientnet-lite0 at a small input size keeps it quick."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from pipeline.metrics import Box, DetectedImage, box_iou, detection_average_precision, detection_performance
+from pipeline.preprocessing import FULL_PREPROCESSING, preprocess_full
+from tests.images import detection_scene
+from training_job import export
+from training_job.augment import crop_boxes, detection_view
+from training_job.detect import (
+    OUTPUTS,
+    DetectionResult,
+    DetectionSample,
+    DetectorSettings,
+    Region,
+    train_detector,
+)
+from training_job.detector import Targets, suppress
+from training_job.train import Label, TrainingInputError
+
+BACKBONE = "efficientnet-lite0"
+SETTINGS = DetectorSettings(image_size=192, augmented_views=3, epochs=30, max_folds=2)
+LABELS = [Label("t-red", "red"), Label("t-blue", "blue")]
+
+
+def scene(seed: int) -> tuple[Image.Image, tuple[Region, ...]]:
+    image, boxes = detection_scene(seed)
+    width, height = image.size
+    return image, tuple(
+        Region(tag, x / width, y / height, w / width, h / height) for tag, x, y, w, h in boxes
+    )
+
+
+def samples(seeds: range) -> list[DetectionSample]:
+    return [DetectionSample(f"scene-{seed}", *scene(seed)) for seed in seeds]
+
+
+@pytest.fixture(scope="module")
+def training() -> list[DetectionSample]:
+    return samples(range(24))
+
+
+@pytest.fixture(scope="module")
+def trained(training: list[DetectionSample]) -> DetectionResult:
+    return train_detector(training, LABELS, backbone=BACKBONE, settings=SETTINGS)
+
+
+def run_onnx(result: DetectionResult, images: list[Image.Image]) -> list[np.ndarray]:
+    session = ort.InferenceSession(result.onnx_model, providers=["CPUExecutionProvider"])
+    pixels = np.stack([preprocess_full(image, result.image_size) for image in images])
+    return session.run(list(OUTPUTS), {"data": pixels})
+
+
+@pytest.mark.slow
+def test_onnx_finds_the_boxes_of_new_pictures(trained: DetectionResult) -> None:
+    unseen = samples(range(1000, 1008))
+    boxes, scores, tags = run_onnx(trained, [s.image for s in unseen])
+    assert boxes.shape == (8, 200, 4) and scores.shape == (8, 200) and tags.shape == (8, 200)
+    assert (np.diff(scores, axis=1) <= 0).all()  # by falling score, padded with 0
+    for sample, image_boxes, image_scores, image_tags in zip(unseen, boxes, scores, tags, strict=True):
+        for region in sample.regions:
+            truth = Box(LABELS[region.label].tag_id, region.left, region.top, region.width, region.height)
+            found = [
+                box_iou(truth, Box(truth.tag_id, *map(float, box)))
+                for box, score, tag in zip(image_boxes, image_scores, image_tags, strict=True)
+                if score >= 0.5 and tag == region.label
+            ]
+            assert max(found, default=0.0) > 0.5, (sample.image_id, region, found)
+
+
+@pytest.mark.slow
+def test_every_image_gets_out_of_fold_detections(
+    trained: DetectionResult, training: list[DetectionSample]
+) -> None:
+    assert sorted(p.image_id for p in trained.fold_predictions) == sorted(s.image_id for s in training)
+    assert trained.folds == 2 and {p.fold for p in trained.fold_predictions} == {0, 1}
+    for prediction in trained.fold_predictions:
+        assert len(prediction.detections) <= 200
+        assert all(d.left >= 0 and d.left + d.width <= 1 + 1e-6 for d in prediction.detections)
+    assert trained.cv_score > 0.7, trained.cv_score  # held-out mAP at 0.5 overlap
+
+
+@pytest.mark.slow
+def test_onnx_matches_torch_and_carries_metadata(
+    trained: DetectionResult, training: list[DetectionSample]
+) -> None:
+    assert trained.export_difference <= export.DETECTION_TOLERANCE
+    pixels = np.stack([preprocess_full(s.image, trained.image_size) for s in training[:3]])
+    boxes, scores, tags = run_onnx(trained, [s.image for s in training[:3]])
+    with torch.inference_mode():
+        expected = [t.numpy() for t in trained.model(torch.from_numpy(pixels))]
+    confident = expected[1] > 0.3
+    np.testing.assert_allclose(scores[confident], expected[1][confident], atol=1e-3)
+    np.testing.assert_allclose(boxes[confident], expected[0][confident], atol=1e-3)
+    np.testing.assert_array_equal(tags[confident], expected[2][confident])
+
+    session = ort.InferenceSession(trained.onnx_model, providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == list(OUTPUTS)
+    assert not isinstance(session.get_inputs()[0].shape[0], int)  # dynamic batch
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["labels"]) == [{"tag_id": lb.tag_id, "name": lb.name} for lb in LABELS]
+    assert json.loads(metadata["preprocessing"]) == {**FULL_PREPROCESSING, "size": 192}
+    assert json.loads(metadata["classification_type"]) is None
+    assert metadata["domain_type"] == "ObjectDetection"
+
+
+@pytest.mark.slow
+def test_export_check_refuses_a_model_that_differs(
+    trained: DetectionResult, training: list[DetectionSample]
+) -> None:
+    pixels = np.stack([preprocess_full(s.image, trained.image_size) for s in training[:2]])
+    bias = trained.model.head.sides.bias
+    with torch.no_grad():
+        bias += 0.3
+    try:
+        with pytest.raises(export.ExportVerificationError):
+            export.verify_detections(trained.onnx_model, trained.model, pixels, OUTPUTS)
+    finally:
+        with torch.no_grad():
+            bias -= 0.3
+
+
+def test_bad_input_is_refused() -> None:
+    image = scene(0)[0]
+    with pytest.raises(TrainingInputError, match="at least 2"):
+        train_detector(samples(range(1)), LABELS, backbone=BACKBONE, settings=SETTINGS)
+    no_regions = [DetectionSample("a", image, ()), *samples(range(2))]
+    with pytest.raises(TrainingInputError, match="no region"):
+        train_detector(no_regions, LABELS, backbone=BACKBONE, settings=SETTINGS)
+    only_red = [DetectionSample(str(i), image, (Region(0, 0.1, 0.1, 0.2, 0.2),)) for i in range(2)]
+    with pytest.raises(TrainingInputError, match="blue"):
+        train_detector(only_red, LABELS, backbone=BACKBONE, settings=SETTINGS)
+
+
+def test_preprocess_full_keeps_the_whole_image() -> None:
+    image = Image.new("RGB", (300, 100), (0, 0, 0))
+    ImageDraw.Draw(image).rectangle([0, 0, 29, 99], fill=(255, 255, 255))  # the left tenth
+    pixels = preprocess_full(image, 64)
+    assert pixels.shape == (3, 64, 64) and pixels.dtype == np.float32
+    assert pixels[:, :, :5].min() > 200 and pixels[:, :, 8:].max() < 60  # stretched, not cropped
+
+
+def test_crop_and_flip_move_the_boxes() -> None:
+    boxes = np.array([[0.1, 0.1, 0.2, 0.2], [0.6, 0.6, 0.3, 0.3]], dtype=np.float32)
+    inside, kept = crop_boxes(boxes, (0.0, 0.0, 0.5, 0.5), min_visible=0.45)
+    assert kept.tolist() == [True, False]  # the second box lies outside the window
+    np.testing.assert_allclose(inside, [[0.2, 0.2, 0.4, 0.4]], atol=1e-6)
+    inside, kept = crop_boxes(boxes, (0.0, 0.0, 0.7, 0.7), min_visible=0.1)
+    np.testing.assert_allclose(inside[1], [0.6 / 0.7, 0.6 / 0.7, 0.1 / 0.7, 0.1 / 0.7], atol=1e-6)
+
+    image = Image.new("RGB", (200, 100), (0, 0, 0))
+    ImageDraw.Draw(image).rectangle([20, 10, 59, 49], fill=(255, 255, 255))
+    truth = np.array([[0.1, 0.1, 0.2, 0.4]], dtype=np.float32)
+    for seed in range(20):
+        view, moved, kept = detection_view(image, truth, 64, random.Random(seed))
+        if not kept.any():
+            continue
+        pixels = np.asarray(view.convert("L"), dtype=np.float32)
+        left, top, width, height = moved[0] * 64
+        inner = pixels[int(top + 2) : int(top + height - 2), int(left + 2) : int(left + width - 2)]
+        assert inner.size == 0 or inner.mean() > 150, seed  # the moved box still covers the white square
+
+
+def test_targets_give_small_boxes_their_centre_cell() -> None:
+    boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.5, 0.5, 0.05, 0.05]])
+    targets = Targets.assign(boxes, torch.tensor([0, 1]), grid=4)
+    assert (targets.tags >= 0).all()  # every cell lies in the big box
+    centre_cell = 2 * 4 + 2  # (0.525, 0.525) lies in cell (2, 2)
+    assert targets.tags[centre_cell] == 1  # the small box wins its centre cell
+    assert targets.tags.tolist().count(1) == 1
+    assert torch.allclose(targets.corners[centre_cell], torch.tensor([0.5, 0.5, 0.55, 0.55]))
+    empty = Targets.assign(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), grid=4)
+    assert (empty.tags == -1).all()
+
+
+def test_suppression_keeps_one_box_per_object_and_tag() -> None:
+    corners = torch.tensor(
+        [[[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.5, 0.52], [0.6, 0.6, 0.9, 0.9], [0.1, 0.1, 0.5, 0.5]]]
+    )
+    scores = torch.tensor([[[0.9, 0.0], [0.8, 0.0], [0.7, 0.0], [0.0, 0.6]]])  # 4 locations, 2 tags
+    boxes, kept, tags = suppress(corners, scores, max_detections=5)
+    assert kept[0].tolist() == pytest.approx([0.9, 0.7, 0.6, 0.0, 0.0])  # the 0.8 duplicate is gone
+    assert tags[0, :3].tolist() == [0, 0, 1]  # the same box under the other tag stays
+    assert boxes[0, 0].tolist() == pytest.approx([0.1, 0.1, 0.4, 0.4])  # left, top, width, height
+    assert boxes[0, 3:].abs().sum() == 0  # padding
+
+
+def test_detection_metrics_by_hand() -> None:
+    a = [Box("a", 0.0, 0.0, 0.5, 0.5)]
+    images = [
+        # a found (IoU 0.81) at 0.9, plus a false a at 0.6 elsewhere
+        DetectedImage(0, a, [Box("a", 0.0, 0.0, 0.45, 0.45, 0.9), Box("a", 0.6, 0.6, 0.2, 0.2, 0.6)]),
+        # a found only loosely (IoU 0.14 < 0.5) at 0.8: a false positive and a missed box
+        DetectedImage(1, a, [Box("a", 0.25, 0.25, 0.5, 0.5, 0.8)]),
+    ]
+    performance = detection_performance(images, ["a"], threshold=0.5, overlap=0.5)
+    assert performance.precision.value == pytest.approx(1 / 3)
+    assert performance.recall.value == pytest.approx(1 / 2)
+    # fold 0: precision 1/2, recall 1; fold 1: precision 0, recall 0
+    assert performance.precision.std_deviation == pytest.approx(0.25)
+    assert performance.recall.std_deviation == pytest.approx(0.5)
+    # ranked 0.9 (hit), 0.8 (miss), 0.6 (miss); recall reaches 1/2 at precision 1
+    assert detection_average_precision(images, "a", overlap=0.5) == pytest.approx(0.5)
+    # a looser overlap threshold accepts the 0.8 box: both found, at precision 1 then 1
+    loose = detection_performance(images, ["a"], threshold=0.5, overlap=0.1)
+    assert loose.recall.value == 1.0 and loose.average_precision == pytest.approx(1.0)
+    strict = detection_performance(images, ["a"], threshold=0.95, overlap=0.5)
+    assert strict.recall.value == 0.0 and strict.average_precision == performance.average_precision
+    # one true box found twice: the second match is a false positive
+    twice = [DetectedImage(0, a, [Box("a", 0.0, 0.0, 0.5, 0.5, 0.9), Box("a", 0.0, 0.0, 0.5, 0.49, 0.8)])]
+    assert detection_performance(twice, ["a"]).precision.value == pytest.approx(0.5)

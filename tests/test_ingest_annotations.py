@@ -1,0 +1,90 @@
+"""Boxes through the drop folder: an image with a Pascal VOC or COCO file beside it becomes an image with regions
+(tags created by name), whichever of the two blobs arrives first; unreadable annotations are set aside."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.annotations import AnnotationError, read_coco, read_voc
+from pipeline.ingest import ingest_blob
+from pipeline.store.images import UploadStore
+from tests.images import make_image
+
+BASE = "/customvision/v3.3/training"
+VOC = b"""<annotation><size><width>320</width><height>240</height><depth>3</depth></size>
+<object><name>raccoon</name><bndbox><xmin>32</xmin><ymin>24</ymin><xmax>192</xmax><ymax>144</ymax></bndbox></object>
+<object><name>Raccoon</name><bndbox><xmin>200</xmin><ymin>120</ymin><xmax>400</xmax><ymax>240</ymax></bndbox></object>
+</annotation>"""
+
+
+def coco(file_name: str) -> bytes:
+    return json.dumps(
+        {
+            "images": [{"id": 7, "file_name": file_name, "width": 320, "height": 240}],
+            "annotations": [{"image_id": 7, "category_id": 1, "bbox": [160, 60, 80, 120]}],
+            "categories": [{"id": 1, "name": "fork"}],
+        }
+    ).encode()
+
+
+@pytest.fixture()
+def uploads(account) -> UploadStore:
+    return UploadStore(account)
+
+
+def drop(uploads: UploadStore, name: str, data: bytes) -> None:
+    uploads.put(name, data)
+    ingest_blob(f"uploads/{name}", data)
+
+
+def regions(client, project_id: str) -> list[tuple]:
+    [image] = client.get(f"{BASE}/projects/{project_id}/images").json()
+    return sorted(
+        (r["tagName"], round(r["left"], 4), round(r["top"], 4), round(r["width"], 4), round(r["height"], 4))
+        for r in image["regions"]
+    )
+
+
+def test_voc_reader_normalises_and_clips() -> None:
+    first, second = read_voc(VOC)
+    assert (first.name, first.left, first.top, first.width, first.height) == ("raccoon", 0.1, 0.1, 0.5, 0.5)
+    assert second.left + second.width == pytest.approx(1.0)  # xmax 400 clipped to the 320 px image
+    with pytest.raises(AnnotationError):
+        read_voc(b"<annotation><object><name>x</name></object>")
+
+
+def test_coco_reader_picks_the_named_image() -> None:
+    [box] = read_coco(coco("images/photo.jpg"), "photo.jpg")
+    assert (box.name, box.left, box.top, box.width, box.height) == ("fork", 0.5, 0.25, 0.25, 0.5)
+    with pytest.raises(AnnotationError):
+        read_coco(b'{"images": []}', "photo.jpg")
+
+
+def test_voc_beside_the_image_gives_regions(client, project, uploads) -> None:
+    drop(uploads, f"{project['id']}/one.xml", VOC)  # the annotation first: it waits
+    assert client.get(f"{BASE}/projects/{project['id']}/images/untagged/count").json() == 0
+    drop(uploads, f"{project['id']}/one.jpg", make_image(seed=11))
+    assert regions(client, project["id"]) == [
+        ("raccoon", 0.1, 0.1, 0.5, 0.5),
+        ("raccoon", 0.625, 0.5, 0.375, 0.5),
+    ]
+    tags = client.get(f"{BASE}/projects/{project['id']}/tags").json()
+    assert [(t["name"], t["imageCount"]) for t in tags] == [("raccoon", 1)]  # "Raccoon" matched by name
+
+
+def test_coco_after_the_image_adds_regions_once(client, project, uploads) -> None:
+    drop(uploads, f"{project['name']}/photo.jpg", make_image(seed=12))  # the image first: untagged
+    assert client.get(f"{BASE}/projects/{project['id']}/images/untagged/count").json() == 1
+    drop(uploads, f"{project['name']}/photo.json", coco("photo.jpg"))
+    drop(uploads, f"{project['name']}/photo.json", coco("photo.jpg"))  # delivered twice
+    assert regions(client, project["id"]) == [("fork", 0.5, 0.25, 0.25, 0.5)]
+
+
+def test_unreadable_annotation_is_set_aside(client, project, uploads) -> None:
+    uploads.put(f"{project['id']}/bad.jpg", make_image(seed=13))
+    drop(uploads, f"{project['id']}/bad.xml", b"<not xml")
+    reason = json.loads(uploads.read(f"rejected/{project['id']}/bad.xml.reason.json"))
+    assert reason["code"] == "BadRequestAnnotation"
+    assert client.get(f"{BASE}/projects/{project['id']}/images/untagged/count").json() == 0
