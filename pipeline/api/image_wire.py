@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi.responses import JSONResponse
 
 from pipeline import images as service
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
-from pipeline.store.records import ImageRecord
+from pipeline.store.records import ImageRecord, RegionRecord
 from pipeline.wire.base import WireModel
 from pipeline.wire.images import Image, ImageCreateResult, ImageCreateSummary, ImageRegion, ImageTag
+
+
+def region_to_wire(region: RegionRecord, names: Mapping[str, str]) -> ImageRegion:
+    return ImageRegion(
+        region_id=region.id,
+        tag_name=names.get(region.tag_id, ""),
+        created=region.created,
+        tag_id=region.tag_id,
+        left=region.left,
+        top=region.top,
+        width=region.width,
+        height=region.height,
+    )
 
 
 class ImageWire:
@@ -32,19 +47,7 @@ class ImageWire:
                 ImageTag(tag_id=t.tag_id, tag_name=self.names.get(t.tag_id, ""), created=t.created)
                 for t in image.tags
             ],
-            regions=[
-                ImageRegion(
-                    region_id=r.id,
-                    tag_name=self.names.get(r.tag_id, ""),
-                    created=r.created,
-                    tag_id=r.tag_id,
-                    left=r.left,
-                    top=r.top,
-                    width=r.width,
-                    height=r.height,
-                )
-                for r in image.regions
-            ],
+            regions=[region_to_wire(r, self.names) for r in image.regions],
             metadata=image.metadata,
         )
 

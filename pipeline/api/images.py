@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pipeline import images as service
 from pipeline.api.deps import account, csv_list, settings
-from pipeline.api.image_wire import ImageWire, create_summary, multi_status
+from pipeline.api.image_wire import ImageWire, create_summary, multi_status, region_to_wire
 from pipeline.api.uploads import uploaded_images
 from pipeline.settings import Settings
 from pipeline.store import StorageAccount
@@ -254,17 +254,7 @@ def create_image_regions(
 
     summary = ImageRegionCreateSummary(
         created=[
-            ImageRegionCreateResult(
-                image_id=i,
-                region_id=r.id,
-                tag_name=names.get(r.tag_id, ""),
-                created=r.created,
-                tag_id=r.tag_id,
-                left=r.left,
-                top=r.top,
-                width=r.width,
-                height=r.height,
-            )
+            ImageRegionCreateResult(image_id=i, **region_to_wire(r, names).model_dump())
             for i, r in edits.created
         ],
         duplicated=entries(edits.duplicated),
