@@ -17,11 +17,10 @@ from pipeline.metrics import (
     classification_performance,
     detection_performance,
 )
-from pipeline.projects import get_project
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
-from pipeline.store.records import ImageRecord
+from pipeline.store.records import ImageRecord, IterationRecord
 from pipeline.training import completed_iteration
 from pipeline.wire.performance import IterationPerformance, TagPerformance
 from pipeline.wire.predictions import BoundingBox, Prediction
@@ -41,11 +40,14 @@ def _threshold(value: float, name: str) -> float:
     return value
 
 
-def load_evaluation(account: StorageAccount, project_id: str, iteration_id: str) -> EvaluationRecord:
+def _load_evaluation(
+    account: StorageAccount, project_id: str, iteration_id: str
+) -> tuple[IterationRecord, EvaluationRecord]:
+    """The trained iteration (its project checked on the way) and its stored cross-validation results."""
     iteration = completed_iteration(account, project_id, iteration_id)
     if not iteration.evaluation_blob:
         raise bad_request("BadRequestIterationIsNotTrained", f"Iteration {iteration.name} has no evaluation.")
-    return EvaluationRecord.loads(IterationStore(account).read_artefact(iteration.evaluation_blob))
+    return iteration, EvaluationRecord.loads(IterationStore(account).read_artefact(iteration.evaluation_blob))
 
 
 def iteration_performance(
@@ -53,7 +55,7 @@ def iteration_performance(
 ) -> IterationPerformance:
     _threshold(threshold, "threshold")
     _threshold(overlap_threshold, "overlapThreshold")
-    evaluation = load_evaluation(account, project_id, iteration_id)
+    _, evaluation = _load_evaluation(account, project_id, iteration_id)
     performance = _performance(evaluation, threshold, overlap_threshold)
     names = {label.tag_id: label.name for label in evaluation.labels}
     return IterationPerformance(
@@ -119,8 +121,8 @@ def _selected(
     account: StorageAccount, project_id: str, iteration_id: str, tag_ids: list[str]
 ) -> tuple[EvaluationRecord, list[tuple[EvaluatedImage, ImageRecord]]]:
     """The evaluated images with any of `tag_ids` (all when empty) that still exist, with their records."""
-    evaluation = load_evaluation(account, project_id, iteration_id)
-    records = {r.id: r for r in ImageStore(account).list(get_project(account, project_id).id)}
+    iteration, evaluation = _load_evaluation(account, project_id, iteration_id)
+    records = {r.id: r for r in ImageStore(account).list(iteration.project_id)}
     wanted = set(tag_ids)
     chosen = [
         (image, records[image.image_id])
