@@ -8,7 +8,7 @@
   (b) hymenoptera: train/ (244 images: train/ants/imageNotFound.gif, a valid GIF of an "image not found"
       placeholder rather than an ant, is left out),
       efficientnet-lite2, Regular; the train call's seconds, the process's peak RSS, and accuracy on val/ (153)
-      with the exported ONNX model in ONNX Runtime and pipeline.preprocessing.preprocess, as serving runs it.
+      with the exported ONNX model in ONNX Runtime and pipeline.vision.preprocessing.preprocess, as serving runs it.
   (c) quickstart again, Advanced with a small budget: which mode won on the folds.
 Images go through the same decoding and stored copy (resized JPEG) that uploads get, outside the clock. The
 datasets are ../shared/datasets (or $SEER_DATASETS); the benchmark is skipped when they are absent.
@@ -29,9 +29,9 @@ import onnxruntime as ort
 from PIL import Image
 
 from bench.common import DATASETS, machine
-from pipeline.imaging import ImageRejected, decode_image, stored_copies
-from pipeline.preprocessing import preprocess_batch
-from pipeline.settings import get_settings
+from pipeline.core.settings import get_settings
+from pipeline.vision.imaging import ImageRejected, decode_image, stored_copies
+from pipeline.vision.preprocessing import preprocess_batch
 from training_job.train import Label, Sample, TrainingResult, train_classifier
 
 QUICKSTART = DATASETS / "customvision-samples" / "classification"

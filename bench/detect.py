@@ -8,7 +8,7 @@ regions; the clock runs from `POST .../train` to the iteration reading "Complete
 process start, loading, the backbone's pass over every view, k-fold cross-validation of the head, the final
 head, ONNX export and its check, storing). The held-out 40 are then sent to the Prediction API (detect, nostore)
 of the published iteration, one at a time; mAP at 0.5 overlap is computed on their boxes with
-`pipeline.metrics` (all-point interpolated AP, PASCAL VOC style), and latency is the HTTP round trip per image.
+`pipeline.vision.metrics` (all-point interpolated AP, PASCAL VOC style), and latency is the HTTP round trip per image.
 Skips with a message when the data set is absent.
 """
 
@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from bench.common import DATASETS, TRAINING, PeakMemory, machine, ok, seer_service
-from pipeline.annotations import read_voc
-from pipeline.metrics import Box, DetectedImage, detection_performance
+from pipeline.vision.annotations import read_voc
+from pipeline.vision.metrics import Box, DetectedImage, detection_performance
 
 PREDICTION = "/customvision/v3.0/prediction"
 DOMAINS = {

@@ -6,9 +6,9 @@ Everything runs on this machine against a fresh in-memory Azurite (tests.azurite
   (a) API: CreateImagesFromFiles in batches of up to 64, over real HTTP to uvicorn in its own process;
       the clock runs from the first request to the last response (bodies are base64-encoded beforehand).
   (b) drop folder: the files are uploaded to uploads/{project}/{tag}/{file} while the local Functions host
-      (`python -m pipeline.localhost`, polling every --poll seconds) runs; the clock runs from the first upload
+      (`python -m devhost`, polling every --poll seconds) runs; the clock runs from the first upload
       until every image is stored or rejected.
-  (c) drop folder, ingestion function called directly: upload, then `pipeline.ingest.ingest_blob`, one file at a
+  (c) drop folder, ingestion function called directly: upload, then `pipeline.services.ingest.ingest_blob`, one file at a
       time in this process; the cost of ingestion itself, without the host's polling.
 The dataset is ../shared/datasets/hymenoptera/train ({tag}/{file}); the benchmark is skipped when it is absent.
 """
@@ -30,9 +30,9 @@ from pathlib import Path
 import httpx
 
 from bench.common import machine, serving
-from pipeline.ingest import ingest_blob
-from pipeline.projects import create_project
-from pipeline.settings import get_settings
+from pipeline.core.settings import get_settings
+from pipeline.services.ingest import ingest_blob
+from pipeline.services.projects import create_project
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.images import ImageStore, UploadStore
 from tests.azurite import free_port, running_azurite
@@ -148,7 +148,7 @@ def bench_local_host(
 ) -> Row:
     project = create_project(account, "bench-drop-host")
     port = free_port()
-    command = [sys.executable, "-m", "pipeline.localhost", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--blob-poll-interval", str(poll), "--log-level", "WARNING"]
     with serving(command, env, port, log_dir, "localhost"):
         started = time.perf_counter()
@@ -213,12 +213,10 @@ def main(args: argparse.Namespace) -> None:
         account = StorageAccount(connection_string)
         api, expected = bench_api(env, samples, args.batch, Path(logs))
         rows.append(api)
-        if importlib.util.find_spec("pipeline.localhost.__main__") is not None:
+        if importlib.util.find_spec("devhost.__main__") is not None:
             rows.append(bench_local_host(env, account, samples, expected, args.poll, Path(logs)))
         else:
-            print(
-                "note: pipeline.localhost is not available; the drop folder is measured only by calling the function"
-            )
+            print("note: devhost is not available; the drop folder is measured only by calling the function")
         rows.append(bench_direct(connection_string, account, samples, expected))
     print()
     print_table(rows)

@@ -8,16 +8,16 @@ log = logging.getLogger(__name__)
 
 
 def ingest_upload(blob_path: str, data: bytes) -> None:
-    """Blob trigger on `uploads/{name}`: hand the file to ingestion (see `pipeline.ingest`)."""
-    from pipeline.ingest import ingest_blob
+    """Blob trigger on `uploads/{name}`: hand the file to ingestion (see `pipeline.services.ingest`)."""
+    from pipeline.services.ingest import ingest_blob
 
     ingest_blob(blob_path, data)
 
 
 def retrain_on_schedule() -> None:
     """Timer trigger: queue training for projects that gained enough labelled images."""
-    from pipeline.retrain import retrain_due_projects
-    from pipeline.settings import get_settings
+    from pipeline.core.settings import get_settings
+    from pipeline.services.retrain import retrain_due_projects
     from pipeline.store import get_storage
 
     retrain_due_projects(get_storage(), get_settings())

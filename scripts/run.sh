@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pipeline.localhost --host 127.0.0.1 --port "${SEER_PORT:-7071}" \
+exec .venv/bin/python -m devhost --host 127.0.0.1 --port "${SEER_PORT:-7071}" \
   --job "training=.venv/bin/python -m training_job" --job-poll-interval 0.5 "$@"

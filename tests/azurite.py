@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.settings import dev_storage_connection_string
+from pipeline.core.settings import dev_storage_connection_string
 
 ROOT = Path(__file__).resolve().parent.parent
 

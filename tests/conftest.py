@@ -15,7 +15,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from pipeline.api.app import create_app
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
 from pipeline.store import StorageAccount
 from tests.azurite import free_port, running_azurite
 
@@ -44,7 +44,7 @@ def settings(storage_connection_string: str) -> Settings:
 @pytest.fixture(scope="session", autouse=True)
 def _process_settings(settings: Settings, storage_connection_string: str) -> Iterator[None]:
     """Point code that reads the process settings (triggers, the local host) at the test Azurite."""
-    from pipeline.settings import get_settings
+    from pipeline.core.settings import get_settings
     from pipeline.store import get_storage
 
     patch = pytest.MonkeyPatch()
@@ -115,8 +115,8 @@ def service(storage_connection_string: str) -> Iterator[str]:
     """The whole service as `scripts/run.sh` starts it: function_app.py on the local host (HTTP, blob, queue and
     timer triggers) with the training job launched as a separate process per queued training request."""
     import function_app
-    from pipeline.localhost import HostConfig, JobSpec, LocalHost
-    from pipeline.settings import get_settings
+    from devhost import HostConfig, JobSpec, LocalHost
+    from pipeline.core.settings import get_settings
 
     host = LocalHost(
         function_app.app,

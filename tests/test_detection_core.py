@@ -14,8 +14,14 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from pipeline.metrics import Box, DetectedImage, box_iou, detection_average_precision, detection_performance
-from pipeline.preprocessing import FULL_PREPROCESSING, preprocess_full
+from pipeline.vision.metrics import (
+    Box,
+    DetectedImage,
+    box_iou,
+    detection_average_precision,
+    detection_performance,
+)
+from pipeline.vision.preprocessing import FULL_PREPROCESSING, preprocess_full
 from tests.images import detection_scene
 from training_job import export
 from training_job.augment import crop_boxes, detection_view

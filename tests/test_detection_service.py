@@ -17,7 +17,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     Region,
 )
 
-from pipeline.metrics import Box, box_iou
+from pipeline.vision.metrics import Box, box_iou
 from tests.images import detection_scene, jpeg
 from tests.test_service import wait_until_trained
 

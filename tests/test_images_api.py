@@ -12,11 +12,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from pipeline import images as service
-from pipeline.fetch import FetchError, check_url
-from pipeline.imaging import ImageRejected, decode_image
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
+from pipeline.services import images as service
 from pipeline.store.images import ImageStore
+from pipeline.vision.fetch import FetchError, check_url
+from pipeline.vision.imaging import ImageRejected, decode_image
 from tests.conftest import TRAINING_KEY
 from tests.images import make_image, noise_image, png_declaring
 

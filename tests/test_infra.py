@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pycep import BicepParser
 
-from pipeline.settings import LOOPBACK_HOSTS, Settings
+from pipeline.core.settings import LOOPBACK_HOSTS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
@@ -306,7 +306,7 @@ def test_function_app_sets_every_setting_the_app_needs(
         "SEER_TRAINING_QUEUE",
     } | connections
     assert required <= app_settings.keys(), f"missing app settings: {sorted(required - app_settings.keys())}"
-    # The development-key fallback in pipeline.settings applies only on a loopback bind host.
+    # The development-key fallback in pipeline.core.settings applies only on a loopback bind host.
     assert bicep.resolve(app_settings["SEER_BIND_HOST"]["value"]) not in LOOPBACK_HOSTS
     app_insights = raw_setting_value(
         bicep,
@@ -352,7 +352,7 @@ def test_every_seer_setting_is_a_real_setting(bicep: Bicep, app_settings: dict, 
     env = settings_list(bicep, job_container["env"])
     used = {name for name in [*app_settings, *env] if name.startswith("SEER_")}
     assert used, "no SEER_ settings at all"
-    assert used <= fields, f"settings pipeline.settings does not read: {sorted(used - fields)}"
+    assert used <= fields, f"settings pipeline.core.settings does not read: {sorted(used - fields)}"
     aliases = Settings.model_fields["storage_connection_string"].validation_alias.choices
     assert "AzureWebJobsStorage" in aliases
     # Settings both sides read must agree.
@@ -559,7 +559,7 @@ def test_dockerfile_copies_only_pipeline_training_job_and_requirements() -> None
     files, _ = image_layout()
     sources = {p.relative_to(ROOT).parts[0] for p in files.values()}
     assert sources == {"pipeline", "training_job", "requirements.txt"}
-    assert PurePosixPath("/app/pipeline/settings.py") in files
+    assert PurePosixPath("/app/pipeline/core/settings.py") in files
     assert PurePosixPath("/app/training_job/job.py") in files
 
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from pipeline.ingest import ingest_blob
+from pipeline.services.ingest import ingest_blob
 from pipeline.store.images import UploadStore
 from tests.images import make_image
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from pipeline.annotations import AnnotationError, read_coco, read_voc
-from pipeline.ingest import ingest_blob
+from pipeline.services.ingest import ingest_blob
 from pipeline.store.images import UploadStore
+from pipeline.vision.annotations import AnnotationError, read_coco, read_voc
 from tests.images import make_image
 
 BASE = "/customvision/v3.3/training"

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.localhost import HostConfig, JobSpec, LocalHost
-from pipeline.localhost.blob_triggers import POISON_QUEUE, RECEIPTS_CONTAINER, BlobPath
-from pipeline.localhost.host_config import parse_timespan
-from pipeline.localhost.timer_triggers import NcrontabSchedule
+from devhost import HostConfig, JobSpec, LocalHost
+from devhost.blob_triggers import POISON_QUEUE, RECEIPTS_CONTAINER, BlobPath
+from devhost.host_config import parse_timespan
+from devhost.timer_triggers import NcrontabSchedule
 from pipeline.store import StorageAccount
 from tests import host_app
 from tests.azurite import free_port

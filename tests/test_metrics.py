@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.metrics import ScoredImage, average_precision, classification_performance
+from pipeline.vision.metrics import ScoredImage, average_precision, classification_performance
 
 
 def image(fold: int, truth: str, a: float) -> ScoredImage:

@@ -23,11 +23,11 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 )
 from PIL import Image
 
-from pipeline.imaging import decode_image
-from pipeline.preprocessing import preprocess
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
+from pipeline.vision.imaging import decode_image
+from pipeline.vision.preprocessing import preprocess
 from tests.images import make_image, pattern_image
 
 COMPACT_DOMAIN = (
@@ -214,7 +214,7 @@ def test_url_prediction_and_quick_test(
 
 
 def test_serving_never_imports_torch() -> None:
-    code = "import sys, function_app, pipeline.prediction; print('torch' in sys.modules)"
+    code = "import sys, function_app, pipeline.services.prediction; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

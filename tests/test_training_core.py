@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from pipeline.preprocessing import PREPROCESSING, preprocess, preprocess_batch
+from pipeline.vision.preprocessing import PREPROCESSING, preprocess, preprocess_batch
 from training_job import export
 from training_job.augment import views
 from training_job.train import (
@@ -258,7 +258,7 @@ def test_preprocess_resizes_the_shortest_side_and_takes_the_centre() -> None:
 
 
 def test_preprocessing_does_not_import_torch() -> None:
-    code = "import sys, pipeline.preprocessing; sys.exit('torch' in sys.modules)"
+    code = "import sys, pipeline.vision.preprocessing; sys.exit('torch' in sys.modules)"
     root = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
 

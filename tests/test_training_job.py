@@ -19,8 +19,8 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline import training
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
+from pipeline.services import training
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from tests.images import pattern_image

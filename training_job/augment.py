@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from pipeline.preprocessing import resize_and_crop, resize_full
+from pipeline.vision.preprocessing import resize_and_crop, resize_full
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The model that is trained and exported: normalisation, a pretrained backbone's pooled features, a linear
 head, and softmax (multiclass) or sigmoid (multilabel), so its output is probabilities in the labels' order and
-its input is plain 0..255 RGB as `pipeline.preprocessing.preprocess` makes it."""
+its input is plain 0..255 RGB as `pipeline.vision.preprocessing.preprocess` makes it."""
 
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from pipeline.services.training import training_set
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord, IterationRecord, TagRecord
 from pipeline.store.tags import TagStore
-from pipeline.training import training_set
 
 
 @dataclass(frozen=True)

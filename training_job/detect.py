@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.metrics import Box, DetectedImage, detection_performance
-from pipeline.preprocessing import FULL_PREPROCESSING, describe, preprocess_batch, preprocess_full
+from pipeline.vision.metrics import Box, DetectedImage, detection_performance
+from pipeline.vision.preprocessing import FULL_PREPROCESSING, describe, preprocess_batch, preprocess_full
 from training_job.augment import detection_views
 from training_job.backbones import get_spec, load_backbone
 from training_job.classifier import torch_threads

@@ -19,7 +19,7 @@ import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline.preprocessing import describe
+from pipeline.vision.preprocessing import describe
 from training_job.classifier import Classifier, FeatureExtractor, torch_threads
 
 OPSET = 17

@@ -11,15 +11,15 @@ import time
 
 from azure.storage.queue import QueueMessage
 
-from pipeline.domains import OBJECT_DETECTION, find_domain
-from pipeline.evaluation import EvaluatedBox, EvaluatedImage, EvaluatedLabel, EvaluationRecord
-from pipeline.notifications import notify_training
-from pipeline.settings import Settings, get_settings
+from pipeline.contract.evaluation import EvaluatedBox, EvaluatedImage, EvaluatedLabel, EvaluationRecord
+from pipeline.core.domains import OBJECT_DETECTION, find_domain
+from pipeline.core.settings import Settings, get_settings
+from pipeline.services.notifications import notify_training
+from pipeline.services.training import TrainingMessage
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import IterationRecord, utcnow
-from pipeline.training import TrainingMessage
 from training_job.data import TrainingData, load_training_data
 from training_job.lease import MessageLease
 

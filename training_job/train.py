@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from pipeline.preprocessing import preprocess_batch
+from pipeline.vision.preprocessing import preprocess_batch
 from training_job.augment import views
 from training_job.backbones import get_spec
 from training_job.classifier import (

@@ -24,12 +24,12 @@ from pipeline.api import (
 )
 from pipeline.api.auth import require_prediction_key, require_training_key
 from pipeline.api.routing import CaseInsensitivePaths, api_version, prediction_api_version
-from pipeline.errors import CustomVisionError
-from pipeline.inference import ModelCache
+from pipeline.core.errors import CustomVisionError
+from pipeline.core.settings import Settings, get_settings
 from pipeline.portal import router as portal
-from pipeline.prediction import Predictor
-from pipeline.settings import Settings, get_settings
+from pipeline.services.prediction import Predictor
 from pipeline.store import StorageAccount, get_storage
+from pipeline.vision.inference import ModelCache
 
 log = logging.getLogger(__name__)
 

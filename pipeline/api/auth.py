@@ -6,7 +6,7 @@ import hmac
 
 from fastapi import Request
 
-from pipeline.errors import unauthorized
+from pipeline.core.errors import unauthorized
 
 
 def _check(request: Request, header: str, expected: str | None) -> None:

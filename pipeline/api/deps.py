@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from pipeline.prediction import Predictor
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
+from pipeline.services.prediction import Predictor
 from pipeline.store import StorageAccount
 
 

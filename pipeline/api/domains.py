@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pipeline.domains import DOMAINS, find_domain
-from pipeline.errors import not_found
-from pipeline.wire.projects import Domain
+from pipeline.api.wire.projects import Domain
+from pipeline.core.domains import DOMAINS, find_domain
+from pipeline.core.errors import not_found
 
 router = APIRouter(tags=["domains"])
 

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 
 from fastapi.responses import JSONResponse
 
-from pipeline import images as service
+from pipeline.api.wire.base import WireModel
+from pipeline.api.wire.images import Image, ImageCreateResult, ImageCreateSummary, ImageRegion, ImageTag
+from pipeline.services import images as service
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord, RegionRecord
-from pipeline.wire.base import WireModel
-from pipeline.wire.images import Image, ImageCreateResult, ImageCreateSummary, ImageRegion, ImageTag
 
 
 def region_to_wire(region: RegionRecord, names: Mapping[str, str]) -> ImageRegion:

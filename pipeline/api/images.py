@@ -6,13 +6,10 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from pipeline import images as service
 from pipeline.api.deps import account, csv_list, settings
 from pipeline.api.image_wire import ImageWire, create_summary, multi_status, region_to_wire
 from pipeline.api.uploads import uploaded_images
-from pipeline.settings import Settings
-from pipeline.store import StorageAccount
-from pipeline.wire.images import (
+from pipeline.api.wire.images import (
     Image,
     ImageCreateSummary,
     ImageFileCreateBatch,
@@ -28,6 +25,9 @@ from pipeline.wire.images import (
     ImageUrlCreateBatch,
     Region,
 )
+from pipeline.core.settings import Settings
+from pipeline.services import images as service
+from pipeline.store import StorageAccount
 
 router = APIRouter(tags=["images"])
 

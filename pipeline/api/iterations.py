@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 
-from pipeline import training as service
 from pipeline.api.deps import account, settings
-from pipeline.domains import EXPORT_PLATFORMS, find_domain
-from pipeline.settings import Settings
+from pipeline.api.wire.iterations import Iteration, IterationUpdate, TrainingParameters
+from pipeline.core.domains import EXPORT_PLATFORMS, find_domain
+from pipeline.core.settings import Settings
+from pipeline.services import training as service
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from pipeline.store.records import IterationRecord
-from pipeline.wire.iterations import Iteration, IterationUpdate, TrainingParameters
 
 router = APIRouter(tags=["iterations"])
 

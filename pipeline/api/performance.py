@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
-from pipeline import performance as service
 from pipeline.api.deps import account, csv_list
 from pipeline.api.image_wire import ImageWire
+from pipeline.api.wire.performance import ImagePerformance, IterationPerformance
+from pipeline.services import performance as service
 from pipeline.store import StorageAccount
-from pipeline.wire.performance import ImagePerformance, IterationPerformance
 
 router = APIRouter(tags=["performance"])
 

@@ -8,10 +8,10 @@ from starlette.concurrency import run_in_threadpool
 
 from pipeline.api.deps import predictor, settings
 from pipeline.api.uploads import uploaded_image
-from pipeline.domains import CLASSIFICATION, OBJECT_DETECTION
-from pipeline.prediction import PredictionRequest, Predictor, fetch_image
-from pipeline.settings import Settings
-from pipeline.wire.predictions import ImagePrediction, ImageUrl
+from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
+from pipeline.core.domains import CLASSIFICATION, OBJECT_DETECTION
+from pipeline.core.settings import Settings
+from pipeline.services.prediction import PredictionRequest, Predictor, fetch_image
 
 router = APIRouter(tags=["prediction"])
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 
-from pipeline import projects as service
 from pipeline.api.deps import account
+from pipeline.api.wire.projects import CreateProjectOptions, Project, ProjectSettings, ProjectUpdate
+from pipeline.services import projects as service
 from pipeline.store import StorageAccount
 from pipeline.store.records import ProjectRecord
-from pipeline.wire.projects import CreateProjectOptions, Project, ProjectSettings, ProjectUpdate
 
 router = APIRouter(tags=["projects"])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from pipeline import publishing as service
 from pipeline.api.deps import account
+from pipeline.services import publishing as service
 from pipeline.store import StorageAccount
 
 router = APIRouter(tags=["publishing"])

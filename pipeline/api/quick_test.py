@@ -7,11 +7,11 @@ from starlette.concurrency import run_in_threadpool
 
 from pipeline.api.deps import predictor, settings
 from pipeline.api.uploads import uploaded_image
-from pipeline.domains import find_domain
-from pipeline.prediction import PredictionRequest, Predictor, fetch_image
-from pipeline.settings import Settings
-from pipeline.training import completed_iteration, latest_completed_iteration
-from pipeline.wire.predictions import ImagePrediction, ImageUrl
+from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
+from pipeline.core.domains import find_domain
+from pipeline.core.settings import Settings
+from pipeline.services.prediction import PredictionRequest, Predictor, fetch_image
+from pipeline.services.training import completed_iteration, latest_completed_iteration
 
 router = APIRouter(tags=["quick test"])
 

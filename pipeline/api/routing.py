@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Path
 
-from pipeline.errors import not_found
+from pipeline.core.errors import not_found
 
 API_VERSIONS = ("v3.0", "v3.1", "v3.2", "v3.3", "v3.4-preview")
 PREDICTION_API_VERSIONS = ("v3.0", "v3.1")

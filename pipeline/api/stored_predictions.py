@@ -5,15 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
-from pipeline import stored_predictions as service
 from pipeline.api.deps import account, csv_list, settings
 from pipeline.api.image_wire import create_summary
-from pipeline.settings import Settings
-from pipeline.store import StorageAccount
-from pipeline.store.predictions import PredictionStore
-from pipeline.store.records import PredictionRecord
-from pipeline.wire.images import ImageCreateSummary
-from pipeline.wire.predictions import (
+from pipeline.api.wire.images import ImageCreateSummary
+from pipeline.api.wire.predictions import (
     BoundingBox,
     ImageIdCreateBatch,
     Prediction,
@@ -21,6 +16,11 @@ from pipeline.wire.predictions import (
     PredictionQueryToken,
     StoredImagePrediction,
 )
+from pipeline.core.settings import Settings
+from pipeline.services import stored_predictions as service
+from pipeline.store import StorageAccount
+from pipeline.store.predictions import PredictionStore
+from pipeline.store.records import PredictionRecord
 
 router = APIRouter(tags=["predictions"])
 

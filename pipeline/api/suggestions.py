@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
-from pipeline import suggestions as service
 from pipeline.api.deps import csv_list, predictor
-from pipeline.prediction import Predictor
-from pipeline.wire.predictions import ImageRegionProposal, SuggestedTagAndRegion
+from pipeline.api.wire.predictions import ImageRegionProposal, SuggestedTagAndRegion
+from pipeline.services import suggestions as service
+from pipeline.services.prediction import Predictor
 
 router = APIRouter(tags=["suggestions"])
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 
-from pipeline import projects as service
 from pipeline.api.deps import account, settings
-from pipeline.settings import Settings
+from pipeline.api.wire.projects import Tag, TagUpdate
+from pipeline.core.settings import Settings
+from pipeline.services import projects as service
 from pipeline.store import StorageAccount
 from pipeline.store.records import TagRecord
-from pipeline.wire.projects import Tag, TagUpdate
 
 router = APIRouter(tags=["tags"])
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import Request
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
-from pipeline.errors import bad_request
+from pipeline.core.errors import bad_request
 
 
 class _Parts:

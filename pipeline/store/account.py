@@ -13,7 +13,7 @@ from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, ContainerClient, generate_blob_sas
 from azure.storage.queue import QueueClient, QueueServiceClient
 
-from pipeline.settings import get_settings
+from pipeline.core.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What Seer stores, as pydantic records (snake_case). Wire shapes live in `pipeline.wire`."""
+"""What Seer stores, as pydantic records (snake_case). Wire shapes live in `pipeline.api.wire`."""
 
 from __future__ import annotations
 

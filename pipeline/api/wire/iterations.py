@@ -1,0 +1,44 @@
+"""Iterations, training parameters and performance on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pipeline.api.wire.base import WireModel
+
+
+class CustomBaseModelInfo(WireModel):
+    project_id: str | None = None
+    iteration_id: str | None = None
+
+
+class TrainingParameters(WireModel):
+    selected_tags: list[str] | None = None
+    custom_base_model_info: CustomBaseModelInfo | None = None
+
+
+class Iteration(WireModel):
+    id: str
+    name: str
+    status: str
+    created: datetime
+    last_modified: datetime
+    trained_at: datetime | None = None
+    project_id: str
+    exportable: bool
+    exportable_to: list[str] = []
+    domain_id: str
+    classification_type: str | None = None
+    training_type: str
+    reserved_budget_in_hours: int
+    training_time_in_minutes: int | None = None
+    publish_name: str | None = None
+    original_publish_resource_id: str | None = None
+    custom_base_model_info: CustomBaseModelInfo | None = None
+    training_error_details: str | None = None
+
+
+class IterationUpdate(WireModel):
+    """The PATCH body: the SDK sends a whole Iteration; only the name can change."""
+
+    name: str | None = None

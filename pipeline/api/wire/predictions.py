@@ -1,0 +1,105 @@
+"""Predictions on the wire: the Prediction API's ImagePrediction, stored predictions and their queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from pipeline.api.wire.base import WireModel
+from pipeline.api.wire.images import Region
+
+
+class BoundingBox(WireModel):
+    """Normalised to the image: 0..1 from the top-left corner."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+class Prediction(WireModel):
+    probability: float
+    tag_id: str
+    tag_name: str
+    bounding_box: BoundingBox | None = None
+    tag_type: str = "Regular"
+
+
+class ImagePrediction(WireModel):
+    id: str
+    project: str
+    iteration: str
+    created: datetime
+    predictions: list[Prediction]
+
+
+class ImageUrl(WireModel):
+    url: str
+
+
+class StoredImagePrediction(ImagePrediction):
+    resized_image_uri: str
+    thumbnail_uri: str
+    original_image_uri: str
+    domain: str
+
+
+class PredictionQueryTag(WireModel):
+    id: str
+    min_threshold: float = 0.0
+    max_threshold: float = 1.0
+
+
+class PredictionQueryToken(WireModel):
+    """The query and, once answered, its continuation: the client sends the returned token back for more."""
+
+    session: str | None = None
+    continuation: str | None = None
+    max_count: int = Field(default=50, ge=0, le=256)
+    order_by: str = "Newest"
+    tags: list[PredictionQueryTag] | None = None
+    iteration_id: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    application: str | None = None
+
+
+class PredictionQueryResult(WireModel):
+    token: PredictionQueryToken
+    results: list[StoredImagePrediction]
+
+
+class ImageIdCreateEntry(WireModel):
+    id: str
+    tag_ids: list[str] | None = None
+    regions: list[Region] | None = None
+
+
+class ImageIdCreateBatch(WireModel):
+    images: list[ImageIdCreateEntry]
+    tag_ids: list[str] | None = None
+    metadata: dict[str, str] | None = None
+
+
+class RegionProposal(WireModel):
+    confidence: float
+    bounding_box: BoundingBox
+
+
+class ImageRegionProposal(WireModel):
+    project_id: str
+    image_id: str
+    proposals: list[RegionProposal]
+
+
+class SuggestedTagAndRegion(WireModel):
+    """`id` is the image's id; `prediction_uncertainty` is 1 minus the most probable prediction's probability."""
+
+    id: str
+    project: str
+    iteration: str
+    created: datetime
+    predictions: list[Prediction]
+    prediction_uncertainty: float

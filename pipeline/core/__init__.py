@@ -1,0 +1,1 @@
+"""Core: settings, errors, vocabulary and domains; imports nothing else of Seer."""

@@ -1,0 +1,150 @@
+"""The blob drop folder: `uploads/{project}/{tag}/{file}` (or `uploads/{project}/{file}`, untagged) becomes a
+training image, stored by the same service call as an API upload.
+
+`{project}` is a project id or exact name; `{tag}` a tag name (any case), created when missing. A file that cannot
+become an image (bad bytes, unknown project, wrong folder depth, ...) is moved to `uploads/rejected/{name}` with a
+`{name}.reason.json` beside it, and the trigger succeeds: retrying cannot fix bad input. Only failures that a retry
+might fix (storage errors) propagate, so the Functions host retries and finally poisons the blob.
+
+Processing the same blob again is harmless: the content hash makes it OKDuplicate, and its tag is added if missing.
+Successfully ingested files stay in `uploads` (the host's blob receipts keep them from being processed again).
+
+Boxes for detection: an untagged `uploads/{project}/{file}.jpg` with `{file}.xml` (Pascal VOC) or `{file}.json`
+(COCO) beside it becomes an image with regions, their tags found or created by name. The two blobs may arrive in
+either order: whichever comes second ingests the image with its boxes (boxes added to an image that is already
+there are kept once). An annotation that cannot be read, or that names an unusable box, is rejected like a bad
+image; one whose image has not arrived yet waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+from pipeline.api.wire.images import ImageCreateStatus
+from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
+from pipeline.core.settings import Settings, get_settings
+from pipeline.services.images import CreateResult, NewImage, NewRegion, add_image_regions, create_images
+from pipeline.services.projects import find_or_create_tag, find_project
+from pipeline.store import StorageAccount, get_storage
+from pipeline.store.images import UPLOADS_CONTAINER, UploadStore
+from pipeline.vision.annotations import AnnotationError, NamedBox, read_coco, read_voc
+
+log = logging.getLogger(__name__)
+
+REJECTED_PREFIX = "rejected/"
+
+# find_or_create_tag is check-then-create; serialising it here stops concurrent triggers in one process from
+# creating the same new tag twice (separate processes can still race; the fix belongs in pipeline.services.projects).
+_tag_lock = threading.Lock()
+
+
+class IngestRetry(RuntimeError):
+    """Ingestion failed for a reason a retry may fix; raised so the host retries the blob."""
+
+
+def blob_name(blob_path: str) -> str:
+    """The name inside the container: the real host passes `uploads/{name}`, the local host may pass `{name}`."""
+    prefix = f"{UPLOADS_CONTAINER}/"
+    return blob_path[len(prefix) :] if blob_path.startswith(prefix) else blob_path
+
+
+SIDECARS = {".xml": read_voc, ".json": read_coco}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+def _split(name: str) -> tuple[str, str]:
+    """(stem, suffix) of a blob name; the suffix lower-cased with its dot, '' when there is none."""
+    stem, dot, suffix = name.rpartition(".")
+    return (stem, f".{suffix.lower()}") if dot and "/" not in suffix else (name, "")
+
+
+def _sidecar(uploads: UploadStore, name: str) -> tuple[str, bytes] | None:
+    """The annotation file beside an untagged image, if one has arrived."""
+    stem = _split(name)[0]
+    for suffix in SIDECARS:
+        for candidate in uploads.names(f"{stem}{suffix}"):
+            if _split(candidate) == (stem, suffix):
+                return candidate, uploads.read(candidate)
+    return None
+
+
+def _regions(
+    account: StorageAccount, settings: Settings, project_id: str, annotation: str, content: bytes, image: str
+) -> tuple[NewRegion, ...]:
+    try:
+        boxes: list[NamedBox] = SIDECARS[_split(annotation)[1]](content, image.rsplit("/", 1)[-1])
+    except AnnotationError as error:
+        raise bad_request("BadRequestAnnotation", f"{annotation}: {error}") from error
+    if any(not box.name for box in boxes):
+        raise bad_request("BadRequestAnnotation", f"{annotation}: a box has no name.")
+    with _tag_lock:
+        tags = {box.name: find_or_create_tag(account, settings, project_id, box.name).id for box in boxes}
+    return tuple(
+        NewRegion(tags[b.name], b.left, b.top, b.width, b.height) for b in boxes if b.width and b.height
+    )
+
+
+def _ingest(account: StorageAccount, settings: Settings, name: str, data: bytes) -> CreateResult | None:
+    parts = name.split("/")
+    if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
+        raise bad_request(
+            "BadRequest", f"Expected {{project}}/{{tag}}/{{file}} or {{project}}/{{file}}, not {name!r}."
+        )
+    project = find_project(account, parts[0])
+    if project is None:
+        raise project_not_found(parts[0])
+    uploads = UploadStore(account)
+    stem, suffix = _split(name)
+    if len(parts) == 2 and suffix in SIDECARS:
+        images = [n for n in uploads.names(stem) if _split(n)[0] == stem and _split(n)[1] in IMAGE_SUFFIXES]
+        if not images:
+            return None  # the image is not there yet; its own trigger will find this file
+        annotation, name, data = (name, data), images[0], uploads.read(images[0])
+    else:
+        annotation = _sidecar(uploads, name) if len(parts) == 2 else None
+    tag_ids: tuple[str, ...] = ()
+    if len(parts) == 3:
+        with _tag_lock:
+            tag_ids = (find_or_create_tag(account, settings, project.id, parts[1]).id,)
+    regions = _regions(account, settings, project.id, *annotation, name) if annotation else ()
+    [result] = create_images(
+        account, settings, project.id, [NewImage(data=data, name=name, tag_ids=tag_ids, regions=regions)]
+    )
+    if result.status is ImageCreateStatus.OK_DUPLICATE and regions and result.image is not None:
+        add_image_regions(account, settings, project.id, [(result.image.id, region) for region in regions])
+    return result
+
+
+def _reject(account: StorageAccount, name: str, data: bytes, code: str, message: str) -> None:
+    """Move the file under rejected/ with the reason beside it (each step idempotent, so a retry completes it)."""
+    uploads = UploadStore(account)
+    source = f"{UPLOADS_CONTAINER}/{name}"
+    reason = json.dumps({"code": code, "message": message, "source": source}, indent=2).encode()
+    uploads.put(f"{REJECTED_PREFIX}{name}", data)
+    uploads.put(f"{REJECTED_PREFIX}{name}.reason.json", reason, "application/json")
+    uploads.delete(name)
+    log.warning("rejected %s: %s %s", source, code, message)
+
+
+def ingest_blob(blob_path: str, data: bytes) -> None:
+    """Blob trigger body for `uploads/{name}`; never raises for bad input (see the module docstring)."""
+    name = blob_name(blob_path)
+    if name.startswith(REJECTED_PREFIX) or not name or name.endswith("/"):
+        return  # our own rejects, and folder markers some tools create
+    account, settings = get_storage(), get_settings()
+    try:
+        result = _ingest(account, settings, name, data)
+    except CustomVisionError as exc:
+        _reject(account, name, data, exc.code, exc.message)
+        return
+    if result is None:
+        log.info("annotation %s waits for its image", name)
+        return
+    if result.status is ImageCreateStatus.ERROR_STORAGE:
+        raise IngestRetry(f"{name}: {result.message}")
+    if not result.status.succeeded:
+        _reject(account, name, data, result.status.value, result.message)
+        return
+    log.info("ingested %s (%s)", name, result.status.value)

@@ -1,0 +1,160 @@
+"""Iteration performance: metrics recomputed at any threshold (and, for detectors, any overlap threshold) from
+the stored cross-validation results, and the per-image results joined with the images as they are now (images
+deleted since training drop out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.api.wire.performance import IterationPerformance, TagPerformance
+from pipeline.api.wire.predictions import BoundingBox, Prediction
+from pipeline.contract.evaluation import EvaluatedBox, EvaluatedImage, EvaluationRecord
+from pipeline.core.domains import OBJECT_DETECTION
+from pipeline.core.errors import bad_request
+from pipeline.services.training import completed_iteration
+from pipeline.store import StorageAccount
+from pipeline.store.images import ImageStore
+from pipeline.store.iterations import IterationStore
+from pipeline.store.records import ImageRecord, IterationRecord
+from pipeline.vision.metrics import (
+    Box,
+    DetectedImage,
+    Performance,
+    ScoredImage,
+    classification_performance,
+    detection_performance,
+)
+
+ORDERS = ("Newest", "Oldest")
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    image: ImageRecord
+    predictions: list[Prediction]
+
+
+def _threshold(value: float, name: str) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise bad_request("BadRequestInvalid", f"{name} must be between 0 and 1, not {value}.")
+    return value
+
+
+def _load_evaluation(
+    account: StorageAccount, project_id: str, iteration_id: str
+) -> tuple[IterationRecord, EvaluationRecord]:
+    """The trained iteration (its project checked on the way) and its stored cross-validation results."""
+    iteration = completed_iteration(account, project_id, iteration_id)
+    if not iteration.evaluation_blob:
+        raise bad_request("BadRequestIterationIsNotTrained", f"Iteration {iteration.name} has no evaluation.")
+    return iteration, EvaluationRecord.loads(IterationStore(account).read_artefact(iteration.evaluation_blob))
+
+
+def iteration_performance(
+    account: StorageAccount, project_id: str, iteration_id: str, threshold: float, overlap_threshold: float
+) -> IterationPerformance:
+    _threshold(threshold, "threshold")
+    _threshold(overlap_threshold, "overlapThreshold")
+    _, evaluation = _load_evaluation(account, project_id, iteration_id)
+    performance = _performance(evaluation, threshold, overlap_threshold)
+    names = {label.tag_id: label.name for label in evaluation.labels}
+    return IterationPerformance(
+        per_tag_performance=[
+            TagPerformance(
+                id=tag.tag_id,
+                name=names[tag.tag_id],
+                precision=tag.precision.value,
+                precision_std_deviation=tag.precision.std_deviation,
+                recall=tag.recall.value,
+                recall_std_deviation=tag.recall.std_deviation,
+                average_precision=tag.average_precision,
+            )
+            for tag in performance.per_tag
+        ],
+        precision=performance.precision.value,
+        precision_std_deviation=performance.precision.std_deviation,
+        recall=performance.recall.value,
+        recall_std_deviation=performance.recall.std_deviation,
+        average_precision=performance.average_precision,
+    )
+
+
+def _boxes(boxes: list[EvaluatedBox]) -> list[Box]:
+    return [Box(b.tag_id, b.left, b.top, b.width, b.height, b.probability) for b in boxes]
+
+
+def _performance(evaluation: EvaluationRecord, threshold: float, overlap_threshold: float) -> Performance:
+    """Classifiers are scored per image, detectors per box (matched at `overlap_threshold`)."""
+    tag_ids = [label.tag_id for label in evaluation.labels]
+    if evaluation.domain_type == OBJECT_DETECTION:
+        detected = [DetectedImage(i.fold, _boxes(i.regions), _boxes(i.detections)) for i in evaluation.images]
+        return detection_performance(detected, tag_ids, threshold, overlap_threshold)
+    scored = [ScoredImage(i.fold, frozenset(i.truth), i.probabilities) for i in evaluation.images]
+    return classification_performance(scored, tag_ids, threshold)
+
+
+def _predictions(evaluation: EvaluationRecord, image: EvaluatedImage) -> list[Prediction]:
+    labels = {label.tag_id: label for label in evaluation.labels}
+    scored = [(tag_id, probability, None) for tag_id, probability in image.probabilities.items()] + [
+        (
+            box.tag_id,
+            box.probability,
+            BoundingBox(left=box.left, top=box.top, width=box.width, height=box.height),
+        )
+        for box in image.detections
+    ]
+    predictions = [
+        Prediction(
+            probability=probability,
+            tag_id=tag_id,
+            tag_name=labels[tag_id].name,
+            tag_type=labels[tag_id].type,
+            bounding_box=box,
+        )
+        for tag_id, probability, box in scored
+        if tag_id in labels
+    ]
+    return sorted(predictions, key=lambda p: p.probability, reverse=True)
+
+
+def _selected(
+    account: StorageAccount, project_id: str, iteration_id: str, tag_ids: list[str]
+) -> tuple[EvaluationRecord, list[tuple[EvaluatedImage, ImageRecord]]]:
+    """The evaluated images with any of `tag_ids` (all when empty) that still exist, with their records."""
+    iteration, evaluation = _load_evaluation(account, project_id, iteration_id)
+    records = {r.id: r for r in ImageStore(account).list(iteration.project_id)}
+    wanted = set(tag_ids)
+    chosen = [
+        (image, records[image.image_id])
+        for image in evaluation.images
+        if image.image_id in records and (not wanted or wanted & set(image.truth))
+    ]
+    return evaluation, chosen
+
+
+def image_performances(
+    account: StorageAccount,
+    project_id: str,
+    iteration_id: str,
+    tag_ids: list[str],
+    order_by: str,
+    take: int,
+    skip: int,
+) -> list[ImageResult]:
+    """One page of the training images' out-of-fold predictions, sorted by the images' creation time."""
+    order = next((o for o in ORDERS if o.lower() == order_by.lower()), None)
+    if order is None:
+        raise bad_request("BadRequestInvalid", f"orderBy must be one of {', '.join(ORDERS)}.")
+    if not 0 <= take <= 256 or skip < 0:
+        raise bad_request("BadRequestInvalid", "take must be 0 to 256 and skip at least 0.")
+    evaluation, chosen = _selected(account, project_id, iteration_id, tag_ids)
+    chosen.sort(key=lambda pair: pair[1].created, reverse=order == "Newest")
+    return [
+        ImageResult(record, _predictions(evaluation, image)) for image, record in chosen[skip : skip + take]
+    ]
+
+
+def image_performance_count(
+    account: StorageAccount, project_id: str, iteration_id: str, tag_ids: list[str]
+) -> int:
+    return len(_selected(account, project_id, iteration_id, tag_ids)[1])

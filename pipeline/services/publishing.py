@@ -1,0 +1,113 @@
+"""Publishing: an iteration is served by the Prediction API under a publish name chosen by the user."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+from pipeline.core.errors import bad_request, not_found
+from pipeline.services.projects import get_project
+from pipeline.services.training import completed_iteration, get_iteration
+from pipeline.store import StorageAccount
+from pipeline.store.iterations import IterationStore
+from pipeline.store.records import IterationRecord, utcnow
+
+# Custom Vision's rule: letters, digits, hyphen, underscore and dot; it becomes a URL path segment.
+_PUBLISH_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _holder(account: StorageAccount, project_id: str, publish_name: str) -> IterationRecord | None:
+    return next((i for i in IterationStore(account).list(project_id) if i.publish_name == publish_name), None)
+
+
+def publish_iteration(
+    account: StorageAccount,
+    project_id: str,
+    iteration_id: str,
+    publish_name: str,
+    prediction_id: str,
+    overwrite: bool = False,
+) -> IterationRecord:
+    """Serve a trained iteration under `publish_name`; with `overwrite`, take the name from another iteration."""
+    if not _PUBLISH_NAME.match(publish_name or ""):
+        raise bad_request(
+            "BadRequestInvalidPublishName",
+            "publishName must be 1 to 64 letters, digits, '.', '-' or '_'.",
+        )
+    if not prediction_id:
+        raise bad_request(
+            "BadRequestInvalidPublishTarget", "predictionId (the prediction resource) is required."
+        )
+    iteration = completed_iteration(account, project_id, iteration_id)
+    store = IterationStore(account)
+    holder = _holder(account, iteration.project_id, publish_name)
+    if holder is not None and holder.id != iteration.id:
+        if not overwrite:
+            raise bad_request(
+                "BadRequestInvalidPublishName",
+                f"Iteration {holder.name} is already published as '{publish_name}'; pass overwrite=true.",
+            )
+        store.update(holder.project_id, holder.id, _unpublished)
+    published = store.update(
+        iteration.project_id,
+        iteration.id,
+        lambda i: i.model_copy(
+            update={
+                "publish_name": publish_name,
+                "original_publish_resource_id": prediction_id,
+                "last_modified": utcnow(),
+            }
+        ),
+    )
+    return published or iteration
+
+
+def _unpublished(iteration: IterationRecord) -> IterationRecord | None:
+    if not iteration.publish_name:
+        return None
+    return iteration.model_copy(
+        update={"publish_name": None, "original_publish_resource_id": None, "last_modified": utcnow()}
+    )
+
+
+def unpublish_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> None:
+    iteration = get_iteration(account, project_id, iteration_id)
+    if not iteration.publish_name:
+        raise bad_request("BadRequestIterationNotPublished", f"Iteration {iteration.name} is not published.")
+    IterationStore(account).update(iteration.project_id, iteration.id, _unpublished)
+
+
+def published_iteration(account: StorageAccount, project_id: str, publish_name: str) -> IterationRecord:
+    """The iteration a prediction URL names, or the Custom Vision 404."""
+    project = get_project(account, project_id)
+    iteration = _holder(account, project.id, publish_name)
+    if iteration is None or not iteration.model_blob:
+        raise not_found(
+            "NotFoundIteration", f"No iteration of project {project.id} is published as '{publish_name}'."
+        )
+    return iteration
+
+
+class PublishedIterations:
+    """Prediction URL -> published iteration, remembered for `ttl` seconds so the hot prediction path skips two
+    storage round trips; a publish or unpublish takes effect everywhere within `ttl` (Custom Vision's own
+    publishing is not instantaneous either). Unknown names are not remembered."""
+
+    def __init__(self, account: StorageAccount, ttl: float) -> None:
+        self.account = account
+        self.ttl = ttl
+        self._entries: dict[tuple[str, str], tuple[float, IterationRecord]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, project_id: str, publish_name: str) -> IterationRecord:
+        key = (project_id.lower(), publish_name)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._entries.get(key)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        iteration = published_iteration(self.account, project_id, publish_name)
+        with self._lock:
+            self._entries[key] = (now, iteration)
+        return iteration

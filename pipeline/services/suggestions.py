@@ -1,0 +1,80 @@
+"""Help with labelling detection images: region proposals for one training image (GetImageRegionProposals) and
+suggested tags and regions for several (SuggestTagsAndRegions), both from a trained iteration of the project's
+own detector run on the stored images. Before any detector is trained there is nothing to propose from, so
+proposals come back empty rather than as an error (Custom Vision's portal asks for them on every image)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from PIL import Image
+
+from pipeline.api.wire.predictions import ImageRegionProposal, RegionProposal, SuggestedTagAndRegion
+from pipeline.core.domains import OBJECT_DETECTION, find_domain
+from pipeline.core.errors import CustomVisionError, bad_request, not_found
+from pipeline.services.images import get_images_by_ids
+from pipeline.services.prediction import Predictor
+from pipeline.services.projects import get_project
+from pipeline.services.training import completed_iteration, latest_completed_iteration
+from pipeline.store.images import ImageStore
+from pipeline.store.records import ImageRecord, IterationRecord, ProjectRecord, utcnow
+
+MAX_SUGGESTION_IMAGES = 64
+
+
+def _detection_project(predictor: Predictor, project_id: str) -> ProjectRecord:
+    project = get_project(predictor.account, project_id)
+    if find_domain(project.domain_id).type != OBJECT_DETECTION:
+        raise bad_request(
+            "BadRequestUnsupportedDomain", "Regions are proposed for object detection projects only."
+        )
+    return project
+
+
+def _image(predictor: Predictor, record: ImageRecord) -> Image.Image:
+    return Image.open(io.BytesIO(ImageStore(predictor.account).read_blob(record.resized_blob))).convert("RGB")
+
+
+def region_proposals(predictor: Predictor, project_id: str, image_id: str) -> ImageRegionProposal:
+    """Boxes the newest trained detector sees in the image, whatever their tag, most confident first."""
+    project = _detection_project(predictor, project_id)
+    [record] = get_images_by_ids(predictor.account, project.id, [image_id]) or [None]
+    if record is None:
+        raise not_found("NotFoundImage", f"Image {image_id} not found.")
+    try:
+        iteration: IterationRecord | None = latest_completed_iteration(predictor.account, project.id)
+    except CustomVisionError:
+        iteration = None
+    predictions = predictor.run(iteration, _image(predictor, record)) if iteration else []
+    return ImageRegionProposal(
+        project_id=project.id,
+        image_id=record.id,
+        proposals=[
+            RegionProposal(confidence=p.probability, bounding_box=p.bounding_box) for p in predictions
+        ],
+    )
+
+
+def suggest_tags_and_regions(
+    predictor: Predictor, project_id: str, iteration_id: str, image_ids: Sequence[str]
+) -> list[SuggestedTagAndRegion]:
+    """The iteration's tagged boxes for each image that exists, in the order asked for."""
+    project = _detection_project(predictor, project_id)
+    if not image_ids or len(image_ids) > MAX_SUGGESTION_IMAGES:
+        raise bad_request("BadRequestInvalidIds", f"Give 1 to {MAX_SUGGESTION_IMAGES} imageIds.")
+    iteration = completed_iteration(predictor.account, project.id, iteration_id)
+    suggestions = []
+    for record in get_images_by_ids(predictor.account, project.id, image_ids):
+        predictions = predictor.run(iteration, _image(predictor, record))
+        suggestions.append(
+            SuggestedTagAndRegion(
+                id=record.id,
+                project=project.id,
+                iteration=iteration.id,
+                created=utcnow(),
+                predictions=predictions,
+                prediction_uncertainty=1.0 - max((p.probability for p in predictions), default=0.0),
+            )
+        )
+    return suggestions

@@ -1,0 +1,256 @@
+"""Asking for training: Custom Vision's validation rules, the Iteration row, and the message on the `training`
+queue that a training job (training_job/, its own container) picks up."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections import Counter
+
+from pydantic import BaseModel
+
+from pipeline.core.domains import OBJECT_DETECTION, find_domain
+from pipeline.core.errors import CustomVisionError, bad_request, iteration_not_found
+from pipeline.core.settings import Settings
+from pipeline.services.projects import get_project, new_id
+from pipeline.store import StorageAccount
+from pipeline.store.images import ImageStore
+from pipeline.store.iterations import IterationStore
+from pipeline.store.records import ImageRecord, IterationRecord, ProjectRecord, TagRecord, utcnow
+from pipeline.store.tags import TagStore
+
+TRAINING_TYPES = ("Regular", "Advanced")
+
+
+class TrainingMessage(BaseModel):
+    """The body of a `training` queue message (base64 JSON, the Functions default encoding)."""
+
+    project_id: str
+    iteration_id: str
+
+    def encode(self) -> str:
+        return base64.b64encode(self.model_dump_json().encode()).decode()
+
+    @classmethod
+    def decode(cls, content: str) -> TrainingMessage:
+        return cls.model_validate_json(base64.b64decode(content, validate=True))
+
+
+def training_set(
+    images: list[ImageRecord], tags: list[TagRecord], selected_tag_ids: list[str]
+) -> tuple[list[ImageRecord], list[TagRecord]]:
+    """The images and tags a training run uses: the selected tags (all when none selected) and their images."""
+    chosen = [t for t in tags if not selected_tag_ids or t.id in selected_tag_ids]
+    chosen_ids = {t.id for t in chosen}
+    return [i for i in images if i.tag_ids & chosen_ids], chosen
+
+
+def fingerprint(project: ProjectRecord, images: list[ImageRecord], tags: list[TagRecord]) -> str:
+    """A digest of everything that changes what training would produce; equal digests mean nothing changed."""
+    tag_ids = {t.id for t in tags}
+    digest = hashlib.sha256()
+    digest.update(json.dumps([project.domain_id, project.classification_type]).encode())
+    digest.update(json.dumps(sorted((t.id, t.type) for t in tags)).encode())
+    for image in sorted(images, key=lambda i: i.id):
+        regions = sorted(
+            (r.tag_id, round(r.left, 6), round(r.top, 6), round(r.width, 6), round(r.height, 6))
+            for r in image.regions
+            if r.tag_id in tag_ids
+        )
+        digest.update(json.dumps([image.id, sorted(image.tag_ids & tag_ids), regions]).encode())
+    return digest.hexdigest()
+
+
+def _validate_detection_set(settings: Settings, images: list[ImageRecord], tags: list[TagRecord]) -> None:
+    """A detector learns from regions: each Regular tag needs regions on enough images; Negative tags have no
+    place in a detector's training set."""
+    counts = Counter(tag_id for image in images for tag_id in {r.tag_id for r in image.regions})
+    negative = [t.name for t in tags if t.type == "Negative" and counts.get(t.id, 0)]
+    if negative:
+        raise bad_request(
+            "BadRequestDetectionTrainingNotAllowNegativeTag",
+            f"Object detection cannot train on Negative tags: {', '.join(negative)}.",
+        )
+    code = "BadRequestDetectionTrainingValidationFailed"
+    regular = [t for t in tags if t.type != "Negative"]
+    if not regular:
+        raise bad_request(code, "Training needs at least one tag with regions.")
+    minimum = settings.min_images_per_tag_detection
+    short = [f"{t.name} ({counts.get(t.id, 0)})" for t in regular if counts.get(t.id, 0) < minimum]
+    if short:
+        raise bad_request(
+            code, f"Each tag needs regions on at least {minimum} images; too few: {', '.join(short)}."
+        )
+
+
+def _validate_training_set(
+    settings: Settings, project: ProjectRecord, images: list[ImageRecord], tags: list[TagRecord]
+) -> None:
+    if find_domain(project.domain_id).type == OBJECT_DETECTION:
+        _validate_detection_set(settings, images, tags)
+        return
+    counts = Counter(tag_id for image in images for tag_id in image.tag_ids)
+    regular = [t for t in tags if t.type == "Regular"]
+    code = f"BadRequest{project.classification_type}ClassificationTrainingValidationFailed"
+    if len(tags) < 2:
+        raise bad_request(code, "Training needs at least two tags (a Negative tag counts) with images.")
+    if not regular:
+        raise bad_request(code, "Training needs at least one Regular tag.")
+    minimum = settings.min_images_per_tag_classification
+    short = [f"{t.name} ({counts.get(t.id, 0)})" for t in tags if counts.get(t.id, 0) < minimum]
+    if short:
+        raise bad_request(code, f"Each tag needs at least {minimum} images; too few: {', '.join(short)}.")
+    if project.classification_type == "Multiclass":
+        multi = sum(1 for image in images if len(image.tag_ids & {t.id for t in tags}) > 1)
+        if multi:
+            raise bad_request(
+                code, f"{multi} images have more than one tag; a Multiclass project allows one tag per image."
+            )
+
+
+def _parse_training_type(
+    training_type: str | None, budget_hours: int | None, settings: Settings
+) -> tuple[str, int]:
+    chosen = next((t for t in TRAINING_TYPES if t.lower() == (training_type or "Regular").lower()), None)
+    if chosen is None:
+        raise bad_request(
+            "BadRequestInvalid", f"trainingType must be Regular or Advanced, not {training_type}."
+        )
+    if chosen == "Regular":
+        return chosen, 0
+    budget = budget_hours or 1
+    if not 1 <= budget <= settings.max_advanced_budget_hours:
+        raise bad_request(
+            "BadRequestReservedBudgetInHoursNotEnoughForAdvancedTraining",
+            f"reservedBudgetInHours must be between 1 and {settings.max_advanced_budget_hours} for Advanced training.",
+        )
+    return chosen, budget
+
+
+def _next_name(existing: list[IterationRecord]) -> str:
+    numbers = [int(m.group(1)) for i in existing if (m := re.fullmatch(r"Iteration (\d+)", i.name))]
+    return f"Iteration {max(numbers, default=len(existing)) + 1}"
+
+
+def _make_room(store: IterationStore, existing: list[IterationRecord], limit: int) -> None:
+    """Keep at most `limit` iterations: drop the oldest unpublished finished ones, refuse if none can go."""
+    removable = [i for i in existing if not i.publish_name and i.status != "Training"]
+    excess = len(existing) + 1 - limit
+    if excess > len(removable):
+        raise bad_request(
+            "BadRequestExceedIterationPerProjectLimit",
+            f"A project keeps at most {limit} iterations; unpublish or delete one first.",
+        )
+    for iteration in removable[: max(0, excess)]:
+        store.delete(iteration)
+
+
+def request_training(
+    account: StorageAccount,
+    settings: Settings,
+    project_id: str,
+    training_type: str | None = None,
+    reserved_budget_in_hours: int | None = None,
+    force_train: bool = False,
+    selected_tag_ids: list[str] | None = None,
+) -> IterationRecord:
+    project = get_project(account, project_id)
+    kind, budget = _parse_training_type(training_type, reserved_budget_in_hours, settings)
+    iterations = IterationStore(account)
+    existing = iterations.list(project.id)
+    if any(i.status == "Training" for i in existing):
+        raise bad_request("BadRequestTrainingAlreadyInProgress", "This project is already training.")
+    all_tags = TagStore(account).list(project.id)
+    unknown = set(selected_tag_ids or []) - {t.id for t in all_tags}
+    if unknown:
+        raise bad_request("BadRequestInvalidIds", f"Unknown tag ids in selectedTags: {sorted(unknown)}.")
+    images, tags = training_set(ImageStore(account).list(project.id), all_tags, selected_tag_ids or [])
+    _validate_training_set(settings, project, images, tags)
+    digest = fingerprint(project, images, tags)
+    completed = [i for i in existing if i.status == "Completed"]
+    if completed and completed[-1].training_set_fingerprint == digest and not force_train:
+        raise bad_request(
+            "BadRequestTrainingNotNeeded",
+            "Nothing changed since the last iteration; use forceTrain to train anyway.",
+        )
+    _make_room(iterations, existing, settings.max_iterations_per_project)
+    iteration = iterations.create(
+        IterationRecord(
+            id=new_id(),
+            project_id=project.id,
+            name=_next_name(existing),
+            domain_id=project.domain_id,
+            classification_type=project.classification_type,
+            training_type=kind,
+            reserved_budget_in_hours=budget,
+            selected_tag_ids=[t.id for t in tags] if selected_tag_ids else [],
+            training_set_fingerprint=digest,
+        )
+    )
+    message = TrainingMessage(project_id=project.id, iteration_id=iteration.id)
+    account.queue(settings.training_queue).send_message(message.encode())
+    return iteration
+
+
+def get_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> IterationRecord:
+    project = get_project(account, project_id)
+    iteration = IterationStore(account).get(project.id, iteration_id.lower())
+    if iteration is None:
+        raise iteration_not_found(iteration_id)
+    return iteration
+
+
+def rename_iteration(
+    account: StorageAccount, project_id: str, iteration_id: str, name: str | None
+) -> IterationRecord:
+    current = get_iteration(account, project_id, iteration_id)
+    new_name = (name or "").strip()
+    if not new_name or len(new_name) > 256:
+        raise bad_request("BadRequestIterationName", "Iteration name must be 1 to 256 characters.")
+    others = IterationStore(account).list(current.project_id)
+    if any(i.name == new_name and i.id != current.id for i in others):
+        raise bad_request(
+            "BadRequestIterationNameNotUnique", f"An iteration named '{new_name}' already exists."
+        )
+    updated = IterationStore(account).update(
+        current.project_id,
+        current.id,
+        lambda i: i.model_copy(update={"name": new_name, "last_modified": utcnow()}),
+    )
+    if updated is None:
+        raise iteration_not_found(iteration_id)
+    return updated
+
+
+def delete_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> None:
+    iteration = get_iteration(account, project_id, iteration_id)
+    if iteration.publish_name:
+        raise bad_request("BadRequestIterationIsPublished", "Unpublish the iteration before deleting it.")
+    if iteration.status == "Training":
+        raise bad_request("BadRequestTrainingAlreadyInProgress", "The iteration is still training.")
+    IterationStore(account).delete(iteration)
+
+
+def completed_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> IterationRecord:
+    """An iteration that has a trained model, or the Custom Vision error for one that has not."""
+    iteration = get_iteration(account, project_id, iteration_id)
+    if iteration.status != "Completed" or not iteration.model_blob:
+        raise CustomVisionError(
+            400, "BadRequestIterationIsNotTrained", f"Iteration {iteration.name} is not trained."
+        )
+    return iteration
+
+
+def latest_completed_iteration(account: StorageAccount, project_id: str) -> IterationRecord:
+    """The newest trained iteration: what a quick test without an iteration id uses."""
+    project = get_project(account, project_id)
+    trained = [
+        i for i in IterationStore(account).list(project.id) if i.status == "Completed" and i.model_blob
+    ]
+    if not trained:
+        raise CustomVisionError(
+            400, "BadRequestIterationIsNotTrained", f"Project {project.name} has no trained iteration yet."
+        )
+    return trained[-1]
