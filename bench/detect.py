@@ -23,7 +23,8 @@ from pathlib import Path
 
 from bench.common import DATASETS, TRAINING, PeakMemory, machine, ok, seer_service
 from pipeline.vision.annotations import read_voc
-from pipeline.vision.metrics import Box, DetectedImage, detection_performance
+from pipeline.vision.boxes import Box
+from pipeline.vision.metrics import DetectedImage, detection_performance
 
 PREDICTION = "/customvision/v3.0/prediction"
 DOMAINS = {

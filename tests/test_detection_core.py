@@ -14,13 +14,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from pipeline.vision.metrics import (
-    Box,
-    DetectedImage,
-    box_iou,
-    detection_average_precision,
-    detection_performance,
-)
+from pipeline.vision.boxes import Box
+from pipeline.vision.metrics import DetectedImage, detection_average_precision, detection_performance
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, preprocess_full
 from tests.images import detection_scene
 from training_job import export
@@ -79,7 +74,7 @@ def test_onnx_finds_the_boxes_of_new_pictures(trained: DetectionResult) -> None:
         for region in sample.regions:
             truth = Box(LABELS[region.label].tag_id, region.left, region.top, region.width, region.height)
             found = [
-                box_iou(truth, Box(truth.tag_id, *map(float, box)))
+                Box.iou(truth, Box(truth.tag_id, *map(float, box)))
                 for box, score, tag in zip(image_boxes, image_scores, image_tags, strict=True)
                 if score >= 0.5 and tag == region.label
             ]

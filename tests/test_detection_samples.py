@@ -19,7 +19,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     Region,
 )
 
-from pipeline.vision.metrics import Box, box_iou
+from pipeline.vision.boxes import Box
 from tests.test_service import wait_until_trained
 
 DATASETS = Path(os.environ.get("SEER_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
@@ -71,4 +71,4 @@ def test_quickstart_finds_a_fork_and_scissors(service_trainer, service_predictor
     assert top.tag_name == "fork" and top.probability >= 0.5, [
         (p.tag_name, p.probability) for p in result.predictions[:5]
     ]
-    assert box_iou(Box("fork", box.left, box.top, box.width, box.height), FORK) > 0.5, box.as_dict()
+    assert Box.iou(Box("fork", box.left, box.top, box.width, box.height), FORK) > 0.5, box.as_dict()

@@ -17,7 +17,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     Region,
 )
 
-from pipeline.vision.metrics import Box, box_iou
+from pipeline.vision.boxes import Box
 from tests.images import detection_scene, jpeg
 from tests.test_service import wait_until_trained
 
@@ -50,7 +50,7 @@ def found(predictions, expected: list[Box]) -> list[float]:
     return [
         max(
             (
-                box_iou(
+                Box.iou(
                     box,
                     Box(
                         p.tag_id,

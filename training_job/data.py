@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from pipeline.services.training import training_set
+from pipeline.contract.training import training_set
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord, IterationRecord, TagRecord

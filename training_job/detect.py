@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.vision.metrics import Box, DetectedImage, detection_performance
+from pipeline.vision.boxes import Box
+from pipeline.vision.metrics import DetectedImage, detection_performance
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, describe, preprocess_batch, preprocess_full
 from training_job.augment import detection_views
 from training_job.backbones import get_spec, load_backbone

@@ -11,15 +11,17 @@ import time
 
 from azure.storage.queue import QueueMessage
 
-from pipeline.contract.evaluation import EvaluatedBox, EvaluatedImage, EvaluatedLabel, EvaluationRecord
-from pipeline.core.domains import OBJECT_DETECTION, find_domain
+from pipeline.contract.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
+from pipeline.contract.training import TrainingMessage
+from pipeline.core.domains import domain_of
 from pipeline.core.settings import Settings, get_settings
+from pipeline.core.vocabulary import DomainType
 from pipeline.services.notifications import notify_training
-from pipeline.services.training import TrainingMessage
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import IterationRecord, utcnow
+from pipeline.vision.boxes import Box
 from training_job.data import TrainingData, load_training_data
 from training_job.lease import MessageLease
 
@@ -112,27 +114,16 @@ def _detector(
     )
     evaluation = EvaluationRecord(
         classification_type=None,
-        domain_type=OBJECT_DETECTION,
+        domain_type=DomainType.OBJECT_DETECTION,
         labels=[EvaluatedLabel(tag_id=t.id, name=t.name, type=t.type) for t in tags],
         images=[
             EvaluatedImage(
                 image_id=p.image_id,
                 fold=p.fold,
                 truth=sorted({r.tag_id for r in regions[p.image_id]}),
-                regions=[
-                    EvaluatedBox(tag_id=r.tag_id, left=r.left, top=r.top, width=r.width, height=r.height)
-                    for r in regions[p.image_id]
-                ],
+                regions=[Box(r.tag_id, r.left, r.top, r.width, r.height) for r in regions[p.image_id]],
                 detections=[
-                    EvaluatedBox(
-                        tag_id=d.tag_id,
-                        left=d.left,
-                        top=d.top,
-                        width=d.width,
-                        height=d.height,
-                        probability=d.probability,
-                    )
-                    for d in p.detections
+                    Box(d.tag_id, d.left, d.top, d.width, d.height, d.probability) for d in p.detections
                 ],
             )
             for p in result.fold_predictions
@@ -149,8 +140,8 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
     data: TrainingData = load_training_data(account, iteration)
     if not data.images:
         raise TrainingDataError("The project has no tagged images any more.")
-    domain = find_domain(iteration.domain_id)
-    trainer = _detector if domain.type == OBJECT_DETECTION else _classifier
+    domain = domain_of(iteration.domain_id)
+    trainer = _detector if domain.type == DomainType.OBJECT_DETECTION else _classifier
     try:
         onnx_model, evaluation = trainer(data, iteration, domain.backbone)
     except TrainingInputError as error:

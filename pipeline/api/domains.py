@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from pipeline.api.mapping import domain_to_wire
 from pipeline.api.wire.projects import Domain
 from pipeline.core.domains import DOMAINS, find_domain
 from pipeline.core.errors import not_found
@@ -13,7 +14,7 @@ router = APIRouter(tags=["domains"])
 
 @router.get("/domains", response_model=list[Domain])
 def get_domains() -> list[Domain]:
-    return [d.to_wire() for d in DOMAINS]
+    return [domain_to_wire(d) for d in DOMAINS]
 
 
 @router.get("/domains/{domain_id}", response_model=Domain)
@@ -21,4 +22,4 @@ def get_domain(domain_id: str) -> Domain:
     domain = find_domain(domain_id)
     if domain is None:
         raise not_found("NotFoundDomain", f"Domain {domain_id} not found.")
-    return domain.to_wire()
+    return domain_to_wire(domain)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 
 from pipeline.api.deps import account, settings
 from pipeline.api.wire.iterations import Iteration, IterationUpdate, TrainingParameters
-from pipeline.core.domains import EXPORT_PLATFORMS, find_domain
+from pipeline.core.domains import EXPORT_PLATFORMS, domain_of
 from pipeline.core.settings import Settings
 from pipeline.services import training as service
 from pipeline.store import StorageAccount
@@ -17,7 +17,7 @@ router = APIRouter(tags=["iterations"])
 
 
 def to_wire(iteration: IterationRecord) -> Iteration:
-    exportable = iteration.status == "Completed" and find_domain(iteration.domain_id).compact
+    exportable = iteration.status == "Completed" and domain_of(iteration.domain_id).compact
     return Iteration(
         id=iteration.id,
         name=iteration.name,

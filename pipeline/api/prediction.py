@@ -9,13 +9,13 @@ from starlette.concurrency import run_in_threadpool
 from pipeline.api.deps import predictor, settings
 from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
-from pipeline.core.domains import CLASSIFICATION, OBJECT_DETECTION
 from pipeline.core.settings import Settings
+from pipeline.core.vocabulary import DomainType
 from pipeline.services.prediction import PredictionRequest, Predictor, fetch_image
 
 router = APIRouter(tags=["prediction"])
 
-KINDS = {"classify": CLASSIFICATION, "detect": OBJECT_DETECTION}
+KINDS = {"classify": DomainType.CLASSIFICATION, "detect": DomainType.OBJECT_DETECTION}
 
 
 def _request(

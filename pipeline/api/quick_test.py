@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from pipeline.api.deps import predictor, settings
 from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
-from pipeline.core.domains import find_domain
+from pipeline.core.domains import domain_of
 from pipeline.core.settings import Settings
 from pipeline.services.prediction import PredictionRequest, Predictor, fetch_image
 from pipeline.services.training import completed_iteration, latest_completed_iteration
@@ -23,7 +23,7 @@ def _request(engine: Predictor, project_id: str, iteration_id: str | None, store
         if iteration_id
         else latest_completed_iteration(account, project_id)
     )
-    return PredictionRequest(iteration=iteration, kind=find_domain(iteration.domain_id).type, store=store)
+    return PredictionRequest(iteration=iteration, kind=domain_of(iteration.domain_id).type, store=store)
 
 
 @router.post("/projects/{project_id}/quicktest/image", response_model=ImagePrediction)

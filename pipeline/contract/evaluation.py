@@ -5,22 +5,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from pipeline.core.vocabulary import DomainType, TagType
+from pipeline.vision.boxes import Box
+
 
 class EvaluatedLabel(BaseModel):
     tag_id: str
     name: str
-    type: str = "Regular"
-
-
-class EvaluatedBox(BaseModel):
-    """A box normalised to the image; `probability` is 1 for a true region."""
-
-    tag_id: str
-    left: float
-    top: float
-    width: float
-    height: float
-    probability: float = 1.0
+    type: TagType = TagType.REGULAR
 
 
 class EvaluatedImage(BaseModel):
@@ -31,13 +23,13 @@ class EvaluatedImage(BaseModel):
     fold: int
     truth: list[str]
     probabilities: dict[str, float] = {}
-    regions: list[EvaluatedBox] = []
-    detections: list[EvaluatedBox] = []
+    regions: list[Box] = []
+    detections: list[Box] = []
 
 
 class EvaluationRecord(BaseModel):
     classification_type: str | None
-    domain_type: str = "Classification"
+    domain_type: DomainType = DomainType.CLASSIFICATION
     labels: list[EvaluatedLabel]
     images: list[EvaluatedImage]
 

@@ -8,16 +8,15 @@ from dataclasses import dataclass
 
 from pipeline.api.wire.performance import IterationPerformance, TagPerformance
 from pipeline.api.wire.predictions import BoundingBox, Prediction
-from pipeline.contract.evaluation import EvaluatedBox, EvaluatedImage, EvaluationRecord
-from pipeline.core.domains import OBJECT_DETECTION
+from pipeline.contract.evaluation import EvaluatedImage, EvaluationRecord
 from pipeline.core.errors import bad_request
+from pipeline.core.vocabulary import DomainType
 from pipeline.services.training import completed_iteration
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.records import ImageRecord, IterationRecord
 from pipeline.vision.metrics import (
-    Box,
     DetectedImage,
     Performance,
     ScoredImage,
@@ -79,15 +78,11 @@ def iteration_performance(
     )
 
 
-def _boxes(boxes: list[EvaluatedBox]) -> list[Box]:
-    return [Box(b.tag_id, b.left, b.top, b.width, b.height, b.probability) for b in boxes]
-
-
 def _performance(evaluation: EvaluationRecord, threshold: float, overlap_threshold: float) -> Performance:
     """Classifiers are scored per image, detectors per box (matched at `overlap_threshold`)."""
     tag_ids = [label.tag_id for label in evaluation.labels]
-    if evaluation.domain_type == OBJECT_DETECTION:
-        detected = [DetectedImage(i.fold, _boxes(i.regions), _boxes(i.detections)) for i in evaluation.images]
+    if evaluation.domain_type == DomainType.OBJECT_DETECTION:
+        detected = [DetectedImage(i.fold, i.regions, i.detections) for i in evaluation.images]
         return detection_performance(detected, tag_ids, threshold, overlap_threshold)
     scored = [ScoredImage(i.fold, frozenset(i.truth), i.probabilities) for i in evaluation.images]
     return classification_performance(scored, tag_ids, threshold)

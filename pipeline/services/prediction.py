@@ -12,9 +12,10 @@ from PIL import Image
 
 from pipeline.api.wire.images import ImageCreateStatus
 from pipeline.api.wire.predictions import BoundingBox, ImagePrediction, Prediction
-from pipeline.core.domains import CLASSIFICATION, OBJECT_DETECTION, find_domain
+from pipeline.core.domains import domain_of
 from pipeline.core.errors import CustomVisionError, bad_request
 from pipeline.core.settings import Settings
+from pipeline.core.vocabulary import DomainType
 from pipeline.services.projects import new_id
 from pipeline.services.publishing import PublishedIterations
 from pipeline.store import StorageAccount
@@ -93,7 +94,7 @@ def _detect(model: LoadedModel, image: Image.Image) -> list[Prediction]:
     return sorted(predictions, key=lambda p: p.probability, reverse=True)
 
 
-_PREDICT = {CLASSIFICATION: _classify, OBJECT_DETECTION: _detect}
+_PREDICT = {DomainType.CLASSIFICATION: _classify, DomainType.OBJECT_DETECTION: _detect}
 # A stored prediction's boxes live in one table property (at most 64 KiB): the most probable ones are kept.
 MAX_STORED_BOXES = 64
 
@@ -117,16 +118,16 @@ class Predictor:
 
     def run(self, iteration: IterationRecord, image: Image.Image) -> list[Prediction]:
         """The iteration's predictions for a decoded image, most probable first (boxes for detectors)."""
-        return _PREDICT[find_domain(iteration.domain_id).type](self.model(iteration), image)
+        return _PREDICT[domain_of(iteration.domain_id).type](self.model(iteration), image)
 
     def predict(self, request: PredictionRequest, data: bytes) -> ImagePrediction:
         iteration = request.iteration
-        domain_type = find_domain(iteration.domain_id).type
+        domain_type = domain_of(iteration.domain_id).type
         if domain_type != request.kind:
             raise bad_request(
                 "BadRequestUnsupportedDomain",
                 f"Iteration {iteration.name} is a {domain_type} model; use the "
-                f"{'classify' if domain_type == CLASSIFICATION else 'detect'} endpoints.",
+                f"{'classify' if domain_type == DomainType.CLASSIFICATION else 'detect'} endpoints.",
             )
         if request.application is not None and not _APPLICATION.match(request.application):
             raise bad_request(
@@ -159,7 +160,11 @@ class Predictor:
         with ThreadPoolExecutor(max_workers=len(blobs)) as pool:  # blobs in parallel; the row only after all
             list(pool.map(lambda item: store.put_blob(item[0], *item[1]), blobs.items()))
         original, resized_blob, thumbnail_blob = blobs
-        kept = result.predictions if request.kind == CLASSIFICATION else result.predictions[:MAX_STORED_BOXES]
+        kept = (
+            result.predictions
+            if request.kind == DomainType.CLASSIFICATION
+            else result.predictions[:MAX_STORED_BOXES]
+        )
         store.insert(
             PredictionRecord(
                 id=result.id,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from pipeline.core.domains import CLASSIFICATION, DEFAULT_CLASSIFICATION_DOMAIN, EXPORT_PLATFORMS, find_domain
+from pipeline.core.domains import DEFAULT_CLASSIFICATION_DOMAIN, EXPORT_PLATFORMS, domain_of, find_domain
 from pipeline.core.errors import bad_request, project_not_found, tag_not_found
 from pipeline.core.settings import Settings
+from pipeline.core.vocabulary import DomainType
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.projects import ProjectStore
@@ -52,7 +53,7 @@ def _resolve_domain_settings(
     domain = find_domain(domain_id or DEFAULT_CLASSIFICATION_DOMAIN)
     if domain is None:
         raise bad_request("BadRequestProjectUnknownDomain", f"Domain {domain_id} is not a known domain.")
-    if domain.type != CLASSIFICATION:
+    if domain.type != DomainType.CLASSIFICATION:
         return domain.id, None
     chosen = classification_type or "Multiclass"
     match = next((c for c in CLASSIFICATION_TYPES if c.lower() == chosen.lower()), None)
@@ -122,7 +123,7 @@ def update_project(
     domain, classification = _resolve_domain_settings(
         domain_id or current.domain_id, classification_type or current.classification_type
     )
-    if find_domain(domain).type != find_domain(current.domain_id).type:
+    if domain_of(domain).type != domain_of(current.domain_id).type:
         raise bad_request(
             "BadRequestProjectUnsupportedDomainTypeChange",
             "A project cannot change between classification and object detection domains.",

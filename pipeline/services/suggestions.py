@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from PIL import Image
 
 from pipeline.api.wire.predictions import ImageRegionProposal, RegionProposal, SuggestedTagAndRegion
-from pipeline.core.domains import OBJECT_DETECTION, find_domain
+from pipeline.core.domains import domain_of
 from pipeline.core.errors import CustomVisionError, bad_request, not_found
+from pipeline.core.vocabulary import DomainType
 from pipeline.services.images import get_images_by_ids
 from pipeline.services.prediction import Predictor
 from pipeline.services.projects import get_project
@@ -25,7 +26,7 @@ MAX_SUGGESTION_IMAGES = 64
 
 def _detection_project(predictor: Predictor, project_id: str) -> ProjectRecord:
     project = get_project(predictor.account, project_id)
-    if find_domain(project.domain_id).type != OBJECT_DETECTION:
+    if domain_of(project.domain_id).type != DomainType.OBJECT_DETECTION:
         raise bad_request(
             "BadRequestUnsupportedDomain", "Regions are proposed for object detection projects only."
         )

@@ -3,17 +3,14 @@ queue that a training job (training_job/, its own container) picks up."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import re
 from collections import Counter
 
-from pydantic import BaseModel
-
-from pipeline.core.domains import OBJECT_DETECTION, find_domain
+from pipeline.contract.training import TrainingMessage, fingerprint, training_set
+from pipeline.core.domains import domain_of
 from pipeline.core.errors import CustomVisionError, bad_request, iteration_not_found
 from pipeline.core.settings import Settings
+from pipeline.core.vocabulary import DomainType
 from pipeline.services.projects import get_project, new_id
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
@@ -22,45 +19,6 @@ from pipeline.store.records import ImageRecord, IterationRecord, ProjectRecord, 
 from pipeline.store.tags import TagStore
 
 TRAINING_TYPES = ("Regular", "Advanced")
-
-
-class TrainingMessage(BaseModel):
-    """The body of a `training` queue message (base64 JSON, the Functions default encoding)."""
-
-    project_id: str
-    iteration_id: str
-
-    def encode(self) -> str:
-        return base64.b64encode(self.model_dump_json().encode()).decode()
-
-    @classmethod
-    def decode(cls, content: str) -> TrainingMessage:
-        return cls.model_validate_json(base64.b64decode(content, validate=True))
-
-
-def training_set(
-    images: list[ImageRecord], tags: list[TagRecord], selected_tag_ids: list[str]
-) -> tuple[list[ImageRecord], list[TagRecord]]:
-    """The images and tags a training run uses: the selected tags (all when none selected) and their images."""
-    chosen = [t for t in tags if not selected_tag_ids or t.id in selected_tag_ids]
-    chosen_ids = {t.id for t in chosen}
-    return [i for i in images if i.tag_ids & chosen_ids], chosen
-
-
-def fingerprint(project: ProjectRecord, images: list[ImageRecord], tags: list[TagRecord]) -> str:
-    """A digest of everything that changes what training would produce; equal digests mean nothing changed."""
-    tag_ids = {t.id for t in tags}
-    digest = hashlib.sha256()
-    digest.update(json.dumps([project.domain_id, project.classification_type]).encode())
-    digest.update(json.dumps(sorted((t.id, t.type) for t in tags)).encode())
-    for image in sorted(images, key=lambda i: i.id):
-        regions = sorted(
-            (r.tag_id, round(r.left, 6), round(r.top, 6), round(r.width, 6), round(r.height, 6))
-            for r in image.regions
-            if r.tag_id in tag_ids
-        )
-        digest.update(json.dumps([image.id, sorted(image.tag_ids & tag_ids), regions]).encode())
-    return digest.hexdigest()
 
 
 def _validate_detection_set(settings: Settings, images: list[ImageRecord], tags: list[TagRecord]) -> None:
@@ -88,7 +46,7 @@ def _validate_detection_set(settings: Settings, images: list[ImageRecord], tags:
 def _validate_training_set(
     settings: Settings, project: ProjectRecord, images: list[ImageRecord], tags: list[TagRecord]
 ) -> None:
-    if find_domain(project.domain_id).type == OBJECT_DETECTION:
+    if domain_of(project.domain_id).type == DomainType.OBJECT_DETECTION:
         _validate_detection_set(settings, images, tags)
         return
     counts = Counter(tag_id for image in images for tag_id in image.tag_ids)

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.vision.boxes import Box
+
 
 @dataclass(frozen=True)
 class ScoredImage:
@@ -70,16 +72,22 @@ def _counts(images: Sequence[ScoredImage], tag_id: str, threshold: float) -> tup
     return tp, fp, fn
 
 
+def ranked_average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
+    """The mean, over the relevant items, of the precision among the items ranked at or above each one by
+    score (0 when none is relevant): the ranking form of the area under the precision-recall curve."""
+    order = np.argsort(-scores, kind="stable")
+    hits = relevant[order].astype(bool)
+    if not hits.any():
+        return 0.0
+    precision_at_rank = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision_at_rank[hits].mean())
+
+
 def average_precision(images: Sequence[ScoredImage], tag_id: str) -> float:
     """Area under the tag's precision-recall curve (the ranking form, as used for Custom Vision's AP)."""
     scores = np.array([image.probabilities.get(tag_id, 0.0) for image in images])
-    relevant = np.array([tag_id in image.truth for image in images])
-    if not relevant.any():
-        return 0.0
-    order = np.argsort(-scores, kind="stable")
-    hits = relevant[order]
-    precision_at_rank = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision_at_rank[hits].mean())
+    relevant = np.array([tag_id in image.truth for image in images], dtype=bool)
+    return ranked_average_precision(scores, relevant)
 
 
 def _per_fold(images: Sequence[Any], measure: Callable[[Sequence[Any]], float]) -> float:
@@ -145,32 +153,12 @@ def classification_performance(
 
 
 @dataclass(frozen=True)
-class Box:
-    """A box of one tag, normalised to the image (left, top, width, height); `probability` for detected ones."""
-
-    tag_id: str
-    left: float
-    top: float
-    width: float
-    height: float
-    probability: float = 1.0
-
-
-@dataclass(frozen=True)
 class DetectedImage:
     """One image: its true boxes and the boxes the held-out model detected."""
 
     fold: int
     truth: Sequence[Box]
     detections: Sequence[Box]
-
-
-def box_iou(a: Box, b: Box) -> float:
-    width = min(a.left + a.width, b.left + b.width) - max(a.left, b.left)
-    height = min(a.top + a.height, b.top + b.height) - max(a.top, b.top)
-    intersection = max(width, 0.0) * max(height, 0.0)
-    union = a.width * a.height + b.width * b.height - intersection
-    return intersection / union if union > 0 else 0.0
 
 
 def match_boxes(
@@ -186,7 +174,7 @@ def match_boxes(
         key=lambda box: -box.probability,
     )
     for box in detected:
-        overlaps = [box_iou(box, other) if free[i] else -1.0 for i, other in enumerate(truth)]
+        overlaps = [box.iou(other) if free[i] else -1.0 for i, other in enumerate(truth)]
         best = int(np.argmax(overlaps)) if overlaps else -1
         hit = best >= 0 and overlaps[best] >= overlap
         if hit:

@@ -1,0 +1,46 @@
+"""The exported ONNX model as the training job writes it and the service reads it: tensor names and the keys
+of its metadata. Exported models leave Seer, so these names are a promise to offline users too."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+INPUT = "data"  # float32 [N, 3, S, S], RGB, 0..255 (see pipeline.vision.preprocessing)
+CLASSIFIER_OUTPUT = "model_outputs"  # float32 [N, tags]: softmax (Multiclass) or sigmoid (Multilabel)
+# The detector decodes and suppresses inside the graph: [N, 200, 4] normalised left, top, width, height;
+# [N, 200] scores by falling value (0 pads); [N, 200] tag indexes into the labels.
+DETECTED_BOXES = "detected_boxes"
+DETECTED_SCORES = "detected_scores"
+DETECTED_CLASSES = "detected_classes"
+DETECTOR_OUTPUTS = (DETECTED_BOXES, DETECTED_SCORES, DETECTED_CLASSES)
+
+
+class MetadataKey(StrEnum):
+    LABELS = "labels"  # JSON list of {"tag_id", "name"} in output order
+    PREPROCESSING = "preprocessing"  # JSON: how to turn an image into the input
+    CLASSIFICATION_TYPE = "classification_type"  # Multiclass, Multilabel, or "null" for a detector
+    DOMAIN_TYPE = "domain_type"
+    BACKBONE = "backbone"
+    OUTPUTS = "outputs"  # JSON list of the output names
+
+
+@dataclass(frozen=True)
+class ModelLabel:
+    """One output of the model: the tag it scores."""
+
+    tag_id: str
+    name: str
+
+
+def encode_labels(labels: list[ModelLabel]) -> str:
+    return json.dumps([{"tag_id": label.tag_id, "name": label.name} for label in labels])
+
+
+def decode_labels(metadata: Mapping[str, str]) -> list[ModelLabel]:
+    return [
+        ModelLabel(tag_id=item["tag_id"], name=item["name"])
+        for item in json.loads(metadata[MetadataKey.LABELS])
+    ]
