@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import threading
 import uuid
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from pipeline.core.settings import Settings
-from pipeline.services import images as service
+from pipeline.services import images_create as service
 from pipeline.store.images import ImageStore
 from pipeline.vision.fetch import FetchError, check_url
 from pipeline.vision.imaging import ImageRejected, decode_image
@@ -266,6 +267,28 @@ def test_stale_hash_claim_is_taken_over(client, project, account, monkeypatch):
         client.get(_url(project["id"], "/id"), params={"imageIds": image["id"]}).json()[0]["id"]
         == image["id"]
     )
+
+
+def test_a_hash_claim_that_never_settles_gives_up_instead_of_hanging(client, project, monkeypatch):
+    """Whatever the claims do (here: held by an image that never appears, and gone whenever looked at), one
+    upload ends with ErrorStorage after the claim deadline; it must never spin for ever."""
+    monkeypatch.setattr(service, "CLAIM_DEADLINE_SECONDS", 1.0)
+    monkeypatch.setattr(
+        ImageStore, "claim_hash", lambda self, project_id, content_hash, image_id: "elsewhere"
+    )
+    monkeypatch.setattr(ImageStore, "hash_claim", lambda self, project_id, content_hash: None)
+    outcome: dict = {}
+    upload = threading.Thread(
+        target=lambda: outcome.update(
+            response=client.post(_url(project["id"], "/files"), json=_files(make_image(seed=10)))
+        ),
+        daemon=True,
+    )
+    upload.start()
+    upload.join(timeout=20)
+    assert not upload.is_alive(), "the upload is still looping on the hash claim"
+    assert outcome["response"].status_code == 207
+    assert outcome["response"].json()["images"][0]["status"] == "ErrorStorage"
 
 
 def test_partial_batch_is_207(client, project):

@@ -1,28 +1,54 @@
-"""FastAPI dependencies that hand routes the app's settings, storage account and predictor."""
+"""What routes receive, as `Annotated` aliases: the app's settings, storage account and predictor, and the
+query parameters Custom Vision shares across operations (paging, comma-separated id lists)."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
 
+from fastapi import Depends, Query, Request
+
+from pipeline.core.limits import MAX_PAGE_SIZE
 from pipeline.core.settings import Settings
 from pipeline.services.prediction import Predictor
 from pipeline.store import StorageAccount
 
 
-def settings(request: Request) -> Settings:
+def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def account(request: Request) -> StorageAccount:
+def _account(request: Request) -> StorageAccount:
     return request.app.state.account
 
 
-def predictor(request: Request) -> Predictor:
+def _predictor(request: Request) -> Predictor:
     return request.app.state.predictor
 
 
-def csv_list(value: str | None) -> list[str]:
+def _csv_list(value: str | None) -> list[str]:
     """Custom Vision sends arrays in the query string comma-separated (`tagIds=a,b`)."""
     if not value:
         return []
     return [item.strip().lower() for item in value.split(",") if item.strip()]
+
+
+def _csv_query(alias: str):
+    def parse(value: str | None = Query(None, alias=alias)) -> list[str]:
+        return _csv_list(value)
+
+    return Depends(parse)
+
+
+Config = Annotated[Settings, Depends(_settings)]
+Storage = Annotated[StorageAccount, Depends(_account)]
+Engine = Annotated[Predictor, Depends(_predictor)]
+
+Take = Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)]
+Skip = Annotated[int, Query(ge=0)]
+OrderBy = Annotated[str, Query(alias="orderBy")]
+# Accepted for compatibility; Seer has no per-iteration image snapshots (yet), so the workspace is always listed.
+IterationIdQuery = Annotated[str | None, Query(alias="iterationId")]
+TagIds = Annotated[list[str], _csv_query("tagIds")]
+ImageIds = Annotated[list[str], _csv_query("imageIds")]
+RegionIds = Annotated[list[str], _csv_query("regionIds")]
+PredictionIds = Annotated[list[str], _csv_query("ids")]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from pipeline.api.deps import account, csv_list
-from pipeline.api.image_wire import ImageWire
+from pipeline.api.deps import OrderBy, Skip, Storage, TagIds, Take
+from pipeline.api.mapping import ImageWire, performance_to_wire
 from pipeline.api.wire.performance import ImagePerformance, IterationPerformance
+from pipeline.core.vocabulary import Order
 from pipeline.services import performance as service
-from pipeline.store import StorageAccount
+from pipeline.services.images_query import image_links
+from pipeline.services.tags import tag_names
 
 router = APIRouter(tags=["performance"])
 
@@ -19,51 +21,29 @@ PERFORMANCE = "/projects/{project_id}/iterations/{iteration_id}/performance"
 def get_iteration_performance(
     project_id: str,
     iteration_id: str,
+    storage: Storage,
     threshold: float = Query(0.5),
     overlap_threshold: float = Query(0.5, alias="overlapThreshold"),
-    storage: StorageAccount = Depends(account),
 ) -> IterationPerformance:
-    return service.iteration_performance(storage, project_id, iteration_id, threshold, overlap_threshold)
+    metrics = service.iteration_performance(storage, project_id, iteration_id, threshold, overlap_threshold)
+    return performance_to_wire(metrics)
 
 
 @router.get(f"{PERFORMANCE}/images", response_model=list[ImagePerformance])
 def get_image_performances(
     project_id: str,
     iteration_id: str,
-    tag_ids: str | None = Query(None, alias="tagIds"),
-    order_by: str = Query("Newest", alias="orderBy"),
-    take: int = Query(50),
-    skip: int = Query(0),
-    storage: StorageAccount = Depends(account),
+    storage: Storage,
+    tag_ids: TagIds,
+    order_by: OrderBy = Order.NEWEST,
+    take: Take = 50,
+    skip: Skip = 0,
 ) -> list[ImagePerformance]:
-    results = service.image_performances(
-        storage, project_id, iteration_id, csv_list(tag_ids), order_by, take, skip
-    )
-    wire = ImageWire(storage, project_id)
-    performances = []
-    for result in results:
-        image = wire.image(result.image)
-        performances.append(
-            ImagePerformance(
-                predictions=result.predictions,
-                id=image.id,
-                created=image.created,
-                width=image.width,
-                height=image.height,
-                image_uri=image.resized_image_uri,
-                thumbnail_uri=image.thumbnail_uri,
-                tags=image.tags,
-                regions=image.regions,
-            )
-        )
-    return performances
+    results = service.image_performances(storage, project_id, iteration_id, tag_ids, order_by, take, skip)
+    wire = ImageWire(image_links(storage), tag_names(storage, project_id))
+    return [wire.performance(result) for result in results]
 
 
 @router.get(f"{PERFORMANCE}/images/count", response_model=int)
-def get_image_performance_count(
-    project_id: str,
-    iteration_id: str,
-    tag_ids: str | None = Query(None, alias="tagIds"),
-    storage: StorageAccount = Depends(account),
-) -> int:
-    return service.image_performance_count(storage, project_id, iteration_id, csv_list(tag_ids))
+def get_image_performance_count(project_id: str, iteration_id: str, storage: Storage, tag_ids: TagIds) -> int:
+    return service.image_performance_count(storage, project_id, iteration_id, tag_ids)

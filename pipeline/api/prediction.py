@@ -3,13 +3,13 @@ iteration named in the URL."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from pipeline.api.deps import predictor, settings
+from pipeline.api.deps import Config, Engine
+from pipeline.api.mapping import image_prediction_to_wire
 from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
-from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import DomainType
 from pipeline.services.prediction import PredictionRequest, Predictor, fetch_image
 
@@ -30,15 +30,15 @@ def _image_endpoint(kind: str, store: bool):
         project_id: str,
         published_name: str,
         request: Request,
+        engine: Engine,
+        config: Config,
         application: str | None = Query(None),
-        engine: Predictor = Depends(predictor),
-        config: Settings = Depends(settings),
     ) -> ImagePrediction:
         data = await uploaded_image(request, config.max_prediction_image_bytes)
         target = await run_in_threadpool(
             _request, engine, project_id, published_name, kind, store, application
         )
-        return await run_in_threadpool(engine.predict, target, data)
+        return image_prediction_to_wire(await run_in_threadpool(engine.predict, target, data))
 
     return predict_image
 
@@ -47,13 +47,13 @@ def _url_endpoint(kind: str, store: bool):
     def predict_url(
         project_id: str,
         published_name: str,
+        engine: Engine,
+        config: Config,
         image_url: ImageUrl = Body(...),
         application: str | None = Query(None),
-        engine: Predictor = Depends(predictor),
-        config: Settings = Depends(settings),
     ) -> ImagePrediction:
         target = _request(engine, project_id, published_name, kind, store, application)
-        return engine.predict(target, fetch_image(image_url.url, config))
+        return image_prediction_to_wire(engine.predict(target, fetch_image(image_url.url, config)))
 
     return predict_url
 

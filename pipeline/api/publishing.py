@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from pipeline.api.deps import account
+from pipeline.api.deps import Storage
 from pipeline.services import publishing as service
-from pipeline.store import StorageAccount
 
 router = APIRouter(tags=["publishing"])
 
@@ -17,18 +16,16 @@ PUBLISH = "/projects/{project_id}/iterations/{iteration_id}/publish"
 def publish_iteration(
     project_id: str,
     iteration_id: str,
+    storage: Storage,
     publish_name: str = Query(..., alias="publishName"),
     prediction_id: str = Query(..., alias="predictionId"),
     overwrite: bool = Query(False),
-    storage: StorageAccount = Depends(account),
 ) -> bool:
     service.publish_iteration(storage, project_id, iteration_id, publish_name, prediction_id, overwrite)
     return True
 
 
 @router.delete(PUBLISH, status_code=204, response_class=Response)
-def unpublish_iteration(
-    project_id: str, iteration_id: str, storage: StorageAccount = Depends(account)
-) -> Response:
+def unpublish_iteration(project_id: str, iteration_id: str, storage: Storage) -> Response:
     service.unpublish_iteration(storage, project_id, iteration_id)
     return Response(status_code=204)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from pipeline.api.deps import predictor, settings
+from pipeline.api.deps import Config, Engine
+from pipeline.api.mapping import image_prediction_to_wire
 from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
 from pipeline.core.domains import domain_of
-from pipeline.core.settings import Settings
+from pipeline.services.iterations import completed_iteration, latest_completed_iteration
 from pipeline.services.prediction import PredictionRequest, Predictor, fetch_image
-from pipeline.services.training import completed_iteration, latest_completed_iteration
 
 router = APIRouter(tags=["quick test"])
 
@@ -30,24 +30,24 @@ def _request(engine: Predictor, project_id: str, iteration_id: str | None, store
 async def quick_test_image(
     project_id: str,
     request: Request,
+    engine: Engine,
+    config: Config,
     iteration_id: str | None = Query(None, alias="iterationId"),
     store: bool = Query(True),
-    engine: Predictor = Depends(predictor),
-    config: Settings = Depends(settings),
 ) -> ImagePrediction:
     data = await uploaded_image(request, config.max_prediction_image_bytes)
     target = await run_in_threadpool(_request, engine, project_id, iteration_id, store)
-    return await run_in_threadpool(engine.predict, target, data)
+    return image_prediction_to_wire(await run_in_threadpool(engine.predict, target, data))
 
 
 @router.post("/projects/{project_id}/quicktest/url", response_model=ImagePrediction)
 def quick_test_url(
     project_id: str,
+    engine: Engine,
+    config: Config,
     image_url: ImageUrl = Body(...),
     iteration_id: str | None = Query(None, alias="iterationId"),
     store: bool = Query(True),
-    engine: Predictor = Depends(predictor),
-    config: Settings = Depends(settings),
 ) -> ImagePrediction:
     target = _request(engine, project_id, iteration_id, store)
-    return engine.predict(target, fetch_image(image_url.url, config))
+    return image_prediction_to_wire(engine.predict(target, fetch_image(image_url.url, config)))

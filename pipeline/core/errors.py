@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
 
 class CustomVisionError(Exception):
     """An error the API reports to the client; raise it anywhere in `pipeline`, the app renders it."""
@@ -18,9 +11,6 @@ class CustomVisionError(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-    def body(self) -> ErrorBody:
-        return ErrorBody(code=self.code, message=self.message)
 
 
 def bad_request(code: str, message: str) -> CustomVisionError:
@@ -48,5 +38,14 @@ def tag_not_found(tag_id: str) -> CustomVisionError:
     return not_found("NotFoundTag", f"Tag {tag_id} not found.")
 
 
+def image_not_found(image_id: str) -> CustomVisionError:
+    return not_found("NotFoundImage", f"Image {image_id} not found.")
+
+
 def iteration_not_found(iteration_id: str) -> CustomVisionError:
     return not_found("NotFoundIteration", f"Iteration {iteration_id} not found.")
+
+
+def not_trained(what: str) -> CustomVisionError:
+    """`what` names the iteration or project, e.g. "Iteration 2 is not trained."."""
+    return bad_request("BadRequestIterationIsNotTrained", what)

@@ -22,14 +22,17 @@ import json
 import logging
 import threading
 
-from pipeline.api.wire.images import ImageCreateStatus
 from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
 from pipeline.core.settings import Settings, get_settings
-from pipeline.services.images import CreateResult, NewImage, NewRegion, add_image_regions, create_images
-from pipeline.services.projects import find_or_create_tag, find_project
+from pipeline.core.vocabulary import ImageCreateStatus
+from pipeline.services.images_create import CreateResult, NewImage, create_images
+from pipeline.services.images_edit import add_image_regions
+from pipeline.services.projects import find_project
+from pipeline.services.tags import find_or_create_tag
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.images import UPLOADS_CONTAINER, UploadStore
 from pipeline.vision.annotations import AnnotationError, NamedBox, read_coco, read_voc
+from pipeline.vision.boxes import Box
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def _sidecar(uploads: UploadStore, name: str) -> tuple[str, bytes] | None:
 
 def _regions(
     account: StorageAccount, settings: Settings, project_id: str, annotation: str, content: bytes, image: str
-) -> tuple[NewRegion, ...]:
+) -> tuple[Box, ...]:
     try:
         boxes: list[NamedBox] = SIDECARS[_split(annotation)[1]](content, image.rsplit("/", 1)[-1])
     except AnnotationError as error:
@@ -81,9 +84,7 @@ def _regions(
         raise bad_request("BadRequestAnnotation", f"{annotation}: a box has no name.")
     with _tag_lock:
         tags = {box.name: find_or_create_tag(account, settings, project_id, box.name).id for box in boxes}
-    return tuple(
-        NewRegion(tags[b.name], b.left, b.top, b.width, b.height) for b in boxes if b.width and b.height
-    )
+    return tuple(Box(tags[b.name], b.left, b.top, b.width, b.height) for b in boxes if b.width and b.height)
 
 
 def _ingest(account: StorageAccount, settings: Settings, name: str, data: bytes) -> CreateResult | None:

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.api.wire.performance import IterationPerformance, TagPerformance
-from pipeline.api.wire.predictions import BoundingBox, Prediction
-from pipeline.contract.evaluation import EvaluatedImage, EvaluationRecord
-from pipeline.core.errors import bad_request
-from pipeline.core.vocabulary import DomainType
-from pipeline.services.training import completed_iteration
+from pipeline.contract.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
+from pipeline.core.errors import bad_request, not_trained
+from pipeline.core.vocabulary import DomainType, Order, parse_choice
+from pipeline.services.iterations import completed_iteration
+from pipeline.services.prediction import by_probability, predicted
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
-from pipeline.store.records import ImageRecord, IterationRecord
+from pipeline.store.records import ImageRecord, IterationRecord, PredictedTag
 from pipeline.vision.metrics import (
     DetectedImage,
     Performance,
@@ -24,13 +23,19 @@ from pipeline.vision.metrics import (
     detection_performance,
 )
 
-ORDERS = ("Newest", "Oldest")
+
+@dataclass(frozen=True)
+class IterationMetrics:
+    """The metrics, and the names of the tags they are about (as they were when the iteration trained)."""
+
+    performance: Performance
+    tag_names: dict[str, str]
 
 
 @dataclass(frozen=True)
 class ImageResult:
     image: ImageRecord
-    predictions: list[Prediction]
+    predictions: list[PredictedTag]
 
 
 def _threshold(value: float, name: str) -> float:
@@ -45,36 +50,19 @@ def _load_evaluation(
     """The trained iteration (its project checked on the way) and its stored cross-validation results."""
     iteration = completed_iteration(account, project_id, iteration_id)
     if not iteration.evaluation_blob:
-        raise bad_request("BadRequestIterationIsNotTrained", f"Iteration {iteration.name} has no evaluation.")
+        raise not_trained(f"Iteration {iteration.name} has no evaluation.")
     return iteration, EvaluationRecord.loads(IterationStore(account).read_artefact(iteration.evaluation_blob))
 
 
 def iteration_performance(
     account: StorageAccount, project_id: str, iteration_id: str, threshold: float, overlap_threshold: float
-) -> IterationPerformance:
+) -> IterationMetrics:
     _threshold(threshold, "threshold")
     _threshold(overlap_threshold, "overlapThreshold")
     _, evaluation = _load_evaluation(account, project_id, iteration_id)
-    performance = _performance(evaluation, threshold, overlap_threshold)
-    names = {label.tag_id: label.name for label in evaluation.labels}
-    return IterationPerformance(
-        per_tag_performance=[
-            TagPerformance(
-                id=tag.tag_id,
-                name=names[tag.tag_id],
-                precision=tag.precision.value,
-                precision_std_deviation=tag.precision.std_deviation,
-                recall=tag.recall.value,
-                recall_std_deviation=tag.recall.std_deviation,
-                average_precision=tag.average_precision,
-            )
-            for tag in performance.per_tag
-        ],
-        precision=performance.precision.value,
-        precision_std_deviation=performance.precision.std_deviation,
-        recall=performance.recall.value,
-        recall_std_deviation=performance.recall.std_deviation,
-        average_precision=performance.average_precision,
+    return IterationMetrics(
+        _performance(evaluation, threshold, overlap_threshold),
+        {label.tag_id: label.name for label in evaluation.labels},
     )
 
 
@@ -88,28 +76,16 @@ def _performance(evaluation: EvaluationRecord, threshold: float, overlap_thresho
     return classification_performance(scored, tag_ids, threshold)
 
 
-def _predictions(evaluation: EvaluationRecord, image: EvaluatedImage) -> list[Prediction]:
-    labels = {label.tag_id: label for label in evaluation.labels}
-    scored = [(tag_id, probability, None) for tag_id, probability in image.probabilities.items()] + [
-        (
-            box.tag_id,
-            box.probability,
-            BoundingBox(left=box.left, top=box.top, width=box.width, height=box.height),
-        )
-        for box in image.detections
-    ]
-    predictions = [
-        Prediction(
-            probability=probability,
-            tag_id=tag_id,
-            tag_name=labels[tag_id].name,
-            tag_type=labels[tag_id].type,
-            bounding_box=box,
-        )
-        for tag_id, probability, box in scored
-        if tag_id in labels
-    ]
-    return sorted(predictions, key=lambda p: p.probability, reverse=True)
+def _predictions(labels: dict[str, EvaluatedLabel], image: EvaluatedImage) -> list[PredictedTag]:
+    scored = [(tag_id, probability, None) for tag_id, probability in image.probabilities.items()]
+    boxes = [(box.tag_id, box.probability, box) for box in image.detections]
+    return by_probability(
+        [
+            predicted(tag_id, labels[tag_id].name, probability, box, labels[tag_id].type)
+            for tag_id, probability, box in scored + boxes
+            if tag_id in labels
+        ]
+    )
 
 
 def _selected(
@@ -137,16 +113,11 @@ def image_performances(
     skip: int,
 ) -> list[ImageResult]:
     """One page of the training images' out-of-fold predictions, sorted by the images' creation time."""
-    order = next((o for o in ORDERS if o.lower() == order_by.lower()), None)
-    if order is None:
-        raise bad_request("BadRequestInvalid", f"orderBy must be one of {', '.join(ORDERS)}.")
-    if not 0 <= take <= 256 or skip < 0:
-        raise bad_request("BadRequestInvalid", "take must be 0 to 256 and skip at least 0.")
+    order = parse_choice(Order, order_by, "orderBy", code="BadRequestInvalid")
     evaluation, chosen = _selected(account, project_id, iteration_id, tag_ids)
-    chosen.sort(key=lambda pair: pair[1].created, reverse=order == "Newest")
-    return [
-        ImageResult(record, _predictions(evaluation, image)) for image, record in chosen[skip : skip + take]
-    ]
+    chosen.sort(key=lambda pair: pair[1].created, reverse=order == Order.NEWEST)
+    labels = {label.tag_id: label for label in evaluation.labels}
+    return [ImageResult(record, _predictions(labels, image)) for image, record in chosen[skip : skip + take]]
 
 
 def image_performance_count(

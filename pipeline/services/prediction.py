@@ -4,35 +4,37 @@ Serving never imports torch."""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from PIL import Image
 
-from pipeline.api.wire.images import ImageCreateStatus
-from pipeline.api.wire.predictions import BoundingBox, ImagePrediction, Prediction
+from pipeline.contract.onnx_model import DETECTED_BOXES, DETECTED_CLASSES, DETECTED_SCORES
 from pipeline.core.domains import domain_of
-from pipeline.core.errors import CustomVisionError, bad_request
+from pipeline.core.errors import bad_request, not_trained
+from pipeline.core.limits import URL_SAFE_NAME
 from pipeline.core.settings import Settings
-from pipeline.core.vocabulary import DomainType
-from pipeline.services.projects import new_id
+from pipeline.core.vocabulary import DomainType, ImageCreateStatus, TagType, new_id
 from pipeline.services.publishing import PublishedIterations
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.records import IterationRecord, PredictedTag, PredictionRecord, utcnow
+from pipeline.vision.boxes import Box
 from pipeline.vision.fetch import FetchError, FetchTooLarge, fetch_url
 from pipeline.vision.imaging import DecodedImage, ImageRejected, decode_image, stored_copies
 from pipeline.vision.inference import LoadedModel, ModelCache
 from pipeline.vision.preprocessing import preprocess, preprocess_full
 
-_APPLICATION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _REJECTION_CODES = {
     ImageCreateStatus.ERROR_IMAGE_SIZE: "BadRequestImageSizeBytes",
     ImageCreateStatus.ERROR_IMAGE_DIMENSIONS: "BadRequestImageDimensions",
     ImageCreateStatus.ERROR_IMAGE_FORMAT: "BadRequestImageFormat",
 }
+# A stored prediction's boxes live in one table property (at most 64 KiB): the most probable ones are kept.
+MAX_STORED_BOXES = 64
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,40 @@ class PredictionRequest:
     """What to predict with and what to do with the result."""
 
     iteration: IterationRecord
-    kind: str  # "Classification" or "ObjectDetection": the route's kind, checked against the iteration
+    kind: DomainType  # the route's kind, checked against the iteration
     store: bool = True
     application: str | None = None
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    """One image's predictions, most probable first."""
+
+    project_id: str
+    iteration_id: str
+    predictions: list[PredictedTag]
+    id: str = field(default_factory=new_id)
+    created: datetime = field(default_factory=utcnow)
+
+
+def predicted(
+    tag_id: str,
+    tag_name: str,
+    probability: float,
+    box: Box | None = None,
+    tag_type: TagType = TagType.REGULAR,
+) -> PredictedTag:
+    """A tag's prediction, with its box for detectors."""
+    geometry = (
+        {} if box is None else {"left": box.left, "top": box.top, "width": box.width, "height": box.height}
+    )
+    return PredictedTag(
+        tag_id=tag_id, tag_name=tag_name, probability=probability, tag_type=tag_type, **geometry
+    )
+
+
+def by_probability(predictions: list[PredictedTag]) -> list[PredictedTag]:
+    return sorted(predictions, key=lambda p: p.probability, reverse=True)
 
 
 def _decode(data: bytes, settings: Settings) -> DecodedImage:
@@ -63,40 +96,38 @@ def fetch_image(url: str, settings: Settings) -> bytes:
         raise bad_request("BadRequestImageUrl", str(error)) from error
 
 
-def _classify(model: LoadedModel, image: Image.Image) -> list[Prediction]:
+def _classify(model: LoadedModel, image: Image.Image) -> list[PredictedTag]:
     probabilities = model.run(preprocess(image, model.input_size))[0]
-    predictions = [
-        Prediction(probability=float(p), tag_id=label.tag_id, tag_name=label.name)
-        for label, p in zip(model.labels, probabilities, strict=True)
-    ]
-    return sorted(predictions, key=lambda p: p.probability, reverse=True)
+    return by_probability(
+        [
+            predicted(label.tag_id, label.name, float(p))
+            for label, p in zip(model.labels, probabilities, strict=True)
+        ]
+    )
 
 
-def _detect(model: LoadedModel, image: Image.Image) -> list[Prediction]:
+def _detect(model: LoadedModel, image: Image.Image) -> list[PredictedTag]:
     """The exported detector already decodes and suppresses: its boxes come normalised, by falling score, at
     most 200, padded with score 0."""
     outputs = dict(zip(model.output_names, model.run(preprocess_full(image, model.input_size)), strict=True))
-    predictions = [
-        Prediction(
-            probability=float(score),
-            tag_id=model.labels[int(tag)].tag_id,
-            tag_name=model.labels[int(tag)].name,
-            bounding_box=BoundingBox(left=box[0], top=box[1], width=box[2], height=box[3]),
-        )
-        for box, score, tag in zip(
-            outputs["detected_boxes"].tolist(),
-            outputs["detected_scores"].tolist(),
-            outputs["detected_classes"].tolist(),
-            strict=True,
-        )
-        if score > 0
-    ]
-    return sorted(predictions, key=lambda p: p.probability, reverse=True)
+    predictions = []
+    for (left, top, width, height), score, index in zip(
+        outputs[DETECTED_BOXES].tolist(),
+        outputs[DETECTED_SCORES].tolist(),
+        outputs[DETECTED_CLASSES].tolist(),
+        strict=True,
+    ):
+        if score > 0:
+            label = model.labels[int(index)]
+            box = Box(label.tag_id, left, top, width, height, score)
+            predictions.append(predicted(label.tag_id, label.name, float(score), box))
+    return by_probability(predictions)
 
 
-_PREDICT = {DomainType.CLASSIFICATION: _classify, DomainType.OBJECT_DETECTION: _detect}
-# A stored prediction's boxes live in one table property (at most 64 KiB): the most probable ones are kept.
-MAX_STORED_BOXES = 64
+_PREDICT: dict[DomainType, Callable[[LoadedModel, Image.Image], list[PredictedTag]]] = {
+    DomainType.CLASSIFICATION: _classify,
+    DomainType.OBJECT_DETECTION: _detect,
+}
 
 
 class Predictor:
@@ -111,12 +142,10 @@ class Predictor:
     def model(self, iteration: IterationRecord) -> LoadedModel:
         blob = iteration.model_blob
         if not blob:
-            raise CustomVisionError(
-                400, "BadRequestIterationIsNotTrained", f"Iteration {iteration.name} is not trained."
-            )
+            raise not_trained(f"Iteration {iteration.name} is not trained.")
         return self.models.get(blob, lambda: IterationStore(self.account).read_artefact(blob))
 
-    def run(self, iteration: IterationRecord, image: Image.Image) -> list[Prediction]:
+    def run(self, iteration: IterationRecord, image: Image.Image) -> list[PredictedTag]:
         """The iteration's predictions for a decoded image, most probable first (boxes for detectors)."""
         return _PREDICT[domain_of(iteration.domain_id).type](self.model(iteration), image)
 
@@ -129,19 +158,13 @@ class Predictor:
                 f"Iteration {iteration.name} is a {domain_type} model; use the "
                 f"{'classify' if domain_type == DomainType.CLASSIFICATION else 'detect'} endpoints.",
             )
-        if request.application is not None and not _APPLICATION.match(request.application):
+        if request.application is not None and not URL_SAFE_NAME.match(request.application):
             raise bad_request(
                 "BadRequestPredictionInvalidApplicationName",
                 "application must be 1 to 64 letters, digits, '.', '-' or '_'.",
             )
         decoded = _decode(data, self.settings)
-        result = ImagePrediction(
-            id=new_id(),
-            project=iteration.project_id,
-            iteration=iteration.id,
-            created=utcnow(),
-            predictions=self.run(iteration, decoded.image),
-        )
+        result = ImagePrediction(iteration.project_id, iteration.id, self.run(iteration, decoded.image))
         if request.store:
             self._store(request, data, decoded, result)
         return result
@@ -150,7 +173,7 @@ class Predictor:
         self, request: PredictionRequest, data: bytes, decoded: DecodedImage, result: ImagePrediction
     ) -> None:
         store = PredictionStore(self.account)
-        prefix = f"{result.project}/{result.id}"
+        prefix = f"{result.project_id}/{result.id}"
         resized, thumbnail = stored_copies(decoded.image, self.settings)
         blobs = {
             f"{prefix}/original.{decoded.extension}": (data, decoded.content_type),
@@ -168,19 +191,11 @@ class Predictor:
         store.insert(
             PredictionRecord(
                 id=result.id,
-                project_id=result.project,
-                iteration_id=result.iteration,
+                project_id=result.project_id,
+                iteration_id=result.iteration_id,
                 domain_id=request.iteration.domain_id,
                 application=request.application,
-                predictions=[
-                    PredictedTag(
-                        tag_id=p.tag_id,
-                        tag_name=p.tag_name,
-                        probability=p.probability,
-                        **(p.bounding_box.model_dump() if p.bounding_box else {}),
-                    )
-                    for p in kept
-                ],
+                predictions=kept,
                 original_blob=original,
                 resized_blob=resized_blob,
                 thumbnail_blob=thumbnail_blob,

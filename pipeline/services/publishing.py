@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
 from pipeline.core.errors import bad_request, not_found
+from pipeline.core.limits import URL_SAFE_NAME
+from pipeline.services.iterations import completed_iteration, get_iteration
 from pipeline.services.projects import get_project
-from pipeline.services.training import completed_iteration, get_iteration
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from pipeline.store.records import IterationRecord, utcnow
-
-# Custom Vision's rule: letters, digits, hyphen, underscore and dot; it becomes a URL path segment.
-_PUBLISH_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def _holder(account: StorageAccount, project_id: str, publish_name: str) -> IterationRecord | None:
@@ -30,7 +27,7 @@ def publish_iteration(
     overwrite: bool = False,
 ) -> IterationRecord:
     """Serve a trained iteration under `publish_name`; with `overwrite`, take the name from another iteration."""
-    if not _PUBLISH_NAME.match(publish_name or ""):
+    if not URL_SAFE_NAME.match(publish_name or ""):
         raise bad_request(
             "BadRequestInvalidPublishName",
             "publishName must be 1 to 64 letters, digits, '.', '-' or '_'.",

@@ -7,6 +7,7 @@ import logging
 
 from pipeline.core.errors import CustomVisionError
 from pipeline.core.settings import Settings
+from pipeline.core.vocabulary import IterationStatus
 from pipeline.services.training import request_training
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
@@ -19,9 +20,9 @@ log = logging.getLogger(__name__)
 def new_labelled_images(account: StorageAccount, project_id: str) -> int | None:
     """Tagged images added since the last completed iteration; None if the project never trained or is training."""
     iterations = IterationStore(account).list(project_id)
-    if any(i.status == "Training" for i in iterations):
+    if any(i.status == IterationStatus.TRAINING for i in iterations):
         return None
-    completed = [i for i in iterations if i.status == "Completed"]
+    completed = [i for i in iterations if i.status == IterationStatus.COMPLETED]
     if not completed:
         return None
     since = completed[-1].created

@@ -3,25 +3,63 @@ images into the training set with tags (CreateImagesFromPredictions)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
-from pipeline.api.wire.images import ImageCreateStatus
-from pipeline.api.wire.predictions import ImageIdCreateBatch, PredictionQueryTag, PredictionQueryToken
 from pipeline.core.errors import bad_request
+from pipeline.core.limits import MAX_DELETE_PREDICTIONS, MAX_TAG_IDS
 from pipeline.core.settings import Settings
-from pipeline.services.images import CreateResult, NewImage, NewRegion, create_images
+from pipeline.core.vocabulary import ImageCreateStatus, Order, new_id, parse_choice
+from pipeline.services.images_create import CreateResult, NewImage, create_images
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.records import PredictionRecord
-
-ORDERS = ("Newest", "Oldest")
-MAX_DELETE_IDS = 64
-MAX_QUERY_TAGS = 20
+from pipeline.vision.boxes import Box
 
 
-def _matches(prediction: PredictionRecord, query: PredictionQueryToken) -> bool:
+@dataclass(frozen=True)
+class TagWindow:
+    """Predictions that gave tag `tag_id` a probability within [low, high]."""
+
+    tag_id: str
+    low: float = 0.0
+    high: float = 1.0
+
+
+@dataclass(frozen=True)
+class PredictionQuery:
+    """QueryPredictions' filters and paging; the answer carries the same query with its continuation."""
+
+    session: str | None = None
+    continuation: str | None = None
+    max_count: int = 50
+    order_by: str = Order.NEWEST
+    tags: tuple[TagWindow, ...] = ()
+    iteration_id: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    application: str | None = None
+
+
+@dataclass(frozen=True)
+class PredictedImage:
+    """One entry of CreateImagesFromPredictions: which prediction, and what to attach to its image."""
+
+    prediction_id: str
+    tag_ids: tuple[str, ...] = ()
+    regions: tuple[Box, ...] = ()
+
+
+@dataclass(frozen=True)
+class PredictedImageBatch:
+    images: Sequence[PredictedImage]
+    tag_ids: Sequence[str] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+def _matches(prediction: PredictionRecord, query: PredictionQuery) -> bool:
     if query.iteration_id and prediction.iteration_id != query.iteration_id.lower():
         return False
     if query.application and prediction.application != query.application:
@@ -33,19 +71,19 @@ def _matches(prediction: PredictionRecord, query: PredictionQueryToken) -> bool:
     return not query.tags or any(_tag_matches(prediction, tag) for tag in query.tags)
 
 
-def _tag_matches(prediction: PredictionRecord, tag: PredictionQueryTag) -> bool:
-    """The prediction gave this tag a probability inside the tag's [min, max] window."""
+def _tag_matches(prediction: PredictionRecord, window: TagWindow) -> bool:
+    """The prediction gave this tag a probability inside the tag's [low, high] window."""
     return any(
-        p.tag_id == tag.id.lower() and tag.min_threshold <= p.probability <= tag.max_threshold
+        p.tag_id == window.tag_id.lower() and window.low <= p.probability <= window.high
         for p in prediction.predictions
     )
 
 
 def _ordered(
-    store: PredictionStore, project_id: str, order: str, after: str | None
+    store: PredictionStore, project_id: str, order: Order, after: str | None
 ) -> Iterator[tuple[str, PredictionRecord]]:
     """Row keys sort newest first; oldest first needs the whole partition (reversed), then the same cursor."""
-    if order == "Newest":
+    if order == Order.NEWEST:
         yield from store.newest_first(project_id, after)
         return
     for key, record in reversed(list(store.newest_first(project_id))):
@@ -54,16 +92,14 @@ def _ordered(
 
 
 def query_predictions(
-    account: StorageAccount, project_id: str, query: PredictionQueryToken
-) -> tuple[list[PredictionRecord], PredictionQueryToken]:
-    """One page of matching predictions and the token for the next (continuation None when done)."""
+    account: StorageAccount, project_id: str, query: PredictionQuery
+) -> tuple[list[PredictionRecord], PredictionQuery]:
+    """One page of matching predictions and the query for the next (continuation None when done)."""
     project = get_project(account, project_id)
-    order = next((o for o in ORDERS if o.lower() == query.order_by.lower()), None)
-    if order is None:
-        raise bad_request("BadRequestPredictionInvalidQueryParameters", "orderBy must be Newest or Oldest.")
-    if len(query.tags or []) > MAX_QUERY_TAGS:
+    order = parse_choice(Order, query.order_by, "orderBy", code="BadRequestPredictionInvalidQueryParameters")
+    if len(query.tags) > MAX_TAG_IDS:
         raise bad_request(
-            "BadRequestPredictionTagsExceededCount", f"At most {MAX_QUERY_TAGS} tags can filter a query."
+            "BadRequestPredictionTagsExceededCount", f"At most {MAX_TAG_IDS} tags can filter a query."
         )
     page: list[PredictionRecord] = []
     last_key: str | None = None
@@ -76,23 +112,25 @@ def query_predictions(
             break
         page.append(record)
         last_key = key
-    token = query.model_copy(
-        update={
-            "session": query.session or str(uuid.uuid4()),
-            "continuation": last_key if more else None,
-            "order_by": order,
-        }
+    following = replace(
+        query, session=query.session or new_id(), continuation=last_key if more else None, order_by=order
     )
-    return page, token
+    return page, following
+
+
+def prediction_links(account: StorageAccount) -> Callable[[str], str]:
+    """Blob name -> time-limited read-only URL, for the URIs a stored prediction carries."""
+    return PredictionStore(account).blob_url
 
 
 def delete_predictions(account: StorageAccount, project_id: str, prediction_ids: Sequence[str]) -> None:
     project = get_project(account, project_id)
     if not prediction_ids:
         raise bad_request("BadRequestPredictionIdsMissing", "Give the ids of the predictions to delete.")
-    if len(prediction_ids) > MAX_DELETE_IDS:
+    if len(prediction_ids) > MAX_DELETE_PREDICTIONS:
         raise bad_request(
-            "BadRequestPredictionIdsExceededCount", f"At most {MAX_DELETE_IDS} predictions per request."
+            "BadRequestPredictionIdsExceededCount",
+            f"At most {MAX_DELETE_PREDICTIONS} predictions per request.",
         )
     store = PredictionStore(account)
     for prediction_id in prediction_ids:
@@ -102,45 +140,37 @@ def delete_predictions(account: StorageAccount, project_id: str, prediction_ids:
 
 
 def create_images_from_predictions(
-    account: StorageAccount, settings: Settings, project_id: str, batch: ImageIdCreateBatch
+    account: StorageAccount, settings: Settings, project_id: str, batch: PredictedImageBatch
 ) -> list[CreateResult]:
     """Add predicted images to the training set; each prediction that became an image leaves the predictions."""
     project = get_project(account, project_id)
     if not batch.images:
         raise bad_request("BadRequestImageBatch", "The batch contains no images.")
     store = PredictionStore(account)
-    found = {entry.id: store.find(project.id, entry.id.lower()) for entry in batch.images}
+    found = {
+        entry.prediction_id: store.find(project.id, entry.prediction_id.lower()) for entry in batch.images
+    }
     new_images = [
         NewImage(
             data=store.read_blob(hit[1].original_blob),
-            name=entry.id,
-            tag_ids=tuple(t.lower() for t in entry.tag_ids or ()),
-            regions=tuple(
-                NewRegion(r.tag_id.lower(), r.left, r.top, r.width, r.height) for r in entry.regions or ()
-            ),
+            name=entry.prediction_id,
+            tag_ids=entry.tag_ids,
+            regions=entry.regions,
         )
         for entry in batch.images
-        if (hit := found[entry.id]) is not None
+        if (hit := found[entry.prediction_id]) is not None
     ]
     created = iter(
-        create_images(
-            account,
-            settings,
-            project.id,
-            new_images,
-            [t.lower() for t in batch.tag_ids or ()],
-            batch.metadata,
-        )
+        create_images(account, settings, project.id, new_images, batch.tag_ids, batch.metadata)
         if new_images
         else []
     )
     results = []
     for entry in batch.images:
-        hit = found[entry.id]
+        hit = found[entry.prediction_id]
         if hit is None:
-            results.append(
-                CreateResult(entry.id, ImageCreateStatus.ERROR_SOURCE, f"Prediction {entry.id} not found.")
-            )
+            message = f"Prediction {entry.prediction_id} not found."
+            results.append(CreateResult(entry.prediction_id, ImageCreateStatus.ERROR_SOURCE, message))
             continue
         result = next(created)
         if result.status.succeeded:

@@ -7,21 +7,40 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from PIL import Image
 
-from pipeline.api.wire.predictions import ImageRegionProposal, RegionProposal, SuggestedTagAndRegion
 from pipeline.core.domains import domain_of
-from pipeline.core.errors import CustomVisionError, bad_request, not_found
+from pipeline.core.errors import CustomVisionError, bad_request, image_not_found
+from pipeline.core.limits import MAX_SUGGESTION_IMAGES
 from pipeline.core.vocabulary import DomainType
-from pipeline.services.images import get_images_by_ids
+from pipeline.services.images_query import get_images_by_ids
+from pipeline.services.iterations import completed_iteration, latest_completed_iteration
 from pipeline.services.prediction import Predictor
 from pipeline.services.projects import get_project
-from pipeline.services.training import completed_iteration, latest_completed_iteration
 from pipeline.store.images import ImageStore
-from pipeline.store.records import ImageRecord, IterationRecord, ProjectRecord, utcnow
+from pipeline.store.records import ImageRecord, IterationRecord, PredictedTag, ProjectRecord, utcnow
 
-MAX_SUGGESTION_IMAGES = 64
+
+@dataclass(frozen=True)
+class RegionProposals:
+    project_id: str
+    image_id: str
+    proposals: list[PredictedTag]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """An image's suggested tags and regions; `uncertainty` is 1 minus the most probable one's probability."""
+
+    image_id: str
+    project_id: str
+    iteration_id: str
+    predictions: list[PredictedTag]
+    uncertainty: float
+    created: datetime = field(default_factory=utcnow)
 
 
 def _detection_project(predictor: Predictor, project_id: str) -> ProjectRecord:
@@ -37,29 +56,23 @@ def _image(predictor: Predictor, record: ImageRecord) -> Image.Image:
     return Image.open(io.BytesIO(ImageStore(predictor.account).read_blob(record.resized_blob))).convert("RGB")
 
 
-def region_proposals(predictor: Predictor, project_id: str, image_id: str) -> ImageRegionProposal:
+def region_proposals(predictor: Predictor, project_id: str, image_id: str) -> RegionProposals:
     """Boxes the newest trained detector sees in the image, whatever their tag, most confident first."""
     project = _detection_project(predictor, project_id)
     [record] = get_images_by_ids(predictor.account, project.id, [image_id]) or [None]
     if record is None:
-        raise not_found("NotFoundImage", f"Image {image_id} not found.")
+        raise image_not_found(image_id)
     try:
         iteration: IterationRecord | None = latest_completed_iteration(predictor.account, project.id)
     except CustomVisionError:
         iteration = None
     predictions = predictor.run(iteration, _image(predictor, record)) if iteration else []
-    return ImageRegionProposal(
-        project_id=project.id,
-        image_id=record.id,
-        proposals=[
-            RegionProposal(confidence=p.probability, bounding_box=p.bounding_box) for p in predictions
-        ],
-    )
+    return RegionProposals(project.id, record.id, predictions)
 
 
 def suggest_tags_and_regions(
     predictor: Predictor, project_id: str, iteration_id: str, image_ids: Sequence[str]
-) -> list[SuggestedTagAndRegion]:
+) -> list[Suggestion]:
     """The iteration's tagged boxes for each image that exists, in the order asked for."""
     project = _detection_project(predictor, project_id)
     if not image_ids or len(image_ids) > MAX_SUGGESTION_IMAGES:
@@ -68,14 +81,6 @@ def suggest_tags_and_regions(
     suggestions = []
     for record in get_images_by_ids(predictor.account, project.id, image_ids):
         predictions = predictor.run(iteration, _image(predictor, record))
-        suggestions.append(
-            SuggestedTagAndRegion(
-                id=record.id,
-                project=project.id,
-                iteration=iteration.id,
-                created=utcnow(),
-                predictions=predictions,
-                prediction_uncertainty=1.0 - max((p.probability for p in predictions), default=0.0),
-            )
-        )
+        uncertainty = 1.0 - max((p.probability for p in predictions), default=0.0)
+        suggestions.append(Suggestion(record.id, project.id, iteration.id, predictions, uncertainty))
     return suggestions

@@ -8,31 +8,37 @@ from collections import Counter
 
 from pipeline.contract.training import TrainingMessage, fingerprint, training_set
 from pipeline.core.domains import domain_of
-from pipeline.core.errors import CustomVisionError, bad_request, iteration_not_found
+from pipeline.core.errors import bad_request
 from pipeline.core.settings import Settings
-from pipeline.core.vocabulary import DomainType
-from pipeline.services.projects import get_project, new_id
+from pipeline.core.vocabulary import (
+    ClassificationType,
+    DomainType,
+    IterationStatus,
+    TagType,
+    TrainingType,
+    new_id,
+    parse_choice,
+)
+from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
-from pipeline.store.records import ImageRecord, IterationRecord, ProjectRecord, TagRecord, utcnow
+from pipeline.store.records import ImageRecord, IterationRecord, ProjectRecord, TagRecord
 from pipeline.store.tags import TagStore
-
-TRAINING_TYPES = ("Regular", "Advanced")
 
 
 def _validate_detection_set(settings: Settings, images: list[ImageRecord], tags: list[TagRecord]) -> None:
     """A detector learns from regions: each Regular tag needs regions on enough images; Negative tags have no
     place in a detector's training set."""
     counts = Counter(tag_id for image in images for tag_id in {r.tag_id for r in image.regions})
-    negative = [t.name for t in tags if t.type == "Negative" and counts.get(t.id, 0)]
+    negative = [t.name for t in tags if t.type == TagType.NEGATIVE and counts.get(t.id, 0)]
     if negative:
         raise bad_request(
             "BadRequestDetectionTrainingNotAllowNegativeTag",
             f"Object detection cannot train on Negative tags: {', '.join(negative)}.",
         )
     code = "BadRequestDetectionTrainingValidationFailed"
-    regular = [t for t in tags if t.type != "Negative"]
+    regular = [t for t in tags if t.type != TagType.NEGATIVE]
     if not regular:
         raise bad_request(code, "Training needs at least one tag with regions.")
     minimum = settings.min_images_per_tag_detection
@@ -50,7 +56,7 @@ def _validate_training_set(
         _validate_detection_set(settings, images, tags)
         return
     counts = Counter(tag_id for image in images for tag_id in image.tag_ids)
-    regular = [t for t in tags if t.type == "Regular"]
+    regular = [t for t in tags if t.type == TagType.REGULAR]
     code = f"BadRequest{project.classification_type}ClassificationTrainingValidationFailed"
     if len(tags) < 2:
         raise bad_request(code, "Training needs at least two tags (a Negative tag counts) with images.")
@@ -60,7 +66,7 @@ def _validate_training_set(
     short = [f"{t.name} ({counts.get(t.id, 0)})" for t in tags if counts.get(t.id, 0) < minimum]
     if short:
         raise bad_request(code, f"Each tag needs at least {minimum} images; too few: {', '.join(short)}.")
-    if project.classification_type == "Multiclass":
+    if project.classification_type == ClassificationType.MULTICLASS:
         multi = sum(1 for image in images if len(image.tag_ids & {t.id for t in tags}) > 1)
         if multi:
             raise bad_request(
@@ -70,13 +76,11 @@ def _validate_training_set(
 
 def _parse_training_type(
     training_type: str | None, budget_hours: int | None, settings: Settings
-) -> tuple[str, int]:
-    chosen = next((t for t in TRAINING_TYPES if t.lower() == (training_type or "Regular").lower()), None)
-    if chosen is None:
-        raise bad_request(
-            "BadRequestInvalid", f"trainingType must be Regular or Advanced, not {training_type}."
-        )
-    if chosen == "Regular":
+) -> tuple[TrainingType, int]:
+    chosen = parse_choice(
+        TrainingType, training_type, "trainingType", default=TrainingType.REGULAR, code="BadRequestInvalid"
+    )
+    if chosen == TrainingType.REGULAR:
         return chosen, 0
     budget = budget_hours or 1
     if not 1 <= budget <= settings.max_advanced_budget_hours:
@@ -94,7 +98,7 @@ def _next_name(existing: list[IterationRecord]) -> str:
 
 def _make_room(store: IterationStore, existing: list[IterationRecord], limit: int) -> None:
     """Keep at most `limit` iterations: drop the oldest unpublished finished ones, refuse if none can go."""
-    removable = [i for i in existing if not i.publish_name and i.status != "Training"]
+    removable = [i for i in existing if not i.publish_name and i.status != IterationStatus.TRAINING]
     excess = len(existing) + 1 - limit
     if excess > len(removable):
         raise bad_request(
@@ -118,7 +122,7 @@ def request_training(
     kind, budget = _parse_training_type(training_type, reserved_budget_in_hours, settings)
     iterations = IterationStore(account)
     existing = iterations.list(project.id)
-    if any(i.status == "Training" for i in existing):
+    if any(i.status == IterationStatus.TRAINING for i in existing):
         raise bad_request("BadRequestTrainingAlreadyInProgress", "This project is already training.")
     all_tags = TagStore(account).list(project.id)
     unknown = set(selected_tag_ids or []) - {t.id for t in all_tags}
@@ -127,7 +131,7 @@ def request_training(
     images, tags = training_set(ImageStore(account).list(project.id), all_tags, selected_tag_ids or [])
     _validate_training_set(settings, project, images, tags)
     digest = fingerprint(project, images, tags)
-    completed = [i for i in existing if i.status == "Completed"]
+    completed = [i for i in existing if i.status == IterationStatus.COMPLETED]
     if completed and completed[-1].training_set_fingerprint == digest and not force_train:
         raise bad_request(
             "BadRequestTrainingNotNeeded",
@@ -150,65 +154,3 @@ def request_training(
     message = TrainingMessage(project_id=project.id, iteration_id=iteration.id)
     account.queue(settings.training_queue).send_message(message.encode())
     return iteration
-
-
-def get_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> IterationRecord:
-    project = get_project(account, project_id)
-    iteration = IterationStore(account).get(project.id, iteration_id.lower())
-    if iteration is None:
-        raise iteration_not_found(iteration_id)
-    return iteration
-
-
-def rename_iteration(
-    account: StorageAccount, project_id: str, iteration_id: str, name: str | None
-) -> IterationRecord:
-    current = get_iteration(account, project_id, iteration_id)
-    new_name = (name or "").strip()
-    if not new_name or len(new_name) > 256:
-        raise bad_request("BadRequestIterationName", "Iteration name must be 1 to 256 characters.")
-    others = IterationStore(account).list(current.project_id)
-    if any(i.name == new_name and i.id != current.id for i in others):
-        raise bad_request(
-            "BadRequestIterationNameNotUnique", f"An iteration named '{new_name}' already exists."
-        )
-    updated = IterationStore(account).update(
-        current.project_id,
-        current.id,
-        lambda i: i.model_copy(update={"name": new_name, "last_modified": utcnow()}),
-    )
-    if updated is None:
-        raise iteration_not_found(iteration_id)
-    return updated
-
-
-def delete_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> None:
-    iteration = get_iteration(account, project_id, iteration_id)
-    if iteration.publish_name:
-        raise bad_request("BadRequestIterationIsPublished", "Unpublish the iteration before deleting it.")
-    if iteration.status == "Training":
-        raise bad_request("BadRequestTrainingAlreadyInProgress", "The iteration is still training.")
-    IterationStore(account).delete(iteration)
-
-
-def completed_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> IterationRecord:
-    """An iteration that has a trained model, or the Custom Vision error for one that has not."""
-    iteration = get_iteration(account, project_id, iteration_id)
-    if iteration.status != "Completed" or not iteration.model_blob:
-        raise CustomVisionError(
-            400, "BadRequestIterationIsNotTrained", f"Iteration {iteration.name} is not trained."
-        )
-    return iteration
-
-
-def latest_completed_iteration(account: StorageAccount, project_id: str) -> IterationRecord:
-    """The newest trained iteration: what a quick test without an iteration id uses."""
-    project = get_project(account, project_id)
-    trained = [
-        i for i in IterationStore(account).list(project.id) if i.status == "Completed" and i.model_blob
-    ]
-    if not trained:
-        raise CustomVisionError(
-            400, "BadRequestIterationIsNotTrained", f"Project {project.name} has no trained iteration yet."
-        )
-    return trained[-1]

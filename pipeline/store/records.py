@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from pipeline.core.vocabulary import ClassificationType, IterationStatus, TagType, TrainingType
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -16,7 +18,7 @@ class ProjectRecord(BaseModel):
     name: str
     description: str = ""
     domain_id: str
-    classification_type: str | None = None
+    classification_type: ClassificationType | None = None
     target_export_platforms: list[str] = Field(default_factory=list)
     notification_queue_uri: str | None = None
     export_model_container_uri: str | None = None
@@ -29,7 +31,7 @@ class TagRecord(BaseModel):
     project_id: str
     name: str
     description: str = ""
-    type: str = "Regular"
+    type: TagType = TagType.REGULAR
     created: datetime = Field(default_factory=utcnow)
 
 
@@ -72,10 +74,10 @@ class IterationRecord(BaseModel):
     id: str
     project_id: str
     name: str
-    status: str = "Training"
+    status: IterationStatus = IterationStatus.TRAINING
     domain_id: str
-    classification_type: str | None = None
-    training_type: str = "Regular"
+    classification_type: ClassificationType | None = None
+    training_type: TrainingType = TrainingType.REGULAR
     reserved_budget_in_hours: int = 0
     selected_tag_ids: list[str] = Field(default_factory=list)
     training_set_fingerprint: str
@@ -94,7 +96,7 @@ class PredictedTag(BaseModel):
     tag_id: str
     tag_name: str
     probability: float
-    tag_type: str = "Regular"
+    tag_type: TagType = TagType.REGULAR
     left: float | None = None
     top: float | None = None
     width: float | None = None

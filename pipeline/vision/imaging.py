@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageOps
 
-from pipeline.api.wire.images import ImageCreateStatus
 from pipeline.core.settings import Settings
+from pipeline.core.vocabulary import ImageCreateStatus
 
 # Pillow plugins allowed to open uploads: the formats Custom Vision accepts, nothing else.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF")

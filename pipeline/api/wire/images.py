@@ -5,33 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BeforeValidator
 
 from pipeline.api.wire.base import WireModel
-
-
-class ImageCreateStatus(StrEnum):
-    """Per-image outcome of an image batch (the spec's ImageCreateStatus)."""
-
-    OK = "OK"
-    OK_DUPLICATE = "OKDuplicate"
-    ERROR_SOURCE = "ErrorSource"
-    ERROR_IMAGE_FORMAT = "ErrorImageFormat"
-    ERROR_IMAGE_SIZE = "ErrorImageSize"
-    ERROR_STORAGE = "ErrorStorage"
-    ERROR_LIMIT_EXCEED = "ErrorLimitExceed"
-    ERROR_TAG_LIMIT_EXCEED = "ErrorTagLimitExceed"
-    ERROR_REGION_LIMIT_EXCEED = "ErrorRegionLimitExceed"
-    ERROR_UNKNOWN = "ErrorUnknown"
-    ERROR_NEGATIVE_AND_REGULAR_TAG = "ErrorNegativeAndRegularTagOnSameImage"
-    ERROR_IMAGE_DIMENSIONS = "ErrorImageDimensions"
-
-    @property
-    def succeeded(self) -> bool:
-        return self in (ImageCreateStatus.OK, ImageCreateStatus.OK_DUPLICATE)
+from pipeline.core.vocabulary import ImageCreateStatus
 
 
 def _strict_base64(value: object) -> object:

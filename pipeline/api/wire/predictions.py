@@ -8,6 +8,7 @@ from pydantic import Field
 
 from pipeline.api.wire.base import WireModel
 from pipeline.api.wire.images import Region
+from pipeline.core.limits import MAX_PAGE_SIZE
 
 
 class BoundingBox(WireModel):
@@ -57,7 +58,7 @@ class PredictionQueryToken(WireModel):
 
     session: str | None = None
     continuation: str | None = None
-    max_count: int = Field(default=50, ge=0, le=256)
+    max_count: int = Field(default=50, ge=0, le=MAX_PAGE_SIZE)
     order_by: str = "Newest"
     tags: list[PredictionQueryTag] | None = None
     iteration_id: str | None = None

@@ -1,0 +1,143 @@
+"""Tags: names unique per project, at most one Negative tag, image counts, and untagging on delete."""
+
+from __future__ import annotations
+
+from pipeline.core.errors import bad_request, tag_not_found
+from pipeline.core.limits import MAX_NAME_LENGTH
+from pipeline.core.settings import Settings
+from pipeline.core.vocabulary import TagType, new_id, parse_choice
+from pipeline.services.projects import get_project
+from pipeline.store import StorageAccount
+from pipeline.store.images import ImageStore
+from pipeline.store.records import TagRecord
+from pipeline.store.tags import TagStore
+
+
+def get_tag(account: StorageAccount, project_id: str, tag_id: str) -> TagRecord:
+    tag = TagStore(account).get(project_id, tag_id.lower())
+    if tag is None:
+        raise tag_not_found(tag_id)
+    return tag
+
+
+def project_tags(account: StorageAccount, project_id: str) -> dict[str, TagRecord]:
+    """The project's tags by id."""
+    return {t.id: t for t in TagStore(account).list(project_id)}
+
+
+def tag_names(account: StorageAccount, project_id: str) -> dict[str, str]:
+    return {t.id: t.name for t in TagStore(account).list(project_id)}
+
+
+def _check_tag_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise bad_request("BadRequestTagName", f"Tag name must be 1 to {MAX_NAME_LENGTH} characters.")
+    return name
+
+
+def _check_tag_type(tag_type: str | None) -> TagType:
+    return parse_choice(TagType, tag_type, "type", default=TagType.REGULAR, code="BadRequestTagType")
+
+
+def _check_unique(tags: list[TagRecord], name: str, tag_type: TagType, exclude_id: str | None = None) -> None:
+    others = [t for t in tags if t.id != exclude_id]
+    if any(t.name.lower() == name.lower() for t in others):
+        raise bad_request(
+            "BadRequestTagNameNotUnique", f"A tag named '{name}' already exists in this project."
+        )
+    if tag_type == TagType.NEGATIVE and any(t.type == TagType.NEGATIVE for t in others):
+        raise bad_request("BadRequestMultipleNegativeTag", "A project can have only one Negative tag.")
+
+
+def create_tag(
+    account: StorageAccount,
+    settings: Settings,
+    project_id: str,
+    name: str | None,
+    description: str | None = None,
+    tag_type: str | None = None,
+) -> TagRecord:
+    project = get_project(account, project_id)
+    name, checked_type = _check_tag_name(name), _check_tag_type(tag_type)
+    store = TagStore(account)
+    existing = store.list(project.id)
+    if len(existing) >= settings.max_tags_per_project:
+        raise bad_request(
+            "BadRequestExceedTagPerProjectLimit",
+            f"A project can have at most {settings.max_tags_per_project} tags.",
+        )
+    _check_unique(existing, name, checked_type)
+    return store.create(
+        TagRecord(
+            id=new_id(), project_id=project.id, name=name, description=description or "", type=checked_type
+        )
+    )
+
+
+def find_or_create_tag(account: StorageAccount, settings: Settings, project_id: str, name: str) -> TagRecord:
+    """The tag with this name (case-insensitive), created as Regular if missing (used by the drop folder)."""
+    existing = next(
+        (t for t in TagStore(account).list(project_id) if t.name.lower() == name.strip().lower()), None
+    )
+    return existing or create_tag(account, settings, project_id, name)
+
+
+def update_tag(
+    account: StorageAccount,
+    project_id: str,
+    tag_id: str,
+    name: str | None,
+    description: str | None,
+    tag_type: str | None,
+) -> TagRecord:
+    project = get_project(account, project_id)
+    current = get_tag(account, project.id, tag_id)
+    new_name = _check_tag_name(name) if name is not None else current.name
+    new_type = _check_tag_type(tag_type) if tag_type is not None else current.type
+    _check_unique(TagStore(account).list(project.id), new_name, new_type, exclude_id=current.id)
+
+    def apply(tag: TagRecord) -> TagRecord:
+        return tag.model_copy(
+            update={
+                "name": new_name,
+                "description": description if description is not None else tag.description,
+                "type": new_type,
+            }
+        )
+
+    updated = TagStore(account).update(project.id, current.id, apply)
+    if updated is None:
+        raise tag_not_found(tag_id)
+    return updated
+
+
+def delete_tag(account: StorageAccount, project_id: str, tag_id: str) -> None:
+    """Untag every image first (so no image points at a missing tag), then remove the tag."""
+    project = get_project(account, project_id)
+    tag = get_tag(account, project.id, tag_id)
+    images = ImageStore(account)
+    for image in images.list(project.id):
+        if tag.id in image.tag_ids:
+            images.update(
+                project.id,
+                image.id,
+                lambda img: img.model_copy(
+                    update={
+                        "tags": [t for t in img.tags if t.tag_id != tag.id],
+                        "regions": [r for r in img.regions if r.tag_id != tag.id],
+                    }
+                ),
+            )
+    TagStore(account).delete(project.id, tag.id)
+
+
+def tags_with_counts(account: StorageAccount, project_id: str) -> list[tuple[TagRecord, int]]:
+    project = get_project(account, project_id)
+    counts = ImageStore(account).tag_counts(project.id)
+    return [(t, counts.get(t.id, 0)) for t in TagStore(account).list(project.id)]
+
+
+def tag_with_count(account: StorageAccount, project_id: str, tag_id: str) -> tuple[TagRecord, int]:
+    tag = get_tag(account, get_project(account, project_id).id, tag_id)
+    return tag, ImageStore(account).tag_counts(tag.project_id).get(tag.id, 0)
