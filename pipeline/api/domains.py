@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pipeline.api.mapping import domain_to_wire
+from pipeline.api.mapping.projects import domain_to_wire
 from pipeline.api.wire.projects import Domain
 from pipeline.core.domains import DOMAINS, find_domain
 from pipeline.core.errors import not_found

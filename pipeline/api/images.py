@@ -17,10 +17,9 @@ from pipeline.api.deps import (
     TagIds,
     Take,
 )
-from pipeline.api.mapping import (
+from pipeline.api.mapping.boxes import box_from_wire, boxes_from_wire
+from pipeline.api.mapping.images import (
     ImageWire,
-    box_from_wire,
-    boxes_from_wire,
     metadata_results_to_wire,
     region_edits_to_wire,
     tag_edits_to_wire,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Query, Response
 
 from pipeline.api.deps import Config, Storage
-from pipeline.api.mapping import iteration_to_wire
+from pipeline.api.mapping.projects import iteration_to_wire
 from pipeline.api.wire.iterations import Iteration, IterationUpdate, TrainingParameters
 from pipeline.services import iterations, training
 

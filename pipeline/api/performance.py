@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from pipeline.api.deps import OrderBy, Skip, Storage, TagIds, Take
-from pipeline.api.mapping import ImageWire, performance_to_wire
+from pipeline.api.mapping.images import ImageWire
+from pipeline.api.mapping.predictions import performance_to_wire
 from pipeline.api.wire.performance import ImagePerformance, IterationPerformance
 from pipeline.core.vocabulary import Order
 from pipeline.services import performance as service

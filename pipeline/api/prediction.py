@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.api.deps import Config, Engine
-from pipeline.api.mapping import image_prediction_to_wire
+from pipeline.api.mapping.predictions import image_prediction_to_wire
 from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
 from pipeline.core.vocabulary import DomainType

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Query, Response
 
 from pipeline.api.deps import Storage
-from pipeline.api.mapping import project_to_wire
+from pipeline.api.mapping.projects import project_to_wire
 from pipeline.api.wire.projects import CreateProjectOptions, Project, ProjectSettings, ProjectUpdate
 from pipeline.services import projects as service
 

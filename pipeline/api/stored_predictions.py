@@ -6,8 +6,8 @@ from fastapi import APIRouter, Body, Response
 from fastapi.responses import JSONResponse
 
 from pipeline.api.deps import Config, PredictionIds, Storage
-from pipeline.api.mapping import (
-    ImageWire,
+from pipeline.api.mapping.images import ImageWire
+from pipeline.api.mapping.predictions import (
     predicted_images_from_wire,
     query_from_wire,
     query_to_wire,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from pipeline.api.deps import Engine, ImageIds
-from pipeline.api.mapping import proposals_to_wire, suggestion_to_wire
+from pipeline.api.mapping.predictions import proposals_to_wire, suggestion_to_wire
 from pipeline.api.wire.predictions import ImageRegionProposal, SuggestedTagAndRegion
 from pipeline.services import suggestions as service
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Query, Response
 
 from pipeline.api.deps import Config, Storage
-from pipeline.api.mapping import tag_to_wire
+from pipeline.api.mapping.projects import tag_to_wire
 from pipeline.api.wire.projects import Tag, TagUpdate
 from pipeline.services import tags as service
 

@@ -9,6 +9,7 @@ from pydantic import Field
 from pipeline.api.wire.base import WireModel
 from pipeline.api.wire.images import Region
 from pipeline.core.limits import MAX_PAGE_SIZE
+from pipeline.core.vocabulary import Order, TagType
 
 
 class BoundingBox(WireModel):
@@ -25,7 +26,7 @@ class Prediction(WireModel):
     tag_id: str
     tag_name: str
     bounding_box: BoundingBox | None = None
-    tag_type: str = "Regular"
+    tag_type: str = TagType.REGULAR
 
 
 class ImagePrediction(WireModel):
@@ -59,7 +60,7 @@ class PredictionQueryToken(WireModel):
     session: str | None = None
     continuation: str | None = None
     max_count: int = Field(default=50, ge=0, le=MAX_PAGE_SIZE)
-    order_by: str = "Newest"
+    order_by: str = Order.NEWEST
     tags: list[PredictionQueryTag] | None = None
     iteration_id: str | None = None
     start_time: datetime | None = None

@@ -1,0 +1,71 @@
+"""Domains, projects, tags and iterations as wire shapes."""
+
+from __future__ import annotations
+
+from pipeline.api.wire.iterations import Iteration
+from pipeline.api.wire.projects import Domain, ModelInformation, Project, ProjectSettings, Tag
+from pipeline.core.domains import DomainInfo, domain_of
+from pipeline.core.vocabulary import IterationStatus
+from pipeline.store.records import (
+    IterationRecord,
+    ProjectRecord,
+    TagRecord,
+)
+
+
+def domain_to_wire(domain: DomainInfo) -> Domain:
+    return Domain(
+        id=domain.id,
+        name=domain.name,
+        type=domain.type,
+        exportable=domain.compact,
+        enabled=True,
+        exportable_platforms=domain.export_platforms,
+        model_information=ModelInformation(description=domain.description),
+    )
+
+
+def project_to_wire(project: ProjectRecord) -> Project:
+    return Project(
+        id=project.id,
+        name=project.name,
+        description=project.description,
+        settings=ProjectSettings(
+            domain_id=project.domain_id,
+            classification_type=project.classification_type,
+            target_export_platforms=project.target_export_platforms,
+            use_negative_set=True,
+            export_model_container_uri=project.export_model_container_uri,
+            notification_queue_uri=project.notification_queue_uri,
+        ),
+        created=project.created,
+        last_modified=project.last_modified,
+    )
+
+
+def tag_to_wire(tag: TagRecord, image_count: int) -> Tag:
+    return Tag(id=tag.id, name=tag.name, description=tag.description, type=tag.type, image_count=image_count)
+
+
+def iteration_to_wire(iteration: IterationRecord) -> Iteration:
+    completed = iteration.status == IterationStatus.COMPLETED
+    platforms = domain_of(iteration.domain_id).export_platforms if completed else []
+    return Iteration(
+        id=iteration.id,
+        name=iteration.name,
+        status=iteration.status,
+        created=iteration.created,
+        last_modified=iteration.last_modified,
+        trained_at=iteration.trained_at,
+        project_id=iteration.project_id,
+        exportable=bool(platforms),
+        exportable_to=platforms,
+        domain_id=iteration.domain_id,
+        classification_type=iteration.classification_type,
+        training_type=iteration.training_type,
+        reserved_budget_in_hours=iteration.reserved_budget_in_hours,
+        training_time_in_minutes=iteration.training_time_in_minutes,
+        publish_name=iteration.publish_name,
+        original_publish_resource_id=iteration.original_publish_resource_id,
+        training_error_details=iteration.training_error_details,
+    )
