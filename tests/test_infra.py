@@ -26,6 +26,7 @@ from pipeline.settings import LOOPBACK_HOSTS, Settings
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 MAIN_BICEP = INFRA / "main.bicep"
+MODULES = INFRA / "modules"
 DOCKERFILE = ROOT / "training_job" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
@@ -403,7 +404,7 @@ def test_template_declares_every_part_of_the_deployment(bicep: Bicep) -> None:
         "Microsoft.ManagedIdentity/userAssignedIdentities",
         "Microsoft.Authorization/roleAssignments",
     ):
-        assert expected.lower() in types, f"no {expected} in main.bicep"
+        assert expected.lower() in types, f"no {expected} in main.bicep or its modules"
     for name, resource in bicep.resources.items():
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", resource["api_version"]), (
             f"{name} uses a preview API version"
@@ -668,11 +669,18 @@ def test_parameters_file_names_real_parameters_and_no_secrets(bicep: Bicep) -> N
             assert param.get("default") is None, f"secure parameter {name} has a default"
 
 
-def test_parser_sees_a_broken_template() -> None:
+@pytest.mark.parametrize(
+    ("path", "declaration"),
+    [
+        (MAIN_BICEP, "module trainingJob 'modules/training-job.bicep'"),
+        (MODULES / "training-job.bicep", "resource trainingJob 'Microsoft.App/jobs@"),
+    ],
+)
+def test_parser_sees_a_broken_template(path: Path, declaration: str) -> None:
     """The checks above mean something only if the parser rejects what Bicep rejects."""
-    broken = MAIN_BICEP.read_text().replace(
-        "resource trainingJob 'Microsoft.App/jobs@", "resource trainingJob Microsoft.App/jobs@", 1
-    )
+    text = path.read_text()
+    assert declaration in text
+    broken = text.replace(declaration, declaration.replace("'", "", 1), 1)
     with pytest.raises(Exception):  # noqa: B017 - lark raises several error types
         BicepParser().parse(text=broken)
 
