@@ -685,6 +685,59 @@ def test_parser_sees_a_broken_template(path: Path, declaration: str) -> None:
         BicepParser().parse(text=broken)
 
 
+def test_every_module_exists_parses_and_gets_its_parameters() -> None:
+    main = BicepParser().parse(file_path=MAIN_BICEP)
+    used = set()
+    for name, module in main["modules"].items():
+        path = INFRA / module["detail"]["path"]
+        assert module["type"] == "local" and path.is_file(), f"module {name}: no file {path}"
+        used.add(path)
+        params = BicepParser().parse(file_path=path).get("parameters", {})
+        passed = module["config"].get("params") or {}
+        required = {p for p, param in params.items() if param.get("default") is None}
+        assert required <= passed.keys(), f"module {name} is not passed {sorted(required - passed.keys())}"
+        assert passed.keys() <= params.keys(), f"module {name} has no {sorted(passed.keys() - params.keys())}"
+        for param, value in passed.items():
+            takes_secret = (
+                isinstance(value, str)
+                and value in main["parameters"]
+                and is_secure(main["parameters"][value])
+            )
+            assert is_secure(params[param]) or not takes_secret, (
+                f"module {name}: {param} takes a secret, not @secure()"
+            )
+    assert used == set(MODULES.glob("*.bicep")), "a module file main.bicep does not call"
+
+
+def test_module_references_name_the_resources_modules_declare(bicep: Bicep) -> None:
+    """An `existing` reference has the symbol, type and API version of the resource it stands for, and its name."""
+    assert bicep.references
+    for symbol, reference in bicep.references:
+        assert symbol in bicep.resources, f"{symbol} refers to a resource no module declares"
+        declared = bicep.resources[symbol]
+        assert (reference["type"], reference["api_version"]) == (declared["type"], declared["api_version"])
+        assert bicep.resolve(reference["config"]["name"]) == bicep.resolve(declared["config"]["name"]), symbol
+
+
+def test_app_and_job_deploy_after_the_roles_and_storage_they_use(bicep: Bicep) -> None:
+    """Key Vault references, the registry pull, the blob trigger and the queue scaler work on first start."""
+    for resource_type, needed in (
+        ("Microsoft.Web/sites", {"functionsKeyVaultRole", "functionsStorageRoles", "uploadsContainer"}),
+        (
+            "Microsoft.App/jobs",
+            {
+                "trainingAcrPullRole",
+                "trainingKeyVaultRole",
+                "trainingStorageRoles",
+                "trainingQueue",
+                "trainingPoisonQueue",
+            },
+        ),
+    ):
+        depends = set(bicep.resource(bicep.one_of_type(resource_type)).get("dependsOn") or [])
+        assert needed <= depends, f"{resource_type} can start before {sorted(needed - depends)}"
+
+
 # --- Dockerfile and .dockerignore -------------------------------------------------------------------------------------
 
 
