@@ -1,9 +1,11 @@
-"""Static checks of the deployment: infra/main.bicep (parsed with pycep), training_job/Dockerfile and .dockerignore.
+"""Static checks of the deployment: infra/main.bicep and its modules (parsed with pycep), training_job/Dockerfile
+and .dockerignore.
 
 No Bicep compiler installs offline, so these tests parse the template and check what matters against the code it
 deploys: the queue and container names the app uses, the settings it reads, the runtime it needs, the image that
 runs the training job. pycep renders identifiers and string literals alike as Python strings; `Bicep.resolve`
-substitutes parameter defaults and variable values for names that are parameters or variables.
+substitutes parameter defaults and variable values for names that are parameters or variables, following module
+parameters to what main.bicep passes them and module outputs to their values.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import ast
 import json
 import re
 import shlex
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,6 +26,7 @@ from pipeline.core.settings import LOOPBACK_HOSTS, Settings
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 MAIN_BICEP = INFRA / "main.bicep"
+MODULES = INFRA / "modules"
 DOCKERFILE = ROOT / "training_job" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
@@ -44,21 +48,178 @@ class Unresolved:
     def __repr__(self) -> str:
         return f"Unresolved({self.node!r})"
 
+    def __eq__(self, other: object) -> bool:
+        # One expression of one file reached two ways, e.g. through a module's parameter and through main.bicep.
+        return isinstance(other, Unresolved) and self.node is other.node
+
+    def __hash__(self) -> int:
+        return id(self.node)
+
+
+class Scoped(str):
+    """A string of one Bicep file: the names in it are that file's parameters, variables, resources and modules."""
+
+    template: Template
+
+    def __new__(cls, text: str, template: Template) -> Scoped:
+        scoped = super().__new__(cls, text)
+        scoped.template = template
+        return scoped
+
+
+def is_secure(param: dict[str, Any]) -> bool:
+    return any(d["type"] == "secure" for d in param["decorators"])
+
+
+def reference_text(node: Any) -> str | None:
+    """`a.b.c` for a property access on a name (a resource property, a module output), else None."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, dict) and node.get("operator", {}).get("type") == "property_accessor":
+        operands = node["operator"]["operands"]
+        left, right = reference_text(operands["operand_1"]), reference_text(operands["operand_2"])
+        return f"{left}.{right}" if left is not None and right is not None else None
+    return None
+
+
+def referenced_symbols(node: Any) -> Iterator[str]:
+    """The names an expression reads properties of (`x` in `x.outputs.y`, also inside `'${x.y}'`)."""
+    if isinstance(node, str):
+        yield from re.findall(r"\$\{(\w+)\.", node)
+    elif isinstance(node, list):
+        for item in node:
+            yield from referenced_symbols(item)
+    elif isinstance(node, dict):
+        operator = node.get("operator", {})
+        if operator.get("type") == "property_accessor" and isinstance(operator["operands"]["operand_1"], str):
+            yield operator["operands"]["operand_1"]
+        for value in node.values():
+            yield from referenced_symbols(value)
+
+
+class Template:
+    """One Bicep file, the modules it calls, and (for a module) the parameter values its caller passes."""
+
+    def __init__(self, path: Path, args: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self.args: dict[str, Any] = args or {}
+        self.doc = self._read(BicepParser().parse(file_path=path))
+        self.params: dict[str, Any] = self.doc.get("parameters", {})
+        self.variables: dict[str, Any] = self.doc.get("variables", {})
+        self.resources: dict[str, Any] = self.doc.get("resources", {})
+        self.outputs: dict[str, Any] = self.doc.get("outputs", {})
+        self.declarations: dict[str, Any] = self.doc.get("modules", {})
+        self.modules = {
+            name: Template(path.parent / module["detail"]["path"], module["config"].get("params"))
+            for name, module in self.declarations.items()
+        }
+
+    def _read(self, node: Any) -> Any:
+        """Tag every string with this file. A parameter the caller passes reads as the value passed, as in the
+        caller's file (so a module body reads like main.bicep's own resources did)."""
+        if isinstance(node, str):
+            return self.args.get(node, Scoped(node, self))
+        if isinstance(node, list):
+            return [self._read(item) for item in node]
+        if isinstance(node, dict):
+            return {key: self._read(value) for key, value in node.items()}
+        return node
+
+    def files(self) -> Iterator[Template]:
+        yield self
+        for module in self.modules.values():
+            yield from module.files()
+
+    def is_secure_param(self, name: str) -> bool:
+        return name in self.params and is_secure(self.params[name])
+
+    def module_dependencies(self, name: str) -> set[str]:
+        """The modules ARM deploys before module `name`: its dependsOn, the modules whose outputs it reads, theirs."""
+        config = self.declarations[name]["config"]
+        direct = {
+            *(config.get("dependsOn") or []),
+            *referenced_symbols(config.get("params")),
+        } & self.modules.keys()
+        return direct.union(*(self.module_dependencies(d) for d in direct))
+
+
+def body(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource's body (for a loop, the body of one iteration)."""
+    config = resource["config"]
+    return config["config"] if "loop_type" in config else config
+
 
 class Bicep:
-    """The pycep JSON of a template, with a small evaluator for parameters, variables and simple expressions."""
+    """main.bicep and its modules as one deployment, with a small evaluator for parameters, variables and simple
+    expressions.
+
+    `params` and `outputs` are main.bicep's (an output that is a module output reads as that output's value).
+    `resources` holds what the modules declare, `references` their `existing` references, `variables` every file's
+    variables; each name is declared once across the files. A resource's dependsOn also lists the resources of the
+    modules its module deploys after, the order ARM deploys them in.
+    """
 
     def __init__(self, path: Path) -> None:
-        self.doc = BicepParser().parse(file_path=path)
-        self.params: dict[str, Any] = self.doc["parameters"]
-        self.variables: dict[str, Any] = self.doc["variables"]
-        self.resources: dict[str, Any] = self.doc["resources"]
-        self.outputs: dict[str, Any] = self.doc["outputs"]
+        self.main = Template(path)
+        files = list(self.main.files())
+        self.params = self.main.params
+        self.variables = self._merged(t.variables for t in files)
+        self.resources = self._merged(
+            {n: r for n, r in t.resources.items() if not r["existing"]} for t in files
+        )
+        self.references = [(n, r) for t in files for n, r in t.resources.items() if r["existing"]]
+        self.outputs = {
+            name: {**output, "value": self._module_output_value(output["value"])}
+            for name, output in self.main.outputs.items()
+        }
+        self._add_module_dependencies(self.main, [])
+
+    @staticmethod
+    def _merged(declarations: Iterator[dict[str, Any]]) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for names in declarations:
+            for name, declaration in names.items():
+                assert name not in merged, f"{name} is declared in two files"
+                merged[name] = declaration
+        return merged
+
+    def _add_module_dependencies(self, template: Template, deployed_before: list[Template]) -> None:
+        earlier = [
+            n for t in deployed_before for f in t.files() for n, r in f.resources.items() if not r["existing"]
+        ]
+        for resource in template.resources.values():
+            if earlier and not resource["existing"]:
+                body(resource)["dependsOn"] = [*(body(resource).get("dependsOn") or []), *earlier]
+        for name, module in template.modules.items():
+            before = [template.modules[d] for d in sorted(template.module_dependencies(name))]
+            self._add_module_dependencies(module, [*deployed_before, *before])
+
+    def _module_output_value(self, node: Any) -> Any:
+        """`module.outputs.name` as the value node of that output (followed through modules), else the node."""
+        if not isinstance(node, dict) or node.get("operator", {}).get("type") != "property_accessor":
+            return node
+        symbol = node["operator"]["operands"]["operand_1"]
+        path = reference_text(node["operator"]["operands"]["operand_2"]) or ""
+        template = getattr(symbol, "template", self.main)
+        if isinstance(symbol, str) and symbol in template.modules and path.startswith("outputs."):
+            return self._module_output_value(
+                template.modules[symbol].outputs[path.removeprefix("outputs.")]["value"]
+            )
+        return node
+
+    def _resource_name(self, node: Any) -> Any:
+        """`resource.name` (for a resource without a parent) as its name node, else None."""
+        operands = node["operator"]["operands"]
+        symbol = operands["operand_1"]
+        template = getattr(symbol, "template", self.main)
+        if isinstance(symbol, str) and symbol in template.resources and operands["operand_2"] == "name":
+            resource = body(template.resources[symbol])
+            return resource["name"] if "parent" not in resource else None
+        return None
 
     def resource(self, name: str) -> dict[str, Any]:
         """A resource's body (for a loop, the body of one iteration)."""
-        config = self.resources[name]["config"]
-        return config["config"] if "loop_type" in config else config
+        return body(self.resources[name])
 
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {n: r for n, r in self.resources.items() if r["type"].lower() == resource_type.lower()}
@@ -69,16 +230,17 @@ class Bicep:
         return next(iter(found))
 
     def is_secure_param(self, name: str) -> bool:
-        return name in self.params and any(d["type"] == "secure" for d in self.params[name]["decorators"])
+        return self.main.is_secure_param(name)
 
     def resolve(self, node: Any) -> Any:
         if isinstance(node, str):
-            if node in self.params and not self.is_secure_param(node):
-                default = self.params[node].get("default")
+            template = getattr(node, "template", self.main)
+            if node in template.params and not template.is_secure_param(node):
+                default = template.params[node].get("default")
                 return Unresolved(node) if default is None else self.resolve(default)
-            if node in self.variables:
-                return self.resolve(self.variables[node]["value"])
-            return re.sub(r"\$\{(\w+)\}", self._interpolate, node)
+            if node in template.variables:
+                return self.resolve(template.variables[node]["value"])
+            return re.sub(r"\$\{(\w+)\}", lambda match: self._interpolate(template, match), node)
         if isinstance(node, list):
             return [self.resolve(item) for item in node]
         if not isinstance(node, dict):
@@ -89,13 +251,26 @@ class Bicep:
             return self._function(node["function"]["type"], node["function"]["parameters"], node)
         return {key: self.resolve(value) for key, value in node.items()}
 
-    def _interpolate(self, match: re.Match[str]) -> str:
-        """`${name}` inside a string, where name is a parameter or variable with a plain value."""
-        value = self.resolve(match.group(1)) if match.group(1) in (*self.params, *self.variables) else None
-        return str(value) if isinstance(value, str | int) else match.group(0)
+    def _interpolate(self, template: Template, match: re.Match[str]) -> str:
+        """`${name}` inside a string, where name is a parameter or variable with a plain value. A value that is a
+        resource property (reached through module parameters and outputs) is written as that reference."""
+        name = match.group(1)
+        if name not in (*template.args, *template.params, *template.variables):
+            return match.group(0)
+        value = self.resolve(template.args.get(name, Scoped(name, template)))
+        if isinstance(value, str | int):
+            return str(value)
+        reference = reference_text(value.node) if isinstance(value, Unresolved) else None
+        return f"${{{reference}}}" if reference else match.group(0)
 
     def _operator(self, kind: str, operands: dict[str, Any], node: Any) -> Any:
         if kind == "property_accessor":
+            followed = self._module_output_value(node)
+            if followed is not node:
+                return self.resolve(followed)
+            name = self._resource_name(node)
+            if name is not None:
+                return self.resolve(name)
             target = self.resolve(operands["operand_1"])
             key = operands["operand_2"]
             while isinstance(target, dict) and isinstance(key, dict) and "operator" in key:
@@ -229,7 +404,7 @@ def test_template_declares_every_part_of_the_deployment(bicep: Bicep) -> None:
         "Microsoft.ManagedIdentity/userAssignedIdentities",
         "Microsoft.Authorization/roleAssignments",
     ):
-        assert expected.lower() in types, f"no {expected} in main.bicep"
+        assert expected.lower() in types, f"no {expected} in main.bicep or its modules"
     for name, resource in bicep.resources.items():
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", resource["api_version"]), (
             f"{name} uses a preview API version"
@@ -494,13 +669,73 @@ def test_parameters_file_names_real_parameters_and_no_secrets(bicep: Bicep) -> N
             assert param.get("default") is None, f"secure parameter {name} has a default"
 
 
-def test_parser_sees_a_broken_template() -> None:
+@pytest.mark.parametrize(
+    ("path", "declaration"),
+    [
+        (MAIN_BICEP, "module trainingJob 'modules/training-job.bicep'"),
+        (MODULES / "training-job.bicep", "resource trainingJob 'Microsoft.App/jobs@"),
+    ],
+)
+def test_parser_sees_a_broken_template(path: Path, declaration: str) -> None:
     """The checks above mean something only if the parser rejects what Bicep rejects."""
-    broken = MAIN_BICEP.read_text().replace(
-        "resource trainingJob 'Microsoft.App/jobs@", "resource trainingJob Microsoft.App/jobs@", 1
-    )
+    text = path.read_text()
+    assert declaration in text
+    broken = text.replace(declaration, declaration.replace("'", "", 1), 1)
     with pytest.raises(Exception):  # noqa: B017 - lark raises several error types
         BicepParser().parse(text=broken)
+
+
+def test_every_module_exists_parses_and_gets_its_parameters() -> None:
+    main = BicepParser().parse(file_path=MAIN_BICEP)
+    used = set()
+    for name, module in main["modules"].items():
+        path = INFRA / module["detail"]["path"]
+        assert module["type"] == "local" and path.is_file(), f"module {name}: no file {path}"
+        used.add(path)
+        params = BicepParser().parse(file_path=path).get("parameters", {})
+        passed = module["config"].get("params") or {}
+        required = {p for p, param in params.items() if param.get("default") is None}
+        assert required <= passed.keys(), f"module {name} is not passed {sorted(required - passed.keys())}"
+        assert passed.keys() <= params.keys(), f"module {name} has no {sorted(passed.keys() - params.keys())}"
+        for param, value in passed.items():
+            takes_secret = (
+                isinstance(value, str)
+                and value in main["parameters"]
+                and is_secure(main["parameters"][value])
+            )
+            assert is_secure(params[param]) or not takes_secret, (
+                f"module {name}: {param} takes a secret, not @secure()"
+            )
+    assert used == set(MODULES.glob("*.bicep")), "a module file main.bicep does not call"
+
+
+def test_module_references_name_the_resources_modules_declare(bicep: Bicep) -> None:
+    """An `existing` reference has the symbol, type and API version of the resource it stands for, and its name."""
+    assert bicep.references
+    for symbol, reference in bicep.references:
+        assert symbol in bicep.resources, f"{symbol} refers to a resource no module declares"
+        declared = bicep.resources[symbol]
+        assert (reference["type"], reference["api_version"]) == (declared["type"], declared["api_version"])
+        assert bicep.resolve(reference["config"]["name"]) == bicep.resolve(declared["config"]["name"]), symbol
+
+
+def test_app_and_job_deploy_after_the_roles_and_storage_they_use(bicep: Bicep) -> None:
+    """Key Vault references, the registry pull, the blob trigger and the queue scaler work on first start."""
+    for resource_type, needed in (
+        ("Microsoft.Web/sites", {"functionsKeyVaultRole", "functionsStorageRoles", "uploadsContainer"}),
+        (
+            "Microsoft.App/jobs",
+            {
+                "trainingAcrPullRole",
+                "trainingKeyVaultRole",
+                "trainingStorageRoles",
+                "trainingQueue",
+                "trainingPoisonQueue",
+            },
+        ),
+    ):
+        depends = set(bicep.resource(bicep.one_of_type(resource_type)).get("dependsOn") or [])
+        assert needed <= depends, f"{resource_type} can start before {sorted(needed - depends)}"
 
 
 # --- Dockerfile and .dockerignore -------------------------------------------------------------------------------------

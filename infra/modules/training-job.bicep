@@ -1,0 +1,164 @@
+// The training worker: a Container Apps Job. KEDA's azure-queue scaler polls the training queue and starts one
+// execution per waiting message (queueLength 1), up to trainingMaxConcurrentExecutions at once. Each execution runs
+// `python -m training_job`, which takes one message, trains, and exits. Retries come from the queue: a failed or
+// killed execution leaves its message to reappear with a higher dequeue count, so the job itself never retries.
+
+param containerAppsEnvironmentName string
+param trainingJobName string
+param location string
+param tags object
+param logAnalyticsName string
+param trainingIdentityName string
+param registryLoginServer string
+param storageAccountName string
+param storageConnectionUri string
+param trainingQueueName string
+param maxAdvancedBudgetHours int
+param trainingOverheadSeconds int
+param trainingMaxConcurrentExecutions int
+param trainingPollingIntervalSeconds int
+param trainingImage string
+param trainingCpu string
+param trainingMemory string
+param trainingGpuWorkloadProfileType string
+
+// The SEER_* settings the job shares with the Functions app.
+param sharedSeerSettings array
+
+// The training execution's hard limit: the largest Advanced budget plus the fixed overhead. The job keeps its queue
+// message invisible while it works, so a replica killed at this limit leaves the message to be retried.
+// (Parenthesised on purpose: pycep, which tests/test_infra.py parses this file with, gets * and + precedence wrong.)
+var trainingReplicaTimeoutSeconds = (maxAdvancedBudgetHours * 3600) + trainingOverheadSeconds
+
+var useGpu = !empty(trainingGpuWorkloadProfileType)
+var trainingWorkloadProfileName = useGpu ? 'gpu' : 'Consumption'
+var consumptionProfile = [
+  {
+    name: 'Consumption'
+    workloadProfileType: 'Consumption'
+  }
+]
+var gpuProfiles = [
+  {
+    name: 'gpu'
+    workloadProfileType: trainingGpuWorkloadProfileType
+  }
+]
+
+// A public sample image that never touches the queue, used only until the real training image is in the registry.
+var placeholderImage = 'mcr.microsoft.com/k8se/quickstart-jobs:latest'
+var trainingImageRef = empty(trainingImage) ? placeholderImage : trainingImage
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {
+  name: logAnalyticsName
+}
+
+resource trainingIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: trainingIdentityName
+}
+
+resource containerAppsEnvironment 'Microsoft.App/managedEnvironments@2024-03-01' = {
+  name: containerAppsEnvironmentName
+  location: location
+  tags: tags
+  properties: {
+    appLogsConfiguration: {
+      destination: 'log-analytics'
+      logAnalyticsConfiguration: {
+        customerId: logAnalytics.properties.customerId
+        sharedKey: logAnalytics.listKeys().primarySharedKey
+      }
+    }
+    workloadProfiles: useGpu ? concat(consumptionProfile, gpuProfiles) : consumptionProfile
+  }
+}
+
+// The training container's storage connection, from the Key Vault-backed job secret.
+var trainingJobStorageEnv = [
+  {
+    name: 'AzureWebJobsStorage'
+    secretRef: 'storage-connection'
+  }
+]
+
+// No dependsOn: the identity's AcrPull, Key Vault and storage roles and the training queues come from the registry,
+// key-vault and storage modules, which main.bicep deploys before this one (it passes their outputs in).
+resource trainingJob 'Microsoft.App/jobs@2024-03-01' = {
+  name: trainingJobName
+  location: location
+  tags: tags
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${trainingIdentity.id}': {}
+    }
+  }
+  properties: {
+    environmentId: containerAppsEnvironment.id
+    workloadProfileName: trainingWorkloadProfileName
+    configuration: {
+      triggerType: 'Event'
+      replicaTimeout: trainingReplicaTimeoutSeconds
+      replicaRetryLimit: 0
+      secrets: [
+        {
+          name: 'storage-connection'
+          keyVaultUrl: storageConnectionUri
+          identity: trainingIdentity.id
+        }
+      ]
+      registries: [
+        {
+          server: registryLoginServer
+          identity: trainingIdentity.id
+        }
+      ]
+      eventTriggerConfig: {
+        parallelism: 1
+        replicaCompletionCount: 1
+        scale: {
+          minExecutions: 0
+          maxExecutions: trainingMaxConcurrentExecutions
+          pollingInterval: trainingPollingIntervalSeconds
+          rules: [
+            {
+              name: 'training-queue'
+              type: 'azure-queue'
+              // queueLengthStrategy 'all' counts the messages running executions hold invisible too: KEDA starts
+              // (messages - running executions) new ones, so a request that arrives while others train starts its
+              // own execution at once. With 'visibleonly' it would wait for a running execution to finish.
+              metadata: {
+                accountName: storageAccountName
+                queueName: trainingQueueName
+                queueLength: '1'
+                queueLengthStrategy: 'all'
+              }
+              auth: [
+                {
+                  secretRef: 'storage-connection'
+                  triggerParameter: 'connection'
+                }
+              ]
+            }
+          ]
+        }
+      }
+    }
+    template: {
+      containers: [
+        {
+          name: 'training'
+          image: trainingImageRef
+          resources: {
+            cpu: json(trainingCpu)
+            memory: trainingMemory
+          }
+          env: concat(trainingJobStorageEnv, sharedSeerSettings)
+        }
+      ]
+    }
+  }
+}
+
+output trainingJobName string = trainingJob.name
+output trainingImage string = trainingImageRef
