@@ -1,15 +1,13 @@
 """What a training request hands the training job: the queue message, and the rule that picks the training set
-(the service validates and fingerprints the same selection the job later loads)."""
+(the service validates the same selection the job later loads)."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 
 from pydantic import BaseModel
 
-from pipeline.store.records import ImageRecord, ProjectRecord, TagRecord
+from pipeline.store.records import ImageRecord, TagRecord
 
 
 class TrainingMessage(BaseModel):
@@ -33,19 +31,3 @@ def training_set(
     chosen = [t for t in tags if not selected_tag_ids or t.id in selected_tag_ids]
     chosen_ids = {t.id for t in chosen}
     return [i for i in images if i.tag_ids & chosen_ids], chosen
-
-
-def fingerprint(project: ProjectRecord, images: list[ImageRecord], tags: list[TagRecord]) -> str:
-    """A digest of everything that changes what training would produce; equal digests mean nothing changed."""
-    tag_ids = {t.id for t in tags}
-    digest = hashlib.sha256()
-    digest.update(json.dumps([project.domain_id, project.classification_type]).encode())
-    digest.update(json.dumps(sorted((t.id, t.type) for t in tags)).encode())
-    for image in sorted(images, key=lambda i: i.id):
-        regions = sorted(
-            (r.tag_id, round(r.left, 6), round(r.top, 6), round(r.width, 6), round(r.height, 6))
-            for r in image.regions
-            if r.tag_id in tag_ids
-        )
-        digest.update(json.dumps([image.id, sorted(image.tag_ids & tag_ids), regions]).encode())
-    return digest.hexdigest()

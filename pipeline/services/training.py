@@ -3,10 +3,12 @@ queue that a training job (training_job/, its own container) picks up."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import Counter
 
-from pipeline.contract.training import TrainingMessage, fingerprint, training_set
+from pipeline.contract.training import TrainingMessage, training_set
 from pipeline.core.domains import domain_of
 from pipeline.core.errors import bad_request
 from pipeline.core.settings import Settings
@@ -25,6 +27,22 @@ from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.records import ImageRecord, IterationRecord, ProjectRecord, TagRecord
 from pipeline.store.tags import TagStore
+
+
+def fingerprint(project: ProjectRecord, images: list[ImageRecord], tags: list[TagRecord]) -> str:
+    """A digest of everything that changes what training would produce; equal digests mean nothing changed."""
+    tag_ids = {t.id for t in tags}
+    digest = hashlib.sha256()
+    digest.update(json.dumps([project.domain_id, project.classification_type]).encode())
+    digest.update(json.dumps(sorted((t.id, t.type) for t in tags)).encode())
+    for image in sorted(images, key=lambda i: i.id):
+        regions = sorted(
+            (r.tag_id, round(r.left, 6), round(r.top, 6), round(r.width, 6), round(r.height, 6))
+            for r in image.regions
+            if r.tag_id in tag_ids
+        )
+        digest.update(json.dumps([image.id, sorted(image.tag_ids & tag_ids), regions]).encode())
+    return digest.hexdigest()
 
 
 def _validate_detection_set(settings: Settings, images: list[ImageRecord], tags: list[TagRecord]) -> None:
