@@ -14,10 +14,11 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from devhost.azurite import running_azurite
+from devhost.ports import free_port
 from pipeline.api.app import create_app
 from pipeline.core.settings import Settings
 from pipeline.store import StorageAccount
-from tests.azurite import free_port, running_azurite
 
 TRAINING_KEY = "test-training-key"
 PREDICTION_KEY = "test-prediction-key"

@@ -19,10 +19,10 @@ import pytest
 from devhost import HostConfig, JobSpec, LocalHost
 from devhost.blob_triggers import POISON_QUEUE, RECEIPTS_CONTAINER, BlobPath
 from devhost.host_config import parse_timespan
+from devhost.ports import free_port
 from devhost.timer_triggers import NcrontabSchedule
 from pipeline.store import StorageAccount
 from tests import host_app
-from tests.azurite import free_port
 
 HOST_ID = f"localhost-tests-{host_app.SUFFIX}"
 JOB_QUEUE = f"lh-job-{host_app.SUFFIX}"
