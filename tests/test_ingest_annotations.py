@@ -59,3 +59,11 @@ def test_unreadable_annotation_is_set_aside(client, project, uploads) -> None:
     reason = json.loads(uploads.read(f"rejected/{project['id']}/bad.xml.reason.json"))
     assert reason["code"] == "BadRequestAnnotation"
     assert client.get(f"{BASE}/projects/{project['id']}/images/untagged/count").json() == 0
+
+
+def test_rejected_image_leaves_no_tag_from_its_annotation(client, project, uploads) -> None:
+    drop(uploads, f"{project['id']}/broken.xml", VOC)  # waits for its image
+    drop(uploads, f"{project['id']}/broken.jpg", b"not a picture")
+    reason = json.loads(uploads.read(f"rejected/{project['id']}/broken.jpg.reason.json"))
+    assert reason["code"] == "ErrorImageFormat"
+    assert client.get(f"{BASE}/projects/{project['id']}/tags").json() == []
