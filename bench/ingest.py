@@ -151,7 +151,7 @@ def bench_local_host(
     port = free_port()
     command = [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--blob-poll-interval", str(poll), "--log-level", "WARNING"]
-    with serving(command, env, port, log_dir, "localhost"):
+    with serving(command, env, port, log_dir, "devhost"):
         started = time.perf_counter()
         uploads = UploadStore(account)
         with ThreadPoolExecutor(max_workers=8) as pool:  # a client copying a folder uploads in parallel
