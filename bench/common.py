@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.azurite import free_port, running_azurite
+from devhost.azurite import running_azurite
+from devhost.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("SEER_DATASETS", ROOT.parent / "shared" / "datasets"))

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.ingest [--dataset DIR] [--batch 64]
 
-Everything runs on this machine against a fresh in-memory Azurite (tests.azurite):
+Everything runs on this machine against a fresh in-memory Azurite (devhost.azurite):
   (a) API: CreateImagesFromFiles in batches of up to 64, over real HTTP to uvicorn in its own process;
       the clock runs from the first request to the last response (bodies are base64-encoded beforehand).
   (b) drop folder: the files are uploaded to uploads/{project}/{tag}/{file} while the local Functions host
@@ -30,12 +30,13 @@ from pathlib import Path
 import httpx
 
 from bench.common import machine, serving
+from devhost.azurite import running_azurite
+from devhost.ports import free_port
 from pipeline.core.settings import get_settings
 from pipeline.services.ingest import ingest_blob
 from pipeline.services.projects import create_project
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.images import ImageStore, UploadStore
-from tests.azurite import free_port, running_azurite
 
 log = logging.getLogger("bench.ingest")
 
@@ -150,7 +151,7 @@ def bench_local_host(
     port = free_port()
     command = [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--blob-poll-interval", str(poll), "--log-level", "WARNING"]
-    with serving(command, env, port, log_dir, "localhost"):
+    with serving(command, env, port, log_dir, "devhost"):
         started = time.perf_counter()
         uploads = UploadStore(account)
         with ThreadPoolExecutor(max_workers=8) as pool:  # a client copying a folder uploads in parallel

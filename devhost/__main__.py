@@ -100,7 +100,7 @@ def main(args: argparse.Namespace) -> None:
 
     azurite = None
     if is_development_storage(settings.storage_connection_string):
-        azurite = Azurite(args.azurite_location.resolve())
+        azurite = Azurite(location=args.azurite_location.resolve())
         azurite.start()
     else:
         log.info("storage: using AzureWebJobsStorage as configured (no Azurite)")

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Set up, check style, and run the whole test suite (real Azurite, ONNX Runtime, PyTorch, official SDK).
+# Set up, check style, then test in two tiers: tests/unit (no Node or storage; seconds) so a plain mistake fails
+# fast, then every other test (real Azurite, ONNX Runtime, PyTorch, official SDK).
+# With arguments (files, -k EXPR, -x, ...) it runs pytest once with them instead: a selection could leave a tier
+# empty, and pytest's exit code 5 for "no tests" fails CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -18,4 +21,8 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+.venv/bin/python -m pytest tests/unit
+exec .venv/bin/python -m pytest --ignore=tests/unit

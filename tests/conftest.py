@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import sys
 import threading
@@ -14,18 +15,39 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from devhost.azurite import running_azurite
+from devhost.ports import free_port
 from pipeline.api.app import create_app
-from pipeline.core.settings import Settings
-from pipeline.store import StorageAccount
-from tests.azurite import free_port, running_azurite
+from pipeline.core.settings import Settings, get_settings
+from pipeline.store import StorageAccount, get_storage
 
 TRAINING_KEY = "test-training-key"
 PREDICTION_KEY = "test-prediction-key"
 
 
+@contextlib.contextmanager
+def _process_settings(storage_connection_string: str) -> Iterator[None]:
+    """Point code that reads the process settings (triggers, the local host) at the test Azurite."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AzureWebJobsStorage", storage_connection_string)
+    patch.setenv("SEER_TRAINING_KEY", TRAINING_KEY)
+    patch.setenv("SEER_PREDICTION_KEY", PREDICTION_KEY)
+    patch.setenv("SEER_ALLOW_PRIVATE_URLS", "true")
+    get_settings.cache_clear()
+    get_storage.cache_clear()
+    try:
+        yield
+    finally:
+        patch.undo()
+        get_settings.cache_clear()
+        get_storage.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def storage_connection_string() -> Iterator[str]:
-    with running_azurite() as connection_string:
+    """One in-memory Azurite for the session, started by the first test that needs storage (none in
+    tests/unit); the process settings point at it too."""
+    with running_azurite() as connection_string, _process_settings(connection_string):
         yield connection_string
 
 
@@ -39,25 +61,6 @@ def settings(storage_connection_string: str) -> Settings:
         # Requests to the in-process app queue here, where no job listens; the `service` runs the real jobs.
         training_queue="training-unattended",
     )
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _process_settings(settings: Settings, storage_connection_string: str) -> Iterator[None]:
-    """Point code that reads the process settings (triggers, the local host) at the test Azurite."""
-    from pipeline.core.settings import get_settings
-    from pipeline.store import get_storage
-
-    patch = pytest.MonkeyPatch()
-    patch.setenv("AzureWebJobsStorage", storage_connection_string)
-    patch.setenv("SEER_TRAINING_KEY", TRAINING_KEY)
-    patch.setenv("SEER_PREDICTION_KEY", PREDICTION_KEY)
-    patch.setenv("SEER_ALLOW_PRIVATE_URLS", "true")
-    get_settings.cache_clear()
-    get_storage.cache_clear()
-    yield
-    patch.undo()
-    get_settings.cache_clear()
-    get_storage.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +119,6 @@ def service(storage_connection_string: str) -> Iterator[str]:
     timer triggers) with the training job launched as a separate process per queued training request."""
     import function_app
     from devhost import HostConfig, JobSpec, LocalHost
-    from pipeline.core.settings import get_settings
 
     host = LocalHost(
         function_app.app,

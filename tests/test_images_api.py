@@ -13,11 +13,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from pipeline.core.settings import Settings
 from pipeline.services import images_create as service
 from pipeline.store.images import ImageStore
-from pipeline.vision.fetch import FetchError, check_url
-from pipeline.vision.imaging import ImageRejected, decode_image
 from tests.conftest import TRAINING_KEY
 from tests.images import make_image, noise_image, png_declaring
 
@@ -197,22 +194,6 @@ def test_url_upload(client, project, image_server):
         (urls[3], "ErrorImageSize"),
     ]
     assert _counts(client, project["id"]) == (1, {"web": 1})
-
-
-def test_fetch_refuses_private_addresses_unless_allowed():
-    strict = Settings(allow_private_urls=False)
-    for url in (
-        "http://127.0.0.1/a.jpg",
-        "http://localhost/a.jpg",
-        "http://[::ffff:10.0.0.1]/a",
-        "http://169.254.169.254/",
-    ):
-        with pytest.raises(FetchError):
-            check_url(url, strict)
-    for url in ("file:///etc/passwd", "gopher://x/", "http:///nohost"):
-        with pytest.raises(FetchError):
-            check_url(url, Settings(allow_private_urls=True))
-    check_url("http://127.0.0.1/a.jpg", Settings(allow_private_urls=True))
 
 
 def test_listing_order_paging_and_tag_filter(client, project):
@@ -462,20 +443,3 @@ def test_unknown_project_is_404(client):
 def test_bad_ids_are_400(client, project):
     response = client.get(_url(project["id"], "/id"), params={"imageIds": "not-a-guid"})
     assert (response.status_code, response.json()["code"]) == (400, "BadRequestInvalidIds")
-
-
-# --- imaging, as the Prediction API will use it -------------------------------------------------------------
-
-
-def test_decode_image_applies_exif_orientation(settings):
-    picture = Image.new("RGB", (400, 300), (10, 20, 30))
-    exif = picture.getexif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", exif=exif)
-    decoded = decode_image(buffer.getvalue(), settings, max_bytes=settings.max_prediction_image_bytes)
-    assert (decoded.image.mode, decoded.image.size) == ("RGB", (300, 400))
-    assert (decoded.width, decoded.height, decoded.content_type) == (300, 400, "image/jpeg")
-    with pytest.raises(ImageRejected) as refused:
-        decode_image(noise_image(1300, 1100), settings, max_bytes=settings.max_prediction_image_bytes)
-    assert refused.value.status == "ErrorImageSize"

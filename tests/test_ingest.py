@@ -96,7 +96,14 @@ def test_bad_file_is_moved_to_rejected_with_a_reason(client, project, uploads, p
     assert reason["source"] == f"uploads/{name}"
     assert reason["message"]
     assert images(client, project["id"]) == []
-    assert tag_counts(client, project["id"]) in ({}, {"t": 0})
+    assert tag_counts(client, project["id"]) == {}  # the rejected file's folder left no tag behind
+
+
+def test_rejected_file_keeps_an_existing_tag(client, project, uploads):
+    client.post(f"{BASE}/projects/{project['id']}/tags", params={"name": "Kept"})
+    drop(uploads, f"{project['id']}/kept/notes.jpg", b"plain text\n")
+    assert uploads.read(f"rejected/{project['id']}/kept/notes.jpg") == b"plain text\n"
+    assert tag_counts(client, project["id"]) == {"Kept": 0}
 
 
 def test_rejected_folder_is_ignored(client, project, uploads):

@@ -9,24 +9,10 @@ import pytest
 
 from pipeline.services.ingest import ingest_blob
 from pipeline.store.images import UploadStore
-from pipeline.vision.annotations import AnnotationError, read_coco, read_voc
+from tests.annotations import VOC, coco
 from tests.images import make_image
 
 BASE = "/customvision/v3.3/training"
-VOC = b"""<annotation><size><width>320</width><height>240</height><depth>3</depth></size>
-<object><name>raccoon</name><bndbox><xmin>32</xmin><ymin>24</ymin><xmax>192</xmax><ymax>144</ymax></bndbox></object>
-<object><name>Raccoon</name><bndbox><xmin>200</xmin><ymin>120</ymin><xmax>400</xmax><ymax>240</ymax></bndbox></object>
-</annotation>"""
-
-
-def coco(file_name: str) -> bytes:
-    return json.dumps(
-        {
-            "images": [{"id": 7, "file_name": file_name, "width": 320, "height": 240}],
-            "annotations": [{"image_id": 7, "category_id": 1, "bbox": [160, 60, 80, 120]}],
-            "categories": [{"id": 1, "name": "fork"}],
-        }
-    ).encode()
 
 
 @pytest.fixture()
@@ -45,21 +31,6 @@ def regions(client, project_id: str) -> list[tuple]:
         (r["tagName"], round(r["left"], 4), round(r["top"], 4), round(r["width"], 4), round(r["height"], 4))
         for r in image["regions"]
     )
-
-
-def test_voc_reader_normalises_and_clips() -> None:
-    first, second = read_voc(VOC)
-    assert (first.name, first.left, first.top, first.width, first.height) == ("raccoon", 0.1, 0.1, 0.5, 0.5)
-    assert second.left + second.width == pytest.approx(1.0)  # xmax 400 clipped to the 320 px image
-    with pytest.raises(AnnotationError):
-        read_voc(b"<annotation><object><name>x</name></object>")
-
-
-def test_coco_reader_picks_the_named_image() -> None:
-    [box] = read_coco(coco("images/photo.jpg"), "photo.jpg")
-    assert (box.name, box.left, box.top, box.width, box.height) == ("fork", 0.5, 0.25, 0.25, 0.5)
-    with pytest.raises(AnnotationError):
-        read_coco(b'{"images": []}', "photo.jpg")
 
 
 def test_voc_beside_the_image_gives_regions(client, project, uploads) -> None:
@@ -88,3 +59,11 @@ def test_unreadable_annotation_is_set_aside(client, project, uploads) -> None:
     reason = json.loads(uploads.read(f"rejected/{project['id']}/bad.xml.reason.json"))
     assert reason["code"] == "BadRequestAnnotation"
     assert client.get(f"{BASE}/projects/{project['id']}/images/untagged/count").json() == 0
+
+
+def test_rejected_image_leaves_no_tag_from_its_annotation(client, project, uploads) -> None:
+    drop(uploads, f"{project['id']}/broken.xml", VOC)  # waits for its image
+    drop(uploads, f"{project['id']}/broken.jpg", b"not a picture")
+    reason = json.loads(uploads.read(f"rejected/{project['id']}/broken.jpg.reason.json"))
+    assert reason["code"] == "ErrorImageFormat"
+    assert client.get(f"{BASE}/projects/{project['id']}/tags").json() == []

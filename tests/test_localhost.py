@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,10 @@ import httpx
 import pytest
 
 from devhost import HostConfig, JobSpec, LocalHost
-from devhost.blob_triggers import POISON_QUEUE, RECEIPTS_CONTAINER, BlobPath
-from devhost.host_config import parse_timespan
-from devhost.timer_triggers import NcrontabSchedule
+from devhost.blob_triggers import POISON_QUEUE, RECEIPTS_CONTAINER
+from devhost.ports import free_port
 from pipeline.store import StorageAccount
 from tests import host_app
-from tests.azurite import free_port
 
 HOST_ID = f"localhost-tests-{host_app.SUFFIX}"
 JOB_QUEUE = f"lh-job-{host_app.SUFFIX}"
@@ -189,22 +186,3 @@ def test_job_launched_for_a_message_and_not_for_an_empty_queue(
     assert marker.read_text() == "train project 42"
     wait_for(lambda: account.queue(JOB_QUEUE).get_queue_properties().approximate_message_count == 0)
     assert not (markers / IDLE_QUEUE).exists()
-
-
-def test_host_json_schedule_and_path_parsing() -> None:
-    config = HostConfig.from_directory(Path(__file__).resolve().parent.parent)
-    assert (config.route_prefix, config.visibility_timeout, config.batch_size) == ("", 30, 16)
-    assert (
-        HostConfig.from_directory(Path(__file__).resolve().parent) == HostConfig()
-    )  # no host.json: defaults
-    assert parse_timespan("1.00:01:00.5") == 86460.5
-    with pytest.raises(ValueError):
-        parse_timespan("30s")
-    every_ten = NcrontabSchedule("*/10 * * * * *")  # seconds first
-    assert every_ten.next_after(datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC)) == datetime(
-        2024, 1, 1, 0, 0, 10, tzinfo=UTC
-    )
-    path = BlobPath.parse("uploads/{name}.png")
-    assert path.container == "uploads" and path.matches("a/b/c.png") and not path.matches("a/b/c.jpg")
-    with pytest.raises(ValueError):
-        JobSpec.parse("no-command=")

@@ -3,7 +3,8 @@ training image, stored by the same service call as an API upload.
 
 `{project}` is a project id or exact name; `{tag}` a tag name (any case), created when missing. A file that cannot
 become an image (bad bytes, unknown project, wrong folder depth, ...) is moved to `uploads/rejected/{name}` with a
-`{name}.reason.json` beside it, and the trigger succeeds: retrying cannot fix bad input. Only failures that a retry
+`{name}.reason.json` beside it, and the trigger succeeds: retrying cannot fix bad input. Tags created for a file
+that was not stored are deleted again, so a rejected file leaves no new tag behind. Only failures that a retry
 might fix (storage errors) propagate, so the Functions host retries and finally poisons the blob.
 
 Processing the same blob again is harmless: the content hash makes it OKDuplicate, and its tag is added if missing.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 
 from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
 from pipeline.core.settings import Settings, get_settings
@@ -28,7 +30,7 @@ from pipeline.core.vocabulary import ImageCreateStatus
 from pipeline.services.images_create import CreateResult, NewImage, create_images
 from pipeline.services.images_edit import add_image_regions
 from pipeline.services.projects import find_project
-from pipeline.services.tags import find_or_create_tag
+from pipeline.services.tags import create_tag, delete_tags_without_images, find_tag
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.images import UPLOADS_CONTAINER, UploadStore
 from pipeline.vision.annotations import AnnotationError, NamedBox, read_coco, read_voc
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 
 REJECTED_PREFIX = "rejected/"
 
-# find_or_create_tag is check-then-create; serialising it here stops concurrent triggers in one process from
+# Finding or creating a tag is check-then-create; serialising it here stops concurrent triggers in one process from
 # creating the same new tag twice (separate processes can still race; the fix belongs in pipeline.services.projects).
 _tag_lock = threading.Lock()
 
@@ -73,17 +75,66 @@ def _sidecar(uploads: UploadStore, name: str) -> tuple[str, bytes] | None:
     return None
 
 
-def _regions(
-    account: StorageAccount, settings: Settings, project_id: str, annotation: str, content: bytes, image: str
-) -> tuple[Box, ...]:
+class _FileTags:
+    """One file's tags, found by name (any case) or created. A tag created for a file that is then not stored is
+    deleted again if no image carries it, so a rejected file leaves no new tag behind. From its first new tag
+    until the outcome is known this holds `_tag_lock`: no other trigger here can start using a tag that may
+    yet be deleted."""
+
+    def __init__(self, account: StorageAccount, settings: Settings, project_id: str) -> None:
+        self._account, self._settings, self._project_id = account, settings, project_id
+        self._created: list[str] = []
+        self._stored = False
+
+    def __enter__(self) -> _FileTags:
+        return self
+
+    def tag_id(self, name: str) -> str:
+        """The id of the tag called `name` (any case), created as Regular if missing."""
+        if not self._created:
+            _tag_lock.acquire()
+        try:
+            existing = find_tag(self._account, self._project_id, name)
+            if existing is not None:
+                return existing.id
+            created = create_tag(self._account, self._settings, self._project_id, name)
+            self._created.append(created.id)
+            return created.id
+        finally:
+            if not self._created:
+                _tag_lock.release()
+
+    def stored(self) -> None:
+        """The file became an image: the tags it created stay."""
+        self._stored = True
+
+    def __exit__(self, *_: object) -> None:
+        if not self._created:
+            return
+        try:
+            if not self._stored:
+                self._delete_unused()
+        finally:
+            _tag_lock.release()
+
+    def _delete_unused(self) -> None:
+        """Best effort: a failure here must not hide why the file was not stored."""
+        try:
+            delete_tags_without_images(self._account, self._project_id, self._created)
+        except Exception:
+            log.exception(
+                "could not delete the unused new tags %s of project %s", self._created, self._project_id
+            )
+
+
+def _regions(tag_id: Callable[[str], str], annotation: str, content: bytes, image: str) -> tuple[Box, ...]:
     try:
         boxes: list[NamedBox] = SIDECARS[_split(annotation)[1]](content, image.rsplit("/", 1)[-1])
     except AnnotationError as error:
         raise bad_request("BadRequestAnnotation", f"{annotation}: {error}") from error
     if any(not box.name for box in boxes):
         raise bad_request("BadRequestAnnotation", f"{annotation}: a box has no name.")
-    with _tag_lock:
-        tags = {box.name: find_or_create_tag(account, settings, project_id, box.name).id for box in boxes}
+    tags = {box.name: tag_id(box.name) for box in boxes}
     return tuple(Box(tags[b.name], b.left, b.top, b.width, b.height) for b in boxes if b.width and b.height)
 
 
@@ -105,16 +156,18 @@ def _ingest(account: StorageAccount, settings: Settings, name: str, data: bytes)
         annotation, name, data = (name, data), images[0], uploads.read(images[0])
     else:
         annotation = _sidecar(uploads, name) if len(parts) == 2 else None
-    tag_ids: tuple[str, ...] = ()
-    if len(parts) == 3:
-        with _tag_lock:
-            tag_ids = (find_or_create_tag(account, settings, project.id, parts[1]).id,)
-    regions = _regions(account, settings, project.id, *annotation, name) if annotation else ()
-    [result] = create_images(
-        account, settings, project.id, [NewImage(data=data, name=name, tag_ids=tag_ids, regions=regions)]
-    )
-    if result.status is ImageCreateStatus.OK_DUPLICATE and regions and result.image is not None:
-        add_image_regions(account, settings, project.id, [(result.image.id, region) for region in regions])
+    with _FileTags(account, settings, project.id) as tags:
+        tag_ids = (tags.tag_id(parts[1]),) if len(parts) == 3 else ()
+        regions = _regions(tags.tag_id, *annotation, name) if annotation else ()
+        [result] = create_images(
+            account, settings, project.id, [NewImage(data=data, name=name, tag_ids=tag_ids, regions=regions)]
+        )
+        if result.status is ImageCreateStatus.OK_DUPLICATE and regions and result.image is not None:
+            add_image_regions(
+                account, settings, project.id, [(result.image.id, region) for region in regions]
+            )
+        if result.status.succeeded:
+            tags.stored()
     return result
 
 

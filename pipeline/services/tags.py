@@ -75,12 +75,10 @@ def create_tag(
     )
 
 
-def find_or_create_tag(account: StorageAccount, settings: Settings, project_id: str, name: str) -> TagRecord:
-    """The tag with this name (case-insensitive), created as Regular if missing (used by the drop folder)."""
-    existing = next(
-        (t for t in TagStore(account).list(project_id) if t.name.lower() == name.strip().lower()), None
-    )
-    return existing or create_tag(account, settings, project_id, name)
+def find_tag(account: StorageAccount, project_id: str, name: str) -> TagRecord | None:
+    """The tag with this name (case-insensitive), if any (the drop folder names tags, not ids)."""
+    wanted = name.strip().lower()
+    return next((t for t in TagStore(account).list(project_id) if t.name.lower() == wanted), None)
 
 
 def update_tag(
@@ -141,3 +139,12 @@ def tags_with_counts(account: StorageAccount, project_id: str) -> list[tuple[Tag
 def tag_with_count(account: StorageAccount, project_id: str, tag_id: str) -> tuple[TagRecord, int]:
     tag = get_tag(account, get_project(account, project_id).id, tag_id)
     return tag, ImageStore(account).tag_counts(tag.project_id).get(tag.id, 0)
+
+
+def delete_tags_without_images(account: StorageAccount, project_id: str, tag_ids: list[str]) -> None:
+    """Remove those of `tag_ids` that no image carries (tags made for a file that was then refused)."""
+    counts = ImageStore(account).tag_counts(project_id)
+    store = TagStore(account)
+    for tag_id in tag_ids:
+        if not counts.get(tag_id):
+            store.delete(project_id, tag_id)

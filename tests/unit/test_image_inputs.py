@@ -1,0 +1,43 @@
+"""What the API accepts as an image, checked without storage: image URLs, and decoding as the Prediction API does."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from pipeline.core.settings import Settings
+from pipeline.vision.fetch import FetchError, check_url
+from pipeline.vision.imaging import ImageRejected, decode_image
+from tests.images import noise_image
+
+
+def test_fetch_refuses_private_addresses_unless_allowed():
+    strict = Settings(allow_private_urls=False)
+    for url in (
+        "http://127.0.0.1/a.jpg",
+        "http://localhost/a.jpg",
+        "http://[::ffff:10.0.0.1]/a",
+        "http://169.254.169.254/",
+    ):
+        with pytest.raises(FetchError):
+            check_url(url, strict)
+    for url in ("file:///etc/passwd", "gopher://x/", "http:///nohost"):
+        with pytest.raises(FetchError):
+            check_url(url, Settings(allow_private_urls=True))
+    check_url("http://127.0.0.1/a.jpg", Settings(allow_private_urls=True))
+
+
+def test_decode_image_applies_exif_orientation(settings):
+    picture = Image.new("RGB", (400, 300), (10, 20, 30))
+    exif = picture.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", exif=exif)
+    decoded = decode_image(buffer.getvalue(), settings, max_bytes=settings.max_prediction_image_bytes)
+    assert (decoded.image.mode, decoded.image.size) == ("RGB", (300, 400))
+    assert (decoded.width, decoded.height, decoded.content_type) == (300, 400, "image/jpeg")
+    with pytest.raises(ImageRejected) as refused:
+        decode_image(noise_image(1300, 1100), settings, max_bytes=settings.max_prediction_image_bytes)
+    assert refused.value.status == "ErrorImageSize"
