@@ -8,7 +8,8 @@
 - services never import `pipeline.api` (so never a wire model); `pipeline.api` reaches storage only through
   services, except for the account it is handed and the record types it maps;
 - `training_job` imports only store, vision, contract and core;
-- the deployable package (`function_app.py`, `pipeline/`) never imports developer tooling."""
+- the deployable package (`function_app.py`, `pipeline/`) never imports developer tooling (`devhost`, `tests`,
+  `bench`) or `training_job`, which `.funcignore` leaves out of it."""
 
 from __future__ import annotations
 
