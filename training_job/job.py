@@ -16,7 +16,6 @@ from pipeline.contract.training import TrainingMessage
 from pipeline.core.domains import domain_of
 from pipeline.core.settings import Settings, get_settings
 from pipeline.core.vocabulary import DomainType
-from pipeline.services.notifications import notify_training
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.store.projects import ProjectStore
@@ -24,6 +23,7 @@ from pipeline.store.records import IterationRecord, utcnow
 from pipeline.vision.boxes import Box
 from training_job.data import TrainingData, load_training_data
 from training_job.lease import MessageLease
+from training_job.notify import notify_training
 
 log = logging.getLogger("training_job")
 
