@@ -32,7 +32,9 @@ from bench.common import DATASETS, machine
 from pipeline.core.settings import get_settings
 from pipeline.vision.imaging import ImageRejected, decode_image, stored_copies
 from pipeline.vision.preprocessing import preprocess_batch
-from training_job.train import Label, Sample, TrainingResult, train_classifier
+from training_job.common import Label
+from training_job.samples import Sample
+from training_job.train import TrainingResult, train_classifier
 
 QUICKSTART = DATASETS / "customvision-samples" / "classification"
 HYMENOPTERA = DATASETS / "hymenoptera"
