@@ -29,10 +29,13 @@ import onnxruntime as ort
 from PIL import Image
 
 from bench.common import DATASETS, machine
+from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT
 from pipeline.core.settings import get_settings
 from pipeline.vision.imaging import ImageRejected, decode_image, stored_copies
 from pipeline.vision.preprocessing import preprocess_batch
-from training_job.train import Label, Sample, TrainingResult, train_classifier
+from training_job.common import Label
+from training_job.samples import Sample
+from training_job.train import TrainingResult, train_classifier
 
 QUICKSTART = DATASETS / "customvision-samples" / "classification"
 HYMENOPTERA = DATASETS / "hymenoptera"
@@ -86,7 +89,7 @@ def onnx_probabilities(result: TrainingResult, images: list[Image.Image]) -> np.
     """What serving computes: the exported model in ONNX Runtime on `preprocess`ed images."""
     session = ort.InferenceSession(result.onnx_model, providers=["CPUExecutionProvider"])
     outputs = [
-        session.run(["model_outputs"], {"data": preprocess_batch(images[i : i + 16], result.image_size)})[0]
+        session.run([CLASSIFIER_OUTPUT], {INPUT: preprocess_batch(images[i : i + 16], result.image_size)})[0]
         for i in range(0, len(images), 16)
     ]
     return np.concatenate(outputs)

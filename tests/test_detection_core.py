@@ -14,33 +14,28 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from pipeline.contract.onnx_model import DETECTOR_OUTPUTS
 from pipeline.vision.boxes import Box
 from pipeline.vision.metrics import DetectedImage, detection_average_precision, detection_performance
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, preprocess_full
 from tests.images import detection_scene
 from training_job import export
 from training_job.augment import crop_boxes, detection_view
-from training_job.detect import (
-    OUTPUTS,
-    DetectionResult,
-    DetectionSample,
-    DetectorSettings,
-    Region,
-    train_detector,
-)
+from training_job.common import Label, TrainingInputError
+from training_job.detect import DetectionResult, train_detector
+from training_job.detection_cache import DetectionSample, DetectorSettings
 from training_job.detector import Targets, suppress
-from training_job.train import Label, TrainingInputError
 
 BACKBONE = "efficientnet-lite0"
 SETTINGS = DetectorSettings(image_size=192, augmented_views=3, epochs=30, max_folds=2)
 LABELS = [Label("t-red", "red"), Label("t-blue", "blue")]
 
 
-def scene(seed: int) -> tuple[Image.Image, tuple[Region, ...]]:
+def scene(seed: int) -> tuple[Image.Image, tuple[Box, ...]]:
     image, boxes = detection_scene(seed)
     width, height = image.size
     return image, tuple(
-        Region(tag, x / width, y / height, w / width, h / height) for tag, x, y, w, h in boxes
+        Box(LABELS[tag].tag_id, x / width, y / height, w / width, h / height) for tag, x, y, w, h in boxes
     )
 
 
@@ -61,7 +56,7 @@ def trained(training: list[DetectionSample]) -> DetectionResult:
 def run_onnx(result: DetectionResult, images: list[Image.Image]) -> list[np.ndarray]:
     session = ort.InferenceSession(result.onnx_model, providers=["CPUExecutionProvider"])
     pixels = np.stack([preprocess_full(image, result.image_size) for image in images])
-    return session.run(list(OUTPUTS), {"data": pixels})
+    return session.run(list(DETECTOR_OUTPUTS), {"data": pixels})
 
 
 @pytest.mark.slow
@@ -71,14 +66,13 @@ def test_onnx_finds_the_boxes_of_new_pictures(trained: DetectionResult) -> None:
     assert boxes.shape == (8, 200, 4) and scores.shape == (8, 200) and tags.shape == (8, 200)
     assert (np.diff(scores, axis=1) <= 0).all()  # by falling score, padded with 0
     for sample, image_boxes, image_scores, image_tags in zip(unseen, boxes, scores, tags, strict=True):
-        for region in sample.regions:
-            truth = Box(LABELS[region.label].tag_id, region.left, region.top, region.width, region.height)
+        for truth in sample.regions:
             found = [
                 Box.iou(truth, Box(truth.tag_id, *map(float, box)))
                 for box, score, tag in zip(image_boxes, image_scores, image_tags, strict=True)
-                if score >= 0.5 and tag == region.label
+                if score >= 0.5 and LABELS[tag].tag_id == truth.tag_id
             ]
-            assert max(found, default=0.0) > 0.5, (sample.image_id, region, found)
+            assert max(found, default=0.0) > 0.5, (sample.image_id, truth, found)
 
 
 @pytest.mark.slow
@@ -108,7 +102,7 @@ def test_onnx_matches_torch_and_carries_metadata(
     np.testing.assert_array_equal(tags[confident], expected[2][confident])
 
     session = ort.InferenceSession(trained.onnx_model, providers=["CPUExecutionProvider"])
-    assert [o.name for o in session.get_outputs()] == list(OUTPUTS)
+    assert [o.name for o in session.get_outputs()] == list(DETECTOR_OUTPUTS)
     assert not isinstance(session.get_inputs()[0].shape[0], int)  # dynamic batch
     metadata = session.get_modelmeta().custom_metadata_map
     assert json.loads(metadata["labels"]) == [{"tag_id": lb.tag_id, "name": lb.name} for lb in LABELS]
@@ -127,7 +121,7 @@ def test_export_check_refuses_a_model_that_differs(
         bias += 0.3
     try:
         with pytest.raises(export.ExportVerificationError):
-            export.verify_detections(trained.onnx_model, trained.model, pixels, OUTPUTS)
+            export.verify_detections(trained.onnx_model, trained.model, pixels)
     finally:
         with torch.no_grad():
             bias -= 0.3
@@ -140,7 +134,7 @@ def test_bad_input_is_refused() -> None:
     no_regions = [DetectionSample("a", image, ()), *samples(range(2))]
     with pytest.raises(TrainingInputError, match="no region"):
         train_detector(no_regions, LABELS, backbone=BACKBONE, settings=SETTINGS)
-    only_red = [DetectionSample(str(i), image, (Region(0, 0.1, 0.1, 0.2, 0.2),)) for i in range(2)]
+    only_red = [DetectionSample(str(i), image, (Box("t-red", 0.1, 0.1, 0.2, 0.2),)) for i in range(2)]
     with pytest.raises(TrainingInputError, match="blue"):
         train_detector(only_red, LABELS, backbone=BACKBONE, settings=SETTINGS)
 

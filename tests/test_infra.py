@@ -794,6 +794,11 @@ def test_dockerfile_copies_only_pipeline_training_job_and_requirements() -> None
     files, _ = image_layout()
     sources = {p.relative_to(ROOT).parts[0] for p in files.values()}
     assert sources == {"pipeline", "training_job", "requirements.txt"}
+    # of pipeline/, only the layers the training job imports (tests/test_training_job_imports.py)
+    layers = {
+        p.relative_to(ROOT).parts[1] for p in files.values() if p.relative_to(ROOT).parts[0] == "pipeline"
+    }
+    assert layers == {"__init__.py", "core", "contract", "vision", "store"}
     assert PurePosixPath("/app/pipeline/core/settings.py") in files
     assert PurePosixPath("/app/training_job/job.py") in files
 
@@ -880,6 +885,10 @@ def test_dockerignore_keeps_the_context_small_but_complete() -> None:
         ".pytest_cache/v/cache/nodeids",
         ".ruff_cache/CACHEDIR.TAG",
         "infra/main.bicep",
+        "pipeline/api/app.py",
+        "pipeline/services/training.py",
+        "pipeline/portal/router.py",
+        "pipeline/triggers.py",
     ):
         assert dockerignore_excludes(path, patterns), f"{path} would be sent to the builder"
     files, _ = image_layout()

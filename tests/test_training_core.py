@@ -17,18 +17,13 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from pipeline.vision.metrics import ranked_average_precision
 from pipeline.vision.preprocessing import PREPROCESSING, preprocess, preprocess_batch
 from training_job import export
 from training_job.augment import views
-from training_job.train import (
-    Label,
-    Sample,
-    TrainingInputError,
-    TrainingResult,
-    average_precision,
-    stratified_folds,
-    train_classifier,
-)
+from training_job.common import Label, TrainingInputError, stratified_folds
+from training_job.samples import Sample
+from training_job.train import TrainingResult, train_classifier
 
 BACKBONE = "efficientnet-lite0"
 SIZE = 224
@@ -238,8 +233,8 @@ def test_folds_are_stratified_and_balanced() -> None:
 
 
 def test_average_precision() -> None:
-    assert average_precision(np.array([0.9, 0.8, 0.1]), np.array([1, 1, 0])) == 1.0
-    assert average_precision(np.array([0.9, 0.8, 0.1]), np.array([0, 1, 1])) == pytest.approx(
+    assert ranked_average_precision(np.array([0.9, 0.8, 0.1]), np.array([1, 1, 0])) == 1.0
+    assert ranked_average_precision(np.array([0.9, 0.8, 0.1]), np.array([0, 1, 1])) == pytest.approx(
         (1 / 2 + 2 / 3) / 2
     )
 

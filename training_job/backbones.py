@@ -10,6 +10,8 @@ import torch
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
+from training_job.common import TrainingInputError
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -105,7 +107,7 @@ def get_spec(name: str) -> BackboneSpec:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise ValueError(f"Unknown backbone {name!r}; known: {', '.join(BACKBONES)}") from None
+        raise TrainingInputError(f"Unknown backbone {name!r}; known: {', '.join(BACKBONES)}") from None
 
 
 def load_backbone(name: str) -> PooledFeatures:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -54,6 +55,11 @@ def probabilities(logits: torch.Tensor, multilabel: bool) -> torch.Tensor:
 
 def feature_extractor(backbone: str) -> FeatureExtractor:
     return FeatureExtractor(load_backbone(backbone)).eval()
+
+
+def head_targets(truth: np.ndarray, multilabel: bool) -> torch.Tensor:
+    """What `loss` compares the logits with, from the 0/1 [N, L] truth: the rows (multilabel) or class indexes."""
+    return torch.from_numpy(truth).float() if multilabel else torch.from_numpy(truth.argmax(1))
 
 
 def loss(logits: torch.Tensor, targets: torch.Tensor, multilabel: bool) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """ONNX export and its check. The backbone (with normalisation) is exported once, with the TorchScript-based
 exporter (`dynamo=False`: about 2 s for efficientnet-lite2 here, against about 11 s for the dynamo exporter);
 the same graph computes training features in ONNX Runtime (several times faster than eager torch on CPU), and
-the trained head is appended to it as Gemm + Softmax/Sigmoid nodes. The result is then checked against the
-torch model on real images."""
+the trained head is appended to it as Gemm + Softmax/Sigmoid nodes. A detector is exported whole. Either model
+gets the tensor names and metadata of `pipeline.contract.onnx_model`, and is then checked against the torch
+model on real images."""
 
 from __future__ import annotations
 
@@ -19,13 +20,21 @@ import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline.vision.preprocessing import describe
+from pipeline.contract.onnx_model import (
+    CLASSIFIER_OUTPUT,
+    DETECTOR_OUTPUTS,
+    INPUT,
+    MetadataKey,
+    ModelLabel,
+    encode_labels,
+)
+from pipeline.core.vocabulary import ClassificationType, DomainType
+from pipeline.vision.preprocessing import FULL_PREPROCESSING, describe
 from training_job.classifier import Classifier, FeatureExtractor, torch_threads
+from training_job.detector import Detector
 
 OPSET = 17
-INPUT = "data"
-FEATURES = "features"
-OUTPUT = "model_outputs"
+FEATURES = "features"  # the backbone's pooled features: the training-time model's output, not served
 TOLERANCE = 1e-4
 DETECTION_TOLERANCE = 1e-3  # boxes pass through exp and NMS: a little more float drift
 
@@ -35,7 +44,7 @@ class ExportVerificationError(RuntimeError):
 
 
 def export_module(module: torch.nn.Module, size: int, outputs: Sequence[str]) -> onnx.ModelProto:
-    """`module` as ONNX: input "data" [N, 3, S, S] 0..255 RGB, the named outputs, batch dimension dynamic."""
+    """`module` as ONNX: input INPUT [N, 3, S, S] 0..255 RGB, the named outputs, batch dimension dynamic."""
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode(False):
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
@@ -53,7 +62,7 @@ def export_module(module: torch.nn.Module, size: int, outputs: Sequence[str]) ->
 
 
 def export_features(extractor: FeatureExtractor, size: int) -> onnx.ModelProto:
-    """The feature extractor as ONNX: input "data" [N, 3, S, S] 0..255 RGB, output "features" [N, D]."""
+    """The feature extractor as ONNX: input INPUT [N, 3, S, S] 0..255 RGB, output FEATURES [N, D]."""
     return export_module(extractor, size, [FEATURES])
 
 
@@ -67,7 +76,7 @@ def session(model: onnx.ModelProto | bytes, threads: int | None = None) -> ort.I
 def attach_head(
     features: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, multilabel: bool
 ) -> onnx.ModelProto:
-    """A copy of the feature model with the linear head and the activation after it; output "model_outputs"."""
+    """A copy of the feature model with the linear head and the activation after it, output CLASSIFIER_OUTPUT."""
     model = onnx.ModelProto()
     model.CopyFrom(features)
     graph = model.graph
@@ -80,18 +89,20 @@ def attach_head(
     graph.node.extend(
         [
             helper.make_node("Gemm", [FEATURES, "head.weight", "head.bias"], ["logits"], transB=1),
-            helper.make_node("Sigmoid", ["logits"], [OUTPUT])
+            helper.make_node("Sigmoid", ["logits"], [CLASSIFIER_OUTPUT])
             if multilabel
-            else helper.make_node("Softmax", ["logits"], [OUTPUT], axis=-1),
+            else helper.make_node("Softmax", ["logits"], [CLASSIFIER_OUTPUT], axis=-1),
         ]
     )
     del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", weight.shape[0]]))
+    graph.output.append(
+        helper.make_tensor_value_info(CLASSIFIER_OUTPUT, TensorProto.FLOAT, ["batch", weight.shape[0]])
+    )
     return model
 
 
-def package(
-    features: onnx.ModelProto, model: Classifier, labels: Sequence[dict[str, str]], size: int, backbone: str
+def package_classifier(
+    features: onnx.ModelProto, model: Classifier, labels: Sequence[ModelLabel], size: int, backbone: str
 ) -> bytes:
     """The served model: `features` (the exported backbone of `model`) with `model`'s head attached, and the
     metadata serving and offline users need (labels in output order, preprocessing, classification type)."""
@@ -100,12 +111,29 @@ def package(
         features, head.weight.detach().numpy(), head.bias.detach().numpy(), model.multilabel
     )
     entries = {
-        "labels": json.dumps(list(labels)),
-        "preprocessing": json.dumps(describe(size)),
-        "classification_type": "Multilabel" if model.multilabel else "Multiclass",
-        "backbone": backbone,
+        MetadataKey.LABELS: encode_labels(labels),
+        MetadataKey.PREPROCESSING: json.dumps(describe(size)),
+        MetadataKey.CLASSIFICATION_TYPE: ClassificationType.MULTILABEL
+        if model.multilabel
+        else ClassificationType.MULTICLASS,
+        MetadataKey.BACKBONE: backbone,
     }
     return with_metadata(packaged, entries)
+
+
+def package_detector(model: Detector, labels: Sequence[ModelLabel], size: int, backbone: str) -> bytes:
+    """The served detector: backbone, head, decoding and NMS as one ONNX graph, with the metadata serving and
+    offline users need."""
+    exported = export_module(model, size, DETECTOR_OUTPUTS)
+    entries = {
+        MetadataKey.LABELS: encode_labels(labels),
+        MetadataKey.PREPROCESSING: json.dumps(describe(size, FULL_PREPROCESSING)),
+        MetadataKey.CLASSIFICATION_TYPE: json.dumps(None),
+        MetadataKey.DOMAIN_TYPE: DomainType.OBJECT_DETECTION,
+        MetadataKey.BACKBONE: backbone,
+        MetadataKey.OUTPUTS: json.dumps(list(DETECTOR_OUTPUTS)),
+    }
+    return with_metadata(exported, entries)
 
 
 def with_metadata(model: onnx.ModelProto, entries: dict[str, str]) -> bytes:
@@ -116,7 +144,7 @@ def with_metadata(model: onnx.ModelProto, entries: dict[str, str]) -> bytes:
 
 def verify(model: bytes, classifier: Classifier, inputs: np.ndarray) -> float:
     """Max abs difference between ONNX Runtime and torch on `inputs`; raises past TOLERANCE."""
-    onnx_out = session(model).run([OUTPUT], {INPUT: inputs})[0]
+    onnx_out = session(model).run([CLASSIFIER_OUTPUT], {INPUT: inputs})[0]
     with torch.inference_mode(), torch_threads(1):  # a handful of images: one thread wastes least
         torch_out = classifier.eval()(torch.from_numpy(inputs)).numpy()
     difference = float(np.abs(onnx_out - torch_out).max())
@@ -127,13 +155,11 @@ def verify(model: bytes, classifier: Classifier, inputs: np.ndarray) -> float:
     return difference
 
 
-def verify_detections(
-    model: bytes, detector: torch.nn.Module, inputs: np.ndarray, outputs: Sequence[str]
-) -> float:
+def verify_detections(model: bytes, detector: Detector, inputs: np.ndarray) -> float:
     """Max difference between ONNX Runtime's and torch's detections on `inputs`: every box torch finds (score
     above 0.01) must come out of ONNX Runtime with the same tag, score and box; raises past DETECTION_TOLERANCE.
     Matched rather than compared row by row, so near-ties that swap places are no false alarm."""
-    onnx_boxes, onnx_scores, onnx_tags = session(model).run(list(outputs), {INPUT: inputs})
+    onnx_boxes, onnx_scores, onnx_tags = session(model).run(list(DETECTOR_OUTPUTS), {INPUT: inputs})
     with torch.inference_mode():
         boxes, scores, tags = (t.numpy() for t in detector.eval()(torch.from_numpy(inputs)))
     difference = 0.0

@@ -15,15 +15,16 @@ from pipeline.contract.evaluation import EvaluatedImage, EvaluatedLabel, Evaluat
 from pipeline.contract.training import TrainingMessage
 from pipeline.core.domains import domain_of
 from pipeline.core.settings import Settings, get_settings
-from pipeline.core.vocabulary import DomainType
-from pipeline.services.notifications import notify_training
+from pipeline.core.vocabulary import ClassificationType, DomainType, IterationStatus, TagType, TrainingType
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import IterationRecord, utcnow
 from pipeline.vision.boxes import Box
+from training_job.common import Label, TrainingInputError, label_index
 from training_job.data import TrainingData, load_training_data
 from training_job.lease import MessageLease
+from training_job.notify import notify_training
 
 log = logging.getLogger("training_job")
 
@@ -40,16 +41,21 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def _budget(iteration: IterationRecord) -> float | None:
     """Advanced training's reserved budget, in seconds; Regular training has none."""
-    return iteration.reserved_budget_in_hours * 3600 if iteration.training_type == "Advanced" else None
+    return (
+        iteration.reserved_budget_in_hours * 3600
+        if iteration.training_type == TrainingType.ADVANCED
+        else None
+    )
 
 
 def _classifier(
     data: TrainingData, iteration: IterationRecord, backbone: str
 ) -> tuple[bytes, EvaluationRecord]:
-    from training_job.train import Label, Sample, train_classifier
+    from training_job.samples import Sample
+    from training_job.train import train_classifier
 
-    labels = [Label(tag_id=t.id, name=t.name, is_negative=t.type == "Negative") for t in data.tags]
-    index = {t.id: i for i, t in enumerate(data.tags)}
+    labels = [Label(tag_id=t.id, name=t.name, is_negative=t.type == TagType.NEGATIVE) for t in data.tags]
+    index = label_index(labels)
     samples = [
         Sample(image_id=i.record.id, image=i.image, labels={index[t] for t in i.record.tag_ids if t in index})
         for i in data.images
@@ -58,7 +64,7 @@ def _classifier(
     result = train_classifier(
         samples,
         labels,
-        multilabel=iteration.classification_type == "Multilabel",
+        multilabel=iteration.classification_type == ClassificationType.MULTILABEL,
         backbone=backbone,
         training_type=iteration.training_type,
         budget_seconds=_budget(iteration),
@@ -83,25 +89,22 @@ def _detector(
     data: TrainingData, iteration: IterationRecord, backbone: str
 ) -> tuple[bytes, EvaluationRecord]:
     """Images train a detector through their regions of the iteration's tags (whole-image tags do not count)."""
-    from training_job.detect import DetectionSample, Region, train_detector
-    from training_job.train import Label
+    from training_job.detect import train_detector
+    from training_job.detection_cache import DetectionSample
 
-    wanted = {t.id for t in data.tags if t.type != "Negative"}
+    wanted = {t.id for t in data.tags if t.type != TagType.NEGATIVE}
     regions = {
-        i.record.id: [r for r in i.record.regions if r.tag_id in wanted and r.width > 0 and r.height > 0]
+        i.record.id: [
+            box
+            for box in (Box(r.tag_id, r.left, r.top, r.width, r.height) for r in i.record.regions)
+            if box.tag_id in wanted and box.has_area
+        ]
         for i in data.images
     }
     found = {r.tag_id for kept in regions.values() for r in kept}
     tags = [t for t in data.tags if t.id in found]
-    index = {t.id: i for i, t in enumerate(tags)}
     samples = [
-        DetectionSample(
-            image_id=i.record.id,
-            image=i.image,
-            regions=tuple(
-                Region(index[r.tag_id], r.left, r.top, r.width, r.height) for r in regions[i.record.id]
-            ),
-        )
+        DetectionSample(image_id=i.record.id, image=i.image, regions=tuple(regions[i.record.id]))
         for i in data.images
         if regions[i.record.id]
     ]
@@ -121,10 +124,8 @@ def _detector(
                 image_id=p.image_id,
                 fold=p.fold,
                 truth=sorted({r.tag_id for r in regions[p.image_id]}),
-                regions=[Box(r.tag_id, r.left, r.top, r.width, r.height) for r in regions[p.image_id]],
-                detections=[
-                    Box(d.tag_id, d.left, d.top, d.width, d.height, d.probability) for d in p.detections
-                ],
+                regions=regions[p.image_id],
+                detections=p.detections,
             )
             for p in result.fold_predictions
         ],
@@ -134,8 +135,6 @@ def _detector(
 
 def train_iteration(account: StorageAccount, iteration: IterationRecord) -> IterationRecord:
     """Train, export and evaluate; store the artefacts; return the iteration as Completed."""
-    from training_job.train import TrainingInputError
-
     started = time.monotonic()
     data: TrainingData = load_training_data(account, iteration)
     if not data.images:
@@ -154,7 +153,7 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
     minutes = math.ceil((time.monotonic() - started) / 60)
     return iteration.model_copy(
         update={
-            "status": "Completed",
+            "status": IterationStatus.COMPLETED,
             "trained_at": utcnow(),
             "last_modified": utcnow(),
             "training_time_in_minutes": minutes,
@@ -166,14 +165,14 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
 
 
 def finish(
-    account: StorageAccount, iteration: IterationRecord, status: str, details: str | None = None
+    account: StorageAccount, iteration: IterationRecord, status: IterationStatus, details: str | None = None
 ) -> None:
     """Record the outcome (only if the iteration still exists and is still training) and notify."""
 
     def apply(current: IterationRecord) -> IterationRecord | None:
-        if current.status != "Training":
+        if current.status != IterationStatus.TRAINING:
             return None
-        if status == "Completed":
+        if status == IterationStatus.COMPLETED:
             return iteration
         return current.model_copy(
             update={"status": status, "training_error_details": details, "last_modified": utcnow()}
@@ -200,7 +199,7 @@ def handle(account: StorageAccount, settings: Settings, queue_name: str, message
             lease.complete()
             return 0
         iteration = IterationStore(account).get(request.project_id, request.iteration_id)
-        if iteration is None or iteration.status != "Training":
+        if iteration is None or iteration.status != IterationStatus.TRAINING:
             log.info("iteration %s is gone or already finished; dropping its message", request.iteration_id)
             lease.complete()
             return 0
@@ -208,7 +207,7 @@ def handle(account: StorageAccount, settings: Settings, queue_name: str, message
         if message.dequeue_count > attempts:
             details = f"The training job stopped before finishing on each of its {attempts} tries (it crashed or was killed)."
             log.error("iteration %s: %s", iteration.id, details)
-            finish(account, iteration, "Failed", details)
+            finish(account, iteration, IterationStatus.FAILED, details)
             poison(account, queue_name, message)
             lease.complete()
             return 0
@@ -216,18 +215,18 @@ def handle(account: StorageAccount, settings: Settings, queue_name: str, message
         try:
             completed = train_iteration(account, iteration)
         except TrainingDataError as error:
-            finish(account, iteration, "Failed", str(error))
+            finish(account, iteration, IterationStatus.FAILED, str(error))
             lease.complete()
             return 0
         except Exception as error:
             log.exception("training iteration %s failed", iteration.id)
             if message.dequeue_count >= attempts:
-                finish(account, iteration, "Failed", f"Training failed: {error}")
+                finish(account, iteration, IterationStatus.FAILED, f"Training failed: {error}")
                 poison(account, queue_name, message)
                 lease.complete()
                 return 0
             return 1
-        finish(account, completed, "Completed")
+        finish(account, completed, IterationStatus.COMPLETED)
         lease.complete()
         log.info("iteration %s completed", iteration.id)
         return 0

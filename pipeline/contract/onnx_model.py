@@ -4,7 +4,7 @@ of its metadata. Exported models leave Seer, so these names are a promise to off
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -35,7 +35,7 @@ class ModelLabel:
     name: str
 
 
-def encode_labels(labels: list[ModelLabel]) -> str:
+def encode_labels(labels: Sequence[ModelLabel]) -> str:
     return json.dumps([{"tag_id": label.tag_id, "name": label.name} for label in labels])
 
 

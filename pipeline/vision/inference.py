@@ -9,7 +9,6 @@ requests per second under concurrency by about 35 % over a single worker."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -17,18 +16,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
 
+from pipeline.contract.onnx_model import ModelLabel, decode_labels
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelLabel:
-    tag_id: str
-    name: str
 
 
 class LoadedModel:
@@ -43,9 +37,7 @@ class LoadedModel:
         self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.metadata = metadata
-        self.labels = [
-            ModelLabel(tag_id=item["tag_id"], name=item["name"]) for item in json.loads(metadata["labels"])
-        ]
+        self.labels: list[ModelLabel] = decode_labels(metadata)
         self.input_name = self.session.get_inputs()[0].name
         self.input_size = int(self.session.get_inputs()[0].shape[-1])
         self.output_names = [output.name for output in self.session.get_outputs()]

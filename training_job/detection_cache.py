@@ -1,0 +1,101 @@
+"""What a detector run is given (samples, settings), and the cache it trains on: the frozen backbone's two
+feature levels for every view of every sample (the whole image, then random box-aware crops, flips and colour
+changes), computed once in ONNX Runtime, with each view's targets."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pipeline.contract.onnx_model import INPUT
+from pipeline.vision.boxes import Box
+from pipeline.vision.preprocessing import preprocess_batch
+from training_job.augment import detection_views
+from training_job.common import SEED, Label, label_index, map_groups
+from training_job.detector import Levels, Targets
+from training_job.export import export_module, session
+
+LEVELS = ("fine", "coarse")  # the backbone model's outputs (training only)
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Every knob of a detector run. Sizes are multiples of 32 (the backbone's coarsest stride)."""
+
+    image_size: int
+    augmented_views: int = 7  # random views per image beside the whole image, computed once
+    epochs: int = 12  # passes over all views, for each fold model and the final model
+    batch: int = 16
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    width: int = 96  # head channels
+    depth: int = 3  # separable convolutions in the head's tower
+    max_folds: int = 3
+
+
+DEFAULTS = {
+    "efficientnet-lite0": DetectorSettings(image_size=320),
+    "efficientnet-lite1": DetectorSettings(image_size=352),
+    "efficientnet-lite2": DetectorSettings(image_size=384),
+}
+
+
+@dataclass(frozen=True)
+class DetectionSample:
+    image_id: str
+    image: Image.Image
+    regions: tuple[Box, ...]
+
+
+@dataclass
+class FeatureCache:
+    """The frozen backbone's maps of every view (float16, [V, C, G, G]), the view's targets, its sample."""
+
+    fine: torch.Tensor
+    coarse: torch.Tensor
+    targets: Targets
+    sample: np.ndarray  # [V] sample index of each view
+    first: np.ndarray  # [N] the index of each sample's whole-image view
+
+
+def _boxes(sample: DetectionSample) -> np.ndarray:
+    return np.array([[r.left, r.top, r.width, r.height] for r in sample.regions], dtype=np.float32)
+
+
+def build_cache(
+    samples: Sequence[DetectionSample], labels: Sequence[Label], levels: Levels, settings: DetectorSettings
+) -> FeatureCache:
+    """Backbone maps and targets (tags as indexes into `labels`) of every view of every sample, views computed
+    in parallel (`map_groups`)."""
+    size, per_sample = settings.image_size, 1 + settings.augmented_views
+    runner = session(export_module(levels, size, LEVELS), threads=1)
+    grid = size // 16
+    index = label_index(labels)
+
+    def run(indexes: range) -> tuple[np.ndarray, np.ndarray, list[Targets]]:
+        images, targets = [], []
+        for i in indexes:
+            sample = samples[i]
+            tags = torch.tensor([index[r.tag_id] for r in sample.regions])
+            rng = random.Random(SEED * 1_000_003 + i)
+            for view, boxes, kept in detection_views(
+                sample.image, _boxes(sample), size, settings.augmented_views, rng
+            ):
+                images.append(view)
+                targets.append(Targets.assign(torch.from_numpy(boxes), tags[torch.from_numpy(kept)], grid))
+        fine, coarse = runner.run(list(LEVELS), {INPUT: preprocess_batch(images, size)})
+        return fine.astype(np.float16), coarse.astype(np.float16), targets
+
+    chunks = map_groups(len(samples), max(1, 8 // per_sample), run)
+    return FeatureCache(
+        fine=torch.from_numpy(np.concatenate([c[0] for c in chunks])),
+        coarse=torch.from_numpy(np.concatenate([c[1] for c in chunks])),
+        targets=Targets.stack([t for c in chunks for t in c[2]]),
+        sample=np.repeat(np.arange(len(samples)), per_sample),
+        first=np.arange(len(samples)) * per_sample,
+    )

@@ -1,0 +1,103 @@
+"""Fitting detection heads on the cached backbone maps: the final head and one per fold, side by side, then each
+fold head's detections on the images it did not see."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from pipeline.vision.boxes import Box
+from training_job.classifier import torch_threads
+from training_job.common import SEED, Label
+from training_job.detection_cache import DetectorSettings, FeatureCache
+from training_job.detector import Head, decode, detection_loss, suppress
+
+
+def new_head(cache: FeatureCache, num_classes: int, settings: DetectorSettings) -> Head:
+    """A freshly initialised head, the same one every time (seeded; call it from one thread)."""
+    torch.manual_seed(SEED)
+    return Head(cache.fine.shape[1], cache.coarse.shape[1], num_classes, settings.width, settings.depth)
+
+
+def fit_head(
+    head: Head, cache: FeatureCache, rows: np.ndarray, settings: DetectorSettings, deadline: float
+) -> Head:
+    """`head` trained on every view of the samples `rows` (AdamW, cosine schedule), stopped at `deadline`."""
+    views = torch.from_numpy(np.flatnonzero(np.isin(cache.sample, rows)))
+    steps = max(1, math.ceil(settings.epochs * len(views) / settings.batch))
+    optimiser = torch.optim.AdamW(
+        head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    warmup = min(50, steps // 10 + 1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)),
+    )
+    generator = torch.Generator().manual_seed(SEED)
+    head.train()
+    step = 0
+    with torch.enable_grad():
+        while step < steps:
+            for batch in views[torch.randperm(len(views), generator=generator)].split(settings.batch):
+                if step >= steps or time.monotonic() > deadline:
+                    return head.eval().requires_grad_(False)
+                outputs = head(cache.fine[batch].float(), cache.coarse[batch].float())
+                loss = detection_loss(*outputs, cache.targets.take(batch))
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                step += 1
+    return head.eval().requires_grad_(False)
+
+
+def detect_cached(
+    cache: FeatureCache, head: Head, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The head's final detections (as the exported model makes them) on the whole-image views of `rows`."""
+    views = torch.from_numpy(cache.first[rows])
+    with torch.inference_mode():
+        boxes, scores, tags = suppress(*decode(*head(cache.fine[views].float(), cache.coarse[views].float())))
+    return boxes.numpy(), scores.numpy(), tags.numpy()
+
+
+def detected_boxes(
+    labels: Sequence[Label], boxes: np.ndarray, scores: np.ndarray, tags: np.ndarray
+) -> list[Box]:
+    """One image's detections (tag indexes into `labels`, 0 scores padding) as boxes of tag ids."""
+    return [
+        Box(labels[int(t)].tag_id, *map(float, b), probability=float(s))
+        for b, s, t in zip(boxes, scores, tags, strict=True)
+        if s > 0
+    ]
+
+
+def fit_heads(
+    cache: FeatureCache,
+    labels: Sequence[Label],
+    folds: np.ndarray,
+    settings: DetectorSettings,
+    deadline: float,
+) -> tuple[Head, list[list[Box]]]:
+    """The final head (fitted on every sample) and each sample's out-of-fold detections, in sample order."""
+    samples = len(cache.first)
+    # The final head and the k fold heads are independent: one single-threaded fit per core at a time (small
+    # convolutions scale badly across threads, the more so on shared cores).
+    training_rows = [np.arange(samples)] + [np.flatnonzero(folds != fold) for fold in range(folds.max() + 1)]
+    heads = [new_head(cache, len(labels), settings) for _ in training_rows]
+    with torch_threads(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        final_head, *fold_heads = pool.map(
+            lambda head, rows: fit_head(head, cache, rows, settings, deadline), heads, training_rows
+        )
+    found: list[list[Box]] = [[] for _ in range(samples)]
+    for fold, head in enumerate(fold_heads):
+        held = np.flatnonzero(folds == fold)
+        for row, boxes, scores, tags in zip(held, *detect_cached(cache, head, held), strict=True):
+            found[row] = detected_boxes(labels, boxes, scores, tags)
+    return final_head, found
