@@ -29,11 +29,10 @@ import onnxruntime as ort
 from PIL import Image
 
 from bench.common import DATASETS, machine
-from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT
+from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT, ModelLabel
 from pipeline.core.settings import get_settings
 from pipeline.vision.imaging import ImageRejected, decode_image, stored_copies
 from pipeline.vision.preprocessing import preprocess_batch
-from training_job.common import Label
 from training_job.samples import Sample
 from training_job.train import TrainingResult, train_classifier
 
@@ -64,8 +63,8 @@ def stored_image(path: Path) -> Image.Image | None:
     return Image.open(io.BytesIO(resized)).convert("RGB")
 
 
-def load_folder(root: Path, tags: list[str]) -> tuple[list[Sample], list[Label], list[Path]]:
-    labels = [Label(tag_id=f"tag-{tag}", name=tag) for tag in tags]
+def load_folder(root: Path, tags: list[str]) -> tuple[list[Sample], list[ModelLabel], list[Path]]:
+    labels = [ModelLabel(tag_id=f"tag-{tag}", name=tag) for tag in tags]
     samples, left_out = [], []
     for index, tag in enumerate(tags):
         for path in sorted((root / tag).iterdir()):
@@ -78,7 +77,7 @@ def load_folder(root: Path, tags: list[str]) -> tuple[list[Sample], list[Label],
 
 
 def timed_training(
-    samples: list[Sample], labels: list[Label], **options: object
+    samples: list[Sample], labels: list[ModelLabel], **options: object
 ) -> tuple[TrainingResult, float]:
     started = time.perf_counter()
     result = train_classifier(samples, labels, multilabel=False, backbone=BACKBONE, **options)

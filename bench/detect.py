@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from bench.common import DATASETS, TRAINING, PeakMemory, machine, ok, seer_service
+from pipeline.core.boxes import Box
 from pipeline.vision.annotations import read_voc
-from pipeline.vision.boxes import Box
 from pipeline.vision.metrics import DetectedImage, detection_performance
 
 PREDICTION = "/customvision/v3.0/prediction"

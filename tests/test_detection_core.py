@@ -14,21 +14,21 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from pipeline.contract.onnx_model import DETECTOR_OUTPUTS
-from pipeline.vision.boxes import Box
+from pipeline.contract.onnx_model import DETECTOR_OUTPUTS, ModelLabel
+from pipeline.core.boxes import Box
 from pipeline.vision.metrics import DetectedImage, detection_average_precision, detection_performance
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, preprocess_full
 from tests.images import detection_scene
 from training_job import export
 from training_job.augment import crop_boxes, detection_view
-from training_job.common import Label, TrainingInputError
+from training_job.common import TrainingInputError
 from training_job.detect import DetectionResult, train_detector
 from training_job.detection_cache import DetectionSample, DetectorSettings
 from training_job.detector import Targets, suppress
 
 BACKBONE = "efficientnet-lite0"
 SETTINGS = DetectorSettings(image_size=192, augmented_views=3, epochs=30, max_folds=2)
-LABELS = [Label("t-red", "red"), Label("t-blue", "blue")]
+LABELS = [ModelLabel("t-red", "red"), ModelLabel("t-blue", "blue")]
 
 
 def scene(seed: int) -> tuple[Image.Image, tuple[Box, ...]]:

@@ -19,7 +19,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     Region,
 )
 
-from pipeline.vision.boxes import Box
+from pipeline.core.boxes import Box
 from tests.test_service import wait_until_trained
 
 DATASETS = Path(os.environ.get("SEER_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))

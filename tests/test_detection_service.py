@@ -17,7 +17,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     Region,
 )
 
-from pipeline.vision.boxes import Box
+from pipeline.core.boxes import Box
 from tests.images import detection_scene, jpeg
 from tests.test_service import wait_until_trained
 

@@ -17,11 +17,12 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from pipeline.contract.onnx_model import ModelLabel
 from pipeline.vision.metrics import ranked_average_precision
 from pipeline.vision.preprocessing import PREPROCESSING, preprocess, preprocess_batch
 from training_job import export
 from training_job.augment import views
-from training_job.common import Label, TrainingInputError, stratified_folds
+from training_job.common import TrainingInputError, stratified_folds
 from training_job.samples import Sample
 from training_job.train import TrainingResult, train_classifier
 
@@ -49,9 +50,9 @@ def onnx_probabilities(result: TrainingResult, images: list[Image.Image]) -> np.
 
 
 @pytest.fixture(scope="module")
-def multiclass() -> tuple[list[Sample], list[Label]]:
+def multiclass() -> tuple[list[Sample], list[ModelLabel]]:
     """Three colours, the last one a Negative tag, with unequal counts (6, 6, 4) so k = 4."""
-    labels = [Label("t-red", "red"), Label("t-green", "green"), Label("t-blue", "blue", is_negative=True)]
+    labels = [ModelLabel("t-red", "red"), ModelLabel("t-green", "green"), ModelLabel("t-blue", "blue")]
     counts = {"red": 6, "green": 6, "blue": 4}
     samples = [
         Sample(f"{name}-{i}", picture(COLOURS[name], seed=100 * index + i), {index})
@@ -62,7 +63,7 @@ def multiclass() -> tuple[list[Sample], list[Label]]:
 
 
 @pytest.fixture(scope="module")
-def regular(multiclass: tuple[list[Sample], list[Label]]) -> TrainingResult:
+def regular(multiclass: tuple[list[Sample], list[ModelLabel]]) -> TrainingResult:
     samples, labels = multiclass
     return train_classifier(samples, labels, multilabel=False, backbone=BACKBONE, training_type="Regular")
 
@@ -82,7 +83,7 @@ def test_multiclass_onnx_classifies_unseen_pictures(regular: TrainingResult) -> 
 
 @pytest.mark.slow
 def test_onnx_matches_torch_and_carries_metadata(
-    regular: TrainingResult, multiclass: tuple[list[Sample], list[Label]]
+    regular: TrainingResult, multiclass: tuple[list[Sample], list[ModelLabel]]
 ) -> None:
     samples, labels = multiclass
     images = [sample.image for sample in samples[::3]]
@@ -107,7 +108,7 @@ def test_onnx_matches_torch_and_carries_metadata(
 
 @pytest.mark.slow
 def test_export_check_refuses_a_model_that_differs(
-    regular: TrainingResult, multiclass: tuple[list[Sample], list[Label]]
+    regular: TrainingResult, multiclass: tuple[list[Sample], list[ModelLabel]]
 ) -> None:
     samples, _ = multiclass
     pixels = preprocess_batch([samples[0].image, samples[-1].image], SIZE)
@@ -124,7 +125,7 @@ def test_export_check_refuses_a_model_that_differs(
 
 @pytest.mark.slow
 def test_every_image_gets_one_out_of_fold_prediction(
-    regular: TrainingResult, multiclass: tuple[list[Sample], list[Label]]
+    regular: TrainingResult, multiclass: tuple[list[Sample], list[ModelLabel]]
 ) -> None:
     samples, labels = multiclass
     predictions = list(regular.fold_predictions)
@@ -144,7 +145,7 @@ def test_every_image_gets_one_out_of_fold_prediction(
 
 @pytest.mark.slow
 def test_multilabel_gives_every_tag_of_an_image() -> None:
-    labels = [Label("r", "red"), Label("b", "blue"), Label("c", "circle")]
+    labels = [ModelLabel("r", "red"), ModelLabel("b", "blue"), ModelLabel("c", "circle")]
     samples = [
         Sample(
             f"{colour}-{circle}-{i}",
@@ -172,7 +173,7 @@ def test_multilabel_gives_every_tag_of_an_image() -> None:
 
 @pytest.mark.slow
 def test_advanced_is_never_worse_than_regular_on_the_folds(
-    regular: TrainingResult, multiclass: tuple[list[Sample], list[Label]]
+    regular: TrainingResult, multiclass: tuple[list[Sample], list[ModelLabel]]
 ) -> None:
     samples, labels = multiclass
     result = train_classifier(
@@ -191,21 +192,33 @@ def test_advanced_is_never_worse_than_regular_on_the_folds(
 @pytest.mark.parametrize(
     ("samples", "labels", "multilabel", "options", "message"),
     [
-        ([], [Label("a", "a")], False, {}, "at least 2"),
-        ([Sample("1", picture((1, 2, 3), 0), {0})] * 2, [Label("a", "a"), Label("b", "b")], False, {}, "b"),
+        ([], [ModelLabel("a", "a")], False, {}, "at least 2"),
+        (
+            [Sample("1", picture((1, 2, 3), 0), {0})] * 2,
+            [ModelLabel("a", "a"), ModelLabel("b", "b")],
+            False,
+            {},
+            "b",
+        ),
         (
             [Sample("1", picture((1, 2, 3), 0), {0, 1})] * 2,
-            [Label("a", "a"), Label("b", "b")],
+            [ModelLabel("a", "a"), ModelLabel("b", "b")],
             False,
             {},
             "needs 1",
         ),
-        ([Sample("1", picture((1, 2, 3), 0), set())] * 2, [Label("a", "a")], True, {}, "no tag"),
-        ([Sample("1", picture((1, 2, 3), 0), {3})] * 2, [Label("a", "a")], True, {}, "out of range"),
-        ([Sample("1", picture((1, 2, 3), 0), {0})] * 2, [Label("a", "a")], False, {"backbone": "vgg"}, "vgg"),
+        ([Sample("1", picture((1, 2, 3), 0), set())] * 2, [ModelLabel("a", "a")], True, {}, "no tag"),
+        ([Sample("1", picture((1, 2, 3), 0), {3})] * 2, [ModelLabel("a", "a")], True, {}, "out of range"),
         (
             [Sample("1", picture((1, 2, 3), 0), {0})] * 2,
-            [Label("a", "a")],
+            [ModelLabel("a", "a")],
+            False,
+            {"backbone": "vgg"},
+            "vgg",
+        ),
+        (
+            [Sample("1", picture((1, 2, 3), 0), {0})] * 2,
+            [ModelLabel("a", "a")],
             False,
             {"training_type": "X"},
             "X",
@@ -213,7 +226,7 @@ def test_advanced_is_never_worse_than_regular_on_the_folds(
     ],
 )
 def test_unusable_input_is_refused(
-    samples: list[Sample], labels: list[Label], multilabel: bool, options: dict[str, str], message: str
+    samples: list[Sample], labels: list[ModelLabel], multilabel: bool, options: dict[str, str], message: str
 ) -> None:
     with pytest.raises(TrainingInputError, match=message):
         train_classifier(samples, labels, multilabel=multilabel, **options)

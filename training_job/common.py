@@ -8,7 +8,6 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -26,14 +25,6 @@ class TrainingInputError(ValueError):
     """The samples and labels cannot be trained on (retrying will not help)."""
 
 
-@dataclass(frozen=True)
-class Label(ModelLabel):
-    """A tag to train: one output of the model, and whether it is the project's Negative tag (which trains as
-    an ordinary class)."""
-
-    is_negative: bool = False
-
-
 def label_index(labels: Sequence[ModelLabel]) -> dict[str, int]:
     """Tag id -> the model output that scores it (the labels' order): the integer classes tensors need."""
     return {label.tag_id: i for i, label in enumerate(labels)}
@@ -48,7 +39,7 @@ def training_type_of(value: str) -> TrainingType:
         raise TrainingInputError(f"Unknown training type {value!r}; expected one of {expected}.") from None
 
 
-def require_every_label(labels: Sequence[Label], counts: np.ndarray, examples: str) -> None:
+def require_every_label(labels: Sequence[ModelLabel], counts: np.ndarray, examples: str) -> None:
     """Refuse labels with no example (`counts` per label): an output nothing could teach."""
     empty = [labels[i].name for i in np.flatnonzero(counts == 0)]
     if empty:

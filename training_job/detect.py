@@ -16,14 +16,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from pipeline.contract.onnx_model import ModelLabel
+from pipeline.core.boxes import Box
 from pipeline.core.vocabulary import TrainingType
-from pipeline.vision.boxes import Box
 from pipeline.vision.metrics import DetectedImage, detection_performance
 from pipeline.vision.preprocessing import preprocess_full
 from training_job.backbones import get_spec, load_backbone
 from training_job.classifier import torch_threads
 from training_job.common import (
-    Label,
     Stopwatch,
     TrainingInputError,
     label_index,
@@ -64,7 +64,9 @@ class DetectionResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def validate(samples: Sequence[DetectionSample], labels: Sequence[Label], training_type: str) -> TrainingType:
+def validate(
+    samples: Sequence[DetectionSample], labels: Sequence[ModelLabel], training_type: str
+) -> TrainingType:
     """The training type, once the samples and labels are known to be trainable."""
     kind = training_type_of(training_type)
     if len(samples) < 2:
@@ -91,7 +93,7 @@ def evaluated(sample: DetectionSample, prediction: FoldDetections) -> DetectedIm
 
 def train_detector(
     samples: Sequence[DetectionSample],
-    labels: Sequence[Label],
+    labels: Sequence[ModelLabel],
     *,
     backbone: str = "efficientnet-lite2",
     training_type: str = TrainingType.REGULAR,

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.contract.onnx_model import INPUT
-from pipeline.vision.boxes import Box
+from pipeline.contract.onnx_model import INPUT, ModelLabel
+from pipeline.core.boxes import Box
 from pipeline.vision.preprocessing import preprocess_batch
 from training_job.augment import detection_views
-from training_job.common import SEED, Label, label_index, map_groups
+from training_job.common import SEED, label_index, map_groups
 from training_job.detector import Levels, Targets
 from training_job.export import export_module, session
 
@@ -68,7 +68,10 @@ def _boxes(sample: DetectionSample) -> np.ndarray:
 
 
 def build_cache(
-    samples: Sequence[DetectionSample], labels: Sequence[Label], levels: Levels, settings: DetectorSettings
+    samples: Sequence[DetectionSample],
+    labels: Sequence[ModelLabel],
+    levels: Levels,
+    settings: DetectorSettings,
 ) -> FeatureCache:
     """Backbone maps and targets (tags as indexes into `labels`) of every view of every sample, views computed
     in parallel (`map_groups`)."""

@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from pipeline.vision.boxes import Box
+from pipeline.contract.onnx_model import ModelLabel
+from pipeline.core.boxes import Box
 from training_job.classifier import torch_threads
-from training_job.common import SEED, Label
+from training_job.common import SEED
 from training_job.detection_cache import DetectorSettings, FeatureCache
 from training_job.detector import Head, decode, detection_loss, suppress
 
@@ -68,7 +69,7 @@ def detect_cached(
 
 
 def detected_boxes(
-    labels: Sequence[Label], boxes: np.ndarray, scores: np.ndarray, tags: np.ndarray
+    labels: Sequence[ModelLabel], boxes: np.ndarray, scores: np.ndarray, tags: np.ndarray
 ) -> list[Box]:
     """One image's detections (tag indexes into `labels`, 0 scores padding) as boxes of tag ids."""
     return [
@@ -80,7 +81,7 @@ def detected_boxes(
 
 def fit_heads(
     cache: FeatureCache,
-    labels: Sequence[Label],
+    labels: Sequence[ModelLabel],
     folds: np.ndarray,
     settings: DetectorSettings,
     deadline: float,

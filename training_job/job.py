@@ -12,7 +12,9 @@ import time
 from azure.storage.queue import QueueMessage
 
 from pipeline.contract.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
+from pipeline.contract.onnx_model import ModelLabel
 from pipeline.contract.training import TrainingMessage
+from pipeline.core.boxes import Box
 from pipeline.core.domains import domain_of
 from pipeline.core.settings import Settings, get_settings
 from pipeline.core.vocabulary import ClassificationType, DomainType, IterationStatus, TagType, TrainingType
@@ -20,8 +22,7 @@ from pipeline.store import StorageAccount, get_storage
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import IterationRecord, utcnow
-from pipeline.vision.boxes import Box
-from training_job.common import Label, TrainingInputError, label_index
+from training_job.common import TrainingInputError, label_index
 from training_job.data import TrainingData, load_training_data
 from training_job.lease import MessageLease
 from training_job.notify import notify_training
@@ -54,7 +55,7 @@ def _classifier(
     from training_job.samples import Sample
     from training_job.train import train_classifier
 
-    labels = [Label(tag_id=t.id, name=t.name, is_negative=t.type == TagType.NEGATIVE) for t in data.tags]
+    labels = [ModelLabel(tag_id=t.id, name=t.name) for t in data.tags]
     index = label_index(labels)
     samples = [
         Sample(image_id=i.record.id, image=i.image, labels={index[t] for t in i.record.tag_ids if t in index})
@@ -110,7 +111,7 @@ def _detector(
     ]
     result = train_detector(
         samples,
-        [Label(tag_id=t.id, name=t.name) for t in tags],
+        [ModelLabel(tag_id=t.id, name=t.name) for t in tags],
         backbone=backbone,
         training_type=iteration.training_type,
         budget_seconds=_budget(iteration),

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.vocabulary import TrainingType
 from pipeline.vision.preprocessing import preprocess_batch
 from training_job.backbones import get_spec
 from training_job.classifier import Classifier, feature_extractor
 from training_job.common import (
-    Label,
     Stopwatch,
     TrainingInputError,
     require_every_label,
@@ -65,7 +65,7 @@ class TrainingResult:
 
 
 def validate(
-    samples: Sequence[Sample], labels: Sequence[Label], multilabel: bool, training_type: str
+    samples: Sequence[Sample], labels: Sequence[ModelLabel], multilabel: bool, training_type: str
 ) -> TrainingType:
     """The training type, once the samples and labels are known to be trainable."""
     kind = training_type_of(training_type)
@@ -87,7 +87,7 @@ def validate(
 
 
 def fold_predictions(
-    samples: Sequence[Sample], labels: Sequence[Label], folds: np.ndarray, oof: np.ndarray
+    samples: Sequence[Sample], labels: Sequence[ModelLabel], folds: np.ndarray, oof: np.ndarray
 ) -> list[FoldPrediction]:
     tag_ids = [label.tag_id for label in labels]
     return [
@@ -100,7 +100,7 @@ def fold_predictions(
 
 def train_classifier(
     samples: Sequence[Sample],
-    labels: Sequence[Label],
+    labels: Sequence[ModelLabel],
     *,
     multilabel: bool,
     backbone: str = "efficientnet-lite2",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from pipeline.core.boxes import Box
 from pipeline.core.vocabulary import DomainType, TagType
-from pipeline.vision.boxes import Box
 
 
 class EvaluatedLabel(BaseModel):

@@ -1,1 +1,1 @@
-"""Core: settings, errors, vocabulary and domains; imports nothing else of Seer."""
+"""Core: settings, errors, vocabulary, limits, domains and the one box type; imports nothing else of Seer."""

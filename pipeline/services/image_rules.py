@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 
+from pipeline.core.boxes import Box
 from pipeline.core.errors import bad_request
 from pipeline.core.limits import (
     MAX_METADATA_ENTRIES,
@@ -16,7 +17,6 @@ from pipeline.core.limits import (
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ImageCreateStatus, TagType, new_id
 from pipeline.store.records import RegionRecord, TagRecord
-from pipeline.vision.boxes import Box
 from pipeline.vision.imaging import ImageRejected
 
 

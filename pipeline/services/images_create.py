@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from azure.core.exceptions import AzureError
 
+from pipeline.core.boxes import Box
 from pipeline.core.errors import bad_request
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ImageCreateStatus, new_id
@@ -34,7 +35,6 @@ from pipeline.services.tags import project_tags
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord, ImageTagRecord, TagRecord, utcnow
-from pipeline.vision.boxes import Box
 from pipeline.vision.fetch import FetchError, FetchTooLarge, fetch_url
 from pipeline.vision.imaging import ImageRejected, PreparedImage, prepare_image
 

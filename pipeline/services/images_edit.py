@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pipeline.core.boxes import Box
 from pipeline.core.errors import bad_request, image_not_found
 from pipeline.core.limits import (
     MAX_EDIT_BATCH,
@@ -31,7 +32,6 @@ from pipeline.services.tags import project_tags
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord, ImageTagRecord, RegionRecord, TagRecord
-from pipeline.vision.boxes import Box
 
 
 @dataclass

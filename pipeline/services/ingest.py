@@ -24,6 +24,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from pipeline.core.boxes import Box
 from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
 from pipeline.core.settings import Settings, get_settings
 from pipeline.core.vocabulary import ImageCreateStatus
@@ -34,7 +35,6 @@ from pipeline.services.tags import create_tag, delete_tags_without_images, find_
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.images import UPLOADS_CONTAINER, UploadStore
 from pipeline.vision.annotations import AnnotationError, NamedBox, read_coco, read_voc
-from pipeline.vision.boxes import Box
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from PIL import Image
 
 from pipeline.contract.onnx_model import DETECTED_BOXES, DETECTED_CLASSES, DETECTED_SCORES
+from pipeline.core.boxes import Box
 from pipeline.core.domains import domain_of
 from pipeline.core.errors import bad_request, not_trained
 from pipeline.core.limits import URL_SAFE_NAME
@@ -22,7 +23,6 @@ from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.records import IterationRecord, PredictedTag, PredictionRecord, utcnow
-from pipeline.vision.boxes import Box
 from pipeline.vision.fetch import FetchError, FetchTooLarge, fetch_url
 from pipeline.vision.imaging import DecodedImage, ImageRejected, decode_image, stored_copies
 from pipeline.vision.inference import LoadedModel, ModelCache

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from pipeline.core.boxes import Box
 from pipeline.core.errors import bad_request
 from pipeline.core.limits import MAX_DELETE_PREDICTIONS, MAX_TAG_IDS
 from pipeline.core.settings import Settings
@@ -16,7 +17,6 @@ from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.records import PredictionRecord
-from pipeline.vision.boxes import Box
 
 
 @dataclass(frozen=True)

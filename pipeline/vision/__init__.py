@@ -1,1 +1,1 @@
-"""Vision: image decoding, preprocessing, inference, metrics, boxes and annotation files; no storage, no torch."""
+"""Vision: image decoding, preprocessing, inference, metrics and annotation files; no storage, no torch."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.vision.boxes import Box
+from pipeline.core.boxes import Box
 
 
 @dataclass(frozen=True)

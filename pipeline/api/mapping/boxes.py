@@ -9,10 +9,10 @@ from pipeline.api.wire.images import (
 from pipeline.api.wire.predictions import (
     BoundingBox,
 )
+from pipeline.core.boxes import Box
 from pipeline.store.records import (
     PredictedTag,
 )
-from pipeline.vision.boxes import Box
 
 
 def box_from_wire(region: Region | ImageRegionCreateEntry) -> Box:

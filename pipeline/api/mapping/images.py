@@ -23,6 +23,7 @@ from pipeline.api.wire.images import (
     ImageTagCreateSummary,
 )
 from pipeline.api.wire.performance import ImagePerformance
+from pipeline.core.boxes import Box
 from pipeline.core.vocabulary import MetadataUpdateStatus
 from pipeline.services.images_create import CreateResult
 from pipeline.services.images_edit import MetadataResult, RegionEdits, TagEdits
@@ -31,7 +32,6 @@ from pipeline.store.records import (
     ImageRecord,
     RegionRecord,
 )
-from pipeline.vision.boxes import Box
 
 Links = Callable[[str], str]  # blob name -> time-limited read-only URL
 
