@@ -19,6 +19,8 @@ T = TypeVar("T")
 
 SEED = 0
 MAX_FOLDS = 5
+# Training images each exported model is run on and compared with torch before it is stored.
+VERIFY_IMAGES = 4
 
 
 class TrainingInputError(ValueError):

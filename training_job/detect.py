@@ -24,6 +24,7 @@ from pipeline.vision.preprocessing import preprocess_full
 from training_job.backbones import get_spec, load_backbone
 from training_job.classifier import torch_threads
 from training_job.common import (
+    VERIFY_IMAGES,
     Stopwatch,
     TrainingInputError,
     label_index,
@@ -37,8 +38,6 @@ from training_job.detector import Detector, Levels
 from training_job.export import package_detector, verify_detections
 
 log = logging.getLogger(__name__)
-
-VERIFY_IMAGES = 4
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pipeline.vision.preprocessing import preprocess_batch
 from training_job.backbones import get_spec
 from training_job.classifier import Classifier, feature_extractor
 from training_job.common import (
+    VERIFY_IMAGES,
     Stopwatch,
     TrainingInputError,
     require_every_label,
@@ -34,8 +35,6 @@ from training_job.samples import Sample
 from training_job.scoring import Candidate, CvScore
 
 log = logging.getLogger(__name__)
-
-VERIFY_IMAGES = 4
 
 
 @dataclass(frozen=True)
