@@ -48,7 +48,7 @@ class PredictionRequest:
 
 
 @dataclass(frozen=True)
-class ImagePrediction:
+class PredictionResult:
     """One image's predictions, most probable first."""
 
     project_id: str
@@ -149,7 +149,7 @@ class Predictor:
         """The iteration's predictions for a decoded image, most probable first (boxes for detectors)."""
         return _PREDICT[domain_of(iteration.domain_id).type](self.model(iteration), image)
 
-    def predict(self, request: PredictionRequest, data: bytes) -> ImagePrediction:
+    def predict(self, request: PredictionRequest, data: bytes) -> PredictionResult:
         iteration = request.iteration
         domain_type = domain_of(iteration.domain_id).type
         if domain_type != request.kind:
@@ -164,13 +164,13 @@ class Predictor:
                 "application must be 1 to 64 letters, digits, '.', '-' or '_'.",
             )
         decoded = _decode(data, self.settings)
-        result = ImagePrediction(iteration.project_id, iteration.id, self.run(iteration, decoded.image))
+        result = PredictionResult(iteration.project_id, iteration.id, self.run(iteration, decoded.image))
         if request.store:
             self._store(request, data, decoded, result)
         return result
 
     def _store(
-        self, request: PredictionRequest, data: bytes, decoded: DecodedImage, result: ImagePrediction
+        self, request: PredictionRequest, data: bytes, decoded: DecodedImage, result: PredictionResult
     ) -> None:
         store = PredictionStore(self.account)
         prefix = f"{result.project_id}/{result.id}"

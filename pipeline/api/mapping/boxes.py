@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline.api.wire.images import (
-    ImageRegionCreateEntry,
-    Region,
-)
-from pipeline.api.wire.predictions import (
-    BoundingBox,
-)
+from pipeline.api.wire.images import ImageRegionCreateEntry, Region
+from pipeline.api.wire.predictions import BoundingBox
 from pipeline.core.boxes import Box
-from pipeline.store.records import (
-    PredictedTag,
-)
+from pipeline.store.records import PredictedTag
 
 
 def box_from_wire(region: Region | ImageRegionCreateEntry) -> Box:

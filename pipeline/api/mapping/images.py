@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from fastapi.responses import JSONResponse
 
+from pipeline.api.mapping import Links
 from pipeline.api.mapping.predictions import prediction_to_wire
 from pipeline.api.wire.base import WireModel
 from pipeline.api.wire.images import (
@@ -28,12 +29,7 @@ from pipeline.core.vocabulary import MetadataUpdateStatus
 from pipeline.services.images_create import CreateResult
 from pipeline.services.images_edit import MetadataResult, RegionEdits, TagEdits
 from pipeline.services.performance import ImageResult
-from pipeline.store.records import (
-    ImageRecord,
-    RegionRecord,
-)
-
-Links = Callable[[str], str]  # blob name -> time-limited read-only URL
+from pipeline.store.records import ImageRecord, RegionRecord
 
 
 def multi_status(body: WireModel, ok: bool) -> JSONResponse:

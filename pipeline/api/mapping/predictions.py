@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from pipeline.api.mapping import Links
 from pipeline.api.mapping.boxes import bounding_box, boxes_from_wire
 from pipeline.api.wire.performance import IterationPerformance, TagPerformance
 from pipeline.api.wire.predictions import (
@@ -18,7 +17,7 @@ from pipeline.api.wire.predictions import (
     SuggestedTagAndRegion,
 )
 from pipeline.services.performance import IterationMetrics
-from pipeline.services.prediction import ImagePrediction as PredictionResult
+from pipeline.services.prediction import PredictionResult
 from pipeline.services.stored_predictions import (
     PredictedImage,
     PredictedImageBatch,
@@ -26,12 +25,7 @@ from pipeline.services.stored_predictions import (
     TagWindow,
 )
 from pipeline.services.suggestions import RegionProposals, Suggestion
-from pipeline.store.records import (
-    PredictedTag,
-    PredictionRecord,
-)
-
-Links = Callable[[str], str]  # blob name -> time-limited read-only URL
+from pipeline.store.records import PredictedTag, PredictionRecord
 
 
 def query_from_wire(token: PredictionQueryToken) -> PredictionQuery:
