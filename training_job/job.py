@@ -20,11 +20,11 @@ from pipeline.core.settings import Settings, get_settings
 from pipeline.core.vocabulary import ClassificationType, DomainType, IterationStatus, TagType, TrainingType
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.iterations import IterationStore, artefact_name
+from pipeline.store.message_lease import MessageLease
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import IterationRecord, utcnow
 from training_job.common import TrainingInputError, label_index
 from training_job.data import TrainingData, load_training_data
-from training_job.lease import MessageLease
 from training_job.notify import notify_training
 
 log = logging.getLogger("training_job")
