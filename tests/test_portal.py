@@ -7,6 +7,7 @@ The workflow test runs the whole service (`service` fixture: the local host with
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from pipeline.services import images_query
 from tests.conftest import PREDICTION_KEY, TRAINING_KEY
 from tests.images import make_image, pattern_image
 from tests.portal_browser import PHONE, chromium, open_page, screenshot
@@ -299,6 +301,32 @@ def test_keyboard_reaches_the_main_actions(page: Page, live_url: str) -> None:
     tab_to(page, add_images)
     page.keyboard.press("Enter")
     expect(page.get_by_role("dialog", name="Add images")).to_be_visible()
+
+
+def test_a_page_that_loads_slowly_does_not_take_the_focus_back(
+    page: Page, live_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone who tabs to Train while the images still load, opens the dialog and closes it, keeps the focus on
+    Train: the page's heading takes the focus when a page has loaded only if nobody moved it meanwhile."""
+    list_images = images_query.list_images
+
+    def slowly(*args, **kwargs):
+        time.sleep(2)
+        return list_images(*args, **kwargs)
+
+    page.goto(live_url)
+    expect(page.get_by_role("heading", level=1, name="Projects")).to_be_visible()
+    project = make_project(live_url)
+    monkeypatch.setattr(images_query, "list_images", slowly)
+    page.goto(f"{live_url}/#/projects/{project['id']}/images")
+    train = page.get_by_role("button", name="Train")
+    tab_to(page, train)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog", name="Train")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_text("No images here yet")).to_be_visible()
+    page.wait_for_timeout(500)  # the page has finished loading: nothing may move the focus any more
+    expect(train).to_be_focused()
 
 
 def test_object_detection_regions_drawn_moved_and_deleted(page: Page, live_url: str) -> None:

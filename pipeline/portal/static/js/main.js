@@ -16,10 +16,18 @@ function parseHash() {
   return { parts: path.split('/').filter(Boolean), params: new URLSearchParams(search || '') };
 }
 
+/** Whether the person moved the focus while the page loaded (e.g. tabbed to a button that was already drawn):
+ * then the heading must not take it from them. */
+function focusMovedMeanwhile(focusedAtStart) {
+  const now = document.activeElement;
+  return now !== focusedAtStart && now !== document.body && now?.isConnected;
+}
+
 async function route() {
   navigation?.abort();
   navigation = new AbortController();
   const { signal } = navigation;
+  const focusedAtStart = document.activeElement;
   clearErrors();
   const { parts, params } = parseHash();
   try {
@@ -38,7 +46,9 @@ async function route() {
   } catch (error) {
     if (!signal.aborted) showError(error);
   }
-  if (!firstRoute && !signal.aborted) (main.querySelector('.tab-panel h2[tabindex]') || main.querySelector('h1'))?.focus();
+  if (!firstRoute && !signal.aborted && !focusMovedMeanwhile(focusedAtStart)) {
+    (main.querySelector('.tab-panel h2[tabindex]') || main.querySelector('h1'))?.focus();
+  }
   firstRoute = false;
 }
 
