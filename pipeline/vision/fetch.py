@@ -82,18 +82,27 @@ def _read_capped(response: httpx.Response, max_bytes: int, deadline: float) -> b
     return b"".join(chunks)
 
 
+def _remaining(deadline: float) -> float:
+    """Seconds left before `deadline`; past it, the fetch has taken too long."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FetchError("The download took too long.")
+    return left
+
+
 def fetch_url(url: str, settings: Settings, *, max_bytes: int) -> bytes:
-    """The body of `url` (at most `max_bytes`), within `settings.url_fetch_timeout_seconds` overall.
+    """The body of `url` (at most `max_bytes`), within `settings.url_fetch_timeout_seconds` overall: every
+    redirect and every read waits at most for what is left of that time.
 
     Raises FetchTooLarge past the cap and FetchError for anything else that goes wrong.
     """
-    timeout = settings.url_fetch_timeout_seconds
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + settings.url_fetch_timeout_seconds
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        with httpx.Client(follow_redirects=False, trust_env=False) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 check_url(url, settings)
-                with client.stream("GET", url, headers={"Accept": "image/*"}) as response:
+                hop = httpx.Timeout(_remaining(deadline))  # each hop gets only what is left of the whole fetch
+                with client.stream("GET", url, headers={"Accept": "image/*"}, timeout=hop) as response:
                     _check_peer(response, settings)
                     if response.is_redirect and "location" in response.headers:
                         url = str(response.url.join(response.headers["location"]))
@@ -101,6 +110,8 @@ def fetch_url(url: str, settings: Settings, *, max_bytes: int) -> bytes:
                     if response.status_code != 200:
                         raise FetchError(f"The server answered HTTP {response.status_code}.")
                     return _read_capped(response, max_bytes, deadline)
+    except httpx.TimeoutException as exc:
+        raise FetchError("The download took too long.") from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"Could not download the image: {exc}") from exc
     except httpx.InvalidURL as exc:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
 import io
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 
 from pipeline.core.settings import Settings
-from pipeline.vision.fetch import FetchError, check_url
+from pipeline.vision.fetch import FetchError, check_url, fetch_url
 from pipeline.vision.imaging import ImageRejected, decode_image
 from tests.images import noise_image
 
@@ -41,3 +45,35 @@ def test_decode_image_applies_exif_orientation(settings):
     with pytest.raises(ImageRejected) as refused:
         decode_image(noise_image(1300, 1100), settings, max_bytes=settings.max_prediction_image_bytes)
     assert refused.value.status == "ErrorImageSize"
+
+
+@pytest.fixture()
+def slow_redirects() -> Iterator[str]:
+    """A loopback server whose every answer takes 0.8 s and redirects to itself: five hops take 4 s."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(0.8)
+            self.send_response(302)
+            self.send_header("Location", "/again")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/start"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def test_the_fetch_deadline_covers_every_redirect(slow_redirects: str):
+    """`url_fetch_timeout_seconds` bounds the whole fetch, redirects included, not each hop."""
+    settings = Settings(allow_private_urls=True, url_fetch_timeout_seconds=1.0)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="too long"):
+        fetch_url(slow_redirects, settings, max_bytes=1024)
+    assert time.monotonic() - started < 2.5
