@@ -101,7 +101,9 @@ def fetch_url(url: str, settings: Settings, *, max_bytes: int) -> bytes:
         with httpx.Client(follow_redirects=False, trust_env=False) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 check_url(url, settings)
-                hop = httpx.Timeout(_remaining(deadline))  # each hop gets only what is left of the whole fetch
+                hop = httpx.Timeout(
+                    _remaining(deadline)
+                )  # each hop gets only what is left of the whole fetch
                 with client.stream("GET", url, headers={"Accept": "image/*"}, timeout=hop) as response:
                     _check_peer(response, settings)
                     if response.is_redirect and "location" in response.headers:

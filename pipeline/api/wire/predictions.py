@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from pipeline.api.wire.base import WireModel
+from pipeline.api.wire.base import UtcDatetime, WireModel
 from pipeline.api.wire.images import Region
 from pipeline.core.limits import MAX_PAGE_SIZE
 from pipeline.core.vocabulary import Order, TagType
@@ -63,8 +63,8 @@ class PredictionQueryToken(WireModel):
     order_by: str = Order.NEWEST
     tags: list[PredictionQueryTag] | None = None
     iteration_id: str | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    start_time: UtcDatetime | None = None
+    end_time: UtcDatetime | None = None
     application: str | None = None
 
 
