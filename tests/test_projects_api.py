@@ -130,6 +130,16 @@ def test_tag_rules(client, project):
     assert [t["name"] for t in client.get(url).json()] == ["neg"]
 
 
+def test_tag_names_that_look_the_same_are_the_same(client, project):
+    """A name in another Unicode normal form is the same name; control characters are no part of a name."""
+    url = f"{BASE}/projects/{project['id']}/tags"
+    assert client.post(url, params={"name": "caf\u00e9"}).status_code == 200
+    assert client.post(url, params={"name": "cafe\u0301"}).json()["code"] == "BadRequestTagNameNotUnique"
+    assert client.post(url, params={"name": "a\x00b"}).json()["code"] == "BadRequestTagName"
+    assert client.post(url, params={"name": "line\nbreak"}).json()["code"] == "BadRequestTagName"
+    assert [t["name"] for t in client.get(url).json()] == ["caf\u00e9"]
+
+
 def test_malformed_json_body_is_400(client, project):
     response = client.patch(
         f"{BASE}/projects/{project['id']}", content=b"{not json", headers={"Content-Type": "application/json"}

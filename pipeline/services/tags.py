@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from pipeline.core.errors import bad_request, tag_not_found
 from pipeline.core.limits import MAX_NAME_LENGTH
 from pipeline.core.settings import Settings
@@ -30,10 +32,18 @@ def tag_names(account: StorageAccount, project_id: str) -> dict[str, str]:
 
 
 def _check_tag_name(name: str | None) -> str:
-    name = (name or "").strip()
+    """The name in Unicode's composed form (so names that look the same are the same), without control characters."""
+    name = unicodedata.normalize("NFC", (name or "").strip())
     if not name or len(name) > MAX_NAME_LENGTH:
         raise bad_request("BadRequestTagName", f"Tag name must be 1 to {MAX_NAME_LENGTH} characters.")
+    if any(unicodedata.category(character) == "Cc" for character in name):
+        raise bad_request("BadRequestTagName", "Tag names cannot contain control characters.")
     return name
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Tag names compare case-insensitively, in Unicode's composed form."""
+    return unicodedata.normalize("NFC", a).lower() == unicodedata.normalize("NFC", b).lower()
 
 
 def _check_tag_type(tag_type: str | None) -> TagType:
@@ -42,7 +52,7 @@ def _check_tag_type(tag_type: str | None) -> TagType:
 
 def _check_unique(tags: list[TagRecord], name: str, tag_type: TagType, exclude_id: str | None = None) -> None:
     others = [t for t in tags if t.id != exclude_id]
-    if any(t.name.lower() == name.lower() for t in others):
+    if any(_same_name(t.name, name) for t in others):
         raise bad_request(
             "BadRequestTagNameNotUnique", f"A tag named '{name}' already exists in this project."
         )
@@ -77,8 +87,7 @@ def create_tag(
 
 def find_tag(account: StorageAccount, project_id: str, name: str) -> TagRecord | None:
     """The tag with this name (case-insensitive), if any (the drop folder names tags, not ids)."""
-    wanted = name.strip().lower()
-    return next((t for t in TagStore(account).list(project_id) if t.name.lower() == wanted), None)
+    return next((t for t in TagStore(account).list(project_id) if _same_name(t.name, name.strip())), None)
 
 
 def update_tag(
