@@ -140,6 +140,30 @@ def test_tag_names_that_look_the_same_are_the_same(client, project):
     assert [t["name"] for t in client.get(url).json()] == ["caf\u00e9"]
 
 
+def test_overlong_texts_are_refused_with_their_codes(client, project):
+    """Texts past their limit are a Custom Vision error, not a storage failure (a table property holds 64 KiB)."""
+    long = "x" * 40_000
+    url = f"{BASE}/projects"
+    assert client.post(url, params={"name": f"long-{uuid.uuid4()}", "description": long}).json()["code"] == (
+        "BadRequestProjectDescription"
+    )
+    update = client.patch(f"{url}/{project['id']}", json={"description": long})
+    assert update.json()["code"] == "BadRequestProjectDescription"
+    queue = client.post(
+        url,
+        params={"name": f"long-{uuid.uuid4()}"},
+        json={"notificationQueueUri": "https://example.invalid/" + "q" * 100_000},
+    )
+    assert (queue.status_code, queue.json()["code"]) == (400, "BadRequestInvalid")
+    tags = f"{url}/{project['id']}/tags"
+    assert (
+        client.post(tags, params={"name": "t", "description": long}).json()["code"]
+        == "BadRequestTagDescription"
+    )
+    assert client.get(tags).json() == []
+    assert client.get(f"{url}/{project['id']}").json()["description"] == project["description"]
+
+
 def test_malformed_json_body_is_400(client, project):
     response = client.patch(
         f"{BASE}/projects/{project['id']}", content=b"{not json", headers={"Content-Type": "application/json"}

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
+from pipeline.core.errors import bad_request
+
 MAX_NAME_LENGTH = 256  # project, tag and iteration names
+# The spec sets no limit on descriptions and URIs; these keep every stored text far inside a table property (64 KiB).
+MAX_DESCRIPTION_LENGTH = 8192
+MAX_URI_LENGTH = 2048
 MAX_TAGS_PER_IMAGE = 20
 MAX_METADATA_ENTRIES = 10
 MAX_METADATA_KEY_LENGTH = 128
@@ -18,3 +23,10 @@ MAX_SUGGESTION_IMAGES = 64
 
 # Publish names and application names become URL path segments or query values.
 URL_SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def check_length(text: str | None, limit: int, code: str, what: str) -> str | None:
+    """`text` unchanged if it has at most `limit` characters, else the Custom Vision error `code`."""
+    if text is not None and len(text) > limit:
+        raise bad_request(code, f"{what} must be at most {limit} characters.")
+    return text

@@ -6,7 +6,7 @@ import uuid
 
 from pipeline.core.domains import DEFAULT_CLASSIFICATION_DOMAIN, EXPORT_PLATFORMS, domain_of, find_domain
 from pipeline.core.errors import bad_request, project_not_found
-from pipeline.core.limits import MAX_NAME_LENGTH
+from pipeline.core.limits import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, MAX_URI_LENGTH, check_length
 from pipeline.core.vocabulary import ClassificationType, DomainType, new_id, parse_choice
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
@@ -41,6 +41,10 @@ def _check_project_name(name: str | None) -> str:
     if not name or len(name) > MAX_NAME_LENGTH:
         raise bad_request("BadRequestProjectName", f"Project name must be 1 to {MAX_NAME_LENGTH} characters.")
     return name
+
+
+def _check_description(description: str | None) -> None:
+    check_length(description, MAX_DESCRIPTION_LENGTH, "BadRequestProjectDescription", "A project description")
 
 
 def _resolve_domain_settings(
@@ -82,6 +86,12 @@ def create_project(
     export_model_container_uri: str | None = None,
 ) -> ProjectRecord:
     name = _check_project_name(name)
+    _check_description(description)
+    for uri, what in (
+        (notification_queue_uri, "notificationQueueUri"),
+        (export_model_container_uri, "exportModelContainerUri"),
+    ):
+        check_length(uri, MAX_URI_LENGTH, "BadRequestInvalid", what)
     domain, classification = _resolve_domain_settings(domain_id, classification_type)
     store = ProjectStore(account)
     if store.find_by_name(name) is not None:
@@ -110,6 +120,7 @@ def update_project(
 ) -> ProjectRecord:
     current = get_project(account, project_id)
     new_name = _check_project_name(name) if name is not None else current.name
+    _check_description(description)
     if new_name != current.name:
         other = ProjectStore(account).find_by_name(new_name)
         if other is not None and other.id != current.id:

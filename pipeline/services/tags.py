@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 from pipeline.core.errors import bad_request, tag_not_found
-from pipeline.core.limits import MAX_NAME_LENGTH
+from pipeline.core.limits import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, check_length
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import TagType, new_id, parse_choice
 from pipeline.services.projects import get_project
@@ -46,6 +46,10 @@ def _same_name(a: str, b: str) -> bool:
     return unicodedata.normalize("NFC", a).lower() == unicodedata.normalize("NFC", b).lower()
 
 
+def _check_description(description: str | None) -> None:
+    check_length(description, MAX_DESCRIPTION_LENGTH, "BadRequestTagDescription", "A tag description")
+
+
 def _check_tag_type(tag_type: str | None) -> TagType:
     return parse_choice(TagType, tag_type, "type", default=TagType.REGULAR, code="BadRequestTagType")
 
@@ -70,6 +74,7 @@ def create_tag(
 ) -> TagRecord:
     project = get_project(account, project_id)
     name, checked_type = _check_tag_name(name), _check_tag_type(tag_type)
+    _check_description(description)
     store = TagStore(account)
     existing = store.list(project.id)
     if len(existing) >= settings.max_tags_per_project:
@@ -102,6 +107,7 @@ def update_tag(
     current = get_tag(account, project.id, tag_id)
     new_name = _check_tag_name(name) if name is not None else current.name
     new_type = _check_tag_type(tag_type) if tag_type is not None else current.type
+    _check_description(description)
     _check_unique(TagStore(account).list(project.id), new_name, new_type, exclude_id=current.id)
 
     def apply(tag: TagRecord) -> TagRecord:
