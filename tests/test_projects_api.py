@@ -77,6 +77,20 @@ def test_missing_or_wrong_key_is_401(app, headers):
     assert response.json()["code"] == "Unauthorized"
 
 
+def test_the_api_description_needs_the_training_key(app):
+    """`/openapi.json` describes every route: only for holders of the training key. The interactive docs, which
+    would load scripts from a CDN, are not served."""
+    from fastapi.testclient import TestClient
+
+    anonymous = TestClient(app)
+    assert anonymous.get("/openapi.json").status_code == 401
+    for page in ("/docs", "/redoc"):
+        assert anonymous.get(page, headers={"Training-Key": TRAINING_KEY}).status_code == 404
+    described = anonymous.get("/openapi.json", headers={"Training-Key": TRAINING_KEY})
+    assert described.status_code == 200
+    assert f"{BASE.replace('v3.3', '{version}')}/projects" in described.json()["paths"]
+
+
 def test_project_validation_errors(client, project):
     cases = [
         ({"name": ""}, "BadRequestProjectName"),

@@ -71,7 +71,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, account: StorageAccount | None = None) -> FastAPI:
     """Build the app; tests pass their own settings and storage account, the Functions host uses the defaults."""
     app = FastAPI(
-        title="Seer", description="Custom Vision compatible training and prediction APIs", version="0.1.0"
+        title="Seer",
+        description="Custom Vision compatible training and prediction APIs",
+        version="0.1.0",
+        # The description is served below, behind the training key; the interactive docs would load a CDN's scripts.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings or get_settings()
     app.state.account = account or get_storage()
@@ -105,6 +111,12 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
         dependencies=[Depends(prediction_api_version), Depends(require_prediction_key)],
     )
 
+    app.add_api_route(
+        "/openapi.json",
+        lambda: app.openapi(),
+        dependencies=[Depends(require_training_key)],
+        include_in_schema=False,
+    )
     app.include_router(portal.router)
     app.add_middleware(CaseInsensitivePaths)
     return app
