@@ -19,6 +19,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from pipeline.core.settings import Settings
@@ -40,6 +41,7 @@ _SWAPS_AXES = {5, 6, 7, 8}
 RESIZED_QUALITY = 90
 THUMBNAIL_QUALITY = 85
 _WHITE = (255, 255, 255)
+_WIDE_GREY = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
 class ImageRejected(Exception):
@@ -128,10 +130,19 @@ def _geometry(width: int, height: int, settings: Settings) -> _Geometry:
     return _Geometry(norm_w, norm_h, (max(1, round(norm_w * down)), max(1, round(norm_h * down))))
 
 
+def _eight_bit_grey(image: Image.Image) -> Image.Image:
+    """16-bit greyscale (opened as "I;16..." or 32-bit "I") as 8-bit: the high byte of each tone. Pillow's own
+    conversion clips every tone above 255, which turns a 16-bit photo white."""
+    tones = np.asarray(image)
+    return Image.fromarray(np.clip(tones >> 8, 0, 255).astype(np.uint8), "L")
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB, with transparent areas flattened onto white (not onto whatever colour the palette hides there)."""
     if image.mode == "RGB":
         return image
+    if image.mode in _WIDE_GREY:
+        image = _eight_bit_grey(image)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         flat = Image.new("RGB", rgba.size, _WHITE)

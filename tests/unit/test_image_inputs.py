@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -77,3 +78,15 @@ def test_the_fetch_deadline_covers_every_redirect(slow_redirects: str):
     with pytest.raises(FetchError, match="too long"):
         fetch_url(slow_redirects, settings, max_bytes=1024)
     assert time.monotonic() - started < 2.5
+
+
+def test_sixteen_bit_greyscale_keeps_its_tones(settings):
+    """A 16-bit greyscale PNG is scaled to 8 bits, not clipped: mid-grey stays mid-grey, not white."""
+    tones = np.full((300, 300), 32768, dtype=np.uint16)
+    tones[:, :100] = 4096
+    buffer = io.BytesIO()
+    Image.fromarray(tones).save(buffer, format="PNG")
+    decoded = decode_image(buffer.getvalue(), settings, max_bytes=settings.max_prediction_image_bytes)
+    assert decoded.image.mode == "RGB"
+    assert decoded.image.getpixel((250, 150)) == (128, 128, 128)
+    assert decoded.image.getpixel((10, 150)) == (16, 16, 16)
