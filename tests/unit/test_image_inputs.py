@@ -25,6 +25,10 @@ def test_fetch_refuses_private_addresses_unless_allowed():
         "http://localhost/a.jpg",
         "http://[::ffff:10.0.0.1]/a",
         "http://169.254.169.254/",
+        "http://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+        "http://[64:ff9b:1::a00:1]/",  # local-use NAT64 of 10.0.0.1
+        "http://[2002:a00:1::]/",  # 6to4 of 10.0.0.1
+        "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1
     ):
         with pytest.raises(FetchError):
             check_url(url, strict)
