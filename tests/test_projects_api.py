@@ -6,6 +6,10 @@ import uuid
 
 import pytest
 
+from pipeline.core.vocabulary import IterationStatus, new_id
+from pipeline.store.iterations import IterationStore, artefact_name
+from pipeline.store.predictions import PredictionStore
+from pipeline.store.records import IterationRecord, PredictionRecord
 from tests.conftest import TRAINING_KEY
 
 BASE = "/customvision/v3.3/training"
@@ -185,3 +189,53 @@ def test_malformed_json_body_is_400(client, project):
     assert response.status_code == 400
     assert response.json()["code"] == "BadRequest"
     assert client.get(f"{BASE}/projects/{project['id']}").json()["name"] == project["name"]
+
+
+def test_delete_project_takes_everything_and_waits_for_unpublish(client, project, account):
+    """DeleteProject is refused while an iteration is published (as Custom Vision); then it removes the
+    iterations with their model blobs and the stored predictions with their images, not only images and tags."""
+    pid = project["id"]
+    iterations, predictions = IterationStore(account), PredictionStore(account)
+    iteration_id = new_id()
+    model = artefact_name(pid, iteration_id, "model.onnx")
+    iteration = iterations.create(
+        IterationRecord(
+            id=iteration_id,
+            project_id=pid,
+            name="Iteration 1",
+            status=IterationStatus.COMPLETED,
+            domain_id=project["settings"]["domainId"],
+            training_set_fingerprint="-",
+            publish_name="live",
+            original_publish_resource_id="seer",
+            model_blob=model,
+        )
+    )
+    iterations.put_artefact(model, b"model")
+    prediction = PredictionRecord(
+        id=new_id(),
+        project_id=pid,
+        iteration_id=iteration.id,
+        domain_id=iteration.domain_id,
+        original_blob=f"{pid}/p/original.jpg",
+        resized_blob=f"{pid}/p/resized.jpg",
+        thumbnail_blob=f"{pid}/p/thumbnail.jpg",
+        width=1,
+        height=1,
+    )
+    for blob in (prediction.original_blob, prediction.resized_blob, prediction.thumbnail_blob):
+        predictions.put_blob(blob, b"image", "image/jpeg")
+    predictions.insert(prediction)
+
+    refused = client.delete(f"{BASE}/projects/{pid}")
+    assert (refused.status_code, refused.json()["code"]) == (400, "BadRequestIterationIsPublished")
+    assert client.get(f"{BASE}/projects/{pid}").status_code == 200
+    assert iterations.get(pid, iteration.id) is not None
+
+    assert client.delete(f"{BASE}/projects/{pid}/iterations/{iteration.id}/publish").status_code == 204
+    assert client.delete(f"{BASE}/projects/{pid}").status_code == 204
+    assert client.get(f"{BASE}/projects/{pid}").status_code == 404
+    assert iterations.list(pid) == []
+    assert list(iterations.container.list_blobs(name_starts_with=f"{pid}/")) == []
+    assert list(predictions.newest_first(pid)) == []
+    assert list(predictions.container.list_blobs(name_starts_with=f"{pid}/")) == []

@@ -10,6 +10,8 @@ from pipeline.core.limits import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, MAX_UR
 from pipeline.core.vocabulary import ClassificationType, DomainType, new_id, parse_choice
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
+from pipeline.store.iterations import IterationStore
+from pipeline.store.predictions import PredictionStore
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import ProjectRecord, utcnow
 from pipeline.store.tags import TagStore
@@ -160,8 +162,23 @@ def update_project(
 
 
 def delete_project(account: StorageAccount, project_id: str) -> None:
-    """Images first, then tags, then the project row: a crash midway leaves a project that can be deleted again."""
+    """Refused while an iteration is published, as Custom Vision does. Then the stored predictions, the iterations
+    (with their models and evaluations), the images, the tags and last the project row: a crash midway leaves a
+    project that can be deleted again."""
     project = get_project(account, project_id)
+    iterations = IterationStore(account)
+    existing = iterations.list(project.id)
+    published = [i.name for i in existing if i.publish_name]
+    if published:
+        raise bad_request(
+            "BadRequestIterationIsPublished",
+            f"Unpublish {', '.join(published)} before deleting the project.",
+        )
+    predictions = PredictionStore(account)
+    for key, prediction in predictions.newest_first(project.id):
+        predictions.delete(key, prediction)
+    for iteration in existing:
+        iterations.delete(iteration)
     images = ImageStore(account)
     for image in images.list(project.id):
         images.delete(image)
