@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,6 +24,7 @@ from pipeline.core.settings import Settings
 from pipeline.services import training
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
+from tests.conftest import TRAINING_KEY
 from tests.images import pattern_image
 
 TRAINING = "/customvision/v3.3/training"
@@ -185,3 +187,15 @@ def test_training_request_validation(client: TestClient, project: dict) -> None:
     bad_type = client.post(f"{TRAINING}/projects/{project_id}/train", params={"trainingType": "Turbo"})
     assert bad_type.json()["code"] == "BadRequestInvalid"
     assert client.get(f"{TRAINING}/projects/{project_id}/iterations").json() == []
+
+
+def test_parallel_train_requests_make_one_iteration(app, project_with_images: tuple[str, str]) -> None:
+    """Eight clients press Train at once: one iteration trains, the others hear it is already training."""
+    project_id, _ = project_with_images
+    clients = [TestClient(app, headers={"Training-Key": TRAINING_KEY}) for _ in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda c: c.post(f"{TRAINING}/projects/{project_id}/train"), clients))
+    codes = sorted(a.json().get("code", "OK") if a.status_code != 200 else "OK" for a in answers)
+    assert codes == ["BadRequestTrainingAlreadyInProgress"] * 7 + ["OK"]
+    listed = clients[0].get(f"{TRAINING}/projects/{project_id}/iterations").json()
+    assert [(i["name"], i["status"]) for i in listed] == [("Iteration 1", "Training")]

@@ -10,7 +10,7 @@ from collections import Counter
 
 from pipeline.contract.training import TrainingMessage, training_set
 from pipeline.core.domains import domain_of
-from pipeline.core.errors import bad_request
+from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import (
     ClassificationType,
@@ -25,6 +25,7 @@ from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
+from pipeline.store.projects import ProjectStore
 from pipeline.store.records import ImageRecord, IterationRecord, ProjectRecord, TagRecord
 from pipeline.store.tags import TagStore
 
@@ -127,6 +128,24 @@ def _make_room(store: IterationStore, existing: list[IterationRecord], limit: in
         store.delete(iteration)
 
 
+def _claim_training(account: StorageAccount, iteration: IterationRecord) -> None:
+    """Make `iteration` the project's one training iteration, atomically (an ETag-guarded write of the project
+    row), unless another iteration that is still training holds the claim. The iteration row exists before it
+    claims, so whoever loses a race sees the winner's row and refuses: parallel requests train once."""
+    iterations = IterationStore(account)
+
+    def claim(project: ProjectRecord) -> ProjectRecord:
+        holder = project.training_iteration_id
+        if holder and holder != iteration.id:
+            other = iterations.get(project.id, holder)
+            if other is not None and other.status == IterationStatus.TRAINING:
+                raise bad_request("BadRequestTrainingAlreadyInProgress", "This project is already training.")
+        return project.model_copy(update={"training_iteration_id": iteration.id})
+
+    if ProjectStore(account).update(iteration.project_id, claim) is None:
+        raise project_not_found(iteration.project_id)
+
+
 def request_training(
     account: StorageAccount,
     settings: Settings,
@@ -155,7 +174,6 @@ def request_training(
             "BadRequestTrainingNotNeeded",
             "Nothing changed since the last iteration; use forceTrain to train anyway.",
         )
-    _make_room(iterations, existing, settings.max_iterations_per_project)
     iteration = iterations.create(
         IterationRecord(
             id=new_id(),
@@ -169,6 +187,12 @@ def request_training(
             training_set_fingerprint=digest,
         )
     )
+    try:
+        _claim_training(account, iteration)
+        _make_room(iterations, existing, settings.max_iterations_per_project)
+    except CustomVisionError:
+        iterations.delete(iteration)
+        raise
     message = TrainingMessage(project_id=project.id, iteration_id=iteration.id)
     account.queue(settings.training_queue).send_message(message.encode())
     return iteration

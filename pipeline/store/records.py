@@ -22,6 +22,9 @@ class ProjectRecord(BaseModel):
     target_export_platforms: list[str] = Field(default_factory=list)
     notification_queue_uri: str | None = None
     export_model_container_uri: str | None = None
+    training_iteration_id: str | None = (
+        None  # the iteration that claimed training last (see services.training)
+    )
     created: datetime = Field(default_factory=utcnow)
     last_modified: datetime = Field(default_factory=utcnow)
 
