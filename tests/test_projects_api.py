@@ -95,6 +95,31 @@ def test_the_api_description_needs_the_training_key(app):
     assert f"{BASE.replace('v3.3', '{version}')}/projects" in described.json()["paths"]
 
 
+def test_the_key_is_checked_before_the_body_is_read(app):
+    """A request without the key is refused without reading its body: a keyless client cannot make Seer hold
+    a large body in memory (here 64 MiB that would be read a megabyte at a time)."""
+    from fastapi.testclient import TestClient
+
+    sent: list[int] = []
+
+    def large_body():
+        yield b'{"images": ['
+        for _ in range(64):
+            sent.append(1)
+            yield b'{"contents": "AAAA"},' * 50_000
+
+    for url in (
+        f"{BASE}/projects/{uuid.uuid4()}/images/files",
+        "/customvision/v3.1/Prediction/x/classify/iterations/y/url",
+    ):
+        sent.clear()
+        response = TestClient(app).post(
+            url, content=large_body(), headers={"Content-Type": "application/json"}
+        )
+        assert (response.status_code, response.json()["code"]) == (401, "Unauthorized")
+        assert len(sent) <= 1, f"{len(sent)} MiB of the body were read before the key was checked"
+
+
 def test_project_validation_errors(client, project):
     cases = [
         ({"name": ""}, "BadRequestProjectName"),

@@ -22,7 +22,7 @@ from pipeline.api import (
     suggestions,
     tags,
 )
-from pipeline.api.auth import require_prediction_key, require_training_key
+from pipeline.api.auth import RequireKeys
 from pipeline.api.routing import CaseInsensitivePaths, api_version, prediction_api_version
 from pipeline.core.errors import CustomVisionError
 from pipeline.core.settings import Settings, get_settings
@@ -88,9 +88,7 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
     )
     _install_error_handlers(app)
 
-    training = APIRouter(
-        prefix=TRAINING_PREFIX, dependencies=[Depends(api_version), Depends(require_training_key)]
-    )
+    training = APIRouter(prefix=TRAINING_PREFIX, dependencies=[Depends(api_version)])
     for module in (
         domains,
         projects,
@@ -108,15 +106,11 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
     app.include_router(
         prediction.router,
         prefix=PREDICTION_PREFIX,
-        dependencies=[Depends(prediction_api_version), Depends(require_prediction_key)],
+        dependencies=[Depends(prediction_api_version)],
     )
 
-    app.add_api_route(
-        "/openapi.json",
-        lambda: app.openapi(),
-        dependencies=[Depends(require_training_key)],
-        include_in_schema=False,
-    )
+    app.add_api_route("/openapi.json", lambda: app.openapi(), include_in_schema=False)
     app.include_router(portal.router)
-    app.add_middleware(CaseInsensitivePaths)
+    app.add_middleware(RequireKeys, settings=app.state.settings)
+    app.add_middleware(CaseInsensitivePaths)  # outermost: the key check sees the normalised path
     return app
