@@ -7,6 +7,7 @@ import hashlib
 import io
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -443,3 +444,25 @@ def test_unknown_project_is_404(client):
 def test_bad_ids_are_400(client, project):
     response = client.get(_url(project["id"], "/id"), params={"imageIds": "not-a-guid"})
     assert (response.status_code, response.json()["code"]) == (400, "BadRequestInvalidIds")
+
+
+def test_parallel_tag_writes_on_one_image_all_land(app, project):
+    """Sixteen clients tag one image at once, each with its own tag: every write lands (ETag retries back off
+    instead of giving up with a 500)."""
+    from fastapi.testclient import TestClient
+
+    pid = project["id"]
+    client = TestClient(app, headers={"Training-Key": TRAINING_KEY})
+    tags = [_tag(client, pid, f"t{i}") for i in range(16)]
+    [image] = _upload(client, pid, make_image(seed=11))
+    clients = [TestClient(app, headers={"Training-Key": TRAINING_KEY}) for _ in tags]
+
+    def tag_it(pair: tuple) -> int:
+        each, tag = pair
+        body = {"tags": [{"imageId": image["id"], "tagId": tag}]}
+        return each.post(_url(pid, "/tags"), json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert list(pool.map(tag_it, zip(clients, tags, strict=True))) == [200] * 16
+    stored = client.get(_url(pid, "/id"), params={"imageIds": image["id"]}).json()[0]
+    assert {t["tagId"] for t in stored["tags"]} == set(tags)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,6 +17,7 @@ from pydantic import BaseModel
 R = TypeVar("R", bound=BaseModel)
 
 _SCALARS = (str, int, float, bool, datetime, type(None))
+_BACKOFF_SECONDS = 0.02  # the pause after a lost race is up to this times the number of races lost
 
 
 def to_entity(record: BaseModel, partition_key: str, row_key: str) -> dict[str, Any]:
@@ -62,13 +65,14 @@ def update_record(
     partition_key: str,
     row_key: str,
     mutate: Callable[[R], R | None],
-    attempts: int = 8,
+    attempts: int = 32,
 ) -> R | None:
-    """Read, apply `mutate`, write back only if nobody wrote in between (ETag); retry on a lost race.
+    """Read, apply `mutate`, write back only if nobody wrote in between (ETag); retry on a lost race, after a
+    random pause that grows with each loss, so writers that collided spread out instead of colliding again.
 
     Returns the stored record, or None when the entity does not exist. `mutate` returning None means no write.
     """
-    for _ in range(attempts):
+    for attempt in range(attempts):
         try:
             entity = table.get_entity(partition_key, row_key)
         except ResourceNotFoundError:
@@ -86,6 +90,7 @@ def update_record(
             )
             return updated
         except ResourceModifiedError:
+            time.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))
             continue
         except ResourceNotFoundError:
             return None
