@@ -27,7 +27,11 @@ class TrainingMessage(BaseModel):
 def training_set(
     images: list[ImageRecord], tags: list[TagRecord], selected_tag_ids: list[str]
 ) -> tuple[list[ImageRecord], list[TagRecord]]:
-    """The images and tags a training run uses: the selected tags (all when none selected) and their images."""
+    """The images and tags a training run uses: the selected tags (all when none selected) and their images.
+
+    Images come in the order of their content hashes, so the same pictures train the same model whatever ids
+    and upload timing they got (folds, batches and augmentations all follow this order)."""
     chosen = [t for t in tags if not selected_tag_ids or t.id in selected_tag_ids]
     chosen_ids = {t.id for t in chosen}
-    return [i for i in images if i.tag_ids & chosen_ids], chosen
+    selected = [i for i in images if i.tag_ids & chosen_ids]
+    return sorted(selected, key=lambda i: (i.content_hash, i.id)), chosen
