@@ -25,8 +25,7 @@ MAX_SUGGESTION_IMAGES = 64
 URL_SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def check_length(text: str | None, limit: int, code: str, what: str) -> str | None:
-    """`text` unchanged if it has at most `limit` characters, else the Custom Vision error `code`."""
+def check_length(text: str | None, limit: int, code: str, what: str) -> None:
+    """Refuse `text` with the Custom Vision error `code` if it has more than `limit` characters."""
     if text is not None and len(text) > limit:
         raise bad_request(code, f"{what} must be at most {limit} characters.")
-    return text

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 REJECTED_PREFIX = "rejected/"
 
 # Finding or creating a tag is check-then-create; serialising it here stops concurrent triggers in one process from
-# creating the same new tag twice (separate processes can still race; the fix belongs in pipeline.services.projects).
+# creating the same new tag twice (separate processes can still race; the fix belongs in pipeline.services.tags).
 _tag_lock = threading.Lock()
 
 
