@@ -24,7 +24,7 @@ from pipeline.api import (
 )
 from pipeline.api.auth import RequireKeys
 from pipeline.api.routing import CaseInsensitivePaths, api_version, prediction_api_version
-from pipeline.core.errors import CustomVisionError
+from pipeline.core.errors import CustomVisionError, ServiceUnavailable
 from pipeline.core.settings import Settings, get_settings
 from pipeline.portal import router as portal
 from pipeline.services.prediction import Predictor
@@ -45,6 +45,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CustomVisionError)
     async def custom_vision_error(_: Request, exc: CustomVisionError) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(ServiceUnavailable)
+    async def service_unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
+        on_prediction_api = "/prediction/" in request.url.path.lower()
+        code = "ErrorPredictionServiceUnavailable" if on_prediction_api else exc.code
+        response = _error(exc.status, code, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

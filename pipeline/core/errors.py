@@ -49,3 +49,13 @@ def iteration_not_found(iteration_id: str) -> CustomVisionError:
 def not_trained(what: str) -> CustomVisionError:
     """`what` names the iteration or project, e.g. "Iteration 2 is not trained."."""
     return bad_request("BadRequestIterationIsNotTrained", what)
+
+
+class ServiceUnavailable(CustomVisionError):
+    """Seer cannot answer right now (storage unreachable, or too busy to take the work): 503 with Retry-After,
+    so a client backs off and retries instead of treating it as a bug. The prediction API reports it as
+    ErrorPredictionServiceUnavailable, the training API as ErrorServerTimeOut (both codes from the spec)."""
+
+    def __init__(self, message: str, retry_after_seconds: int = 5) -> None:
+        super().__init__(503, "ErrorServerTimeOut", message)
+        self.retry_after_seconds = retry_after_seconds
