@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.server
 import sys
@@ -18,11 +19,15 @@ from fastapi.testclient import TestClient
 from devhost.azurite import running_azurite
 from devhost.ports import free_port
 from pipeline.api.app import create_app
-from pipeline.core.settings import Settings, get_settings
+from pipeline.core.settings import DEV_ACCOUNT, DEV_ACCOUNT_KEY, Settings, get_settings
 from pipeline.store import StorageAccount, get_storage
 
 TRAINING_KEY = "test-training-key"
 PREDICTION_KEY = "test-prediction-key"
+# A second account on the tests' Azurite, standing for a user's own storage: a project's notification queue lives
+# there (Seer refuses to post to its own account).
+TENANT_ACCOUNT = "tenantaccount"
+TENANT_KEY = base64.b64encode(b"seer tests: the tenant's account key").decode()
 
 
 @contextlib.contextmanager
@@ -47,8 +52,10 @@ def _process_settings(storage_connection_string: str) -> Iterator[None]:
 def storage_connection_string() -> Iterator[str]:
     """One in-memory Azurite for the session, started by the first test that needs storage (none in
     tests/unit); the process settings point at it too."""
-    with running_azurite() as connection_string, _process_settings(connection_string):
-        yield connection_string
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AZURITE_ACCOUNTS", f"{DEV_ACCOUNT}:{DEV_ACCOUNT_KEY};{TENANT_ACCOUNT}:{TENANT_KEY}")
+        with running_azurite() as connection_string, _process_settings(connection_string):
+            yield connection_string
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +73,14 @@ def settings(storage_connection_string: str) -> Settings:
 @pytest.fixture(scope="session")
 def account(settings: Settings) -> StorageAccount:
     return StorageAccount(settings.connection_string)
+
+
+@pytest.fixture(scope="session")
+def tenant_account(storage_connection_string: str) -> StorageAccount:
+    """The user's storage account (same Azurite, another account), where notification queues live."""
+    return StorageAccount(
+        storage_connection_string.replace(DEV_ACCOUNT_KEY, TENANT_KEY).replace(DEV_ACCOUNT, TENANT_ACCOUNT)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
 
     url_fetch_timeout_seconds: float = 10.0
     allow_private_urls: bool = False
+    notification_timeout_seconds: float = 10.0  # posting a training notification to a project's queue
     model_cache_size: int = 8
     published_cache_seconds: float = 2.0
     inference_workers: int = 0  # threads serving each loaded model; 0 = one per core

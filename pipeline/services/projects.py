@@ -7,10 +7,13 @@ import uuid
 from pipeline.core.domains import DEFAULT_CLASSIFICATION_DOMAIN, EXPORT_PLATFORMS, domain_of, find_domain
 from pipeline.core.errors import bad_request, project_not_found
 from pipeline.core.limits import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, MAX_URI_LENGTH, check_length
+from pipeline.core.outbound import OutboundRefused
+from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ClassificationType, DomainType, new_id, parse_choice
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
+from pipeline.store.notification_queue import check_notification_queue
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import ProjectRecord, utcnow
@@ -49,6 +52,16 @@ def _check_description(description: str | None) -> None:
     check_length(description, MAX_DESCRIPTION_LENGTH, "BadRequestProjectDescription", "A project description")
 
 
+def _check_notification_queue(account: StorageAccount, settings: Settings, uri: str | None) -> None:
+    """The queue must pass the outbound policy now (and passes it again each time a notification is sent)."""
+    if not uri:
+        return
+    try:
+        check_notification_queue(account, settings, uri)
+    except OutboundRefused as exc:
+        raise bad_request("BadRequestInvalidUri", f"notificationQueueUri is refused: {exc}") from exc
+
+
 def _resolve_domain_settings(
     domain_id: str | None, classification_type: str | None
 ) -> tuple[str, ClassificationType | None]:
@@ -79,6 +92,7 @@ def _check_export_platforms(platforms: list[str]) -> list[str]:
 
 def create_project(
     account: StorageAccount,
+    settings: Settings,
     name: str | None,
     description: str | None = None,
     domain_id: str | None = None,
@@ -94,6 +108,7 @@ def create_project(
         (export_model_container_uri, "exportModelContainerUri"),
     ):
         check_length(uri, MAX_URI_LENGTH, "BadRequestInvalid", what)
+    _check_notification_queue(account, settings, notification_queue_uri)
     domain, classification = _resolve_domain_settings(domain_id, classification_type)
     store = ProjectStore(account)
     if store.find_by_name(name) is not None:
@@ -105,7 +120,7 @@ def create_project(
         domain_id=domain,
         classification_type=classification,
         target_export_platforms=_check_export_platforms(target_export_platforms or []),
-        notification_queue_uri=notification_queue_uri,
+        notification_queue_uri=notification_queue_uri or None,
         export_model_container_uri=export_model_container_uri,
     )
     return store.create(project)
@@ -113,16 +128,25 @@ def create_project(
 
 def update_project(
     account: StorageAccount,
+    settings: Settings,
     project_id: str,
     name: str | None,
     description: str | None,
     domain_id: str | None,
     classification_type: str | None,
     target_export_platforms: list[str] | None,
+    notification_queue_uri: str | None = None,
 ) -> ProjectRecord:
+    """`notification_queue_uri` None keeps the project's queue, "" removes it; a new one is checked."""
     current = get_project(account, project_id)
     new_name = _check_project_name(name) if name is not None else current.name
     _check_description(description)
+    queue_uri = (
+        current.notification_queue_uri if notification_queue_uri is None else notification_queue_uri or None
+    )
+    if queue_uri != current.notification_queue_uri:
+        check_length(queue_uri, MAX_URI_LENGTH, "BadRequestInvalid", "notificationQueueUri")
+        _check_notification_queue(account, settings, queue_uri)
     if new_name != current.name:
         other = ProjectStore(account).find_by_name(new_name)
         if other is not None and other.id != current.id:
@@ -151,6 +175,7 @@ def update_project(
                 "domain_id": domain,
                 "classification_type": classification,
                 "target_export_platforms": platforms,
+                "notification_queue_uri": queue_uri,
                 "last_modified": utcnow(),
             }
         )
