@@ -94,9 +94,9 @@ def client(app) -> TestClient:
     return TestClient(app, headers={"Training-Key": TRAINING_KEY})
 
 
-@pytest.fixture(scope="session")
-def live_url(app) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port, for real HTTP clients such as the SDK."""
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port for the block; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -106,9 +106,18 @@ def live_url(app) -> Iterator[str]:
         if time.monotonic() > deadline:
             raise TimeoutError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_url(app) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, for real HTTP clients such as the SDK."""
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture()
