@@ -5,11 +5,18 @@ from __future__ import annotations
 import uuid
 
 from pipeline.core.domains import DEFAULT_CLASSIFICATION_DOMAIN, EXPORT_PLATFORMS, domain_of, find_domain
-from pipeline.core.errors import bad_request, project_not_found
+from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
 from pipeline.core.limits import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, MAX_URI_LENGTH, check_length
 from pipeline.core.outbound import OutboundRefused
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ClassificationType, DomainType, new_id, parse_choice
+from pipeline.services.names import (
+    claimed,
+    iteration_name_claims,
+    project_name_claims,
+    renamed,
+    tag_name_claims,
+)
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
@@ -46,6 +53,27 @@ def _check_project_name(name: str | None) -> str:
     if not name or len(name) > MAX_NAME_LENGTH:
         raise bad_request("BadRequestProjectName", f"Project name must be 1 to {MAX_NAME_LENGTH} characters.")
     return name
+
+
+def _name_taken(name: str) -> CustomVisionError:
+    return bad_request("BadRequestProjectNameNotUnique", f"A project named '{name}' already exists.")
+
+
+def _bears(account: StorageAccount, name: str):
+    """Whether a project exists and is called `name` (project names compare exactly, after trimming)."""
+
+    def bears(project_id: str) -> bool:
+        project = ProjectStore(account).get(project_id)
+        return project is not None and project.name == name
+
+    return bears
+
+
+def _check_unclaimed(store: ProjectStore, name: str, project_id: str) -> None:
+    """Projects stored before names were claimed hold no claim: look for them too."""
+    other = store.find_by_name(name)
+    if other is not None and other.id != project_id:
+        raise _name_taken(name)
 
 
 def _check_description(description: str | None) -> None:
@@ -110,9 +138,6 @@ def create_project(
         check_length(uri, MAX_URI_LENGTH, "BadRequestInvalid", what)
     _check_notification_queue(account, settings, notification_queue_uri)
     domain, classification = _resolve_domain_settings(domain_id, classification_type)
-    store = ProjectStore(account)
-    if store.find_by_name(name) is not None:
-        raise bad_request("BadRequestProjectNameNotUnique", f"A project named '{name}' already exists.")
     project = ProjectRecord(
         id=new_id(),
         name=name,
@@ -123,7 +148,10 @@ def create_project(
         notification_queue_uri=notification_queue_uri or None,
         export_model_container_uri=export_model_container_uri,
     )
-    return store.create(project)
+    store = ProjectStore(account)
+    with claimed(project_name_claims(account), name, project.id, _bears(account, name), _name_taken(name)):
+        _check_unclaimed(store, name, project.id)
+        return store.create(project)
 
 
 def update_project(
@@ -147,12 +175,6 @@ def update_project(
     if queue_uri != current.notification_queue_uri:
         check_length(queue_uri, MAX_URI_LENGTH, "BadRequestInvalid", "notificationQueueUri")
         _check_notification_queue(account, settings, queue_uri)
-    if new_name != current.name:
-        other = ProjectStore(account).find_by_name(new_name)
-        if other is not None and other.id != current.id:
-            raise bad_request(
-                "BadRequestProjectNameNotUnique", f"A project named '{new_name}' already exists."
-            )
     domain, classification = _resolve_domain_settings(
         domain_id or current.domain_id, classification_type or current.classification_type
     )
@@ -180,9 +202,14 @@ def update_project(
             }
         )
 
-    updated = ProjectStore(account).update(current.id, apply)
-    if updated is None:
-        raise project_not_found(project_id)
+    store = ProjectStore(account)
+    bears, taken = _bears(account, new_name), _name_taken(new_name)
+    with renamed(project_name_claims(account), current.name, new_name, current.id, bears, taken):
+        if new_name != current.name:
+            _check_unclaimed(store, new_name, current.id)
+        updated = store.update(current.id, apply)
+        if updated is None:
+            raise project_not_found(project_id)
     return updated
 
 
@@ -209,3 +236,6 @@ def delete_project(account: StorageAccount, project_id: str) -> None:
         images.delete(image)
     TagStore(account).delete_project(project.id)
     ProjectStore(account).delete(project.id)
+    tag_name_claims(account, project.id).release_all()
+    iteration_name_claims(account, project.id).release_all()
+    project_name_claims(account).release(project.name, project.id)
