@@ -147,7 +147,7 @@ def bench_local_host(
     poll: float,
     log_dir: Path,
 ) -> Row:
-    project = create_project(account, "bench-drop-host")
+    project = create_project(account, get_settings(), "bench-drop-host")
     port = free_port()
     command = [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--blob-poll-interval", str(poll), "--log-level", "WARNING"]
@@ -169,7 +169,7 @@ def bench_direct(
     os.environ["AzureWebJobsStorage"] = connection_string  # noqa: SIM112 (the name Azure Functions defines)
     get_settings.cache_clear()
     get_storage.cache_clear()
-    project = create_project(account, "bench-drop-direct")
+    project = create_project(account, get_settings(), "bench-drop-direct")
     uploads = UploadStore(account)
     started = time.perf_counter()
     for sample in samples:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.server
 import sys
@@ -18,11 +19,15 @@ from fastapi.testclient import TestClient
 from devhost.azurite import running_azurite
 from devhost.ports import free_port
 from pipeline.api.app import create_app
-from pipeline.core.settings import Settings, get_settings
+from pipeline.core.settings import DEV_ACCOUNT, DEV_ACCOUNT_KEY, Settings, get_settings
 from pipeline.store import StorageAccount, get_storage
 
 TRAINING_KEY = "test-training-key"
 PREDICTION_KEY = "test-prediction-key"
+# A second account on the tests' Azurite, standing for a user's own storage: a project's notification queue lives
+# there (Seer refuses to post to its own account).
+TENANT_ACCOUNT = "tenantaccount"
+TENANT_KEY = base64.b64encode(b"seer tests: the tenant's account key").decode()
 
 
 @contextlib.contextmanager
@@ -47,8 +52,10 @@ def _process_settings(storage_connection_string: str) -> Iterator[None]:
 def storage_connection_string() -> Iterator[str]:
     """One in-memory Azurite for the session, started by the first test that needs storage (none in
     tests/unit); the process settings point at it too."""
-    with running_azurite() as connection_string, _process_settings(connection_string):
-        yield connection_string
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AZURITE_ACCOUNTS", f"{DEV_ACCOUNT}:{DEV_ACCOUNT_KEY};{TENANT_ACCOUNT}:{TENANT_KEY}")
+        with running_azurite() as connection_string, _process_settings(connection_string):
+            yield connection_string
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +76,14 @@ def account(settings: Settings) -> StorageAccount:
 
 
 @pytest.fixture(scope="session")
+def tenant_account(storage_connection_string: str) -> StorageAccount:
+    """The user's storage account (same Azurite, another account), where notification queues live."""
+    return StorageAccount(
+        storage_connection_string.replace(DEV_ACCOUNT_KEY, TENANT_KEY).replace(DEV_ACCOUNT, TENANT_ACCOUNT)
+    )
+
+
+@pytest.fixture(scope="session")
 def app(settings: Settings, account: StorageAccount):
     return create_app(settings, account)
 
@@ -79,9 +94,9 @@ def client(app) -> TestClient:
     return TestClient(app, headers={"Training-Key": TRAINING_KEY})
 
 
-@pytest.fixture(scope="session")
-def live_url(app) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port, for real HTTP clients such as the SDK."""
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port for the block; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -91,9 +106,18 @@ def live_url(app) -> Iterator[str]:
         if time.monotonic() > deadline:
             raise TimeoutError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_url(app) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, for real HTTP clients such as the SDK."""
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture()

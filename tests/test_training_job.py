@@ -5,8 +5,6 @@ posted to the project's queue at the end."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import queue
 import signal
@@ -18,6 +16,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from azure.storage.queue import QueueClient
 from fastapi.testclient import TestClient
 
 from pipeline.core.settings import Settings
@@ -26,6 +25,7 @@ from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from tests.conftest import TRAINING_KEY
 from tests.images import pattern_image
+from tests.queues import received, sas_queue
 
 TRAINING = "/customvision/v3.3/training"
 COMPACT_DOMAIN = "0732100f-1a38-4e49-a514-c9b44c697ab5"
@@ -76,13 +76,13 @@ class JobProcess:
 
 
 @pytest.fixture()
-def project_with_images(client: TestClient, account: StorageAccount) -> tuple[str, str]:
-    """A compact project with two tags of five images each, notifying a queue of its own."""
-    notifications = account.queue(f"notify-{uuid.uuid4().hex[:12]}")
+def project_with_images(client: TestClient, tenant_account: StorageAccount) -> tuple[str, QueueClient]:
+    """A compact project with two tags of five images each, notifying a queue in its user's account."""
+    notifications, queue_uri = sas_queue(tenant_account)
     created = client.post(
         f"{TRAINING}/projects",
         params={"name": f"job-{uuid.uuid4()}", "domainId": COMPACT_DOMAIN},
-        json={"notificationQueueUri": notifications.url},
+        json={"notificationQueueUri": queue_uri},
     )
     assert created.status_code == 200, created.text
     project_id = created.json()["id"]
@@ -93,7 +93,7 @@ def project_with_images(client: TestClient, account: StorageAccount) -> tuple[st
             f"{TRAINING}/projects/{project_id}/images", params={"tagIds": tag["id"]}, files=files
         )
         assert uploaded.status_code == 200, uploaded.text
-    return project_id, notifications.queue_name
+    return project_id, notifications
 
 
 def request_training(account: StorageAccount, settings: Settings, project_id: str) -> tuple[str, str]:
@@ -102,11 +102,6 @@ def request_training(account: StorageAccount, settings: Settings, project_id: st
         account, settings.model_copy(update={"training_queue": queue_name}), project_id
     )
     return iteration.id, queue_name
-
-
-def notifications(account: StorageAccount, queue_name: str) -> list[dict]:
-    messages = account.queue(queue_name).receive_messages(max_messages=32)
-    return [json.loads(base64.b64decode(m.content)) for m in messages]
 
 
 def test_killed_job_is_retried_and_completes(
@@ -128,7 +123,7 @@ def test_killed_job_is_retried_and_completes(
     iteration = IterationStore(account).get(project_id, iteration_id)
     assert iteration.status == "Completed", iteration.training_error_details
     assert account.queue(queue_name).peek_messages() == []
-    assert notifications(account, notify_queue) == [
+    assert received(notify_queue) == [
         {
             "version": "1.0",
             "type": "Training",
@@ -156,7 +151,7 @@ def test_job_killed_on_its_last_try_ends_failed(
     assert "stopped before finishing" in iteration.training_error_details
     assert account.queue(queue_name).peek_messages() == []
     assert len(account.queue(f"{queue_name}-poison").peek_messages()) == 1
-    assert [n["Content"]["trainingStatus"] for n in notifications(account, notify_queue)] == ["Failed"]
+    assert [n["Content"]["trainingStatus"] for n in received(notify_queue)] == ["Failed"]
 
 
 def test_malformed_message_goes_to_poison_without_crashing(

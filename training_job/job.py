@@ -166,7 +166,11 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
 
 
 def finish(
-    account: StorageAccount, iteration: IterationRecord, status: IterationStatus, details: str | None = None
+    account: StorageAccount,
+    settings: Settings,
+    iteration: IterationRecord,
+    status: IterationStatus,
+    details: str | None = None,
 ) -> None:
     """Record the outcome (only if the iteration still exists and is still training) and notify."""
 
@@ -182,7 +186,7 @@ def finish(
     stored = IterationStore(account).update(iteration.project_id, iteration.id, apply)
     project = ProjectStore(account).get(iteration.project_id)
     if stored is not None and project is not None:
-        notify_training(account, project, stored)
+        notify_training(account, settings, project, stored)
 
 
 def poison(account: StorageAccount, queue_name: str, message: QueueMessage) -> None:
@@ -208,7 +212,7 @@ def handle(account: StorageAccount, settings: Settings, queue_name: str, message
         if message.dequeue_count > attempts:
             details = f"The training job stopped before finishing on each of its {attempts} tries (it crashed or was killed)."
             log.error("iteration %s: %s", iteration.id, details)
-            finish(account, iteration, IterationStatus.FAILED, details)
+            finish(account, settings, iteration, IterationStatus.FAILED, details)
             poison(account, queue_name, message)
             lease.complete()
             return 0
@@ -216,18 +220,18 @@ def handle(account: StorageAccount, settings: Settings, queue_name: str, message
         try:
             completed = train_iteration(account, iteration)
         except TrainingDataError as error:
-            finish(account, iteration, IterationStatus.FAILED, str(error))
+            finish(account, settings, iteration, IterationStatus.FAILED, str(error))
             lease.complete()
             return 0
         except Exception as error:
             log.exception("training iteration %s failed", iteration.id)
             if message.dequeue_count >= attempts:
-                finish(account, iteration, IterationStatus.FAILED, f"Training failed: {error}")
+                finish(account, settings, iteration, IterationStatus.FAILED, f"Training failed: {error}")
                 poison(account, queue_name, message)
                 lease.complete()
                 return 0
             return 1
-        finish(account, completed, IterationStatus.COMPLETED)
+        finish(account, settings, completed, IterationStatus.COMPLETED)
         lease.complete()
         log.info("iteration %s completed", iteration.id)
         return 0

@@ -23,6 +23,7 @@ from pipeline.api import (
     tags,
 )
 from pipeline.api.auth import RequireKeys
+from pipeline.api.body_limit import CapBodies
 from pipeline.api.routing import CaseInsensitivePaths, api_version, prediction_api_version
 from pipeline.core.errors import CustomVisionError, ServiceUnavailable
 from pipeline.core.settings import Settings, get_settings
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
 
     app.add_api_route("/openapi.json", lambda: app.openapi(), include_in_schema=False)
     app.include_router(portal.router)
+    app.add_middleware(CapBodies, settings=app.state.settings)  # inside the key check: keyless bodies unread
     app.add_middleware(RequireKeys, settings=app.state.settings)
     app.add_middleware(CaseInsensitivePaths)  # outermost: the key check sees the normalised path
     return app

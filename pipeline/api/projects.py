@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Query, Response
 
-from pipeline.api.deps import Storage
+from pipeline.api.deps import Config, Storage
 from pipeline.api.mapping.projects import project_to_wire
 from pipeline.api.wire.projects import CreateProjectOptions, Project, ProjectSettings, ProjectUpdate
 from pipeline.services import projects as service
@@ -20,6 +20,7 @@ def get_projects(storage: Storage) -> list[Project]:
 @router.post("/projects", response_model=Project)
 def create_project(
     storage: Storage,
+    config: Config,
     name: str | None = None,
     description: str | None = None,
     domain_id: str | None = Query(None, alias="domainId"),
@@ -29,6 +30,7 @@ def create_project(
 ) -> Project:
     project = service.create_project(
         storage,
+        config,
         name,
         description,
         domain_id,
@@ -46,16 +48,20 @@ def get_project(project_id: str, storage: Storage) -> Project:
 
 
 @router.patch("/projects/{project_id}", response_model=Project)
-def update_project(project_id: str, storage: Storage, update: ProjectUpdate = Body(...)) -> Project:
+def update_project(
+    project_id: str, storage: Storage, config: Config, update: ProjectUpdate = Body(...)
+) -> Project:
     settings = update.settings or ProjectSettings()
     project = service.update_project(
         storage,
+        config,
         project_id,
         update.name,
         update.description,
         settings.domain_id,
         settings.classification_type,
         settings.target_export_platforms,
+        settings.notification_queue_uri,
     )
     return project_to_wire(project)
 

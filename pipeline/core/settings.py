@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     max_tags_per_project: int = 500
     max_images_per_project: int = 100_000
     max_regions_per_image: int = 300
+    # Request bodies (pipeline/api/body_limit.py). Image uploads: the largest legitimate one is CreateImagesFromFiles
+    # with 64 images of 6 MiB as base64 (64 x 8 MiB), plus 8 MiB for names, regions and framing. Every other
+    # request: a 4 MiB prediction or quick-test image with its multipart framing, far more than any JSON batch needs.
+    max_request_bytes: int = 520 * 1024 * 1024
+    max_other_request_bytes: int = 8 * 1024 * 1024
     min_images_per_tag_classification: int = 5
     min_images_per_tag_detection: int = 15
     max_iterations_per_project: int = 20
@@ -68,6 +73,7 @@ class Settings(BaseSettings):
 
     url_fetch_timeout_seconds: float = 10.0
     allow_private_urls: bool = False
+    notification_timeout_seconds: float = 10.0  # posting a training notification to a project's queue
     model_cache_size: int = 8
     published_cache_seconds: float = 2.0
     inference_workers: int = 0  # threads serving each loaded model; 0 = one per core

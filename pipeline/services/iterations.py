@@ -5,6 +5,7 @@ from __future__ import annotations
 from pipeline.core.errors import bad_request, iteration_not_found, not_trained
 from pipeline.core.limits import MAX_NAME_LENGTH
 from pipeline.core.vocabulary import IterationStatus
+from pipeline.services.names import iteration_name_claims, renamed
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
@@ -54,18 +55,27 @@ def rename_iteration(
         raise bad_request(
             "BadRequestIterationName", f"Iteration name must be 1 to {MAX_NAME_LENGTH} characters."
         )
-    others = IterationStore(account).list(current.project_id)
-    if any(i.name == new_name and i.id != current.id for i in others):
-        raise bad_request(
-            "BadRequestIterationNameNotUnique", f"An iteration named '{new_name}' already exists."
-        )
-    updated = IterationStore(account).update(
-        current.project_id,
-        current.id,
-        lambda i: i.model_copy(update={"name": new_name, "last_modified": utcnow()}),
+    taken = bad_request(
+        "BadRequestIterationNameNotUnique", f"An iteration named '{new_name}' already exists."
     )
-    if updated is None:
-        raise iteration_not_found(iteration_id)
+    store = IterationStore(account)
+
+    def bears(other_id: str) -> bool:
+        other = store.get(current.project_id, other_id)
+        return other is not None and other.name == new_name
+
+    claims = iteration_name_claims(account, current.project_id)
+    with renamed(claims, current.name, new_name, current.id, bears, taken):
+        # Iterations named by training (and those renamed before names were claimed) hold no claim: look too.
+        if any(i.name == new_name and i.id != current.id for i in store.list(current.project_id)):
+            raise taken
+        updated = store.update(
+            current.project_id,
+            current.id,
+            lambda i: i.model_copy(update={"name": new_name, "last_modified": utcnow()}),
+        )
+        if updated is None:
+            raise iteration_not_found(iteration_id)
     return updated
 
 
@@ -76,3 +86,4 @@ def delete_iteration(account: StorageAccount, project_id: str, iteration_id: str
     if iteration.status == IterationStatus.TRAINING:
         raise bad_request("BadRequestTrainingAlreadyInProgress", "The iteration is still training.")
     IterationStore(account).delete(iteration)
+    iteration_name_claims(account, iteration.project_id).release(iteration.name, iteration.id)

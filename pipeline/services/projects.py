@@ -5,12 +5,22 @@ from __future__ import annotations
 import uuid
 
 from pipeline.core.domains import DEFAULT_CLASSIFICATION_DOMAIN, EXPORT_PLATFORMS, domain_of, find_domain
-from pipeline.core.errors import bad_request, project_not_found
+from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
 from pipeline.core.limits import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, MAX_URI_LENGTH, check_length
+from pipeline.core.outbound import OutboundRefused
+from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ClassificationType, DomainType, new_id, parse_choice
+from pipeline.services.names import (
+    claimed,
+    iteration_name_claims,
+    project_name_claims,
+    renamed,
+    tag_name_claims,
+)
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
+from pipeline.store.notification_queue import check_notification_queue
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import ProjectRecord, utcnow
@@ -45,8 +55,39 @@ def _check_project_name(name: str | None) -> str:
     return name
 
 
+def _name_taken(name: str) -> CustomVisionError:
+    return bad_request("BadRequestProjectNameNotUnique", f"A project named '{name}' already exists.")
+
+
+def _bears(account: StorageAccount, name: str):
+    """Whether a project exists and is called `name` (project names compare exactly, after trimming)."""
+
+    def bears(project_id: str) -> bool:
+        project = ProjectStore(account).get(project_id)
+        return project is not None and project.name == name
+
+    return bears
+
+
+def _check_unclaimed(store: ProjectStore, name: str, project_id: str) -> None:
+    """Projects stored before names were claimed hold no claim: look for them too."""
+    other = store.find_by_name(name)
+    if other is not None and other.id != project_id:
+        raise _name_taken(name)
+
+
 def _check_description(description: str | None) -> None:
     check_length(description, MAX_DESCRIPTION_LENGTH, "BadRequestProjectDescription", "A project description")
+
+
+def _check_notification_queue(account: StorageAccount, settings: Settings, uri: str | None) -> None:
+    """The queue must pass the outbound policy now (and passes it again each time a notification is sent)."""
+    if not uri:
+        return
+    try:
+        check_notification_queue(account, settings, uri)
+    except OutboundRefused as exc:
+        raise bad_request("BadRequestInvalidUri", f"notificationQueueUri is refused: {exc}") from exc
 
 
 def _resolve_domain_settings(
@@ -79,6 +120,7 @@ def _check_export_platforms(platforms: list[str]) -> list[str]:
 
 def create_project(
     account: StorageAccount,
+    settings: Settings,
     name: str | None,
     description: str | None = None,
     domain_id: str | None = None,
@@ -94,10 +136,8 @@ def create_project(
         (export_model_container_uri, "exportModelContainerUri"),
     ):
         check_length(uri, MAX_URI_LENGTH, "BadRequestInvalid", what)
+    _check_notification_queue(account, settings, notification_queue_uri)
     domain, classification = _resolve_domain_settings(domain_id, classification_type)
-    store = ProjectStore(account)
-    if store.find_by_name(name) is not None:
-        raise bad_request("BadRequestProjectNameNotUnique", f"A project named '{name}' already exists.")
     project = ProjectRecord(
         id=new_id(),
         name=name,
@@ -105,30 +145,36 @@ def create_project(
         domain_id=domain,
         classification_type=classification,
         target_export_platforms=_check_export_platforms(target_export_platforms or []),
-        notification_queue_uri=notification_queue_uri,
+        notification_queue_uri=notification_queue_uri or None,
         export_model_container_uri=export_model_container_uri,
     )
-    return store.create(project)
+    store = ProjectStore(account)
+    with claimed(project_name_claims(account), name, project.id, _bears(account, name), _name_taken(name)):
+        _check_unclaimed(store, name, project.id)
+        return store.create(project)
 
 
 def update_project(
     account: StorageAccount,
+    settings: Settings,
     project_id: str,
     name: str | None,
     description: str | None,
     domain_id: str | None,
     classification_type: str | None,
     target_export_platforms: list[str] | None,
+    notification_queue_uri: str | None = None,
 ) -> ProjectRecord:
+    """`notification_queue_uri` None keeps the project's queue, "" removes it; a new one is checked."""
     current = get_project(account, project_id)
     new_name = _check_project_name(name) if name is not None else current.name
     _check_description(description)
-    if new_name != current.name:
-        other = ProjectStore(account).find_by_name(new_name)
-        if other is not None and other.id != current.id:
-            raise bad_request(
-                "BadRequestProjectNameNotUnique", f"A project named '{new_name}' already exists."
-            )
+    queue_uri = (
+        current.notification_queue_uri if notification_queue_uri is None else notification_queue_uri or None
+    )
+    if queue_uri != current.notification_queue_uri:
+        check_length(queue_uri, MAX_URI_LENGTH, "BadRequestInvalid", "notificationQueueUri")
+        _check_notification_queue(account, settings, queue_uri)
     domain, classification = _resolve_domain_settings(
         domain_id or current.domain_id, classification_type or current.classification_type
     )
@@ -151,13 +197,19 @@ def update_project(
                 "domain_id": domain,
                 "classification_type": classification,
                 "target_export_platforms": platforms,
+                "notification_queue_uri": queue_uri,
                 "last_modified": utcnow(),
             }
         )
 
-    updated = ProjectStore(account).update(current.id, apply)
-    if updated is None:
-        raise project_not_found(project_id)
+    store = ProjectStore(account)
+    bears, taken = _bears(account, new_name), _name_taken(new_name)
+    with renamed(project_name_claims(account), current.name, new_name, current.id, bears, taken):
+        if new_name != current.name:
+            _check_unclaimed(store, new_name, current.id)
+        updated = store.update(current.id, apply)
+        if updated is None:
+            raise project_not_found(project_id)
     return updated
 
 
@@ -184,3 +236,6 @@ def delete_project(account: StorageAccount, project_id: str) -> None:
         images.delete(image)
     TagStore(account).delete_project(project.id)
     ProjectStore(account).delete(project.id)
+    tag_name_claims(account, project.id).release_all()
+    iteration_name_claims(account, project.id).release_all()
+    project_name_claims(account).release(project.name, project.id)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import unicodedata
 
-from pipeline.core.errors import bad_request, tag_not_found
+from pipeline.core.errors import CustomVisionError, bad_request, tag_not_found
 from pipeline.core.limits import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, check_length
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import TagType, new_id, parse_choice
+from pipeline.services.names import claimed, renamed, tag_name_claims
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
@@ -41,9 +42,27 @@ def _check_tag_name(name: str | None) -> str:
     return name
 
 
-def _same_name(a: str, b: str) -> bool:
+def _name_key(name: str) -> str:
     """Tag names compare case-insensitively, in Unicode's composed form."""
-    return unicodedata.normalize("NFC", a).lower() == unicodedata.normalize("NFC", b).lower()
+    return unicodedata.normalize("NFC", name).lower()
+
+
+def _same_name(a: str, b: str) -> bool:
+    return _name_key(a) == _name_key(b)
+
+
+def _name_taken(name: str) -> CustomVisionError:
+    return bad_request("BadRequestTagNameNotUnique", f"A tag named '{name}' already exists in this project.")
+
+
+def _bears(account: StorageAccount, project_id: str, name: str):
+    """Whether a tag of the project exists and is called `name` (in any case)."""
+
+    def bears(tag_id: str) -> bool:
+        tag = TagStore(account).get(project_id, tag_id)
+        return tag is not None and _same_name(tag.name, name)
+
+    return bears
 
 
 def _check_description(description: str | None) -> None:
@@ -56,10 +75,8 @@ def _check_tag_type(tag_type: str | None) -> TagType:
 
 def _check_unique(tags: list[TagRecord], name: str, tag_type: TagType, exclude_id: str | None = None) -> None:
     others = [t for t in tags if t.id != exclude_id]
-    if any(_same_name(t.name, name) for t in others):
-        raise bad_request(
-            "BadRequestTagNameNotUnique", f"A tag named '{name}' already exists in this project."
-        )
+    if any(_same_name(t.name, name) for t in others):  # tags stored before names were claimed hold no claim
+        raise _name_taken(name)
     if tag_type == TagType.NEGATIVE and any(t.type == TagType.NEGATIVE for t in others):
         raise bad_request("BadRequestMultipleNegativeTag", "A project can have only one Negative tag.")
 
@@ -82,12 +99,13 @@ def create_tag(
             "BadRequestExceedTagPerProjectLimit",
             f"A project can have at most {settings.max_tags_per_project} tags.",
         )
-    _check_unique(existing, name, checked_type)
-    return store.create(
-        TagRecord(
-            id=new_id(), project_id=project.id, name=name, description=description or "", type=checked_type
-        )
+    tag = TagRecord(
+        id=new_id(), project_id=project.id, name=name, description=description or "", type=checked_type
     )
+    claims, bears = tag_name_claims(account, project.id), _bears(account, project.id, name)
+    with claimed(claims, _name_key(name), tag.id, bears, _name_taken(name)):
+        _check_unique(existing, name, checked_type)
+        return store.create(tag)
 
 
 def find_tag(account: StorageAccount, project_id: str, name: str) -> TagRecord | None:
@@ -108,7 +126,6 @@ def update_tag(
     new_name = _check_tag_name(name) if name is not None else current.name
     new_type = _check_tag_type(tag_type) if tag_type is not None else current.type
     _check_description(description)
-    _check_unique(TagStore(account).list(project.id), new_name, new_type, exclude_id=current.id)
 
     def apply(tag: TagRecord) -> TagRecord:
         return tag.model_copy(
@@ -119,10 +136,20 @@ def update_tag(
             }
         )
 
-    updated = TagStore(account).update(project.id, current.id, apply)
-    if updated is None:
-        raise tag_not_found(tag_id)
+    claims, bears = tag_name_claims(account, project.id), _bears(account, project.id, new_name)
+    old, new = _name_key(current.name), _name_key(new_name)
+    with renamed(claims, old, new, current.id, bears, _name_taken(new_name)):
+        _check_unique(TagStore(account).list(project.id), new_name, new_type, exclude_id=current.id)
+        updated = TagStore(account).update(project.id, current.id, apply)
+        if updated is None:
+            raise tag_not_found(tag_id)
     return updated
+
+
+def _delete(account: StorageAccount, tag: TagRecord) -> None:
+    """Remove the tag's row, then its name claim."""
+    TagStore(account).delete(tag.project_id, tag.id)
+    tag_name_claims(account, tag.project_id).release(_name_key(tag.name), tag.id)
 
 
 def delete_tag(account: StorageAccount, project_id: str, tag_id: str) -> None:
@@ -142,7 +169,7 @@ def delete_tag(account: StorageAccount, project_id: str, tag_id: str) -> None:
                     }
                 ),
             )
-    TagStore(account).delete(project.id, tag.id)
+    _delete(account, tag)
 
 
 def tags_with_counts(account: StorageAccount, project_id: str) -> list[tuple[TagRecord, int]]:
@@ -161,5 +188,6 @@ def delete_tags_without_images(account: StorageAccount, project_id: str, tag_ids
     counts = ImageStore(account).tag_counts(project_id)
     store = TagStore(account)
     for tag_id in tag_ids:
-        if not counts.get(tag_id):
-            store.delete(project_id, tag_id)
+        tag = store.get(project_id, tag_id)
+        if tag is not None and not counts.get(tag_id):
+            _delete(account, tag)
