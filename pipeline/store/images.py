@@ -16,7 +16,14 @@ from azure.data.tables import UpdateMode
 from azure.storage.blob import ContentSettings
 
 from pipeline.store.account import StorageAccount
-from pipeline.store.entities import get_record, query_records, to_entity, update_record
+from pipeline.store.entities import (
+    get_record,
+    joined,
+    part_names,
+    query_records,
+    to_entity,
+    update_record,
+)
 from pipeline.store.records import ImageRecord
 
 TABLE = "images"
@@ -128,11 +135,13 @@ class ImageStore:
         """How many images carry each tag (whole-image or by region), from one scan of the tag columns."""
         counts: Counter[str] = Counter()
         rows = self.table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": project_id}, select=["tags", "regions"]
+            "PartitionKey eq @pk",
+            parameters={"pk": project_id},
+            select=[*part_names("tags"), *part_names("regions")],
         )
         for row in rows:
-            tag_ids = {t["tag_id"] for t in json.loads(row.get("tags") or "[]")}
-            tag_ids |= {r["tag_id"] for r in json.loads(row.get("regions") or "[]")}
+            tag_ids = {t["tag_id"] for t in json.loads(joined(row, "tags") or "[]")}
+            tag_ids |= {r["tag_id"] for r in json.loads(joined(row, "regions") or "[]")}
             counts.update(tag_ids)
         return dict(counts)
 
