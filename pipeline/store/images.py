@@ -41,9 +41,12 @@ class HashClaim:
     image_id: str
     etag: str
     claimed_at: datetime
-    owner: str | None = (
-        None  # `host:pid` (pipeline.core.owners); None on claims written before owners were kept
-    )
+    # `host:pid` (pipeline.core.owners); None on claims written before owners were kept.
+    owner: str | None = None
+
+
+def _claim_entity(project_id: str, content_hash: str, image_id: str) -> dict[str, str]:
+    return {"PartitionKey": project_id, "RowKey": content_hash, "image_id": image_id, "owner": this_process()}
 
 
 def _claim(entity: dict) -> HashClaim:
@@ -59,18 +62,10 @@ class ImageStore:
         self.hashes = account.table(HASH_TABLE)
         self.container = account.container(CONTAINER)
 
-    def _claim_entity(self, project_id: str, content_hash: str, image_id: str) -> dict[str, str]:
-        return {
-            "PartitionKey": project_id,
-            "RowKey": content_hash,
-            "image_id": image_id,
-            "owner": this_process(),
-        }
-
     def claim_hash(self, project_id: str, content_hash: str, image_id: str) -> str | None:
         """Reserve `content_hash` for `image_id`; return the id that already holds it, or None if claimed."""
         try:
-            self.hashes.create_entity(self._claim_entity(project_id, content_hash, image_id))
+            self.hashes.create_entity(_claim_entity(project_id, content_hash, image_id))
             return None
         except ResourceExistsError:
             return self.hashes.get_entity(project_id, content_hash)["image_id"]
@@ -90,7 +85,7 @@ class ImageStore:
         """Point a stale claim at `image_id`, only if nobody changed it since `claim` was read."""
         try:
             self.hashes.update_entity(
-                self._claim_entity(project_id, content_hash, image_id),
+                _claim_entity(project_id, content_hash, image_id),
                 mode=UpdateMode.REPLACE,
                 etag=claim.etag,
                 match_condition=MatchConditions.IfNotModified,
