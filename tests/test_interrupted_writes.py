@@ -127,7 +127,6 @@ def test_killed_upload_batch_is_swept_and_can_be_uploaded_again(account, setting
     _run_until_frozen(freeze_at, "upload", project.id, *map(str, files))
     before = _leftovers(account, project.id)
     assert before, "the kill left nothing to sweep: the case tests nothing"
-    print(f"\n{freeze_at}: left {dict(before)}")
 
     # The same files again, at once: the dead process's claims are taken over without waiting out CLAIM_GRACE.
     started = time.monotonic()
@@ -204,7 +203,6 @@ def test_killed_delete_project_is_finished_by_the_sweeper(account, settings, fre
     _run_until_frozen(freeze_at, "delete", project_id)
     before = _everything(account, project_id)
     assert before, "the kill left nothing to sweep: the case tests nothing"
-    print(f"\n{freeze_at}: left {dict(before)}")
     with pytest.raises(CustomVisionError) as missing:
         get_project(account, project_id)  # a project being deleted is already gone for the API
     assert missing.value.status == 404
