@@ -19,7 +19,7 @@ import pytest
 
 import function_app
 from pipeline.core.errors import CustomVisionError
-from pipeline.core.vocabulary import ImageCreateStatus, new_id
+from pipeline.core.vocabulary import ImageCreateStatus, IterationStatus, new_id
 from pipeline.services.images_create import CLAIM_GRACE, NewImage, create_images
 from pipeline.services.projects import create_project, get_project, list_projects
 from pipeline.services.sweeper import SweepReport, sweep_project
@@ -150,19 +150,21 @@ def _project_with_everything(account, settings) -> str:
     tag = TagStore(account).create(TagRecord(id=new_id(), project_id=project.id, name="thing"))
     batch = [NewImage(data=make_image(seed=800 + i), tag_ids=(tag.id,)) for i in range(3)]
     assert all(r.status.succeeded for r in create_images(account, settings, project.id, batch))
-    iterations = IterationStore(account)
+    iterations, iteration_id = IterationStore(account), new_id()
+    for file in ("model.onnx", "evaluation.json"):  # what a finished training job leaves
+        iterations.put_artefact(artefact_name(project.id, iteration_id, file), b"artefact")
     iteration = iterations.create(
         IterationRecord(
-            id=new_id(),
+            id=iteration_id,
             project_id=project.id,
             name="Iteration 1",
+            status=IterationStatus.COMPLETED,
             domain_id=project.domain_id,
             training_set_fingerprint="f",
-            model_blob=artefact_name(project.id, "x", "model.onnx"),
+            model_blob=artefact_name(project.id, iteration_id, "model.onnx"),
+            evaluation_blob=artefact_name(project.id, iteration_id, "evaluation.json"),
         )
     )
-    for file in ("model.onnx", "evaluation.json"):
-        iterations.put_artefact(artefact_name(project.id, iteration.id, file), b"artefact")
     predictions = PredictionStore(account)
     for _ in range(2):
         prediction_id = new_id()
