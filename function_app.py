@@ -20,3 +20,10 @@ def ingest_upload(upload: func.InputStream) -> None:
 def retrain_on_schedule(timer: func.TimerRequest) -> None:
     """Every hour (NCRONTAB, UTC): retrain projects that gained enough newly labelled images."""
     triggers.retrain_on_schedule()
+
+
+@app.function_name("sweep_orphans")
+@app.timer_trigger(arg_name="timer", schedule="0 */15 * * * *", run_on_startup=False, use_monitor=False)
+def sweep_orphans(timer: func.TimerRequest) -> None:
+    """Every 15 minutes: remove blobs, claims and projects that interrupted uploads and deletions left behind."""
+    triggers.sweep_orphans()

@@ -21,3 +21,12 @@ def retrain_on_schedule() -> None:
     from pipeline.store import get_storage
 
     retrain_due_projects(get_storage(), get_settings())
+
+
+def sweep_orphans() -> None:
+    """Timer trigger: remove what interrupted uploads and deletions left (see `pipeline.services.sweeper`)."""
+    from pipeline.core.settings import get_settings
+    from pipeline.services.sweeper import sweep
+    from pipeline.store import get_storage
+
+    sweep(get_storage(), get_settings())

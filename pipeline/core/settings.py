@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     max_advanced_budget_hours: int = 24
     retrain_min_new_images: int = 10
 
+    # The sweeper (services.sweeper) removes blobs and claims without rows only once they are older than this, so it
+    # never races an upload whose row is about to be written; and it stops starting projects after max seconds.
+    sweep_grace_seconds: int = 3600
+    sweep_max_seconds: float = 600.0
+
     url_fetch_timeout_seconds: float = 10.0
     allow_private_urls: bool = False
     notification_timeout_seconds: float = 10.0  # posting a training notification to a project's queue

@@ -3,7 +3,7 @@
 The API routers, the blob drop folder and CreateImagesFromPredictions all add images through `create_images`, so
 an ingested file is stored exactly as an uploaded one. An image is never half-stored: the content hash is claimed
 first (which also makes duplicate detection atomic), then the blobs are written, then the row; a failure at any
-step undoes the earlier ones.
+step undoes the earlier ones, and what a killed process leaves is removed by the sweeper (services.sweeper).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from azure.core.exceptions import AzureError
 
 from pipeline.core.boxes import Box
 from pipeline.core.errors import bad_request
+from pipeline.core.owners import provably_dead
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ImageCreateStatus, new_id
 from pipeline.services.image_rules import (
@@ -40,7 +41,8 @@ from pipeline.vision.imaging import ImageRejected, PreparedImage, prepare_image
 
 log = logging.getLogger(__name__)
 
-# A hash claim whose image row has not appeared after this long belongs to an upload that died midway.
+# A hash claim whose image row has not appeared after this long belongs to an upload that died midway (sooner when
+# the claim's owner is a process on this host that no longer runs: pipeline.core.owners).
 CLAIM_GRACE = timedelta(seconds=30)
 _CLAIM_POLL_SECONDS = 0.1
 # However the claims race, one image gives up after this long instead of looping for ever.
@@ -130,7 +132,7 @@ class _Batch:
         """Claim the content hash, then store; or return the image that already holds the hash.
 
         Another upload of the same bytes may hold the claim: wait for its row, take the claim over once it is
-        stale, and give up with ErrorStorage after CLAIM_DEADLINE_SECONDS whatever happens meanwhile."""
+        stale or its owner is provably dead, and give up with ErrorStorage after CLAIM_DEADLINE_SECONDS whatever happens meanwhile."""
         image_id = new_id()
         content_hash = prepared.content_hash
         deadline = time.monotonic() + CLAIM_DEADLINE_SECONDS
@@ -144,7 +146,7 @@ class _Batch:
             claim = self.store.hash_claim(self.project_id, content_hash)
             if claim is None or claim.image_id != holder:
                 continue  # released or taken over meanwhile: look again
-            if utcnow() - claim.claimed_at < CLAIM_GRACE:
+            if utcnow() - claim.claimed_at < CLAIM_GRACE and not provably_dead(claim.owner):
                 time.sleep(_CLAIM_POLL_SECONDS)  # an upload of the same bytes is in flight; wait for its row
                 continue
             if self.store.take_over_hash(self.project_id, content_hash, claim, image_id):

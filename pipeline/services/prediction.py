@@ -33,8 +33,6 @@ _REJECTION_CODES = {
     ImageCreateStatus.ERROR_IMAGE_DIMENSIONS: "BadRequestImageDimensions",
     ImageCreateStatus.ERROR_IMAGE_FORMAT: "BadRequestImageFormat",
 }
-# A stored prediction's boxes live in one table property (at most 64 KiB): the most probable ones are kept.
-MAX_STORED_BOXES = 64
 
 
 @dataclass(frozen=True)
@@ -183,11 +181,6 @@ class Predictor:
         with ThreadPoolExecutor(max_workers=len(blobs)) as pool:  # blobs in parallel; the row only after all
             list(pool.map(lambda item: store.put_blob(item[0], *item[1]), blobs.items()))
         original, resized_blob, thumbnail_blob = blobs
-        kept = (
-            result.predictions
-            if request.kind == DomainType.CLASSIFICATION
-            else result.predictions[:MAX_STORED_BOXES]
-        )
         store.insert(
             PredictionRecord(
                 id=result.id,
@@ -195,7 +188,7 @@ class Predictor:
                 iteration_id=result.iteration_id,
                 domain_id=request.iteration.domain_id,
                 application=request.application,
-                predictions=kept,
+                predictions=result.predictions,
                 original_blob=original,
                 resized_blob=resized_blob,
                 thumbnail_blob=thumbnail_blob,

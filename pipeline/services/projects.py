@@ -18,24 +18,23 @@ from pipeline.services.names import (
     tag_name_claims,
 )
 from pipeline.store import StorageAccount
-from pipeline.store.images import ImageStore
+from pipeline.store.housekeeping import Housekeeping
 from pipeline.store.iterations import IterationStore
 from pipeline.store.notification_queue import check_notification_queue
-from pipeline.store.predictions import PredictionStore
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import ProjectRecord, utcnow
-from pipeline.store.tags import TagStore
 
 
 def get_project(account: StorageAccount, project_id: str) -> ProjectRecord:
+    """The project, or 404; a project being deleted is already gone."""
     project = ProjectStore(account).get(project_id.lower())
-    if project is None:
+    if project is None or project.deleting:
         raise project_not_found(project_id)
     return project
 
 
 def list_projects(account: StorageAccount) -> list[ProjectRecord]:
-    return ProjectStore(account).list()
+    return [p for p in ProjectStore(account).list() if not p.deleting]
 
 
 def find_project(account: StorageAccount, id_or_name: str) -> ProjectRecord | None:
@@ -44,6 +43,8 @@ def find_project(account: StorageAccount, id_or_name: str) -> ProjectRecord | No
     try:
         project = store.get(str(uuid.UUID(id_or_name)))
     except ValueError:
+        project = None
+    if project is not None and project.deleting:
         project = None
     return project or store.find_by_name(id_or_name)
 
@@ -64,7 +65,7 @@ def _bears(account: StorageAccount, name: str):
 
     def bears(project_id: str) -> bool:
         project = ProjectStore(account).get(project_id)
-        return project is not None and project.name == name
+        return project is not None and not project.deleting and project.name == name
 
     return bears
 
@@ -214,28 +215,29 @@ def update_project(
 
 
 def delete_project(account: StorageAccount, project_id: str) -> None:
-    """Refused while an iteration is published, as Custom Vision does. Then the stored predictions, the iterations
-    (with their models and evaluations), the images, the tags and last the project row: a crash midway leaves a
-    project that can be deleted again."""
+    """Refused while an iteration is published, as Custom Vision does. The project is marked as deleting first
+    (from then on it is not found), then everything it owns goes, then its row: a crash midway leaves a tombstone
+    that the sweeper finishes."""
     project = get_project(account, project_id)
-    iterations = IterationStore(account)
-    existing = iterations.list(project.id)
-    published = [i.name for i in existing if i.publish_name]
+    published = [i.name for i in IterationStore(account).list(project.id) if i.publish_name]
     if published:
         raise bad_request(
             "BadRequestIterationIsPublished",
             f"Unpublish {', '.join(published)} before deleting the project.",
         )
-    predictions = PredictionStore(account)
-    for key, prediction in predictions.newest_first(project.id):
-        predictions.delete(key, prediction)
-    for iteration in existing:
-        iterations.delete(iteration)
-    images = ImageStore(account)
-    for image in images.list(project.id):
-        images.delete(image)
-    TagStore(account).delete_project(project.id)
-    ProjectStore(account).delete(project.id)
-    tag_name_claims(account, project.id).release_all()
-    iteration_name_claims(account, project.id).release_all()
-    project_name_claims(account).release(project.name, project.id)
+    ProjectStore(account).update(
+        project.id, lambda p: None if p.deleting else p.model_copy(update={"deleting_since": utcnow()})
+    )
+    project_name_claims(account).release(
+        project.name, project.id
+    )  # the name is free once the project is gone
+    purge_project(account, project.id)
+
+
+def purge_project(account: StorageAccount, project_id: str) -> None:
+    """Everything stored under `project_id` and its tag and iteration name claims, then the project row (a
+    tombstone, or none at all)."""
+    Housekeeping(account).purge(project_id)
+    tag_name_claims(account, project_id).release_all()
+    iteration_name_claims(account, project_id).release_all()
+    ProjectStore(account).delete(project_id)

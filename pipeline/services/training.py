@@ -135,6 +135,8 @@ def _claim_training(account: StorageAccount, iteration: IterationRecord) -> None
     iterations = IterationStore(account)
 
     def claim(project: ProjectRecord) -> ProjectRecord:
+        if project.deleting:
+            raise project_not_found(project.id)
         holder = project.training_iteration_id
         if holder and holder != iteration.id:
             other = iterations.get(project.id, holder)

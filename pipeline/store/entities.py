@@ -18,10 +18,40 @@ R = TypeVar("R", bound=BaseModel)
 
 _SCALARS = (str, int, float, bool, datetime, type(None))
 _BACKOFF_SECONDS = 0.02  # the pause after a lost race is up to this times the number of races lost
+# A string property holds at most 32K UTF-16 code units (64 KiB) and an entity at most 1 MiB, so a long JSON value
+# (300 regions, a classifier's 500 predicted tags) is split across `name`, `name__1`, `name__2`, ... ASCII-only
+# JSON makes characters and code units the same; 16 parts of 30,000 stay well inside the entity's 1 MiB.
+_PART_CHARS = 30_000
+MAX_PARTS = 16
+
+
+def part_names(name: str) -> list[str]:
+    """Every property a JSON value called `name` may occupy, for queries that `select` it."""
+    return [name, *(f"{name}__{i}" for i in range(1, MAX_PARTS))]
+
+
+def _split(name: str, text: str) -> dict[str, str]:
+    parts = [text[i : i + _PART_CHARS] for i in range(0, len(text), _PART_CHARS)] or [text]
+    if len(parts) > MAX_PARTS:
+        raise ValueError(f"{name} is {len(text)} characters of JSON; a row holds at most {MAX_PARTS} parts")
+    return dict(zip(part_names(name), parts, strict=False))
+
+
+def joined(entity: dict[str, Any], name: str) -> str | None:
+    """The text of property `name` with its continuation parts (rows written as one property have none)."""
+    if name not in entity:
+        return None
+    text = [entity[name]]
+    for part in part_names(name)[1:]:
+        if part not in entity:
+            break
+        text.append(entity[part])
+    return "".join(text)
 
 
 def to_entity(record: BaseModel, partition_key: str, row_key: str) -> dict[str, Any]:
-    """Scalars become properties; lists, dicts and nested models become JSON strings (Tables has no arrays)."""
+    """Scalars become properties; lists, dicts and nested models become compact JSON strings (Tables has no
+    arrays), split across numbered properties when longer than one property holds."""
     entity: dict[str, Any] = {"PartitionKey": partition_key, "RowKey": row_key}
     for name, value in record.model_dump(mode="python").items():
         if value is None:
@@ -29,7 +59,7 @@ def to_entity(record: BaseModel, partition_key: str, row_key: str) -> dict[str, 
         if isinstance(value, _SCALARS):
             entity[name] = value
         else:
-            entity[name] = json.dumps(value, default=str)
+            entity.update(_split(name, json.dumps(value, default=str, separators=(",", ":"))))
     return entity
 
 
@@ -40,7 +70,7 @@ def from_entity(model: type[R], entity: dict[str, Any]) -> R:
             continue
         value = entity[name]
         if isinstance(value, str) and field.annotation not in (str, str | None) and value[:1] in "[{":
-            value = json.loads(value)
+            value = json.loads(joined(entity, name) or "")
         data[name] = value
     return model.model_validate(data)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,8 +15,16 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 from azure.storage.blob import ContentSettings
 
+from pipeline.core.owners import this_process
 from pipeline.store.account import StorageAccount
-from pipeline.store.entities import get_record, query_records, to_entity, update_record
+from pipeline.store.entities import (
+    get_record,
+    joined,
+    part_names,
+    query_records,
+    to_entity,
+    update_record,
+)
 from pipeline.store.records import ImageRecord
 
 TABLE = "images"
@@ -27,11 +35,24 @@ UPLOADS_CONTAINER = "uploads"
 
 @dataclass(frozen=True)
 class HashClaim:
-    """Who holds a content hash, and since when (to tell an upload in flight from one that died midway)."""
+    """Who holds a content hash, since when, and which process wrote it (to tell an upload in flight from one
+    that died midway)."""
 
     image_id: str
     etag: str
     claimed_at: datetime
+    # `host:pid` (pipeline.core.owners); None on claims written before owners were kept.
+    owner: str | None = None
+
+
+def _claim_entity(project_id: str, content_hash: str, image_id: str) -> dict[str, str]:
+    return {"PartitionKey": project_id, "RowKey": content_hash, "image_id": image_id, "owner": this_process()}
+
+
+def _claim(entity: dict) -> HashClaim:
+    return HashClaim(
+        entity["image_id"], entity.metadata["etag"], entity.metadata["timestamp"], entity.get("owner")
+    )
 
 
 class ImageStore:
@@ -44,28 +65,40 @@ class ImageStore:
     def claim_hash(self, project_id: str, content_hash: str, image_id: str) -> str | None:
         """Reserve `content_hash` for `image_id`; return the id that already holds it, or None if claimed."""
         try:
-            self.hashes.create_entity(
-                {"PartitionKey": project_id, "RowKey": content_hash, "image_id": image_id}
-            )
+            self.hashes.create_entity(_claim_entity(project_id, content_hash, image_id))
             return None
         except ResourceExistsError:
             return self.hashes.get_entity(project_id, content_hash)["image_id"]
 
     def hash_claim(self, project_id: str, content_hash: str) -> HashClaim | None:
         try:
-            entity = self.hashes.get_entity(project_id, content_hash)
+            return _claim(self.hashes.get_entity(project_id, content_hash))
         except ResourceNotFoundError:
             return None
-        return HashClaim(entity["image_id"], entity.metadata["etag"], entity.metadata["timestamp"])
+
+    def hash_claims(self, project_id: str) -> Iterator[tuple[str, HashClaim]]:
+        """(content hash, claim) for every claim in the project."""
+        for entity in self.hashes.query_entities("PartitionKey eq @pk", parameters={"pk": project_id}):
+            yield entity["RowKey"], _claim(entity)
 
     def take_over_hash(self, project_id: str, content_hash: str, claim: HashClaim, image_id: str) -> bool:
         """Point a stale claim at `image_id`, only if nobody changed it since `claim` was read."""
         try:
             self.hashes.update_entity(
-                {"PartitionKey": project_id, "RowKey": content_hash, "image_id": image_id},
+                _claim_entity(project_id, content_hash, image_id),
                 mode=UpdateMode.REPLACE,
                 etag=claim.etag,
                 match_condition=MatchConditions.IfNotModified,
+            )
+            return True
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+
+    def drop_claim(self, project_id: str, content_hash: str, claim: HashClaim) -> bool:
+        """Delete a stale claim, only if nobody changed it since `claim` was read."""
+        try:
+            self.hashes.delete_entity(
+                project_id, content_hash, etag=claim.etag, match_condition=MatchConditions.IfNotModified
             )
             return True
         except (ResourceModifiedError, ResourceNotFoundError):
@@ -104,11 +137,14 @@ class ImageStore:
     def iter(self, project_id: str) -> Iterable[ImageRecord]:
         return query_records(self.table, ImageRecord, project_id)
 
-    def count(self, project_id: str) -> int:
+    def ids(self, project_id: str) -> set[str]:
         rows = self.table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": project_id}, select=["RowKey"]
         )
-        return sum(1 for _ in rows)
+        return {row["RowKey"] for row in rows}
+
+    def count(self, project_id: str) -> int:
+        return len(self.ids(project_id))
 
     def update(
         self, project_id: str, image_id: str, mutate: Callable[[ImageRecord], ImageRecord | None]
@@ -116,7 +152,8 @@ class ImageStore:
         return update_record(self.table, ImageRecord, project_id, image_id, mutate)
 
     def delete(self, image: ImageRecord) -> None:
-        """Row first (so the image disappears at once), then the hash claim and the blobs."""
+        """Row first (so the image disappears at once), then the hash claim and the blobs; the sweeper removes
+        what a crash in between leaves."""
         try:
             self.table.delete_entity(image.project_id, image.id)
         except ResourceNotFoundError:
@@ -128,11 +165,13 @@ class ImageStore:
         """How many images carry each tag (whole-image or by region), from one scan of the tag columns."""
         counts: Counter[str] = Counter()
         rows = self.table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": project_id}, select=["tags", "regions"]
+            "PartitionKey eq @pk",
+            parameters={"pk": project_id},
+            select=[*part_names("tags"), *part_names("regions")],
         )
         for row in rows:
-            tag_ids = {t["tag_id"] for t in json.loads(row.get("tags") or "[]")}
-            tag_ids |= {r["tag_id"] for r in json.loads(row.get("regions") or "[]")}
+            tag_ids = {t["tag_id"] for t in json.loads(joined(row, "tags") or "[]")}
+            tag_ids |= {r["tag_id"] for r in json.loads(joined(row, "regions") or "[]")}
             counts.update(tag_ids)
         return dict(counts)
 

@@ -45,10 +45,17 @@ class IterationStore:
     def read_artefact(self, name: str) -> bytes:
         return self.container.download_blob(name).readall()
 
+    def ids(self, project_id: str) -> set[str]:
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": project_id}, select=["RowKey"]
+        )
+        return {row["RowKey"] for row in rows}
+
     def delete(self, iteration: IterationRecord) -> None:
-        """Artefacts first, then the row: a crash midway leaves a row that can be deleted again."""
+        """Row first (the iteration is gone at once), then its artefacts; the sweeper removes artefacts that a crash
+        in between leaves without a row."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self.table.delete_entity(iteration.project_id, iteration.id)
         for blob in self.container.list_blobs(name_starts_with=f"{iteration.project_id}/{iteration.id}/"):
             with contextlib.suppress(ResourceNotFoundError):
                 self.container.delete_blob(blob.name)
-        with contextlib.suppress(ResourceNotFoundError):
-            self.table.delete_entity(iteration.project_id, iteration.id)

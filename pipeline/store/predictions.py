@@ -62,7 +62,12 @@ class PredictionStore:
         entity = next(iter(entities), None)
         return (entity["RowKey"], from_entity(PredictionRecord, entity)) if entity else None
 
+    def ids(self, project_id: str) -> set[str]:
+        rows = self.table.query_entities("PartitionKey eq @pk", parameters={"pk": project_id}, select=["id"])
+        return {row["id"] for row in rows}
+
     def delete(self, key: str, prediction: PredictionRecord) -> None:
+        """Row first, then the images; the sweeper removes images that a crash in between leaves."""
         with contextlib.suppress(ResourceNotFoundError):
             self.table.delete_entity(prediction.project_id, key)
         for blob in (prediction.original_blob, prediction.resized_blob, prediction.thumbnail_blob):

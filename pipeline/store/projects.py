@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+
+from azure.core.exceptions import ResourceNotFoundError
 
 from pipeline.store.account import StorageAccount
 from pipeline.store.entities import get_record, query_records, to_entity, update_record
@@ -27,7 +30,8 @@ class ProjectStore:
         return sorted(query_records(self.table, ProjectRecord, PARTITION), key=lambda p: p.created)
 
     def find_by_name(self, name: str) -> ProjectRecord | None:
-        return next((p for p in self.list() if p.name == name), None)
+        """The live project with this name (a project being deleted has given its name up)."""
+        return next((p for p in self.list() if p.name == name and not p.deleting), None)
 
     def update(
         self, project_id: str, mutate: Callable[[ProjectRecord], ProjectRecord | None]
@@ -35,4 +39,5 @@ class ProjectStore:
         return update_record(self.table, ProjectRecord, PARTITION, project_id, mutate)
 
     def delete(self, project_id: str) -> None:
-        self.table.delete_entity(PARTITION, project_id)
+        with contextlib.suppress(ResourceNotFoundError):
+            self.table.delete_entity(PARTITION, project_id)

@@ -27,6 +27,13 @@ class ProjectRecord(BaseModel):
     )
     created: datetime = Field(default_factory=utcnow)
     last_modified: datetime = Field(default_factory=utcnow)
+    # Set first by DeleteProject: from then on the project is not found, and the sweeper finishes a deletion that a
+    # crash interrupted (see services.sweeper).
+    deleting_since: datetime | None = None
+
+    @property
+    def deleting(self) -> bool:
+        return self.deleting_since is not None
 
 
 class TagRecord(BaseModel):

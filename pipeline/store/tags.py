@@ -32,7 +32,3 @@ class TagStore:
 
     def delete(self, project_id: str, tag_id: str) -> None:
         self.table.delete_entity(project_id, tag_id)
-
-    def delete_project(self, project_id: str) -> None:
-        for tag in self.list(project_id):
-            self.delete(project_id, tag.id)
