@@ -123,7 +123,7 @@ UPLOAD_KILL_POINTS = [
 
 @pytest.mark.parametrize("freeze_at", UPLOAD_KILL_POINTS)
 def test_killed_upload_batch_is_swept_and_can_be_uploaded_again(account, settings, files, freeze_at):
-    project = create_project(account, f"killed-upload-{new_id()}")
+    project = create_project(account, settings, f"killed-upload-{new_id()}")
     _run_until_frozen(freeze_at, "upload", project.id, *map(str, files))
     before = _leftovers(account, project.id)
     assert before, "the kill left nothing to sweep: the case tests nothing"
@@ -146,7 +146,7 @@ def test_killed_upload_batch_is_swept_and_can_be_uploaded_again(account, setting
 
 def _project_with_everything(account, settings) -> str:
     """A project with tagged images, a trained iteration's artefacts and stored predictions."""
-    project = create_project(account, f"killed-delete-{new_id()}")
+    project = create_project(account, settings, f"killed-delete-{new_id()}")
     tag = TagStore(account).create(TagRecord(id=new_id(), project_id=project.id, name="thing"))
     batch = [NewImage(data=make_image(seed=800 + i), tag_ids=(tag.id,)) for i in range(3)]
     assert all(r.status.succeeded for r in create_images(account, settings, project.id, batch))
@@ -223,7 +223,7 @@ def test_the_timer_sweeps_what_a_vanished_project_left(account, settings, monkey
     ImageStore(account).put_blob(f"{gone}/{new_id()}/original.jpg", b"late", "image/jpeg")
     ImageStore(account).claim_hash(gone, "hash", new_id())
     TagStore(account).create(TagRecord(id=new_id(), project_id=gone, name="late"))
-    live = create_project(account, f"live-{new_id()}")
+    live = create_project(account, settings, f"live-{new_id()}")
     in_flight = f"{live.id}/{new_id()}/original.jpg"
     ImageStore(account).put_blob(in_flight, b"row about to be written", "image/jpeg")
 
