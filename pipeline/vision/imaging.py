@@ -123,7 +123,25 @@ def _open(data: bytes, settings: Settings, max_bytes: int) -> Image.Image:
     return image
 
 
-def _orientation(image: Image.Image) -> int:
+def _png_exif_after_pixels(data: bytes) -> bytes:
+    """The eXIf chunk of a PNG that puts it after the image data ("Exif\\0\\0" and the chunk), or b"" if none,
+    found by walking the chunk headers."""
+    offset = 8
+    while offset + 8 <= len(data):
+        length, kind = int.from_bytes(data[offset : offset + 4], "big"), data[offset + 4 : offset + 8]
+        if kind == b"eXIf":
+            return b"Exif\0\0" + data[offset + 8 : offset + 8 + length]
+        if kind == b"IEND":
+            break
+        offset += 12 + length
+    return b""
+
+
+def _orientation(image: Image.Image, data: bytes) -> int:
+    """The EXIF orientation, read without decoding: Pillow's PNG plugin decodes the whole image to look for an
+    eXIf chunk after the pixels, outside the decode budget and at full size, so that chunk is found here."""
+    if image.format == "PNG" and "exif" not in image.info:
+        image.info["exif"] = _png_exif_after_pixels(data)
     return image.getexif().get(ExifTags.Base.Orientation, 1)
 
 
@@ -190,7 +208,7 @@ def _load(data: bytes, settings: Settings, max_bytes: int) -> tuple[Image.Image,
     image = _open(data, settings, max_bytes)
     file_format = image.format or ""
     try:
-        orientation = _orientation(image)
+        orientation = _orientation(image, data)
         upright = image.size[::-1] if orientation in _SWAPS_AXES else image.size
         geometry = _geometry(*upright, settings)
         rgb = _decode(image, data, orientation, geometry, settings)
