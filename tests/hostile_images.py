@@ -121,7 +121,7 @@ def exif_picture(orientation: int) -> bytes:
     return _saved(stored, "JPEG", quality=95, exif=exif)
 
 
-def _bombs(side: int, settings: Settings) -> Iterator[HostileCase]:
+def bombs(side: int, settings: Settings) -> Iterator[HostileCase]:
     """The largest canvas each format may declare, at a tiny file size: all must be accepted."""
     grey, white = (100, 100, 100), (255, 255, 255)
     yield HostileCase(
@@ -246,7 +246,7 @@ def hostile_cases(settings: Settings) -> list[HostileCase]:
     """Every case for `settings`' limits."""
     side = min(settings.max_image_side, math.isqrt(settings.max_image_pixels))
     return [
-        *_bombs(side, settings),
+        *bombs(side, settings),
         *_beyond_limits(settings.max_image_side),
         *_truncated(),
         *_wrong_types(),
