@@ -1,5 +1,5 @@
 """Peak memory of decoding each accepted in-limits bomb of the hostile corpus at the default limits, one fresh
-process per case (ru_maxrss; tracemalloc does not see Pillow's C allocations), and how long it took.
+process per case (VmHWM; tracemalloc does not see Pillow's C allocations), and how long it took.
 
     .venv/bin/python -m bench.decode_memory
 """
@@ -16,16 +16,19 @@ from pipeline.core.settings import Settings
 from tests.hostile_images import bombs
 
 _ONE_DECODE = """
-import resource, sys, time
+import sys, time
 from pipeline.core.settings import Settings
 from pipeline.vision.imaging import decode_image
 data = open(sys.argv[1], "rb").read()
 settings = Settings()
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def high_water():  # not ru_maxrss, which a child inherits from its parent across fork and exec
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) for line in lines if line.startswith("VmHWM:"))
+baseline = high_water()
 started = time.monotonic()
 decode_image(data, settings, max_bytes=settings.max_training_image_bytes)
 seconds = time.monotonic() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = high_water()
 print((peak - baseline) // 1024, round(seconds, 2))
 """
 

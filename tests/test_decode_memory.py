@@ -1,6 +1,7 @@
 """The memory ceiling: eight in-limits bombs decoded in parallel threads stay within the decode budget, and the
-memory comes back afterwards. Measured in a fresh Python per run (ru_maxrss is the process's peak; tracemalloc does
-not see Pillow's C allocations)."""
+memory comes back afterwards. Measured in a fresh Python per run, as the peak resident size of its memory (VmHWM;
+tracemalloc does not see Pillow's C allocations). Not ru_maxrss: Linux carries that over from the parent across
+fork and exec, so under a large pytest process it would report the parent's size."""
 
 from __future__ import annotations
 
@@ -22,13 +23,16 @@ PARALLEL = 8
 SLACK = 200 * MIB
 
 _DECODE_IN_PARALLEL = """
-import json, os, resource, sys, threading
+import json, os, sys, threading
 from pipeline.core.settings import Settings
 from pipeline.vision.imaging import decode_image
 
+def status(field):
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) * 1024 for line in lines if line.startswith(field + ":"))
+
 def rss():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return status("VmRSS")
 
 data = open(sys.argv[1], "rb").read()
 settings = Settings(**json.loads(sys.argv[2]))
@@ -44,7 +48,7 @@ for thread in threads:
     thread.start()
 for thread in threads:
     thread.join()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")
 print(json.dumps({"baseline": baseline, "peak": peak, "after": rss(), "errors": errors}))
 """
 
