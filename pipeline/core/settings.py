@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     max_image_pixels: int = 10240 * 10240
     stored_image_max_side: int = 1600
     thumbnail_max_side: int = 256
+    # Bytes all image decodes in the process may hold at once (the largest allowed image needs about 600 MiB),
+    # and how long a decode waits for its share before answering 503.
+    decode_memory_budget_bytes: int = 1024 * 1024 * 1024
+    decode_wait_seconds: float = 10.0
     max_images_per_batch: int = 64
     max_tags_per_project: int = 500
     max_images_per_project: int = 100_000

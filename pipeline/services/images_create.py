@@ -18,7 +18,7 @@ from datetime import timedelta
 from azure.core.exceptions import AzureError
 
 from pipeline.core.boxes import Box
-from pipeline.core.errors import bad_request
+from pipeline.core.errors import ServiceUnavailable, bad_request
 from pipeline.core.owners import provably_dead
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ImageCreateStatus, new_id
@@ -94,7 +94,8 @@ class _Batch:
     metadata: Mapping[str, str]
 
     def create(self, entry: NewImage, tag_ids: list[str], problem: ImageRejected | None) -> CreateResult:
-        """One image's outcome; never raises (a failure is this image's status, not the batch's)."""
+        """One image's outcome; raises only ServiceUnavailable (a failure is this image's status, not the
+        batch's)."""
         try:
             if problem is not None:
                 raise problem
@@ -105,6 +106,8 @@ class _Batch:
             return CreateResult(entry.source, status, image=image)
         except ImageRejected as exc:
             return CreateResult(entry.source, exc.status, exc.message)
+        except ServiceUnavailable:
+            raise  # too busy to decode now: the whole request answers 503 (a retry reports stored images as duplicates)
         except AzureError:
             log.exception("storage error while adding an image to project %s", self.project_id)
             return CreateResult(

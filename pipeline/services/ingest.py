@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 
 from pipeline.core.boxes import Box
-from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
+from pipeline.core.errors import CustomVisionError, ServiceUnavailable, bad_request, project_not_found
 from pipeline.core.settings import Settings, get_settings
 from pipeline.core.vocabulary import ImageCreateStatus
 from pipeline.services.images_create import CreateResult, NewImage, create_images
@@ -190,6 +190,8 @@ def ingest_blob(blob_path: str, data: bytes) -> None:
     account, settings = get_storage(), get_settings()
     try:
         result = _ingest(account, settings, name, data)
+    except ServiceUnavailable as exc:
+        raise IngestRetry(f"{name}: {exc.message}") from exc
     except CustomVisionError as exc:
         _reject(account, name, data, exc.code, exc.message)
         return

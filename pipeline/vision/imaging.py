@@ -19,11 +19,13 @@ import hashlib
 import io
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image
 
+from pipeline.core.errors import ServiceUnavailable
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ImageCreateStatus
+from pipeline.vision.decode_budget import decode_budget
+from pipeline.vision.reduced_decode import decode_cost, is_rle_bmp, reduced_rgb, reduction_factor
 
 # Pillow plugins allowed to open uploads: the formats Custom Vision accepts, nothing else.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
@@ -38,10 +40,20 @@ _CONTENT_TYPES = {
 _EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "BMP": "bmp", "GIF": "gif"}
 # EXIF orientations 5-8 rotate by 90 degrees, so width and height swap.
 _SWAPS_AXES = {5, 6, 7, 8}
+# What makes each EXIF orientation upright (as `ImageOps.exif_transpose`).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Larger RLE BMPs are refused: Pillow's RLE decoder is pure Python (about 0.1 s per million pixels, GIL held).
+MAX_RLE_BMP_PIXELS = 16 * 1024 * 1024
 RESIZED_QUALITY = 90
 THUMBNAIL_QUALITY = 85
-_WHITE = (255, 255, 255)
-_WIDE_GREY = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
 class ImageRejected(Exception):
@@ -111,7 +123,25 @@ def _open(data: bytes, settings: Settings, max_bytes: int) -> Image.Image:
     return image
 
 
-def _orientation(image: Image.Image) -> int:
+def _png_exif_after_pixels(data: bytes) -> bytes:
+    """The eXIf chunk of a PNG that puts it after the image data ("Exif\\0\\0" and the chunk), or b"" if none,
+    found by walking the chunk headers."""
+    offset = 8
+    while offset + 8 <= len(data):
+        length, kind = int.from_bytes(data[offset : offset + 4], "big"), data[offset + 4 : offset + 8]
+        if kind == b"eXIf":
+            return b"Exif\0\0" + data[offset + 8 : offset + 8 + length]
+        if kind == b"IEND":
+            break
+        offset += 12 + length
+    return b""
+
+
+def _orientation(image: Image.Image, data: bytes) -> int:
+    """The EXIF orientation, read without decoding: Pillow's PNG plugin decodes the whole image to look for an
+    eXIf chunk after the pixels, outside the decode budget and at full size, so that chunk is found here."""
+    if image.format == "PNG" and "exif" not in image.info:
+        image.info["exif"] = _png_exif_after_pixels(data)
     return image.getexif().get(ExifTags.Base.Orientation, 1)
 
 
@@ -130,25 +160,47 @@ def _geometry(width: int, height: int, settings: Settings) -> _Geometry:
     return _Geometry(norm_w, norm_h, (max(1, round(norm_w * down)), max(1, round(norm_h * down))))
 
 
-def _eight_bit_grey(image: Image.Image) -> Image.Image:
-    """16-bit greyscale (opened as "I;16..." or 32-bit "I") as 8-bit: the high byte of each tone. Pillow's own
-    conversion clips every tone above 255, which turns a 16-bit photo white."""
-    tones = np.asarray(image)
-    return Image.fromarray(np.clip(tones >> 8, 0, 255).astype(np.uint8), "L")
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
+    method = _TRANSPOSE.get(orientation)
+    return image if method is None else image.transpose(method)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, with transparent areas flattened onto white (not onto whatever colour the palette hides there)."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in _WIDE_GREY:
-        image = _eight_bit_grey(image)
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, _WHITE)
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
-    return image.convert("RGB")
+def _refuse_slow_decoders(image: Image.Image) -> None:
+    """Pillow decodes RLE BMPs in Python, about ten seconds for the largest allowed canvas with the GIL held."""
+    width, height = image.size
+    if is_rle_bmp(image) and width * height > MAX_RLE_BMP_PIXELS:
+        raise ImageRejected(
+            ImageCreateStatus.ERROR_IMAGE_DIMENSIONS,
+            f"The image is a {width}x{height} RLE-compressed BMP; RLE BMPs may have at most "
+            f"{MAX_RLE_BMP_PIXELS} pixels.",
+        )
+
+
+def _decode(
+    image: Image.Image, data: bytes, orientation: int, geometry: _Geometry, settings: Settings
+) -> Image.Image:
+    """The upright RGB image at the stored size, decoded within the process's decode budget."""
+    target = geometry.resized[::-1] if orientation in _SWAPS_AXES else geometry.resized
+    declared = image.size
+    if image.format in ("JPEG", "MPO"):
+        image.draft("RGB", target)  # let libjpeg decode at a reduced scale when the photo is much larger
+    _refuse_slow_decoders(image)
+    cost = decode_cost(image, data, declared, target)
+    budget = decode_budget(settings)
+    if cost > budget.capacity:
+        raise ImageRejected(
+            ImageCreateStatus.ERROR_IMAGE_DIMENSIONS,
+            f"Decoding this {declared[0]}x{declared[1]} image would take {cost >> 20} MiB; the decoding budget is "
+            f"{budget.capacity >> 20} MiB.",
+        )
+    with budget.hold(cost, settings.decode_wait_seconds):
+        image.load()  # full decode: truncated or corrupt data fails here (LOAD_TRUNCATED_IMAGES stays off)
+        rgb = _upright(reduced_rgb(image, reduction_factor(image.size, target)), orientation)
+        if rgb.size != geometry.resized:
+            rgb = rgb.resize(geometry.resized, Image.Resampling.LANCZOS)
+        if rgb is not image:
+            image.close()  # free the full-size pixels now, while they are still counted
+    return rgb
 
 
 def _load(data: bytes, settings: Settings, max_bytes: int) -> tuple[Image.Image, _Geometry, str]:
@@ -156,17 +208,11 @@ def _load(data: bytes, settings: Settings, max_bytes: int) -> tuple[Image.Image,
     image = _open(data, settings, max_bytes)
     file_format = image.format or ""
     try:
-        orientation = _orientation(image)
+        orientation = _orientation(image, data)
         upright = image.size[::-1] if orientation in _SWAPS_AXES else image.size
         geometry = _geometry(*upright, settings)
-        target = geometry.resized[::-1] if orientation in _SWAPS_AXES else geometry.resized
-        if file_format in ("JPEG", "MPO"):
-            image.draft("RGB", target)  # let libjpeg decode at a reduced scale when the photo is much larger
-        image.load()  # full decode: truncated or corrupt data fails here (LOAD_TRUNCATED_IMAGES stays off)
-        rgb = _to_rgb(ImageOps.exif_transpose(image))
-        if rgb.size != geometry.resized:
-            rgb = rgb.resize(geometry.resized, Image.Resampling.LANCZOS)
-    except ImageRejected:
+        rgb = _decode(image, data, orientation, geometry, settings)
+    except (ImageRejected, ServiceUnavailable):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected(
