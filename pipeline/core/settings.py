@@ -68,6 +68,14 @@ class Settings(BaseSettings):
 
     url_fetch_timeout_seconds: float = 10.0
     allow_private_urls: bool = False
+
+    # Every storage attempt waits at most this long to connect and for each socket read (not for a whole transfer,
+    # so large blobs still work), and is retried `storage_retries` times: a call against dead or frozen storage
+    # fails within `StoragePolicy.bound_seconds` (pipeline/store/account.py), about 31 s with these defaults.
+    storage_timeout_seconds: float = 10.0
+    storage_retries: int = 2
+    storage_retry_backoff_seconds: float = 0.5
+
     model_cache_size: int = 8
     published_cache_seconds: float = 2.0
     inference_workers: int = 0  # threads serving each loaded model; 0 = one per core
