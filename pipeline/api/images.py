@@ -16,6 +16,7 @@ from pipeline.api.deps import (
     Storage,
     TagIds,
     Take,
+    UrlFetches,
 )
 from pipeline.api.mapping.boxes import box_from_wire, boxes_from_wire
 from pipeline.api.mapping.images import (
@@ -92,8 +93,12 @@ def create_images_from_files(
 
 
 @router.post(f"{IMAGES}/urls", response_model=ImageCreateSummary, responses=MULTI_STATUS)
-def create_images_from_urls(
-    project_id: str, storage: Storage, config: Config, batch: ImageUrlCreateBatch = Body(...)
+async def create_images_from_urls(
+    project_id: str,
+    storage: Storage,
+    config: Config,
+    fetches: UrlFetches,
+    batch: ImageUrlCreateBatch = Body(...),
 ) -> JSONResponse:
     images = [
         images_create.NewImage(
@@ -101,10 +106,11 @@ def create_images_from_urls(
         )
         for entry in batch.images
     ]
-    results = images_create.create_images(
-        storage, config, project_id, images, batch.tag_ids or (), batch.metadata
+    # The whole batch runs in the URL-fetch pool: its downloads are what make it slow.
+    results = await fetches.run(
+        images_create.create_images, storage, config, project_id, images, batch.tag_ids or (), batch.metadata
     )
-    return _created(storage, project_id, results)
+    return await run_in_threadpool(_created, storage, project_id, results)
 
 
 # --- reading ------------------------------------------------------------------------------------------------

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
 
     url_fetch_timeout_seconds: float = 10.0
     allow_private_urls: bool = False
+    # Requests that fetch image URLs run on their own threads, at most this many at once; one that waits longer than
+    # `url_fetch_queue_seconds` for a turn answers 503 (pipeline/api/pools.py).
+    max_concurrent_url_fetches: int = 32
+    url_fetch_queue_seconds: float = 10.0
+    # Threads for every other blocking route (anyio's default is 40): enough that requests stuck on slow storage
+    # until their timeout do not hold up the rest.
+    http_threads: int = 128
 
     # Every storage attempt waits at most this long to connect and for each socket read (not for a whole transfer,
     # so large blobs still work), and is retried `storage_retries` times: a call against dead or frozen storage
