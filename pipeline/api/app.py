@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -122,10 +123,14 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
         app.state.settings,
         ModelCache(app.state.settings.model_cache_size, app.state.settings.inference_workers),
     )
+    config = app.state.settings
     app.state.url_fetches = WorkPool(
-        "image URL downloads",
-        app.state.settings.max_concurrent_url_fetches,
-        app.state.settings.url_fetch_queue_seconds,
+        "image URL downloads", config.max_concurrent_url_fetches, config.url_fetch_queue_seconds
+    )
+    app.state.image_work = WorkPool(
+        "image uploads and predictions",
+        config.image_work_threads or 2 * (os.cpu_count() or 1),
+        config.image_work_queue_seconds,
     )
     _install_error_handlers(app)
 

@@ -1,4 +1,4 @@
-"""What routes receive, as `Annotated` aliases: the app's settings, storage account, predictor and URL-fetch pool, and the
+"""What routes receive, as `Annotated` aliases: the app's settings, storage account, predictor and work pools, and the
 query parameters Custom Vision shares across operations (paging, comma-separated id lists)."""
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ def _url_fetches(request: Request) -> WorkPool:
     return request.app.state.url_fetches
 
 
+def _image_work(request: Request) -> WorkPool:
+    return request.app.state.image_work
+
+
 def _csv_list(value: str | None) -> list[str]:
     """Custom Vision sends arrays in the query string comma-separated (`tagIds=a,b`)."""
     if not value:
@@ -48,6 +52,7 @@ Config = Annotated[Settings, Depends(_settings)]
 Storage = Annotated[StorageAccount, Depends(_account)]
 Engine = Annotated[Predictor, Depends(_predictor)]
 UrlFetches = Annotated[WorkPool, Depends(_url_fetches)]  # run work that downloads image URLs here
+ImageWork = Annotated[WorkPool, Depends(_image_work)]  # and decoding, resizing and predicting here
 
 Take = Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)]
 Skip = Annotated[int, Query(ge=0)]

@@ -8,9 +8,11 @@ behind them. Two things change that:
   handler because the limiter belongs to the event loop serving the request, and under the Functions host the
   AsgiMiddleware calls the app on the worker's loop with no lifespan event guaranteed; the middleware applies the
   budget in whichever loop a request arrives on (uvicorn's under the local host and the tests).
-- `WorkPool` runs one slow kind of work (image URL downloads) on threads of its own, at most `size` at once and not
-  counted against the default limiter. A request waits for a turn without holding a thread, and one that waits
-  longer than `wait_seconds` gets ServiceUnavailable (503 with Retry-After).
+- `WorkPool` runs one kind of work on threads of its own, at most `size` at once and not counted against the default
+  limiter. A request waits for a turn without holding a thread, and one that waits longer than `wait_seconds` gets
+  ServiceUnavailable (503 with Retry-After). The app has two: image URL downloads (slow on the network) and image
+  decoding and prediction (CPU: a few at once finish as fast as many, and the rest of the interpreter's time goes
+  to listing and other short requests). How much memory decoding may take is `pipeline.vision`'s business.
 """
 
 from __future__ import annotations

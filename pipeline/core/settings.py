@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     # `url_fetch_queue_seconds` for a turn answers 503 (pipeline/api/pools.py).
     max_concurrent_url_fetches: int = 32
     url_fetch_queue_seconds: float = 10.0
+    # Decoding, resizing and running models is CPU work: at most this many requests do it at once (0 = two per core),
+    # so listing still gets the interpreter between them; one that waits longer than `image_work_queue_seconds`
+    # answers 503.
+    image_work_threads: int = 0
+    image_work_queue_seconds: float = 30.0
     # Threads for every other blocking route (anyio's default is 40): enough that requests stuck on slow storage
     # until their timeout do not hold up the rest.
     http_threads: int = 128
