@@ -63,6 +63,11 @@ class Azurite:
     def connection_string(self) -> str:
         return dev_storage_connection_string(LOOPBACK, **asdict(self.ports))
 
+    @property
+    def pid(self) -> int | None:
+        """The emulator's process id while this launcher runs it (fault tests stop and continue it)."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
     def _command(self) -> list[str]:
         storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
         command = [str(self.binary), *storage, *OPTIONS]

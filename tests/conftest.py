@@ -7,20 +7,19 @@ import contextlib
 import http.server
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from devhost.azurite import running_azurite
 from devhost.ports import free_port
 from pipeline.api.app import create_app
 from pipeline.core.settings import DEV_ACCOUNT, DEV_ACCOUNT_KEY, Settings, get_settings
-from pipeline.store import StorageAccount, get_storage
+from pipeline.store import StorageAccount, StoragePolicy, get_storage
+from tests.serving import served
 
 TRAINING_KEY = "test-training-key"
 PREDICTION_KEY = "test-prediction-key"
@@ -72,7 +71,7 @@ def settings(storage_connection_string: str) -> Settings:
 
 @pytest.fixture(scope="session")
 def account(settings: Settings) -> StorageAccount:
-    return StorageAccount(settings.connection_string)
+    return StorageAccount(settings.connection_string, StoragePolicy.from_settings(settings))
 
 
 @pytest.fixture(scope="session")
@@ -94,29 +93,10 @@ def client(app) -> TestClient:
     return TestClient(app, headers={"Training-Key": TRAINING_KEY})
 
 
-@contextlib.contextmanager
-def serving(app) -> Iterator[str]:
-    """`app` served by uvicorn on a free loopback port for the block; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise TimeoutError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def live_url(app) -> Iterator[str]:
     """The app served by uvicorn on a free loopback port, for real HTTP clients such as the SDK."""
-    with serving(app) as url:
+    with served(app) as url:
         yield url
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from pipeline.api.app import create_app
 from pipeline.core.settings import Settings
-from tests.conftest import TRAINING_KEY, serving
+from tests.conftest import TRAINING_KEY
+from tests.serving import served
 
 UPLOAD_CAP = 2 * 1024 * 1024
 OTHER_CAP = 256 * 1024
@@ -30,7 +31,7 @@ def small_caps(settings: Settings, account) -> Iterator[int]:
     capped = settings.model_copy(
         update={"max_request_bytes": UPLOAD_CAP, "max_other_request_bytes": OTHER_CAP}
     )
-    with serving(create_app(capped, account)) as url:
+    with served(create_app(capped, account)) as url:
         yield urlsplit(url).port
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 
+from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,6 +26,7 @@ from pipeline.api import (
 )
 from pipeline.api.auth import RequireKeys
 from pipeline.api.body_limit import CapBodies
+from pipeline.api.pools import ThreadBudget, WorkPool
 from pipeline.api.routing import CaseInsensitivePaths, api_version, prediction_api_version
 from pipeline.core.errors import CustomVisionError, ServiceUnavailable
 from pipeline.core.settings import Settings, get_settings
@@ -42,6 +45,21 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"code": code, "message": message})
 
 
+def storage_unreachable(exc: BaseException) -> bool:
+    """Whether an Azure SDK error means storage could not be reached or did not answer in time (the transport's
+    errors, also when a download wraps them, or storage's own 503), rather than an answer such as 404 or 409."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # causes nest a level or two; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, ServiceRequestError | ServiceResponseError):
+            return True
+        if isinstance(seen, HttpResponseError) and seen.status_code == 503:
+            return True
+        seen = seen.__cause__ or getattr(seen, "inner_exception", None)
+    return False
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CustomVisionError)
     async def custom_vision_error(_: Request, exc: CustomVisionError) -> JSONResponse:
@@ -54,6 +72,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         response = _error(exc.status, code, exc.message)
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return response
+
+    @app.exception_handler(AzureError)
+    async def storage_error(request: Request, exc: AzureError) -> JSONResponse:
+        """Storage down or frozen is the same 503 on every route, whichever thread or pool ran it (the clients
+        give up within the storage policy's bound); any other storage error is unexpected."""
+        if not storage_unreachable(exc):
+            return await unexpected(request, exc)
+        log.warning("storage unreachable (%s %s): %s", request.method, request.url.path, exc)
+        return await service_unavailable(
+            request, ServiceUnavailable("Storage is not answering; try again shortly.")
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -95,6 +124,15 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
         app.state.settings,
         ModelCache(app.state.settings.model_cache_size, app.state.settings.inference_workers),
     )
+    config = app.state.settings
+    app.state.url_fetches = WorkPool(
+        "image URL downloads", config.max_concurrent_url_fetches, config.url_fetch_queue_seconds
+    )
+    app.state.image_work = WorkPool(
+        "image uploads and predictions",
+        config.image_work_threads or 2 * (os.cpu_count() or 1),
+        config.image_work_queue_seconds,
+    )
     _install_error_handlers(app)
 
     training = APIRouter(prefix=TRAINING_PREFIX, dependencies=[Depends(api_version)])
@@ -122,5 +160,6 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
     app.include_router(portal.router)
     app.add_middleware(CapBodies, settings=app.state.settings)  # inside the key check: keyless bodies unread
     app.add_middleware(RequireKeys, settings=app.state.settings)
+    app.add_middleware(ThreadBudget, threads=app.state.settings.http_threads)
     app.add_middleware(CaseInsensitivePaths)  # outermost: the key check sees the normalised path
     return app

@@ -1,4 +1,4 @@
-"""What routes receive, as `Annotated` aliases: the app's settings, storage account and predictor, and the
+"""What routes receive, as `Annotated` aliases: the app's settings, storage account, predictor and work pools, and the
 query parameters Custom Vision shares across operations (paging, comma-separated id lists)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from pipeline.api.pools import WorkPool
 from pipeline.core.limits import MAX_PAGE_SIZE
 from pipeline.core.settings import Settings
 from pipeline.services.prediction import Predictor
@@ -23,6 +24,14 @@ def _account(request: Request) -> StorageAccount:
 
 def _predictor(request: Request) -> Predictor:
     return request.app.state.predictor
+
+
+def _url_fetches(request: Request) -> WorkPool:
+    return request.app.state.url_fetches
+
+
+def _image_work(request: Request) -> WorkPool:
+    return request.app.state.image_work
 
 
 def _csv_list(value: str | None) -> list[str]:
@@ -42,6 +51,8 @@ def _csv_query(alias: str):
 Config = Annotated[Settings, Depends(_settings)]
 Storage = Annotated[StorageAccount, Depends(_account)]
 Engine = Annotated[Predictor, Depends(_predictor)]
+UrlFetches = Annotated[WorkPool, Depends(_url_fetches)]  # run work that downloads image URLs here
+ImageWork = Annotated[WorkPool, Depends(_image_work)]  # and decoding, resizing and predicting here
 
 Take = Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)]
 Skip = Annotated[int, Query(ge=0)]

@@ -12,13 +12,14 @@ from pipeline.core.errors import not_found
 router = APIRouter(tags=["domains"])
 
 
+# Async (no worker thread) and no storage: these answer even when every thread waits on storage.
 @router.get("/domains", response_model=list[Domain])
-def get_domains() -> list[Domain]:
+async def get_domains() -> list[Domain]:
     return [domain_to_wire(d) for d in DOMAINS]
 
 
 @router.get("/domains/{domain_id}", response_model=Domain)
-def get_domain(domain_id: str) -> Domain:
+async def get_domain(domain_id: str) -> Domain:
     domain = find_domain(domain_id)
     if domain is None:
         raise not_found("NotFoundDomain", f"Domain {domain_id} not found.")

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from pipeline.api.deps import (
     Config,
     ImageIds,
+    ImageWork,
     IterationIdQuery,
     OrderBy,
     RegionIds,
@@ -16,6 +17,7 @@ from pipeline.api.deps import (
     Storage,
     TagIds,
     Take,
+    UrlFetches,
 )
 from pipeline.api.mapping.boxes import box_from_wire, boxes_from_wire
 from pipeline.api.mapping.images import (
@@ -62,19 +64,21 @@ def _created(
 
 @router.post(IMAGES, response_model=ImageCreateSummary, responses=MULTI_STATUS)
 async def create_images_from_data(
-    project_id: str, request: Request, storage: Storage, config: Config, tag_ids: TagIds
+    project_id: str, request: Request, storage: Storage, config: Config, work: ImageWork, tag_ids: TagIds
 ) -> JSONResponse:
     uploads = await uploaded_images(request, config.max_training_image_bytes, config.max_images_per_batch)
     images = [images_create.NewImage(data=data, name=name) for name, data in uploads]
-    results = await run_in_threadpool(
-        images_create.create_images, storage, config, project_id, images, tag_ids
-    )
+    results = await work.run(images_create.create_images, storage, config, project_id, images, tag_ids)
     return await run_in_threadpool(_created, storage, project_id, results)
 
 
 @router.post(f"{IMAGES}/files", response_model=ImageCreateSummary, responses=MULTI_STATUS)
-def create_images_from_files(
-    project_id: str, storage: Storage, config: Config, batch: ImageFileCreateBatch = Body(...)
+async def create_images_from_files(
+    project_id: str,
+    storage: Storage,
+    config: Config,
+    work: ImageWork,
+    batch: ImageFileCreateBatch = Body(...),
 ) -> JSONResponse:
     images = [
         images_create.NewImage(
@@ -85,15 +89,19 @@ def create_images_from_files(
         )
         for entry in batch.images
     ]
-    results = images_create.create_images(
-        storage, config, project_id, images, batch.tag_ids or (), batch.metadata
+    results = await work.run(
+        images_create.create_images, storage, config, project_id, images, batch.tag_ids or (), batch.metadata
     )
-    return _created(storage, project_id, results)
+    return await run_in_threadpool(_created, storage, project_id, results)
 
 
 @router.post(f"{IMAGES}/urls", response_model=ImageCreateSummary, responses=MULTI_STATUS)
-def create_images_from_urls(
-    project_id: str, storage: Storage, config: Config, batch: ImageUrlCreateBatch = Body(...)
+async def create_images_from_urls(
+    project_id: str,
+    storage: Storage,
+    config: Config,
+    fetches: UrlFetches,
+    batch: ImageUrlCreateBatch = Body(...),
 ) -> JSONResponse:
     images = [
         images_create.NewImage(
@@ -101,10 +109,11 @@ def create_images_from_urls(
         )
         for entry in batch.images
     ]
-    results = images_create.create_images(
-        storage, config, project_id, images, batch.tag_ids or (), batch.metadata
+    # The whole batch runs in the URL-fetch pool: its downloads are what make it slow.
+    results = await fetches.run(
+        images_create.create_images, storage, config, project_id, images, batch.tag_ids or (), batch.metadata
     )
-    return _created(storage, project_id, results)
+    return await run_in_threadpool(_created, storage, project_id, results)
 
 
 # --- reading ------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from pipeline.api.deps import Config, Engine
+from pipeline.api.deps import Config, Engine, ImageWork, UrlFetches
 from pipeline.api.mapping.predictions import image_prediction_to_wire
 from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
@@ -32,28 +32,34 @@ def _image_endpoint(kind: str, store: bool):
         request: Request,
         engine: Engine,
         config: Config,
+        work: ImageWork,
         application: str | None = Query(None),
     ) -> ImagePrediction:
         data = await uploaded_image(request, config.max_prediction_image_bytes)
         target = await run_in_threadpool(
             _request, engine, project_id, published_name, kind, store, application
         )
-        return image_prediction_to_wire(await run_in_threadpool(engine.predict, target, data))
+        return image_prediction_to_wire(await work.run(engine.predict, target, data))
 
     return predict_image
 
 
 def _url_endpoint(kind: str, store: bool):
-    def predict_url(
+    async def predict_url(
         project_id: str,
         published_name: str,
         engine: Engine,
         config: Config,
+        work: ImageWork,
+        fetches: UrlFetches,
         image_url: ImageUrl = Body(...),
         application: str | None = Query(None),
     ) -> ImagePrediction:
-        target = _request(engine, project_id, published_name, kind, store, application)
-        return image_prediction_to_wire(engine.predict(target, fetch_image(image_url.url, config)))
+        target = await run_in_threadpool(
+            _request, engine, project_id, published_name, kind, store, application
+        )
+        data = await fetches.run(fetch_image, image_url.url, config)
+        return image_prediction_to_wire(await work.run(engine.predict, target, data))
 
     return predict_url
 

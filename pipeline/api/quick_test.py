@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from pipeline.api.deps import Config, Engine
+from pipeline.api.deps import Config, Engine, ImageWork, UrlFetches
 from pipeline.api.mapping.predictions import image_prediction_to_wire
 from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
@@ -32,22 +32,26 @@ async def quick_test_image(
     request: Request,
     engine: Engine,
     config: Config,
+    work: ImageWork,
     iteration_id: str | None = Query(None, alias="iterationId"),
     store: bool = Query(True),
 ) -> ImagePrediction:
     data = await uploaded_image(request, config.max_prediction_image_bytes)
     target = await run_in_threadpool(_request, engine, project_id, iteration_id, store)
-    return image_prediction_to_wire(await run_in_threadpool(engine.predict, target, data))
+    return image_prediction_to_wire(await work.run(engine.predict, target, data))
 
 
 @router.post("/projects/{project_id}/quicktest/url", response_model=ImagePrediction)
-def quick_test_url(
+async def quick_test_url(
     project_id: str,
     engine: Engine,
     config: Config,
+    work: ImageWork,
+    fetches: UrlFetches,
     image_url: ImageUrl = Body(...),
     iteration_id: str | None = Query(None, alias="iterationId"),
     store: bool = Query(True),
 ) -> ImagePrediction:
-    target = _request(engine, project_id, iteration_id, store)
-    return image_prediction_to_wire(engine.predict(target, fetch_image(image_url.url, config)))
+    target = await run_in_threadpool(_request, engine, project_id, iteration_id, store)
+    data = await fetches.run(fetch_image, image_url.url, config)
+    return image_prediction_to_wire(await work.run(engine.predict, target, data))

@@ -83,6 +83,26 @@ class Settings(BaseSettings):
     url_fetch_timeout_seconds: float = 10.0
     allow_private_urls: bool = False
     notification_timeout_seconds: float = 10.0  # posting a training notification to a project's queue
+    # Requests that fetch image URLs run on their own threads, at most this many at once; one that waits longer than
+    # `url_fetch_queue_seconds` for a turn answers 503 (pipeline/api/pools.py).
+    max_concurrent_url_fetches: int = 32
+    url_fetch_queue_seconds: float = 10.0
+    # Decoding, resizing and running models is CPU work: at most this many requests do it at once (0 = two per core),
+    # so listing still gets the interpreter between them; one that waits longer than `image_work_queue_seconds`
+    # answers 503.
+    image_work_threads: int = 0
+    image_work_queue_seconds: float = 30.0
+    # Threads for every other blocking route (anyio's default is 40): enough that requests stuck on slow storage
+    # until their timeout do not hold up the rest.
+    http_threads: int = 128
+
+    # Every storage attempt waits at most this long to connect and for each socket read (not for a whole transfer,
+    # so large blobs still work), and is retried `storage_retries` times: a call against dead or frozen storage
+    # fails within `StoragePolicy.bound_seconds` (pipeline/store/account.py), about 31 s with these defaults.
+    storage_timeout_seconds: float = 10.0
+    storage_retries: int = 2
+    storage_retry_backoff_seconds: float = 0.5
+
     model_cache_size: int = 8
     published_cache_seconds: float = 2.0
     inference_workers: int = 0  # threads serving each loaded model; 0 = one per core

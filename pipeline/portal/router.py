@@ -21,7 +21,7 @@ router.mount("/portal", StaticFiles(directory=STATIC), name="portal")
 
 
 @router.get("/")
-def index() -> FileResponse:
+async def index() -> FileResponse:
     return FileResponse(
         STATIC / "index.html",
         headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-cache"},
