@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-import function_app
 from pipeline.core.errors import CustomVisionError
 from pipeline.core.vocabulary import ImageCreateStatus, IterationStatus, new_id
 from pipeline.services.images_create import CLAIM_GRACE, NewImage, create_images
@@ -231,6 +230,8 @@ def test_the_timer_sweeps_what_a_vanished_project_left(account, settings, monkey
     from pipeline.core.settings import get_settings
 
     get_settings.cache_clear()
+    import function_app  # here, not at collection: its app reads the process settings the session sets up
+
     function_app.sweep_orphans(None)  # the timer's binding, as the host calls it
     get_settings.cache_clear()
 
