@@ -96,11 +96,11 @@ def seer_service(log_dir: Path) -> Iterator[Service]:
             yield Service(f"http://127.0.0.1:{port}", connection_string, process.pid)
 
 
-def rss_mib(pid: int) -> float:
-    """A process's resident memory now (VmRSS), 0 once it has gone."""
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory now (VmRSS) or at its peak (VmHWM), 0 once it has gone."""
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 

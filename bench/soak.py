@@ -65,14 +65,6 @@ class Burst:
     payload_bytes: int
 
 
-def _hwm_mib(pid: int) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 class Sampler:
     """While open, the peak resident memory of the host (VmRSS, sampled) and of its children (their VmHWM)."""
 
@@ -96,7 +88,7 @@ class Sampler:
         while True:
             self.host_peak_mib = max(self.host_peak_mib, rss_mib(self.pid))
             for child in children(self.pid):
-                self.child_peak_mib = max(self.child_peak_mib, _hwm_mib(child))
+                self.child_peak_mib = max(self.child_peak_mib, rss_mib(child, "VmHWM"))
             if self._stop.wait(self.interval):
                 return
 

@@ -88,9 +88,9 @@ def published_iteration(account: StorageAccount, project_id: str, publish_name: 
 
 class PublishedIterations:
     """Prediction URL -> published iteration, remembered for `ttl` seconds so the hot prediction path skips two
-        storage round trips; a publish or unpublish takes effect everywhere within `ttl` (Custom Vision's own
-        publishing is not instantaneous either). Unknown names are not remembered, nor are names past `ttl`: a service
-    that has seen many projects come and go holds only the recent ones."""
+    storage round trips; a publish or unpublish takes effect everywhere within `ttl` (Custom Vision's own
+    publishing is not instantaneous either). Unknown names are not remembered, nor are names past `ttl`: a
+    service that has seen many projects come and go holds only the recent ones."""
 
     def __init__(self, account: StorageAccount, ttl: float) -> None:
         self.account = account
