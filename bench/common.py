@@ -44,7 +44,9 @@ def _listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def serving(command: list[str], env: dict[str, str], port: int, log_dir: Path, name: str) -> Iterator[None]:
+def serving(
+    command: list[str], env: dict[str, str], port: int, log_dir: Path, name: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run `command` until it listens on `port`; stop it afterwards. Its output goes to `log_dir/name.log`."""
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as output:
@@ -56,7 +58,7 @@ def serving(command: list[str], env: dict[str, str], port: int, log_dir: Path, n
                     tail = log_path.read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"{name} did not start (exit {process.poll()}):\n{tail}")
                 time.sleep(0.1)
-            yield
+            yield process
         finally:
             process.terminate()
             try:
@@ -69,6 +71,7 @@ def serving(command: list[str], env: dict[str, str], port: int, log_dir: Path, n
 class Service:
     url: str
     connection_string: str
+    pid: int  # the local host's process (scripts/run.sh execs it); training jobs are its children
 
     def client(self, timeout: float = 120.0) -> httpx.Client:
         headers = {"Training-Key": TRAINING_KEY, "Prediction-Key": PREDICTION_KEY}
@@ -89,8 +92,29 @@ def seer_service(log_dir: Path) -> Iterator[Service]:
             "SEER_ALLOW_PRIVATE_URLS": "true",
         }
         command = ["bash", str(ROOT / "scripts" / "run.sh"), "--log-level", "WARNING"]
-        with serving(command, env, port, log_dir, "service"):
-            yield Service(f"http://127.0.0.1:{port}", connection_string)
+        with serving(command, env, port, log_dir, "service") as process:
+            yield Service(f"http://127.0.0.1:{port}", connection_string, process.pid)
+
+
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory now (VmRSS) or at its peak (VmHWM), 0 once it has gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (from /proc/*/stat, which every kernel has)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # the command name may hold spaces and parentheses: the fields after its last ")" are fixed
+                if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(proc.name))
+    return found
 
 
 class PeakMemory:

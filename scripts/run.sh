@@ -4,5 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# glibc gives each thread that contends for the heap its own arena (up to 8 per core), and what the 40 request
+# threads free in one is not reused by another: two arenas keep the host's memory from creeping up with use.
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 exec .venv/bin/python -m devhost --host 127.0.0.1 --port "${SEER_PORT:-7071}" \
   --job "training=.venv/bin/python -m training_job" --job-poll-interval 0.5 "$@"

@@ -491,6 +491,11 @@ def test_function_app_sets_every_setting_the_app_needs(
     assert "appInsights" in json.dumps(app_insights)
 
 
+def test_function_app_limits_glibc_arenas(bicep: Bicep, app_settings: dict) -> None:
+    """Memory freed by one request thread must be reusable by the next (issue 10, item 10)."""
+    assert bicep.resolve(app_settings["MALLOC_ARENA_MAX"]["value"]) == "2"
+
+
 def secret_behind_reference(bicep: Bicep, value: Any) -> str:
     """The Key Vault secret resource a `@Microsoft.KeyVault(SecretUri=...)` value points at."""
     text = bicep.resolve(value)

@@ -100,6 +100,12 @@ var functionAppSettings = [
     value: '0.0.0.0'
   }
   {
+    // Two glibc heaps for the worker process instead of eight per core: memory freed by one request thread is
+    // reused by the next instead of staying resident in its arena (issue 10, item 10; scripts/run.sh does the same).
+    name: 'MALLOC_ARENA_MAX'
+    value: '2'
+  }
+  {
     // `func azure functionapp publish` builds requirements.txt remotely (Oryx) for Linux.
     name: 'SCM_DO_BUILD_DURING_DEPLOYMENT'
     value: 'true'

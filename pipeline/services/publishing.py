@@ -89,7 +89,8 @@ def published_iteration(account: StorageAccount, project_id: str, publish_name: 
 class PublishedIterations:
     """Prediction URL -> published iteration, remembered for `ttl` seconds so the hot prediction path skips two
     storage round trips; a publish or unpublish takes effect everywhere within `ttl` (Custom Vision's own
-    publishing is not instantaneous either). Unknown names are not remembered."""
+    publishing is not instantaneous either). Unknown names are not remembered, nor are names past `ttl`: a
+    service that has seen many projects come and go holds only the recent ones."""
 
     def __init__(self, account: StorageAccount, ttl: float) -> None:
         self.account = account
@@ -106,5 +107,10 @@ class PublishedIterations:
             return cached[1]
         iteration = published_iteration(self.account, project_id, publish_name)
         with self._lock:
+            # expired entries go as new ones come, so the map holds only what was asked for within `ttl`
+            self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}
             self._entries[key] = (now, iteration)
         return iteration
+
+    def __len__(self) -> int:
+        return len(self._entries)
