@@ -1,7 +1,9 @@
 """Handing freed memory back to the operating system. glibc keeps what a process frees in its heaps (one arena per
-thread that contends, up to eight per core) for later reuse, so after big short-lived work, such as an evicted
-model, that memory stays resident and the process only grows; `malloc_trim(0)` returns the free pages of every
-arena. It exists only in glibc: elsewhere this does nothing."""
+thread that contends, up to eight per core) for later reuse, so after big short-lived work that memory stays
+resident and the process only grows. Two such kinds of work: an evicted model (its session's buffers), and a large
+image decode (Pillow allocates in 16 MiB blocks; after the first is freed glibc raises its mmap threshold, so later
+blocks come from the heap and freeing them leaves the pages mapped). `malloc_trim(0)` returns the free pages of
+every arena. It exists only in glibc: elsewhere this does nothing."""
 
 from __future__ import annotations
 

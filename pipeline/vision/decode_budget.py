@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pipeline.core.errors import ServiceUnavailable
+from pipeline.core.memory import release_free_memory
 from pipeline.core.settings import Settings
-from pipeline.vision.heap import give_back_freed_memory
 
 # Releasing at least this much hands freed heap pages back to the OS (a large decode leaves tens of MB behind).
 TRIM_AFTER_BYTES = 64 * 1024 * 1024
@@ -63,7 +63,7 @@ class DecodeBudget:
             self._used -= amount
             self._changed.notify_all()
         if amount >= TRIM_AFTER_BYTES:
-            give_back_freed_memory()
+            release_free_memory()
 
     @contextmanager
     def hold(self, amount: int, timeout: float) -> Iterator[None]:
