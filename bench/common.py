@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -117,17 +118,33 @@ def children(pid: int) -> list[int]:
     return found
 
 
-class PeakMemory:
-    """Samples the peak resident memory (VmHWM) of processes whose command line contains `marker`."""
+def descendants(pid: int) -> list[int]:
+    """`pid`'s live children, their children, and so on."""
+    found, todo = [], children(pid)
+    while todo:
+        found.append(todo.pop())
+        todo.extend(children(found[-1]))
+    return found
 
-    def __init__(self, marker: str, interval: float = 0.1) -> None:
-        self.marker = marker.encode()
+
+def cmdline(pid: int) -> bytes:
+    """A process's NUL-separated command line, empty once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+class MemorySampler:
+    """While open, calls `sample()` every `interval` seconds on a background thread (and once more on closing);
+    subclasses keep the peaks they care about."""
+
+    def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
-        self.peak_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -135,21 +152,28 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
 
-    @property
-    def peak_mib(self) -> float:
-        return self.peak_kib / 1024
+    def sample(self) -> None:
+        raise NotImplementedError
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit():
-                    continue
-                with contextlib.suppress(OSError):
-                    if self.marker not in (proc / "cmdline").read_bytes():
-                        continue
-                    for line in (proc / "status").read_text().splitlines():
-                        if line.startswith("VmHWM:"):
-                            self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+        while True:
+            self.sample()
+            if self._stop.wait(self.interval):
+                return
+
+
+class PeakMemory(MemorySampler):
+    """The peak resident memory (VmHWM) of processes whose command line contains `marker`."""
+
+    def __init__(self, marker: str, interval: float = 0.1) -> None:
+        super().__init__(interval)
+        self.marker = marker.encode()
+        self.peak_mib = 0.0
+
+    def sample(self) -> None:
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit() and self.marker in cmdline(int(proc.name)):
+                self.peak_mib = max(self.peak_mib, rss_mib(int(proc.name), "VmHWM"))
 
 
 def ok(response: httpx.Response) -> dict:

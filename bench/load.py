@@ -36,7 +36,17 @@ from pathlib import Path
 import httpx
 from PIL import Image, ImageDraw
 
-from bench.common import TRAINING, Service, machine, ok, seer_service
+from bench.common import (
+    TRAINING,
+    MemorySampler,
+    Service,
+    cmdline,
+    descendants,
+    machine,
+    ok,
+    rss_mib,
+    seer_service,
+)
 from bench.train import train
 
 PREDICTION = "/customvision/v3.0/prediction"
@@ -86,79 +96,25 @@ def slow_image_host(image: bytes, delay: float) -> Iterator[str]:
         server.server_close()
 
 
-class TreeMemory:
-    """Samples the summed resident memory (VmRSS) of a process and all its descendants; keeps the peak."""
+class TreeMemory(MemorySampler):
+    """The peak of the summed resident memory (VmRSS) of a process and all its descendants."""
 
     def __init__(self, root_pid: int, interval: float = 0.1) -> None:
+        super().__init__(interval)
         self.root_pid = root_pid
-        self.interval = interval
-        self.peak_kib = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.peak_mib = 0.0
 
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak_mib(self) -> float:
-        return self.peak_kib / 1024
+    def sample(self) -> None:
+        tree = [self.root_pid, *descendants(self.root_pid)]
+        self.peak_mib = max(self.peak_mib, sum(rss_mib(pid) for pid in tree))
 
     def wait_for_jobs(self, timeout: float = 120.0) -> None:
         """Wait until no training job runs under the service (one that is still exiting would count as load)."""
         deadline = time.monotonic() + timeout
-        while any(b"training_job" in _cmdline(pid) for pid in self._tree()[1:]):
+        while any(b"training_job" in cmdline(pid) for pid in descendants(self.root_pid)):
             if time.monotonic() > deadline:
                 raise RuntimeError("a training job is still running")
             time.sleep(0.2)
-
-    def _tree(self) -> list[int]:
-        children: dict[int, list[int]] = defaultdict(list)
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                    children[parent].append(int(proc.name))
-        found, todo = [], [self.root_pid]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            todo.extend(children.get(pid, ()))
-        return found
-
-    def sample(self) -> int:
-        total = 0
-        for pid in self._tree():
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak_kib = max(self.peak_kib, self.sample())
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def service_pid(service: Service) -> int:
-    """The local host serving `service` (scripts/run.sh execs it with `--port {port}`)."""
-    port = service.url.rsplit(":", 1)[1].encode()
-    for proc in Path("/proc").iterdir():
-        argv = _cmdline(int(proc.name)).split(b"\0") if proc.name.isdigit() else []
-        if b"devhost" in argv and b"--port" in argv and argv[argv.index(b"--port") + 1] == port:
-            return int(proc.name)
-    raise RuntimeError(f"no local host process found for {service.url}")
 
 
 @dataclass
@@ -246,7 +202,7 @@ def run_load(service: Service, target: Target, clients: int, args: argparse.Name
         threading.Thread(target=slow_client, args=(service, target, tally, deadline))
         for _ in range(args.slow_fetches)
     ]
-    memory = TreeMemory(service_pid(service))
+    memory = TreeMemory(service.pid)
     memory.wait_for_jobs()
     with memory:
         started = time.perf_counter()

@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import io
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +36,17 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from bench.common import DATASETS, TRAINING, Service, children, machine, ok, rss_mib, seer_service
+from bench.common import (
+    DATASETS,
+    TRAINING,
+    MemorySampler,
+    Service,
+    children,
+    machine,
+    ok,
+    rss_mib,
+    seer_service,
+)
 from bench.train import PREDICTION, Dataset, hymenoptera, train, upload
 
 STEADY_FROM = 10  # the cycle after which memory must stay flat (the model cache holds 8)
@@ -65,32 +74,19 @@ class Burst:
     payload_bytes: int
 
 
-class Sampler:
-    """While open, the peak resident memory of the host (VmRSS, sampled) and of its children (their VmHWM)."""
+class Sampler(MemorySampler):
+    """The peak resident memory of the host (VmRSS, sampled) and of its children (their VmHWM)."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
+        super().__init__(interval)
         self.pid = pid
-        self.interval = interval
         self.host_peak_mib = 0.0
         self.child_peak_mib = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            self.host_peak_mib = max(self.host_peak_mib, rss_mib(self.pid))
-            for child in children(self.pid):
-                self.child_peak_mib = max(self.child_peak_mib, rss_mib(child, "VmHWM"))
-            if self._stop.wait(self.interval):
-                return
+    def sample(self) -> None:
+        self.host_peak_mib = max(self.host_peak_mib, rss_mib(self.pid))
+        for child in children(self.pid):
+            self.child_peak_mib = max(self.child_peak_mib, rss_mib(child, "VmHWM"))
 
 
 def limited(dataset: Dataset, per_tag: int | None) -> Dataset:

@@ -21,30 +21,38 @@ from schemathesis.generation import GenerationMode
 
 from pipeline.api.app import create_app
 from pipeline.api.routing import API_VERSIONS, PREDICTION_API_VERSIONS
+from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.settings import Settings
 from tests.conftest import PREDICTION_KEY, TRAINING_KEY
 from tests.images import make_image
+from tests.published import published_iteration, tiny_classifier
 
 EXAMPLES_PER_OPERATION = 12
-_ID_PARAMETERS = ("project_id", "tag_id", "image_id", "iteration_id")
+_ID_PARAMETERS = ("project_id", "tag_id", "image_id", "iteration_id", "published_name")
+_TRAINING = "/customvision/v3.3/training"
 
 
-def _seed(client, count: int = 1) -> dict[str, list[str]]:
-    """Projects with a tag and a tagged image each; returns their ids by path parameter name."""
+def _seed(client, account, count: int = 1) -> dict[str, list[str]]:
+    """Projects with two tags, a tagged image and a published iteration each (a tiny model written to storage);
+    returns their ids by path parameter name."""
     ids: dict[str, list[str]] = {name: [] for name in _ID_PARAMETERS}
     for _ in range(count):
-        project = client.post("/customvision/v3.3/training/projects", params={"name": f"fuzz-{uuid.uuid4()}"})
-        project_id = project.json()["id"]
-        tag = client.post(f"/customvision/v3.3/training/projects/{project_id}/tags", params={"name": "fuzz"})
-        tag_id = tag.json()["id"]
+        project = client.post(f"{_TRAINING}/projects", params={"name": f"fuzz-{uuid.uuid4()}"}).json()
+        tags = [
+            client.post(f"{_TRAINING}/projects/{project['id']}/tags", params={"name": n}).json() for n in "ab"
+        ]
         upload = client.post(
-            f"/customvision/v3.3/training/projects/{project_id}/images",
-            params={"tagIds": tag_id},
+            f"{_TRAINING}/projects/{project['id']}/images",
+            params={"tagIds": tags[0]["id"]},
             files={"imageData": make_image(seed=len(ids["image_id"]))},
         )
-        ids["project_id"].append(project_id)
-        ids["tag_id"].append(tag_id)
+        model = tiny_classifier([ModelLabel(t["id"], t["name"]) for t in tags])
+        iteration = published_iteration(account, project, f"fuzz{len(ids['published_name'])}", model)
+        ids["project_id"].append(project["id"])
+        ids["tag_id"].append(tags[0]["id"])
         ids["image_id"].append(upload.json()["images"][0]["image"]["id"])
+        ids["iteration_id"].append(iteration.id)
+        ids["published_name"].append(iteration.publish_name)
     return ids
 
 
@@ -86,10 +94,10 @@ def _operation_labels() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def api_description(app):
+def api_description(app, account):
     client = TestClient(app, headers={"Training-Key": TRAINING_KEY})
     return schemathesis.openapi.from_dict(
-        _fuzzable(app.openapi(), keep=_seed(client), victims=_seed(client, 2))
+        _fuzzable(app.openapi(), keep=_seed(client, account), victims=_seed(client, account, 2))
     )
 
 

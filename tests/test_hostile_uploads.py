@@ -9,18 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from onnx import TensorProto, helper
 
 from pipeline.api.app import create_app
-from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT, MetadataKey, ModelLabel, encode_labels
+from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.settings import Settings
-from pipeline.core.vocabulary import IterationStatus, new_id
+from pipeline.core.vocabulary import new_id
 from pipeline.store import StorageAccount
-from pipeline.store.iterations import IterationStore, artefact_name
-from pipeline.store.records import IterationRecord
 from pipeline.vision.decode_budget import decode_budget
 from tests.conftest import PREDICTION_KEY, TRAINING_KEY
 from tests.hostile_images import HostileCase, hostile_cases
+from tests.published import published_iteration, tiny_classifier
 
 TRAINING = "/customvision/v3.3/training"
 PREDICTION = "/customvision/v3.0/Prediction"
@@ -66,45 +64,10 @@ def small_app(limits: Settings, account: StorageAccount):
     return create_app(limits, account)
 
 
-def _tiny_classifier(labels: list[ModelLabel], size: int = 32) -> bytes:
-    """An ONNX classifier in the shape Seer exports: mean colour -> two scores -> softmax."""
-    weights = helper.make_tensor("w", TensorProto.FLOAT, [3, 2], [1.0, -1.0, 0.5, 0.5, -1.0, 1.0])
-    graph = helper.make_graph(
-        [
-            helper.make_node("GlobalAveragePool", [INPUT], ["pooled"]),
-            helper.make_node("Flatten", ["pooled"], ["flat"]),
-            helper.make_node("MatMul", ["flat", "w"], ["scores"]),
-            helper.make_node("Softmax", ["scores"], [CLASSIFIER_OUTPUT], axis=1),
-        ],
-        "tiny",
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", 3, size, size])],
-        [helper.make_tensor_value_info(CLASSIFIER_OUTPUT, TensorProto.FLOAT, ["N", 2])],
-        [weights],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    helper.set_model_props(model, {MetadataKey.LABELS: encode_labels(labels)})
-    return model.SerializeToString()
-
-
 def _publish(account: StorageAccount, project: dict, tags: list[dict]) -> None:
-    """A completed iteration published as "hostile", with the tiny classifier as its model."""
-    pid, iteration_id = project["id"], new_id()
-    model_blob = artefact_name(pid, iteration_id, "model.onnx")
-    iterations = IterationStore(account)
-    iterations.put_artefact(model_blob, _tiny_classifier([ModelLabel(t["id"], t["name"]) for t in tags]))
-    iterations.create(
-        IterationRecord(
-            id=iteration_id,
-            project_id=pid,
-            name="Iteration 1",
-            status=IterationStatus.COMPLETED,
-            domain_id=project["settings"]["domainId"],
-            training_set_fingerprint="-",
-            publish_name="hostile",
-            original_publish_resource_id="seer",
-            model_blob=model_blob,
-        )
+    """A completed iteration published as "hostile", with a tiny classifier as its model."""
+    published_iteration(
+        account, project, "hostile", tiny_classifier([ModelLabel(t["id"], t["name"]) for t in tags])
     )
 
 

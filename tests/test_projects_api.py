@@ -6,11 +6,12 @@ import uuid
 
 import pytest
 
-from pipeline.core.vocabulary import IterationStatus, new_id
-from pipeline.store.iterations import IterationStore, artefact_name
+from pipeline.core.vocabulary import new_id
+from pipeline.store.iterations import IterationStore
 from pipeline.store.predictions import PredictionStore
-from pipeline.store.records import IterationRecord, PredictionRecord
+from pipeline.store.records import PredictionRecord
 from tests.conftest import TRAINING_KEY
+from tests.published import published_iteration
 
 BASE = "/customvision/v3.3/training"
 
@@ -221,22 +222,7 @@ def test_delete_project_takes_everything_and_waits_for_unpublish(client, project
     iterations with their model blobs and the stored predictions with their images, not only images and tags."""
     pid = project["id"]
     iterations, predictions = IterationStore(account), PredictionStore(account)
-    iteration_id = new_id()
-    model = artefact_name(pid, iteration_id, "model.onnx")
-    iteration = iterations.create(
-        IterationRecord(
-            id=iteration_id,
-            project_id=pid,
-            name="Iteration 1",
-            status=IterationStatus.COMPLETED,
-            domain_id=project["settings"]["domainId"],
-            training_set_fingerprint="-",
-            publish_name="live",
-            original_publish_resource_id="seer",
-            model_blob=model,
-        )
-    )
-    iterations.put_artefact(model, b"model")
+    iteration = published_iteration(account, project, "live", b"model")
     prediction = PredictionRecord(
         id=new_id(),
         project_id=pid,
