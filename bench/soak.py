@@ -17,8 +17,8 @@ its memory a few seconds after are reported; the target is that the memory comes
 
 `--cycles` and `--images-per-tag` make a run of a few minutes; the issue's figure is the full 30 cycles.
 Skips with a message when hymenoptera is absent. Known limit of the emulator: in-memory Azurite's blob garbage
-collection (every 10 minutes) has stalled the whole emulator for minutes once a run had written ~10,000 blobs
-(DeleteProject leaves prediction and model blobs behind, issue 10 item 7), which stops a full-size run near cycle 10.
+collection (every 10 minutes) has stalled the whole emulator for minutes once a run had written and deleted
+~10,000 blobs, which stops a full-size run near cycle 10; 15 photos per tag stays under it.
 """
 
 from __future__ import annotations
