@@ -58,7 +58,7 @@ def test_unreadable_annotation_is_set_aside(client, project, uploads) -> None:
     uploads.put(f"{project['id']}/bad.jpg", make_image(seed=13))
     drop(uploads, f"{project['id']}/bad.xml", b"<not xml")
     reason = json.loads(uploads.read(f"rejected/{project['id']}/bad.xml.reason.json"))
-    assert reason["code"] == "BadRequestAnnotation"
+    assert reason["code"] == "BadRequestImageRegions"
     assert client.get(f"{BASE}/projects/{project['id']}/images/untagged/count").json() == 0
 
 

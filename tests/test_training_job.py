@@ -167,11 +167,20 @@ def test_malformed_message_goes_to_poison_without_crashing(
     ]
 
 
+def test_multilabel_validation_code_is_spelled_as_the_spec(client: TestClient) -> None:
+    project = client.post(
+        f"{TRAINING}/projects", params={"name": f"ml-{uuid.uuid4()}", "classificationType": "Multilabel"}
+    ).json()
+    refused = client.post(f"{TRAINING}/projects/{project['id']}/train")
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "BadRequestMultiLabelClassificationTrainingValidationFailed"
+
+
 def test_training_request_validation(client: TestClient, project: dict) -> None:
     project_id = project["id"]
     no_tags = client.post(f"{TRAINING}/projects/{project_id}/train")
     assert no_tags.status_code == 400
-    assert no_tags.json()["code"] == "BadRequestMulticlassClassificationTrainingValidationFailed"
+    assert no_tags.json()["code"] == "BadRequestMultiClassClassificationTrainingValidationFailed"
     for kind in (0, 1):
         tag = client.post(f"{TRAINING}/projects/{project_id}/tags", params={"name": f"t{kind}"}).json()
         files = [("imageData", (f"{i}.jpg", pattern_image(kind, i), "image/jpeg")) for i in range(4)]

@@ -131,9 +131,9 @@ def _regions(tag_id: Callable[[str], str], annotation: str, content: bytes, imag
     try:
         boxes: list[NamedBox] = SIDECARS[_split(annotation)[1]](content, image.rsplit("/", 1)[-1])
     except AnnotationError as error:
-        raise bad_request("BadRequestAnnotation", f"{annotation}: {error}") from error
+        raise bad_request("BadRequestImageRegions", f"{annotation}: {error}") from error
     if any(not box.name for box in boxes):
-        raise bad_request("BadRequestAnnotation", f"{annotation}: a box has no name.")
+        raise bad_request("BadRequestImageRegions", f"{annotation}: a box has no name.")
     tags = {box.name: tag_id(box.name) for box in boxes}
     return tuple(Box(tags[b.name], b.left, b.top, b.width, b.height) for b in boxes if b.width and b.height)
 

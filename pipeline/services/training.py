@@ -29,6 +29,12 @@ from pipeline.store.projects import ProjectStore
 from pipeline.store.records import ImageRecord, IterationRecord, ProjectRecord, TagRecord
 from pipeline.store.tags import TagStore
 
+# The spec spells these MultiClass and MultiLabel, unlike the classification types themselves.
+_CLASSIFICATION_VALIDATION_FAILED = {
+    ClassificationType.MULTICLASS: "BadRequestMultiClassClassificationTrainingValidationFailed",
+    ClassificationType.MULTILABEL: "BadRequestMultiLabelClassificationTrainingValidationFailed",
+}
+
 
 def fingerprint(project: ProjectRecord, images: list[ImageRecord], tags: list[TagRecord]) -> str:
     """A digest of everything that changes what training would produce; equal digests mean nothing changed."""
@@ -76,7 +82,9 @@ def _validate_training_set(
         return
     counts = Counter(tag_id for image in images for tag_id in image.tag_ids)
     regular = [t for t in tags if t.type == TagType.REGULAR]
-    code = f"BadRequest{project.classification_type}ClassificationTrainingValidationFailed"
+    code = _CLASSIFICATION_VALIDATION_FAILED.get(
+        project.classification_type, "BadRequestClassificationTrainingValidationFailed"
+    )
     if len(tags) < 2:
         raise bad_request(code, "Training needs at least two tags (a Negative tag counts) with images.")
     if not regular:
