@@ -195,7 +195,7 @@ def get_untagged_image_count(project_id: str, storage: Storage, iteration_id: It
 # --- deleting and editing -----------------------------------------------------------------------------------
 
 
-@router.delete(IMAGES, status_code=204, response_class=Response)
+@router.delete(IMAGES, status_code=204, response_class=Response, responses={202: {}})
 def delete_images(
     project_id: str,
     storage: Storage,
@@ -203,9 +203,10 @@ def delete_images(
     all_images: bool = Query(False, alias="allImages"),
     all_iterations: bool = Query(False, alias="allIterations"),
 ) -> Response:
-    """Deletes synchronously, so 204 even for allImages (the SDK accepts 202 and 204)."""
+    """Deletes synchronously; answers 202 when either flag is set, as the spec says. An iteration keeps no copy of
+    its images (only its model and evaluation), so the images leave every iteration either way."""
     images_edit.delete_images(storage, project_id, image_ids, all_images)
-    return Response(status_code=204)
+    return Response(status_code=202 if all_images or all_iterations else 204)
 
 
 @router.post(f"{IMAGES}/tags", response_model=ImageTagCreateSummary)

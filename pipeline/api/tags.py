@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Query, Response
 
-from pipeline.api.deps import Config, Storage
+from pipeline.api.deps import Config, IterationIdQuery, Storage
 from pipeline.api.mapping.projects import tag_to_wire
 from pipeline.api.wire.projects import Tag, TagUpdate
 from pipeline.services import tags as service
@@ -13,8 +13,8 @@ router = APIRouter(tags=["tags"])
 
 
 @router.get("/projects/{project_id}/tags", response_model=list[Tag])
-def get_tags(project_id: str, storage: Storage) -> list[Tag]:
-    return [tag_to_wire(t, n) for t, n in service.tags_with_counts(storage, project_id)]
+def get_tags(project_id: str, storage: Storage, iteration_id: IterationIdQuery = None) -> list[Tag]:
+    return [tag_to_wire(t, n) for t, n in service.tags_with_counts(storage, project_id, iteration_id)]
 
 
 @router.post("/projects/{project_id}/tags", response_model=Tag)
@@ -30,8 +30,8 @@ def create_tag(
 
 
 @router.get("/projects/{project_id}/tags/{tag_id}", response_model=Tag)
-def get_tag(project_id: str, tag_id: str, storage: Storage) -> Tag:
-    return tag_to_wire(*service.tag_with_count(storage, project_id, tag_id))
+def get_tag(project_id: str, tag_id: str, storage: Storage, iteration_id: IterationIdQuery = None) -> Tag:
+    return tag_to_wire(*service.tag_with_count(storage, project_id, tag_id, iteration_id))
 
 
 @router.patch("/projects/{project_id}/tags/{tag_id}", response_model=Tag)

@@ -24,6 +24,11 @@ class TrainingMessage(BaseModel):
         return cls.model_validate_json(base64.b64decode(content, validate=True))
 
 
+def tag_image_counts(images: list[ImageRecord], tags: list[TagRecord]) -> dict[str, int]:
+    """How many of a training set's images carry each of its tags (whole-image or by region)."""
+    return {t.id: sum(t.id in image.tag_ids for image in images) for t in tags}
+
+
 def training_set(
     images: list[ImageRecord], tags: list[TagRecord], selected_tag_ids: list[str]
 ) -> tuple[list[ImageRecord], list[TagRecord]]:

@@ -11,6 +11,7 @@ from pipeline.core.errors import bad_request, image_not_found
 from pipeline.core.limits import (
     MAX_EDIT_BATCH,
     MAX_IMAGE_IDS,
+    MAX_IMAGE_TAG_ENTRIES,
     MAX_METADATA_ENTRIES,
     MAX_TAG_IDS,
     MAX_TAGS_PER_IMAGE,
@@ -87,11 +88,11 @@ def _existing_images(store: ImageStore, project_id: str, image_ids: Iterable[str
     return images
 
 
-def _check_edit_batch(size: int, what: str) -> None:
+def _check_edit_batch(size: int, what: str, limit: int = MAX_EDIT_BATCH) -> None:
     if size == 0:
         raise bad_request("BadRequestImageBatch", f"The batch contains no {what}.")
-    if size > MAX_EDIT_BATCH:
-        raise bad_request("BadRequestExceededBatchSize", f"At most {MAX_EDIT_BATCH} {what} per batch.")
+    if size > limit:
+        raise bad_request("BadRequestExceededBatchSize", f"At most {limit} {what} per batch.")
 
 
 def _refuse_negative_mix(image: ImageRecord, added: Iterable[str], tags: Mapping[str, TagRecord]) -> None:
@@ -130,11 +131,13 @@ def add_image_tags(account: StorageAccount, project_id: str, pairs: Sequence[tup
     """CreateImageTags: tag already there -> duplicated; over MAX_TAGS_PER_IMAGE -> exceeded."""
     project = get_project(account, project_id)
     pairs = list(dict.fromkeys((i.lower(), t.lower()) for i, t in pairs))
-    _check_edit_batch(len(pairs), "image tags")
+    _check_edit_batch(len(pairs), "image tags", MAX_IMAGE_TAG_ENTRIES)
     tags = project_tags(account, project.id)
     require_tags((t for _, t in pairs), tags)
     store = ImageStore(account)
-    images = _existing_images(store, project.id, check_ids((i for i, _ in pairs), "image", MAX_EDIT_BATCH))
+    images = _existing_images(
+        store, project.id, check_ids((i for i, _ in pairs), "image", MAX_IMAGE_TAG_ENTRIES)
+    )
     wanted: dict[str, list[str]] = {}
     for image_id, tag_id in pairs:
         wanted.setdefault(image_id, []).append(tag_id)

@@ -8,6 +8,7 @@ from pipeline.core.errors import CustomVisionError, bad_request, tag_not_found
 from pipeline.core.limits import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, check_length
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import TagType, new_id, parse_choice
+from pipeline.services.iterations import get_iteration
 from pipeline.services.names import claimed, renamed, tag_name_claims
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
@@ -172,15 +173,36 @@ def delete_tag(account: StorageAccount, project_id: str, tag_id: str) -> None:
     _delete(account, tag)
 
 
-def tags_with_counts(account: StorageAccount, project_id: str) -> list[tuple[TagRecord, int]]:
+def _iteration_counts(
+    account: StorageAccount, project_id: str, iteration_id: str | None
+) -> dict[str, int] | None:
+    """Images per tag in the iteration's training set; None for the workspace, and for iterations recorded
+    before their counts were kept (they report the workspace's)."""
+    return get_iteration(account, project_id, iteration_id).tag_image_counts if iteration_id else None
+
+
+def tags_with_counts(
+    account: StorageAccount, project_id: str, iteration_id: str | None = None
+) -> list[tuple[TagRecord, int]]:
+    """GetTags; with `iterationId`, the tags that iteration trained on and their counts at the time."""
     project = get_project(account, project_id)
-    counts = ImageStore(account).tag_counts(project.id)
-    return [(t, counts.get(t.id, 0)) for t in TagStore(account).list(project.id)]
+    recorded = _iteration_counts(account, project.id, iteration_id)
+    counts = recorded if recorded is not None else ImageStore(account).tag_counts(project.id)
+    tags = TagStore(account).list(project.id)
+    return [(t, counts.get(t.id, 0)) for t in tags if recorded is None or t.id in recorded]
 
 
-def tag_with_count(account: StorageAccount, project_id: str, tag_id: str) -> tuple[TagRecord, int]:
+def tag_with_count(
+    account: StorageAccount, project_id: str, tag_id: str, iteration_id: str | None = None
+) -> tuple[TagRecord, int]:
+    """GetTag; with `iterationId`, its count in that iteration's training set (NotFoundTag if it had none)."""
     tag = get_tag(account, get_project(account, project_id).id, tag_id)
-    return tag, ImageStore(account).tag_counts(tag.project_id).get(tag.id, 0)
+    recorded = _iteration_counts(account, tag.project_id, iteration_id)
+    if recorded is None:
+        return tag, ImageStore(account).tag_counts(tag.project_id).get(tag.id, 0)
+    if tag.id not in recorded:
+        raise tag_not_found(tag_id)
+    return tag, recorded[tag.id]
 
 
 def delete_tags_without_images(account: StorageAccount, project_id: str, tag_ids: list[str]) -> None:

@@ -8,7 +8,7 @@ import json
 import re
 from collections import Counter
 
-from pipeline.contract.training import TrainingMessage, training_set
+from pipeline.contract.training import TrainingMessage, tag_image_counts, training_set
 from pipeline.core.domains import domain_of
 from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
 from pipeline.core.settings import Settings
@@ -195,6 +195,7 @@ def request_training(
             reserved_budget_in_hours=budget,
             selected_tag_ids=[t.id for t in tags] if selected_tag_ids else [],
             training_set_fingerprint=digest,
+            tag_image_counts=tag_image_counts(images, tags),
         )
     )
     try:

@@ -91,6 +91,8 @@ class IterationRecord(BaseModel):
     reserved_budget_in_hours: int = 0
     selected_tag_ids: list[str] = Field(default_factory=list)
     training_set_fingerprint: str
+    # Images per tag in the training set, for GetTags?iterationId; None on rows written before it was kept.
+    tag_image_counts: dict[str, int] | None = None
     created: datetime = Field(default_factory=utcnow)
     last_modified: datetime = Field(default_factory=utcnow)
     trained_at: datetime | None = None

@@ -82,7 +82,7 @@ class ImageWire:
             is_batch_successful=all(r.status.succeeded for r in results),
             images=[
                 ImageCreateResult(
-                    source_url=r.source, status=r.status, image=self.image(r.image) if r.image else None
+                    source_url=r.source or "", status=r.status, image=self.image(r.image) if r.image else None
                 )
                 for r in results
             ],

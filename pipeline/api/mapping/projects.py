@@ -64,7 +64,7 @@ def iteration_to_wire(iteration: IterationRecord) -> Iteration:
         classification_type=iteration.classification_type,
         training_type=iteration.training_type,
         reserved_budget_in_hours=iteration.reserved_budget_in_hours,
-        training_time_in_minutes=iteration.training_time_in_minutes,
+        training_time_in_minutes=iteration.training_time_in_minutes or 0,
         publish_name=iteration.publish_name,
         original_publish_resource_id=iteration.original_publish_resource_id,
         training_error_details=iteration.training_error_details,

@@ -57,7 +57,7 @@ class Image(WireModel):
 
 
 class ImageCreateResult(WireModel):
-    source_url: str | None = None
+    source_url: str = ""
     status: ImageCreateStatus
     image: Image | None = None
 

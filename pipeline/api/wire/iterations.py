@@ -31,7 +31,7 @@ class Iteration(WireModel):
     classification_type: str | None = None
     training_type: str
     reserved_budget_in_hours: int
-    training_time_in_minutes: int | None = None
+    training_time_in_minutes: int = 0
     publish_name: str | None = None
     original_publish_resource_id: str | None = None
     custom_base_model_info: CustomBaseModelInfo | None = None
