@@ -91,6 +91,7 @@ class IterationRecord(BaseModel):
     reserved_budget_in_hours: int = 0
     selected_tag_ids: list[str] = Field(default_factory=list)
     training_set_fingerprint: str
+    notification_email_address: str | None = None  # TrainProject's: mailed when the run ends
     created: datetime = Field(default_factory=utcnow)
     last_modified: datetime = Field(default_factory=utcnow)
     trained_at: datetime | None = None
