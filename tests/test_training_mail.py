@@ -18,12 +18,16 @@ from fastapi.testclient import TestClient
 
 from devhost.ports import free_port
 from pipeline.api.app import create_app
+from pipeline.core.domains import DEFAULT_CLASSIFICATION_DOMAIN
 from pipeline.core.settings import Settings
+from pipeline.core.vocabulary import IterationStatus
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
+from pipeline.store.records import IterationRecord, ProjectRecord
 from tests.conftest import PROJECTS, TRAINING_KEY
 from tests.queues import received
 from training_job.job import handle
+from training_job.notify import notify_training
 
 RECIPIENT = "owner@example.com"
 SENDER = "seer@example.org"
@@ -185,3 +189,34 @@ def test_the_sdk_hears_the_invalid_address_code(trainer, project) -> None:
             project["id"], notification_email_address="owner@example.com\r\nBcc: x@example.com"
         )
     assert refused.value.error.code == "BadRequestInvalidEmailAddress"
+
+
+def _finished(project_id: str, address: str) -> tuple[ProjectRecord, IterationRecord]:
+    project = ProjectRecord(id=project_id, name="stored", domain_id=DEFAULT_CLASSIFICATION_DOMAIN)
+    iteration = IterationRecord(
+        id=str(uuid.uuid4()),
+        project_id=project_id,
+        name="Iteration 1",
+        status=IterationStatus.COMPLETED,
+        domain_id=project.domain_id,
+        training_set_fingerprint="",
+        notification_email_address=address,
+    )
+    return project, iteration
+
+
+def test_starttls_is_never_skipped(account, settings: Settings, smtp_server, inbox: Inbox) -> None:
+    """The default security is STARTTLS: a server that does not offer it gets nothing in the clear."""
+    mail = with_smtp(settings, smtp_server[0]).model_copy(update={"smtp_security": "starttls"})
+    notify_training(account, mail, *_finished(str(uuid.uuid4()), RECIPIENT))
+    assert inbox.messages == []
+
+
+def test_a_stored_address_is_checked_again_when_mailing(
+    account, settings: Settings, smtp_server, inbox: Inbox
+) -> None:
+    """A row written before the rule (or by hand) never adds a header or a recipient."""
+    mail = with_smtp(settings, smtp_server[0])
+    notify_training(account, mail, *_finished(str(uuid.uuid4()), f"{RECIPIENT}\r\nBcc: victim@example.com"))
+    notify_training(account, mail, *_finished(str(uuid.uuid4()), f"{RECIPIENT}, victim@example.com"))
+    assert inbox.messages == []
