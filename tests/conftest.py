@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from azure.storage.queue import QueueClient
 from fastapi.testclient import TestClient
 
 from devhost.azurite import running_azurite
@@ -19,6 +20,8 @@ from devhost.ports import free_port
 from pipeline.api.app import create_app
 from pipeline.core.settings import DEV_ACCOUNT, DEV_ACCOUNT_KEY, Settings, get_settings
 from pipeline.store import StorageAccount, StoragePolicy, get_storage
+from tests.images import pattern_image
+from tests.queues import sas_queue
 from tests.serving import served
 
 TRAINING_KEY = "test-training-key"
@@ -27,6 +30,8 @@ PREDICTION_KEY = "test-prediction-key"
 # there (Seer refuses to post to its own account).
 TENANT_ACCOUNT = "tenantaccount"
 TENANT_KEY = base64.b64encode(b"seer tests: the tenant's account key").decode()
+PROJECTS = "/customvision/v3.3/training/projects"
+COMPACT_DOMAIN = "0732100f-1a38-4e49-a514-c9b44c697ab5"  # General (compact): the fastest to train
 
 
 @contextlib.contextmanager
@@ -112,9 +117,33 @@ def trainer(live_url: str):
 @pytest.fixture()
 def project(client: TestClient) -> dict:
     """A fresh classification project (unique name) created through the API."""
-    response = client.post("/customvision/v3.3/training/projects", params={"name": f"test-{uuid.uuid4()}"})
+    response = client.post(PROJECTS, params={"name": f"test-{uuid.uuid4()}"})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+@pytest.fixture()
+def project_with_images(client: TestClient, tenant_account: StorageAccount) -> tuple[str, QueueClient]:
+    """A compact project with two tags of five images each, notifying a queue in its user's account (the
+    smallest project the training job trains)."""
+    notifications, queue_uri = sas_queue(tenant_account)
+    created = client.post(
+        PROJECTS,
+        params={"name": f"job-{uuid.uuid4()}", "domainId": COMPACT_DOMAIN},
+        json={"notificationQueueUri": queue_uri},
+    )
+    assert created.status_code == 200, created.text
+    project_id = created.json()["id"]
+    for kind in (0, 1):
+        tag = client.post(f"{PROJECTS}/{project_id}/tags", params={"name": f"kind {kind}"}).json()
+        files = [("imageData", (f"{i}.jpg", pattern_image(kind, i), "image/jpeg")) for i in range(5)]
+        uploaded = client.post(
+            f"{PROJECTS}/{project_id}/images",
+            params={"tagIds": tag["id"]},
+            files=files,
+        )
+        assert uploaded.status_code == 200, uploaded.text
+    return project_id, notifications
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-from azure.storage.queue import QueueClient
 from fastapi.testclient import TestClient
 
 from pipeline.core.settings import Settings
@@ -25,10 +23,9 @@ from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from tests.conftest import TRAINING_KEY
 from tests.images import pattern_image
-from tests.queues import received, sas_queue
+from tests.queues import received
 
 TRAINING = "/customvision/v3.3/training"
-COMPACT_DOMAIN = "0732100f-1a38-4e49-a514-c9b44c697ab5"
 VISIBILITY_SECONDS = 2
 
 
@@ -73,27 +70,6 @@ class JobProcess:
 
     def finish(self, timeout: float = 120.0) -> int:
         return self.process.wait(timeout)
-
-
-@pytest.fixture()
-def project_with_images(client: TestClient, tenant_account: StorageAccount) -> tuple[str, QueueClient]:
-    """A compact project with two tags of five images each, notifying a queue in its user's account."""
-    notifications, queue_uri = sas_queue(tenant_account)
-    created = client.post(
-        f"{TRAINING}/projects",
-        params={"name": f"job-{uuid.uuid4()}", "domainId": COMPACT_DOMAIN},
-        json={"notificationQueueUri": queue_uri},
-    )
-    assert created.status_code == 200, created.text
-    project_id = created.json()["id"]
-    for kind in (0, 1):
-        tag = client.post(f"{TRAINING}/projects/{project_id}/tags", params={"name": f"kind {kind}"}).json()
-        files = [("imageData", (f"{i}.jpg", pattern_image(kind, i), "image/jpeg")) for i in range(5)]
-        uploaded = client.post(
-            f"{TRAINING}/projects/{project_id}/images", params={"tagIds": tag["id"]}, files=files
-        )
-        assert uploaded.status_code == 200, uploaded.text
-    return project_id, notifications
 
 
 def request_training(account: StorageAccount, settings: Settings, project_id: str) -> tuple[str, str]:

@@ -20,11 +20,19 @@ def train_project(
     training_type: str | None = Query(None, alias="trainingType"),
     reserved_budget_in_hours: int | None = Query(None, alias="reservedBudgetInHours"),
     force_train: bool = Query(False, alias="forceTrain"),
+    notification_email_address: str | None = Query(None, alias="notificationEmailAddress"),
     parameters: TrainingParameters | None = Body(default=None),
 ) -> Iteration:
     selected = [t.lower() for t in (parameters.selected_tags or [])] if parameters else []
     iteration = training.request_training(
-        storage, config, project_id, training_type, reserved_budget_in_hours, force_train, selected
+        storage,
+        config,
+        project_id,
+        training_type,
+        reserved_budget_in_hours,
+        force_train,
+        selected,
+        notification_email_address,
     )
     return iteration_to_wire(iteration)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,15 @@ class Settings(BaseSettings):
     url_fetch_timeout_seconds: float = 10.0
     allow_private_urls: bool = False
     notification_timeout_seconds: float = 10.0  # posting a training notification to a project's queue
+    # The mail server the training job sends TrainProject's notificationEmailAddress messages through (operator
+    # configuration, so not subject to the outbound URL policy). No host or no from address: no mail is sent.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_from_address: str | None = None
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_timeout_seconds: float = 10.0
     # Requests that fetch image URLs run on their own threads, at most this many at once; one that waits longer than
     # `url_fetch_queue_seconds` for a turn answers 503 (pipeline/api/pools.py).
     max_concurrent_url_fetches: int = 32
@@ -112,6 +122,10 @@ class Settings(BaseSettings):
         if self.storage_connection_string.strip().rstrip(";").lower() == "usedevelopmentstorage=true":
             return dev_storage_connection_string()
         return self.storage_connection_string
+
+    @property
+    def mail_configured(self) -> bool:
+        return bool(self.smtp_host and self.smtp_from_address)
 
     @property
     def on_loopback(self) -> bool:

@@ -10,6 +10,7 @@ from collections import Counter
 
 from pipeline.contract.training import TrainingMessage, tag_image_counts, training_set
 from pipeline.core.domains import domain_of
+from pipeline.core.email_address import email_address
 from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import (
@@ -164,8 +165,10 @@ def request_training(
     reserved_budget_in_hours: int | None = None,
     force_train: bool = False,
     selected_tag_ids: list[str] | None = None,
+    notification_email_address: str | None = None,
 ) -> IterationRecord:
     project = get_project(account, project_id)
+    email = email_address(notification_email_address)
     kind, budget = _parse_training_type(training_type, reserved_budget_in_hours, settings)
     iterations = IterationStore(account)
     existing = iterations.list(project.id)
@@ -196,6 +199,7 @@ def request_training(
             selected_tag_ids=[t.id for t in tags] if selected_tag_ids else [],
             training_set_fingerprint=digest,
             tag_image_counts=tag_image_counts(images, tags),
+            notification_email_address=email,
         )
     )
     try:

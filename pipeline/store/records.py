@@ -93,6 +93,7 @@ class IterationRecord(BaseModel):
     training_set_fingerprint: str
     # Images per tag in the training set, for GetTags?iterationId; None on rows written before it was kept.
     tag_image_counts: dict[str, int] | None = None
+    notification_email_address: str | None = None  # TrainProject's: mailed when the run ends
     created: datetime = Field(default_factory=utcnow)
     last_modified: datetime = Field(default_factory=utcnow)
     trained_at: datetime | None = None
