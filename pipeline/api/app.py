@@ -27,7 +27,12 @@ from pipeline.api import (
 from pipeline.api.auth import RequireKeys
 from pipeline.api.body_limit import CapBodies
 from pipeline.api.pools import ThreadBudget, WorkPool
-from pipeline.api.routing import CaseInsensitivePaths, api_version, prediction_api_version
+from pipeline.api.routing import (
+    CaseInsensitivePaths,
+    CaseInsensitiveQuery,
+    api_version,
+    prediction_api_version,
+)
 from pipeline.core.errors import CustomVisionError, ServiceUnavailable
 from pipeline.core.settings import Settings, get_settings
 from pipeline.portal import router as portal
@@ -161,5 +166,6 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
     app.add_middleware(CapBodies, settings=app.state.settings)  # inside the key check: keyless bodies unread
     app.add_middleware(RequireKeys, settings=app.state.settings)
     app.add_middleware(ThreadBudget, threads=app.state.settings.http_threads)
+    app.add_middleware(CaseInsensitiveQuery, openapi=app.openapi)
     app.add_middleware(CaseInsensitivePaths)  # outermost: the key check sees the normalised path
     return app
