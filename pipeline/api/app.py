@@ -33,6 +33,7 @@ from pipeline.api.routing import (
     api_version,
     prediction_api_version,
 )
+from pipeline.api.validation import validation_code, validation_message
 from pipeline.core.errors import CustomVisionError, ServiceUnavailable
 from pipeline.core.settings import Settings, get_settings
 from pipeline.portal import router as portal
@@ -91,11 +92,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-            for e in exc.errors()[:5]
-        )
-        return _error(400, "BadRequest", f"The request is invalid: {problems}")
+        errors = exc.errors()
+        return _error(400, validation_code(errors), validation_message(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
