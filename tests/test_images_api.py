@@ -212,7 +212,7 @@ def test_listing_order_paging_and_tag_filter(client, project):
     assert ids(client.get(_url(pid), params={"taggingStatus": "Untagged"})) == [second]
     assert ids(client.get(_url(pid, "/tagged"), params={"orderBy": "Oldest"})) == [first, third]
     assert client.get(_url(pid, "/count"), params={"taggingStatus": "Tagged", "tagIds": red}).json() == 2
-    assert client.get(_url(pid), params={"take": 257}).json()["code"] == "BadRequest"
+    assert client.get(_url(pid), params={"take": 257}).json()["code"] == "BadRequestInvalid"
     assert client.get(_url(pid), params={"orderBy": "Sideways"}).status_code == 400
 
 
@@ -401,15 +401,19 @@ def test_unknown_tag_is_400_and_nothing_stored(client, project):
 
 
 @pytest.mark.parametrize(
-    "body",
-    [b'{"images": [', b'{"images": [{"contents": "not base64!!"}]}', b'{"images": "nope"}'],
+    ("body", "code"),
+    [
+        (b'{"images": [', "BadRequest"),  # JSON that does not parse: the spec has no closer code
+        (b'{"images": [{"contents": "not base64!!"}]}', "BadRequestInvalid"),
+        (b'{"images": "nope"}', "BadRequestInvalid"),
+    ],
     ids=["truncated json", "not base64", "wrong shape"],
 )
-def test_malformed_json_is_400(client, project, body):
+def test_malformed_json_is_400(client, project, body, code):
     response = client.post(
         _url(project["id"], "/files"), content=body, headers={"Content-Type": "application/json"}
     )
-    assert (response.status_code, response.json()["code"]) == (400, "BadRequest")
+    assert (response.status_code, response.json()["code"]) == (400, code)
     assert _counts(client, project["id"]) == (0, {})
 
 

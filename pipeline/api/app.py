@@ -27,7 +27,13 @@ from pipeline.api import (
 from pipeline.api.auth import RequireKeys
 from pipeline.api.body_limit import CapBodies
 from pipeline.api.pools import ThreadBudget, WorkPool
-from pipeline.api.routing import CaseInsensitivePaths, api_version, prediction_api_version
+from pipeline.api.routing import (
+    CaseInsensitivePaths,
+    CaseInsensitiveQuery,
+    api_version,
+    prediction_api_version,
+)
+from pipeline.api.validation import validation_code, validation_message
 from pipeline.core.errors import CustomVisionError, ServiceUnavailable
 from pipeline.core.settings import Settings, get_settings
 from pipeline.portal import router as portal
@@ -86,11 +92,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-            for e in exc.errors()[:5]
-        )
-        return _error(400, "BadRequest", f"The request is invalid: {problems}")
+        errors = exc.errors()
+        return _error(400, validation_code(errors), validation_message(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -161,5 +164,6 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
     app.add_middleware(CapBodies, settings=app.state.settings)  # inside the key check: keyless bodies unread
     app.add_middleware(RequireKeys, settings=app.state.settings)
     app.add_middleware(ThreadBudget, threads=app.state.settings.http_threads)
+    app.add_middleware(CaseInsensitiveQuery, openapi=app.openapi)
     app.add_middleware(CaseInsensitivePaths)  # outermost: the key check sees the normalised path
     return app

@@ -25,15 +25,15 @@ def unique_ids(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(v.strip().lower() for v in values if v and v.strip()))
 
 
-def check_ids(values: Iterable[str], what: str, limit: int) -> list[str]:
-    """Ids must be GUIDs (they become table keys) and at most `limit` of them."""
+def check_ids(values: Iterable[str], what: str, limit: int | None = None) -> list[str]:
+    """Ids must be GUIDs (they become table keys) and at most `limit` of them (any number when None)."""
     ids = unique_ids(values)
     for value in ids:
         try:
             uuid.UUID(value)
         except ValueError:
             raise bad_request("BadRequestInvalidIds", f"{value!r} is not a valid {what} id.") from None
-    if len(ids) > limit:
+    if limit is not None and len(ids) > limit:
         raise bad_request(
             "BadRequestExceededBatchSize", f"At most {limit} {what} ids are allowed per request."
         )

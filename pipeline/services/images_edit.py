@@ -26,7 +26,6 @@ from pipeline.services.image_rules import (
     new_region,
     region_box,
     require_tags,
-    unique_ids,
 )
 from pipeline.services.projects import get_project
 from pipeline.services.tags import project_tags
@@ -80,7 +79,7 @@ def delete_images(
 
 def _existing_images(store: ImageStore, project_id: str, image_ids: Iterable[str]) -> dict[str, ImageRecord]:
     images = {}
-    for image_id in unique_ids(image_ids):
+    for image_id in check_ids(image_ids, "image"):
         image = store.get(project_id, image_id)
         if image is None:
             raise image_not_found(image_id)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from pipeline.core.limits import MAX_IMAGE_IDS
+from pipeline.core.limits import MAX_IMAGE_IDS, MAX_TAG_IDS
 from pipeline.core.vocabulary import Order, TaggingStatus, parse_choice
-from pipeline.services.image_rules import check_ids, unique_ids
+from pipeline.services.image_rules import check_ids
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
@@ -14,8 +14,8 @@ from pipeline.store.records import ImageRecord
 
 
 def _select(images: Iterable[ImageRecord], tag_ids: Iterable[str], tagging: str) -> list[ImageRecord]:
-    wanted = set(unique_ids(tag_ids))
-    status = parse_choice(TaggingStatus, tagging, "taggingStatus")
+    wanted = set(tag_ids)
+    status = parse_choice(TaggingStatus, tagging, "taggingStatus", code="BadRequestInvalid")
     chosen = []
     for image in images:
         carried = image.tag_ids
@@ -39,8 +39,9 @@ def list_images(
 ) -> list[ImageRecord]:
     """GetImages and its Tagged/Untagged variants: images with any of `tag_ids`, newest first by default."""
     project = get_project(account, project_id)
-    order = parse_choice(Order, order_by, "orderBy")
-    images = _select(ImageStore(account).iter(project.id), tag_ids, tagging)
+    order = parse_choice(Order, order_by, "orderBy", code="BadRequestInvalid")
+    wanted = check_ids(tag_ids, "tag", MAX_TAG_IDS)
+    images = _select(ImageStore(account).iter(project.id), wanted, tagging)
     images.sort(key=lambda i: (i.created, i.id), reverse=order == Order.NEWEST)
     return images[skip : skip + take]
 
@@ -49,7 +50,7 @@ def count_images(
     account: StorageAccount, project_id: str, *, tag_ids: Iterable[str] = (), tagging: str = TaggingStatus.ALL
 ) -> int:
     project = get_project(account, project_id)
-    return len(_select(ImageStore(account).iter(project.id), tag_ids, tagging))
+    return len(_select(ImageStore(account).iter(project.id), check_ids(tag_ids, "tag"), tagging))
 
 
 def get_images_by_ids(

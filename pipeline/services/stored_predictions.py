@@ -9,7 +9,7 @@ from datetime import datetime
 
 from pipeline.core.boxes import Box
 from pipeline.core.errors import bad_request
-from pipeline.core.limits import MAX_DELETE_PREDICTIONS, MAX_TAG_IDS
+from pipeline.core.limits import MAX_DELETE_PREDICTIONS, MAX_PAGE_SIZE, MAX_TAG_IDS
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ImageCreateStatus, Order, new_id, parse_choice
 from pipeline.services.images_create import CreateResult, NewImage, create_images
@@ -97,6 +97,10 @@ def query_predictions(
     """One page of matching predictions and the query for the next (continuation None when done)."""
     project = get_project(account, project_id)
     order = parse_choice(Order, query.order_by, "orderBy", code="BadRequestPredictionInvalidQueryParameters")
+    if query.max_count > MAX_PAGE_SIZE:
+        raise bad_request(
+            "BadRequestPredictionResultsExceededCount", f"maxCount is limited to {MAX_PAGE_SIZE} predictions."
+        )
     if len(query.tags) > MAX_TAG_IDS:
         raise bad_request(
             "BadRequestPredictionTagsExceededCount", f"At most {MAX_TAG_IDS} tags can filter a query."

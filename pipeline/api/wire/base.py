@@ -1,17 +1,46 @@
-"""The base every wire model derives from: snake_case in Python, camelCase on the wire; and the time type for
-times clients send."""
+"""The base every wire model derives from: snake_case in Python, camelCase on the wire, property names bound
+case-insensitively and unknown ones ignored (as the real service binds them); and the time type for times clients
+send."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from functools import cache
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 from pydantic.alias_generators import to_camel
 
 
 class WireModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _any_case(cls, data: Any) -> Any:
+        """Renames `Url`, `URL`, `tagids` ... to the alias they match ignoring case (customvision.ai's own curl
+        example sends `{"Url": ...}`); a key that is already exact wins over a differently cased one."""
+        if not isinstance(data, dict):
+            return data
+        names = _names_by_lower_case(cls)
+        renamed = {}
+        for key, value in data.items():
+            exact = names.get(key.lower(), key) if isinstance(key, str) else key
+            if exact != key and exact in data:
+                continue
+            renamed[exact] = value
+        return renamed
+
+
+@cache
+def _names_by_lower_case(model: type[BaseModel]) -> dict[str, str]:
+    """Each field's wire name (its alias) by its lower-cased alias and Python name."""
+    names = {}
+    for name, field in model.model_fields.items():
+        wire = field.alias or name
+        names[name.lower()] = name
+        names[wire.lower()] = wire
+    return names
 
 
 def _as_utc(moment: datetime) -> datetime:

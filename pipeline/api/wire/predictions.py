@@ -8,7 +8,6 @@ from pydantic import Field
 
 from pipeline.api.wire.base import UtcDatetime, WireModel
 from pipeline.api.wire.images import Region
-from pipeline.core.limits import MAX_PAGE_SIZE
 from pipeline.core.vocabulary import Order, TagType
 
 
@@ -59,7 +58,7 @@ class PredictionQueryToken(WireModel):
 
     session: str | None = None
     continuation: str | None = None
-    max_count: int = Field(default=50, ge=0, le=MAX_PAGE_SIZE)
+    max_count: int = Field(default=50, ge=0)  # over MAX_PAGE_SIZE: the spec's own code, from the service
     order_by: str = Order.NEWEST
     tags: list[PredictionQueryTag] | None = None
     iteration_id: str | None = None
