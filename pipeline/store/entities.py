@@ -89,6 +89,27 @@ def query_records(
     return (from_entity(model, e) for e in entities)
 
 
+def replace_if_unchanged(table: TableClient, entity: dict[str, Any], etag: str) -> bool:
+    """Replace the entity only if it still has `etag`: False when someone changed or deleted it meanwhile (a
+    claim taken over by another writer, for instance)."""
+    try:
+        table.update_entity(
+            entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+        return True
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return False
+
+
+def delete_if_unchanged(table: TableClient, partition_key: str, row_key: str, etag: str) -> bool:
+    """Delete the entity only if it still has `etag`: False when someone changed or deleted it meanwhile."""
+    try:
+        table.delete_entity(partition_key, row_key, etag=etag, match_condition=MatchConditions.IfNotModified)
+        return True
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return False
+
+
 def update_record(
     table: TableClient,
     model: type[R],

@@ -10,18 +10,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
 from pipeline.core.owners import this_process
 from pipeline.store.account import StorageAccount
 from pipeline.store.entities import (
+    delete_if_unchanged,
     get_record,
     joined,
     part_names,
     query_records,
+    replace_if_unchanged,
     to_entity,
     update_record,
 )
@@ -83,26 +83,13 @@ class ImageStore:
 
     def take_over_hash(self, project_id: str, content_hash: str, claim: HashClaim, image_id: str) -> bool:
         """Point a stale claim at `image_id`, only if nobody changed it since `claim` was read."""
-        try:
-            self.hashes.update_entity(
-                _claim_entity(project_id, content_hash, image_id),
-                mode=UpdateMode.REPLACE,
-                etag=claim.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-            return True
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
+        return replace_if_unchanged(
+            self.hashes, _claim_entity(project_id, content_hash, image_id), claim.etag
+        )
 
     def drop_claim(self, project_id: str, content_hash: str, claim: HashClaim) -> bool:
         """Delete a stale claim, only if nobody changed it since `claim` was read."""
-        try:
-            self.hashes.delete_entity(
-                project_id, content_hash, etag=claim.etag, match_condition=MatchConditions.IfNotModified
-            )
-            return True
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
+        return delete_if_unchanged(self.hashes, project_id, content_hash, claim.etag)
 
     def release_hash(self, project_id: str, content_hash: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):

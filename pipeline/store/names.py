@@ -14,11 +14,10 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from pipeline.store.account import StorageAccount
+from pipeline.store.entities import delete_if_unchanged, replace_if_unchanged
 
 TABLE = "names"
 
@@ -64,26 +63,13 @@ class NameClaims:
 
     def take_over(self, name: str, claim: NameClaim, owner: str) -> bool:
         """Give a stale claim to `owner`, only if nobody changed it since `claim` was read."""
-        try:
-            self.table.update_entity(
-                self._entity(name, owner),
-                mode=UpdateMode.REPLACE,
-                etag=claim.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-            return True
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
+        return replace_if_unchanged(self.table, self._entity(name, owner), claim.etag)
 
     def release(self, name: str, owner: str) -> None:
         """Drop `owner`'s claim on `name`; a claim someone else holds (taken over) is left alone."""
         claim = self.holder(name)
-        if claim is None or claim.owner != owner:
-            return
-        with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
-            self.table.delete_entity(
-                self.scope, self._row(name), etag=claim.etag, match_condition=MatchConditions.IfNotModified
-            )
+        if claim is not None and claim.owner == owner:
+            delete_if_unchanged(self.table, self.scope, self._row(name), claim.etag)
 
     def release_all(self) -> None:
         """Drop every claim of the scope (its project is being deleted)."""
