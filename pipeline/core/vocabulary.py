@@ -21,6 +21,7 @@ class IterationStatus(StrEnum):
 class TagType(StrEnum):
     REGULAR = "Regular"
     NEGATIVE = "Negative"
+    GENERAL_PRODUCT = "GeneralProduct"  # the one "any product" tag of a retail shelf detector
 
 
 class ClassificationType(StrEnum):

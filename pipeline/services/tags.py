@@ -70,6 +70,13 @@ def _check_description(description: str | None) -> None:
     check_length(description, MAX_DESCRIPTION_LENGTH, "BadRequestTagDescription", "A tag description")
 
 
+# Tag types a project holds at most one of, with the spec's code for a second.
+_ONE_PER_PROJECT = {
+    TagType.NEGATIVE: "BadRequestMultipleNegativeTag",
+    TagType.GENERAL_PRODUCT: "BadRequestMultipleGeneralProductTag",
+}
+
+
 def _check_tag_type(tag_type: str | None) -> TagType:
     return parse_choice(TagType, tag_type, "type", default=TagType.REGULAR, code="BadRequestTagType")
 
@@ -78,8 +85,8 @@ def _check_unique(tags: list[TagRecord], name: str, tag_type: TagType, exclude_i
     others = [t for t in tags if t.id != exclude_id]
     if any(_same_name(t.name, name) for t in others):  # tags stored before names were claimed hold no claim
         raise _name_taken(name)
-    if tag_type == TagType.NEGATIVE and any(t.type == TagType.NEGATIVE for t in others):
-        raise bad_request("BadRequestMultipleNegativeTag", "A project can have only one Negative tag.")
+    if tag_type in _ONE_PER_PROJECT and any(t.type == tag_type for t in others):
+        raise bad_request(_ONE_PER_PROJECT[tag_type], f"A project can have only one {tag_type} tag.")
 
 
 def create_tag(
