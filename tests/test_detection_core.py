@@ -105,7 +105,9 @@ def test_onnx_matches_torch_and_carries_metadata(
     assert [o.name for o in session.get_outputs()] == list(DETECTOR_OUTPUTS)
     assert not isinstance(session.get_inputs()[0].shape[0], int)  # dynamic batch
     metadata = session.get_modelmeta().custom_metadata_map
-    assert json.loads(metadata["labels"]) == [{"tag_id": lb.tag_id, "name": lb.name} for lb in LABELS]
+    assert json.loads(metadata["labels"]) == [
+        {"tag_id": lb.tag_id, "name": lb.name, "type": "Regular"} for lb in LABELS
+    ]
     assert json.loads(metadata["preprocessing"]) == {**FULL_PREPROCESSING, "size": 192}
     assert json.loads(metadata["classification_type"]) is None
     assert metadata["domain_type"] == "ObjectDetection"

@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from pipeline.contract.onnx_model import ModelLabel
+from pipeline.core.vocabulary import TagType
 from pipeline.vision.metrics import ranked_average_precision
 from pipeline.vision.preprocessing import PREPROCESSING, preprocess, preprocess_batch
 from training_job import export
@@ -52,7 +53,11 @@ def onnx_probabilities(result: TrainingResult, images: list[Image.Image]) -> np.
 @pytest.fixture(scope="module")
 def multiclass() -> tuple[list[Sample], list[ModelLabel]]:
     """Three colours, the last one a Negative tag, with unequal counts (6, 6, 4) so k = 4."""
-    labels = [ModelLabel("t-red", "red"), ModelLabel("t-green", "green"), ModelLabel("t-blue", "blue")]
+    labels = [
+        ModelLabel("t-red", "red"),
+        ModelLabel("t-green", "green"),
+        ModelLabel("t-blue", "blue", TagType.NEGATIVE),
+    ]
     counts = {"red": 6, "green": 6, "blue": 4}
     samples = [
         Sample(f"{name}-{i}", picture(COLOURS[name], seed=100 * index + i), {index})
@@ -99,7 +104,7 @@ def test_onnx_matches_torch_and_carries_metadata(
     assert not isinstance(data.shape[0], int)  # dynamic batch
     metadata = session.get_modelmeta().custom_metadata_map
     assert json.loads(metadata["labels"]) == [
-        {"tag_id": label.tag_id, "name": label.name} for label in labels
+        {"tag_id": label.tag_id, "name": label.name, "type": label.type} for label in labels
     ]
     assert json.loads(metadata["preprocessing"]) == {**PREPROCESSING, "size": SIZE}
     assert metadata["classification_type"] == "Multiclass"

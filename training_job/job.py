@@ -12,7 +12,7 @@ import time
 from azure.storage.queue import QueueMessage
 
 from pipeline.contract.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
-from pipeline.contract.onnx_model import ModelLabel
+from pipeline.contract.onnx_model import model_label
 from pipeline.contract.training import TrainingMessage
 from pipeline.core.boxes import Box
 from pipeline.core.domains import domain_of
@@ -55,7 +55,7 @@ def _classifier(
     from training_job.samples import Sample
     from training_job.train import train_classifier
 
-    labels = [ModelLabel(tag_id=t.id, name=t.name) for t in data.tags]
+    labels = [model_label(t) for t in data.tags]
     index = label_index(labels)
     samples = [
         Sample(image_id=i.record.id, image=i.image, labels={index[t] for t in i.record.tag_ids if t in index})
@@ -111,7 +111,7 @@ def _detector(
     ]
     result = train_detector(
         samples,
-        [ModelLabel(tag_id=t.id, name=t.name) for t in tags],
+        [model_label(t) for t in tags],
         backbone=backbone,
         training_type=iteration.training_type,
         budget_seconds=_budget(iteration),

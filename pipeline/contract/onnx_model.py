@@ -8,6 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pipeline.core.vocabulary import TagType
+from pipeline.store.records import TagRecord
+
 INPUT = "data"  # float32 [N, 3, S, S], RGB, 0..255 (see pipeline.vision.preprocessing)
 CLASSIFIER_OUTPUT = "model_outputs"  # float32 [N, tags]: softmax (Multiclass) or sigmoid (Multilabel)
 # The detector decodes and suppresses inside the graph: [N, 200, 4] normalised left, top, width, height;
@@ -19,7 +22,7 @@ DETECTOR_OUTPUTS = (DETECTED_BOXES, DETECTED_SCORES, DETECTED_CLASSES)
 
 
 class MetadataKey(StrEnum):
-    LABELS = "labels"  # JSON list of {"tag_id", "name"} in output order
+    LABELS = "labels"  # JSON list of {"tag_id", "name", "type"} in output order
     PREPROCESSING = "preprocessing"  # JSON: how to turn an image into the input
     CLASSIFICATION_TYPE = "classification_type"  # Multiclass, Multilabel, or "null" for a detector
     DOMAIN_TYPE = "domain_type"
@@ -29,18 +32,25 @@ class MetadataKey(StrEnum):
 
 @dataclass(frozen=True)
 class ModelLabel:
-    """One output of the model: the tag it scores."""
+    """One output of the model: the tag it scores, as it was when the model was trained (predictions report
+    its type without a look-up on the serving path)."""
 
     tag_id: str
     name: str
+    type: TagType = TagType.REGULAR
+
+
+def model_label(tag: TagRecord) -> ModelLabel:
+    return ModelLabel(tag_id=tag.id, name=tag.name, type=tag.type)
 
 
 def encode_labels(labels: Sequence[ModelLabel]) -> str:
-    return json.dumps([{"tag_id": label.tag_id, "name": label.name} for label in labels])
+    return json.dumps([{"tag_id": label.tag_id, "name": label.name, "type": label.type} for label in labels])
 
 
 def decode_labels(metadata: Mapping[str, str]) -> list[ModelLabel]:
+    """The model's labels; models exported before the type was recorded have no "type": Regular."""
     return [
-        ModelLabel(tag_id=item["tag_id"], name=item["name"])
+        ModelLabel(tag_id=item["tag_id"], name=item["name"], type=TagType(item.get("type", TagType.REGULAR)))
         for item in json.loads(metadata[MetadataKey.LABELS])
     ]

@@ -98,7 +98,7 @@ def _classify(model: LoadedModel, image: Image.Image) -> list[PredictedTag]:
     probabilities = model.run(preprocess(image, model.input_size))[0]
     return by_probability(
         [
-            predicted(label.tag_id, label.name, float(p))
+            predicted(label.tag_id, label.name, float(p), tag_type=label.type)
             for label, p in zip(model.labels, probabilities, strict=True)
         ]
     )
@@ -118,7 +118,7 @@ def _detect(model: LoadedModel, image: Image.Image) -> list[PredictedTag]:
         if score > 0:
             label = model.labels[int(index)]
             box = Box(label.tag_id, left, top, width, height, score)
-            predictions.append(predicted(label.tag_id, label.name, float(score), box))
+            predictions.append(predicted(label.tag_id, label.name, float(score), box, label.type))
     return by_probability(predictions)
 
 
