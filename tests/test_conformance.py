@@ -1,0 +1,264 @@
+"""Seer against the official REST descriptions (issue 11): every operation has a route, and every response a
+realistic session provokes validates against its operation's schema (required fields, types, enums, nullability;
+error bodies carry a code from the spec's CustomVisionError enum).
+
+The description-driven tests skip when `../shared/specs/customvision` is absent; the error-code check runs always,
+from `tests/spec_codes.json`."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from pipeline.contract.onnx_model import ModelLabel
+from pipeline.store import StorageAccount
+from tests.conformance import SPECS, Outcome, ResponseValidator, error_codes, missing_operations
+from tests.conftest import PREDICTION_KEY, PROJECTS, TRAINING_KEY
+from tests.images import pattern_image
+from tests.published import published_iteration, tiny_classifier
+
+log = logging.getLogger(__name__)
+
+needs_specs = pytest.mark.skipif(
+    not SPECS.is_dir(), reason=f"{SPECS} is absent: the description-driven conformance checks are skipped"
+)
+
+# Operations with no route yet, each owned by another issue; a new gap (or one closed) fails the test below.
+KNOWN_MISSING = sorted(
+    f"{description} {operation}"
+    for description in ("training-v3.3.json", "training-v3.4-preview.json")
+    for operation in (
+        "ExportProject",  # project export/import: the export issue
+        "ImportProject",
+        "GetArtifact",
+        "GetExports",  # iteration exports: the export issue
+        "ExportIteration",
+        "QuerySuggestedImages",  # suggested images: the learning-loop issue
+        "QuerySuggestedImageCount",
+    )
+)
+
+# Responses that depart from the spec on purpose or pending a fix elsewhere: "OperationId status" -> reason.
+# Left to their owners (issue 11 item 3 covers projects' detectionParameters; QueryPredictions echoes its token).
+EXPECTED_MISMATCHES: dict[str, str] = {
+    **{
+        f"{operation}settings/detectionParameters": "null where the spec says a non-nullable string: item 3"
+        for operation in ("CreateProject 200 ", "GetProject 200 ", "UpdateProject 200 ", "GetProjects 200 */")
+    },
+    **{
+        f"QueryPredictions 200 token/{name}": "the request's unset token field echoed as null (non-nullable string)"
+        for name in ("application", "continuation")
+    },
+}
+
+DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"  # General (object detection)
+
+
+@needs_specs
+def test_every_operation_has_a_route(app) -> None:
+    assert missing_operations(app.openapi()) == KNOWN_MISSING
+
+
+@needs_specs
+def test_the_validator_catches_wrong_bodies() -> None:
+    """The oracle can fail: a missing required field, a wrong type, an unknown enum value and a null where the
+    spec says non-nullable are all reported, and a valid body is not."""
+    validator = ResponseValidator()
+    op = validator.operation("GET", "/customvision/v3.3/training/projects/x/tags/y")
+    assert op is not None and op.operation_id == "GetTag"
+    good = {"id": str(uuid.uuid4()), "name": "a", "description": None, "type": "Regular", "imageCount": 0}
+    assert validator.check(op, 200, good) == []
+    for bad in (
+        {k: v for k, v in good.items() if k != "name"},
+        good | {"imageCount": "0"},
+        good | {"type": "Ordinary"},
+        good | {"id": None},
+        good | {"id": "not-a-uuid"},
+    ):
+        assert validator.check(op, 200, bad), bad
+    assert validator.check(op, 404, {"code": "Nope", "message": "m"})
+    assert validator.check(op, 201, good)
+
+
+def test_error_bodies_use_spec_codes(client: TestClient) -> None:
+    """Always runs (the codes come from the checked-in copy without ../shared): a few provoked errors answer with
+    a Custom Vision error body whose code is in the spec's enum."""
+    codes = error_codes()
+    missing = str(uuid.uuid4())
+    responses = [
+        client.get(f"{PROJECTS}/{missing}"),
+        client.post(PROJECTS, params={"name": ""}),
+        client.get(f"{PROJECTS}/not-a-guid/tags"),
+        client.get(f"{PROJECTS}/{missing}/iterations/{missing}"),
+        client.post(
+            f"/customvision/v3.1/prediction/{missing}/classify/iterations/x/url",
+            json={"url": "x"},
+            headers={"Prediction-Key": PREDICTION_KEY},
+        ),
+    ]
+    for response in responses:
+        assert response.status_code >= 400, response.text
+        assert response.json()["code"] in codes, response.text
+
+
+@dataclass
+class Recorder:
+    """Validates every response of a session against its operation and keeps the tally."""
+
+    validator: ResponseValidator = field(default_factory=ResponseValidator)
+    outcomes: list[Outcome] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+
+    def __call__(self, response: httpx.Response) -> None:
+        response.read()
+        request = response.request
+        op = self.validator.operation(request.method, request.url.path)
+        if op is None:
+            self.unmatched.append(f"{request.method} {request.url.path}")
+            return
+        body = response.json() if response.content else None
+        errors = self.validator.check(op, response.status_code, body)
+        self.outcomes.append(Outcome(op.operation_id, response.status_code, errors))
+
+    @property
+    def mismatches(self) -> dict[str, list[str]]:
+        """Errors by "OperationId status field" (array indices as `*`), the key EXPECTED_MISMATCHES uses."""
+        found: dict[str, list[str]] = {}
+        for outcome in self.outcomes:
+            for error in outcome.errors:
+                where = re.sub(r"(^|/)\d+(?=/|$)", r"\1*", error.split(":")[0])
+                found.setdefault(f"{outcome.operation} {outcome.status} {where}", []).append(error)
+        return found
+
+
+@pytest.fixture()
+def session(live_url: str) -> Iterator[tuple[httpx.Client, Recorder]]:
+    recorder = Recorder()
+    with httpx.Client(
+        base_url=live_url,
+        headers={"Training-Key": TRAINING_KEY, "Prediction-Key": PREDICTION_KEY},
+        event_hooks={"response": [recorder]},
+        timeout=30,
+    ) as http:
+        yield http, recorder
+
+
+def ok(response: httpx.Response) -> httpx.Response:
+    assert response.status_code < 300, f"{response.request.method} {response.request.url}: {response.text}"
+    return response
+
+
+@needs_specs
+def test_a_realistic_session_validates(
+    session: tuple[httpx.Client, Recorder],
+    account: StorageAccount,
+    image_server: tuple[str, dict[str, bytes]],
+) -> None:
+    http, recorder = session
+    base, served = image_server
+    served["/conformance.jpg"] = pattern_image(1, 7)
+    image_url = f"{base}/conformance.jpg"
+
+    domains = ok(http.get("/customvision/v3.3/training/domains")).json()
+    ok(http.get(f"/customvision/v3.3/training/domains/{domains[0]['id']}"))
+
+    project = ok(http.post(PROJECTS, params={"name": f"conformance-{uuid.uuid4()}"})).json()
+    pid = project["id"]
+    at = f"{PROJECTS}/{pid}"
+    ok(http.get(PROJECTS))
+    ok(http.get(at))
+    ok(http.patch(at, json={"name": project["name"], "description": "conformance"}))
+
+    tags = [ok(http.post(f"{at}/tags", params={"name": f"kind {i}"})).json() for i in (0, 1)]
+    ok(http.get(f"{at}/tags"))
+    ok(http.get(f"{at}/tags/{tags[0]['id']}"))
+    ok(
+        http.patch(
+            f"{at}/tags/{tags[0]['id']}", json={"name": "kind 0", "description": "first", "type": "Regular"}
+        )
+    )
+
+    files = [("imageData", (f"{i}.jpg", pattern_image(0, i), "image/jpeg")) for i in range(2)]
+    by_data = ok(http.post(f"{at}/images", params={"tagIds": tags[0]["id"]}, files=files)).json()
+    encoded = base64.b64encode(pattern_image(1, 3)).decode()
+    ok(http.post(f"{at}/images/files", json={"images": [{"name": "f.jpg", "contents": encoded}]}))
+    ok(http.post(f"{at}/images/urls", json={"images": [{"url": image_url}], "tagIds": [tags[1]["id"]]}))
+    image_ids = [entry["image"]["id"] for entry in by_data["images"]]
+
+    ok(http.get(f"{at}/images"))
+    ok(http.get(f"{at}/images/count"))
+    ok(http.get(f"{at}/images/tagged"))
+    ok(http.get(f"{at}/images/tagged/count"))
+    ok(http.get(f"{at}/images/untagged"))
+    ok(http.get(f"{at}/images/untagged/count"))
+    ok(http.get(f"{at}/images/id", params={"imageIds": ",".join(image_ids)}))
+    tagging = {"tags": [{"imageId": image_ids[0], "tagId": tags[1]["id"]}]}
+    ok(http.post(f"{at}/images/tags", json=tagging))
+    ok(http.delete(f"{at}/images/tags", params={"imageIds": image_ids[0], "tagIds": tags[1]["id"]}))
+    ok(http.post(f"{at}/images/metadata", params={"imageIds": image_ids[0]}, json={"colour": "red"}))
+
+    detection = ok(
+        http.post(PROJECTS, params={"name": f"conformance-od-{uuid.uuid4()}", "domainId": DETECTION_DOMAIN})
+    ).json()
+    od = f"{PROJECTS}/{detection['id']}"
+    box = ok(http.post(f"{od}/tags", params={"name": "box"})).json()
+    od_image = ok(http.post(f"{od}/images", files=files[:1])).json()["images"][0]["image"]["id"]
+    region = {"imageId": od_image, "tagId": box["id"], "left": 0.1, "top": 0.1, "width": 0.5, "height": 0.5}
+    regions = ok(http.post(f"{od}/images/regions", json={"regions": [region]})).json()
+    ok(http.delete(f"{od}/images/regions", params={"regionIds": regions["created"][0]["regionId"]}))
+
+    model = tiny_classifier([ModelLabel(t["id"], t["name"]) for t in tags])
+    iteration = published_iteration(account, project, f"conformance{uuid.uuid4().hex[:8]}", model)
+    predict = f"/customvision/v3.1/prediction/{pid}/classify/iterations/{iteration.publish_name}"
+    picture = {"imageData": ("p.jpg", pattern_image(0, 9), "image/jpeg")}
+    ok(http.post(f"{predict}/image", files=picture))
+    ok(http.post(f"{predict}/image/nostore", files=picture))
+    ok(http.post(f"{predict}/url", json={"url": image_url}))
+    ok(http.post(f"{predict}/url/nostore", json={"url": image_url}))
+    ok(http.post(f"{at}/quicktest/image", params={"iterationId": iteration.id}, files=picture))
+    ok(http.post(f"{at}/quicktest/url", params={"iterationId": iteration.id}, json={"url": image_url}))
+    stored = ok(http.post(f"{at}/predictions/query", json={"maxCount": 10})).json()
+
+    ok(http.get(f"{at}/iterations"))
+    ok(http.get(f"{at}/iterations/{iteration.id}"))
+    ok(http.patch(f"{at}/iterations/{iteration.id}", json={"name": "renamed"}))
+    # The iteration was written without an evaluation: performance answers the spec's error, validated as such.
+    for endpoint in ("performance", "performance/images", "performance/images/count"):
+        http.get(f"{at}/iterations/{iteration.id}/{endpoint}")
+
+    # Errors: the body is a CustomVisionError with a spec code.
+    assert http.get(f"{PROJECTS}/{uuid.uuid4()}").status_code == 404
+    assert http.post(f"{at}/tags", params={"name": ""}).status_code == 400
+    assert http.get(f"{at}/iterations/{uuid.uuid4()}").status_code == 404
+    assert http.post(f"{predict}/url", json={"url": ""}).status_code == 400
+
+    prediction_ids = [result["id"] for result in stored["results"]]
+    if prediction_ids:
+        ok(http.delete(f"{at}/predictions", params={"ids": ",".join(prediction_ids)}))
+    ok(http.delete(f"{at}/iterations/{iteration.id}/publish"))
+    ok(http.delete(f"{at}/iterations/{iteration.id}"))
+    ok(http.delete(f"{at}/tags/{tags[1]['id']}"))
+    ok(http.delete(f"{at}/images", params={"imageIds": ",".join(image_ids)}))
+    ok(http.delete(od))
+    ok(http.delete(at))
+
+    covered = {outcome.operation for outcome in recorder.outcomes}
+    log.warning(
+        "conformance: %d operations covered, %d responses validated, %d mismatches (operation, status, field)",
+        len(covered),
+        len(recorder.outcomes),
+        len(recorder.mismatches),
+    )
+    assert recorder.unmatched == []
+    unexpected = {
+        key: errors for key, errors in recorder.mismatches.items() if key not in EXPECTED_MISMATCHES
+    }
+    assert unexpected == {}, "\n".join(f"{key}: {sorted(set(errors))}" for key, errors in unexpected.items())
