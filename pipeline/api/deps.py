@@ -57,6 +57,7 @@ ImageWork = Annotated[WorkPool, Depends(_image_work)]  # and decoding, resizing 
 Take = Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)]
 Skip = Annotated[int, Query(ge=0)]
 OrderBy = Annotated[str, Query(alias="orderBy")]
+MetadataFilter = Annotated[str | None, Query(alias="$filter")]  # v3.4-preview's filter on image metadata
 # Accepted for compatibility; Seer has no per-iteration image snapshots (yet), so the workspace is always listed.
 IterationIdQuery = Annotated[str | None, Query(alias="iterationId")]
 TagIds = Annotated[list[str], _csv_query("tagIds")]

@@ -11,6 +11,7 @@ from pipeline.api.deps import (
     ImageIds,
     ImageWork,
     IterationIdQuery,
+    MetadataFilter,
     OrderBy,
     RegionIds,
     Skip,
@@ -129,9 +130,17 @@ def get_images(
     order_by: OrderBy = Order.NEWEST,
     take: Take = 50,
     skip: Skip = 0,
+    metadata_filter: MetadataFilter = None,
 ) -> list[Image]:
     images = images_query.list_images(
-        storage, project_id, tag_ids=tag_ids, tagging=tagging_status, order_by=order_by, take=take, skip=skip
+        storage,
+        project_id,
+        tag_ids=tag_ids,
+        tagging=tagging_status,
+        metadata_filter=metadata_filter,
+        order_by=order_by,
+        take=take,
+        skip=skip,
     )
     return _wire(storage, project_id).images(images)
 
@@ -176,8 +185,11 @@ def get_image_count(
     tag_ids: TagIds,
     iteration_id: IterationIdQuery = None,
     tagging_status: str = Query(TaggingStatus.ALL, alias="taggingStatus"),
+    metadata_filter: MetadataFilter = None,
 ) -> int:
-    return images_query.count_images(storage, project_id, tag_ids=tag_ids, tagging=tagging_status)
+    return images_query.count_images(
+        storage, project_id, tag_ids=tag_ids, tagging=tagging_status, metadata_filter=metadata_filter
+    )
 
 
 @router.get(f"{IMAGES}/tagged/count", response_model=int)

@@ -14,6 +14,9 @@ MAX_TAGS_PER_IMAGE = 20
 MAX_METADATA_ENTRIES = 10
 MAX_METADATA_KEY_LENGTH = 128
 MAX_METADATA_VALUE_LENGTH = 256
+# The spec sets none for GetImages' $filter; these bound its parsing (characters, nesting of parentheses).
+MAX_FILTER_LENGTH = 2048
+MAX_FILTER_DEPTH = 32
 MAX_IMAGE_IDS = 256  # get by ids, delete
 MAX_EDIT_BATCH = 64  # image region / metadata edits, DeleteImageTags
 MAX_IMAGE_TAG_ENTRIES = 128  # CreateImageTags entries

@@ -39,6 +39,14 @@ class Order(StrEnum):
     OLDEST = "Oldest"
 
 
+class PredictionOrder(StrEnum):
+    """QueryPredictions' orders: GetImages' two and Suggested (the predictions most worth labelling first)."""
+
+    NEWEST = "Newest"
+    OLDEST = "Oldest"
+    SUGGESTED = "Suggested"
+
+
 class TaggingStatus(StrEnum):
     ALL = "All"
     TAGGED = "Tagged"

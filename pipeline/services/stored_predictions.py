@@ -3,6 +3,7 @@ images into the training set with tags (CreateImagesFromPredictions)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -11,7 +12,7 @@ from pipeline.core.boxes import Box
 from pipeline.core.errors import bad_request
 from pipeline.core.limits import MAX_DELETE_PREDICTIONS, MAX_PAGE_SIZE, MAX_TAG_IDS
 from pipeline.core.settings import Settings
-from pipeline.core.vocabulary import ImageCreateStatus, Order, new_id, parse_choice
+from pipeline.core.vocabulary import ImageCreateStatus, PredictionOrder, new_id, parse_choice
 from pipeline.services.images_create import CreateResult, NewImage, create_images
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
@@ -35,7 +36,7 @@ class PredictionQuery:
     session: str | None = None
     continuation: str | None = None
     max_count: int = 50
-    order_by: str = Order.NEWEST
+    order_by: str = PredictionOrder.NEWEST
     tags: tuple[TagWindow, ...] = ()
     iteration_id: str | None = None
     start_time: datetime | None = None
@@ -79,16 +80,51 @@ def _tag_matches(prediction: PredictionRecord, window: TagWindow) -> bool:
     )
 
 
+# Custom Vision's default probability threshold (GetIterationPerformance's): a tag's yes/no decision flips there.
+DECISION_THRESHOLD = 0.5
+
+
+def uncertainty(prediction: PredictionRecord) -> float:
+    """How far the prediction's most ambiguous judgement lies from the decision threshold: 0 is a coin toss, and a
+    prediction without any tag or box (nothing to correct) scores the most, 0.5. Suggested order sorts by this,
+    least first, so the images whose labels would teach the model most come first."""
+    return min(
+        (abs(p.probability - DECISION_THRESHOLD) for p in prediction.predictions), default=DECISION_THRESHOLD
+    )
+
+
+def _suggested_cursor(token: str) -> tuple[float, str]:
+    """A Suggested-order continuation, `<uncertainty>|<row key>`, back into the sort key it names."""
+    score, separator, key = token.partition("|")
+    with contextlib.suppress(ValueError):
+        if separator and key:
+            return float(score), key
+    raise bad_request(
+        "BadRequestPredictionInvalidQueryParameters", "continuation is not one this query's order returned."
+    )
+
+
 def _ordered(
-    store: PredictionStore, project_id: str, order: Order, after: str | None
+    store: PredictionStore, project_id: str, order: PredictionOrder, after: str | None
 ) -> Iterator[tuple[str, PredictionRecord]]:
-    """Row keys sort newest first; oldest first needs the whole partition (reversed), then the same cursor."""
-    if order == Order.NEWEST:
+    """(continuation, record) pairs in `order`, strictly after the continuation `after`. Row keys sort newest
+    first and are Newest's and Oldest's continuations; Oldest and Suggested need the whole partition. Suggested
+    sorts by (uncertainty, row key), ties newest first, and its continuation carries both, so paging stays exact
+    while predictions come and go."""
+    if order == PredictionOrder.NEWEST:
         yield from store.newest_first(project_id, after)
         return
-    for key, record in reversed(list(store.newest_first(project_id))):
-        if after is None or key < after:
-            yield key, record
+    everything = list(store.newest_first(project_id))
+    if order == PredictionOrder.OLDEST:
+        for key, record in reversed(everything):
+            if after is None or key < after:
+                yield key, record
+        return
+    cursor = _suggested_cursor(after) if after else None
+    ranked = sorted((((uncertainty(record), key), record) for key, record in everything), key=lambda r: r[0])
+    for rank, record in ranked:
+        if cursor is None or rank > cursor:
+            yield f"{rank[0]!r}|{rank[1]}", record
 
 
 def query_predictions(
@@ -96,7 +132,9 @@ def query_predictions(
 ) -> tuple[list[PredictionRecord], PredictionQuery]:
     """One page of matching predictions and the query for the next (continuation None when done)."""
     project = get_project(account, project_id)
-    order = parse_choice(Order, query.order_by, "orderBy", code="BadRequestPredictionInvalidQueryParameters")
+    order = parse_choice(
+        PredictionOrder, query.order_by, "orderBy", code="BadRequestPredictionInvalidQueryParameters"
+    )
     if query.max_count > MAX_PAGE_SIZE:
         raise bad_request(
             "BadRequestPredictionResultsExceededCount", f"maxCount is limited to {MAX_PAGE_SIZE} predictions."
