@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from pipeline.services import images_query
 from tests.conftest import PREDICTION_KEY, TRAINING_KEY
@@ -273,6 +273,16 @@ def tab_to(page: Page, target, limit: int = 30) -> None:
     raise AssertionError(f"Tab never reached {target}")
 
 
+def open_and_escape_the_train_dialog(page: Page) -> Locator:
+    """Tab to Train, open its dialog with Enter and close it with Escape, as a keyboard user; returns Train."""
+    train = page.get_by_role("button", name="Train")
+    tab_to(page, train)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog", name="Train")).to_be_visible()
+    page.keyboard.press("Escape")
+    return train
+
+
 def test_keyboard_reaches_the_main_actions(page: Page, live_url: str) -> None:
     page.goto(live_url)
     expect(page.get_by_role("heading", level=1, name="Projects")).to_be_visible()
@@ -290,11 +300,7 @@ def test_keyboard_reaches_the_main_actions(page: Page, live_url: str) -> None:
 
     project = make_project(live_url)
     page.goto(f"{live_url}/#/projects/{project['id']}/images")
-    train = page.get_by_role("button", name="Train")
-    tab_to(page, train)
-    page.keyboard.press("Enter")
-    expect(page.get_by_role("dialog", name="Train")).to_be_visible()
-    page.keyboard.press("Escape")
+    train = open_and_escape_the_train_dialog(page)
     expect(train).to_be_focused()
     tab_to(page, page.get_by_role("link", name="Performance"))
     add_images = page.get_by_role("button", name="+ Add images")
@@ -320,11 +326,7 @@ def test_a_page_that_loads_slowly_does_not_take_the_focus_back(
     expect(page.get_by_role("heading", level=1, name="Projects")).to_be_visible()
     monkeypatch.setattr(images_query, "list_images", slowly)
     page.goto(f"{live_url}/#/projects/{project['id']}/images")
-    train = page.get_by_role("button", name="Train")
-    tab_to(page, train)
-    page.keyboard.press("Enter")
-    expect(page.get_by_role("dialog", name="Train")).to_be_visible()
-    page.keyboard.press("Escape")
+    train = open_and_escape_the_train_dialog(page)
     expect(page.get_by_text("No images here yet")).to_be_visible()
     page.wait_for_timeout(500)  # the page has finished loading: nothing may move the focus any more
     expect(train).to_be_focused()
