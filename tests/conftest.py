@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.server
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,7 @@ from pipeline.core.settings import DEV_ACCOUNT, DEV_ACCOUNT_KEY, Settings, get_s
 from pipeline.store import StorageAccount, StoragePolicy, get_storage
 from tests.images import pattern_image
 from tests.queues import sas_queue
-from tests.serving import served
+from tests.serving import QuietHandler, handler_served, served
 
 TRAINING_KEY = "test-training-key"
 PREDICTION_KEY = "test-prediction-key"
@@ -191,22 +189,15 @@ def service_predictor(service: str):
 @pytest.fixture(scope="session")
 def image_server() -> Iterator[tuple[str, dict[str, bytes]]]:
     """A loopback HTTP server serving the bytes put in its dict (path -> body); 404 for anything else."""
-    served: dict[str, bytes] = {}
+    files: dict[str, bytes] = {}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
-            body = served.get(self.path)
+            body = files.get(self.path)
             self.send_response(200 if body is not None else 404)
             self.send_header("Content-Length", str(len(body or b"")))
             self.end_headers()
             self.wfile.write(body or b"")
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", served
-    server.shutdown()
-    thread.join(timeout=5)
+    with handler_served(Handler) as url:
+        yield url, files

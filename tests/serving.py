@@ -1,8 +1,10 @@
-"""Serving an ASGI app with uvicorn in a daemon thread on a free loopback port, for real HTTP clients."""
+"""Loopback servers for tests, each in daemon threads: an ASGI app under uvicorn, or a bare HTTP handler (image
+hosts, queues and redirectors that misbehave on purpose)."""
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import threading
 import time
 from collections.abc import Iterator
@@ -29,3 +31,26 @@ def served(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that keeps the test output clean (no access log)."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def handler_served(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Yields `http://127.0.0.1:{port}` while a threaded server runs `handler` on a free port; a request still
+    in progress at the end does not hold up the shutdown."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -4,8 +4,6 @@ sent; a user's SAS URI to their own queue gets the notification (the training jo
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 import uuid
 
@@ -21,6 +19,7 @@ from pipeline.store.projects import ProjectStore
 from pipeline.store.records import IterationRecord, ProjectRecord
 from tests.conftest import TRAINING_KEY
 from tests.queues import received, sas_queue
+from tests.serving import QuietHandler, handler_served
 from training_job.notify import notify_training
 
 PROJECTS = "/customvision/v3.3/training/projects"
@@ -126,18 +125,12 @@ def test_a_users_sas_queue_gets_the_notification(client: TestClient, account, se
 def silent_queue() -> str:
     """A loopback 'queue' that accepts connections and never answers."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             time.sleep(5)
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/account/queue?sig=x"
-    server.shutdown()
+    with handler_served(Handler) as url:
+        yield f"{url}/account/queue?sig=x"
 
 
 def test_a_queue_that_never_answers_costs_only_the_timeout(account, settings: Settings, silent_queue: str):

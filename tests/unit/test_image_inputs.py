@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import io
-import threading
 import time
 from collections.abc import Iterator
 
@@ -16,6 +14,7 @@ from pipeline.core.settings import Settings
 from pipeline.vision.fetch import FetchError, fetch_url
 from pipeline.vision.imaging import ImageRejected, decode_image
 from tests.images import noise_image
+from tests.serving import QuietHandler, handler_served
 
 
 def test_decode_image_applies_exif_orientation(settings):
@@ -36,7 +35,7 @@ def test_decode_image_applies_exif_orientation(settings):
 def slow_redirects() -> Iterator[str]:
     """A loopback server whose every answer takes 0.8 s and redirects to itself: five hops take 4 s."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             time.sleep(0.8)
             self.send_response(302)
@@ -44,15 +43,8 @@ def slow_redirects() -> Iterator[str]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/start"
-    server.shutdown()
-    thread.join(timeout=5)
+    with handler_served(Handler) as url:
+        yield f"{url}/start"
 
 
 def test_the_fetch_deadline_covers_every_redirect(slow_redirects: str):

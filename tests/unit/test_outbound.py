@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from pipeline.core.outbound import OutboundRefused, check_url, outbound_client
 from pipeline.core.settings import Settings
 from pipeline.vision.fetch import FetchError, fetch_url
+from tests.serving import QuietHandler, handler_served
 
 STRICT = Settings(allow_private_urls=False)
 LENIENT = Settings(allow_private_urls=True)
@@ -61,7 +60,7 @@ def counting_server() -> Iterator[tuple[str, list[str]]]:
     """A loopback server that records every request it receives."""
     seen: list[str] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             seen.append(self.path)
             self.send_response(200)
@@ -69,15 +68,8 @@ def counting_server() -> Iterator[tuple[str, list[str]]]:
             self.end_headers()
             self.wfile.write(b"ok")
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    thread.join(timeout=5)
+    with handler_served(Handler) as url:
+        yield url, seen
 
 
 def test_the_connected_address_is_checked_before_anything_is_sent(counting_server):
