@@ -21,6 +21,7 @@ from pipeline.core.boxes import Box
 from pipeline.core.vocabulary import TrainingType
 from pipeline.vision.metrics import DetectedImage, detection_performance
 from pipeline.vision.preprocessing import preprocess_full
+from training_job.augment import DEFAULT_AUGMENTATION, Methods
 from training_job.backbones import get_spec, load_backbone
 from training_job.classifier import torch_threads
 from training_job.common import (
@@ -98,6 +99,7 @@ def train_detector(
     training_type: str = TrainingType.REGULAR,
     budget_seconds: float | None = None,
     settings: DetectorSettings | None = None,
+    augmentation: Methods = DEFAULT_AUGMENTATION,
 ) -> DetectionResult:
     """Train, cross-validate, export and verify. Uses every CPU core (sets torch's thread count). "Advanced"
     trains each head twice as long, within `budget_seconds`."""
@@ -112,7 +114,7 @@ def train_detector(
 
     size = settings.image_size
     levels = Levels(load_backbone(backbone)).eval()
-    cache = build_cache(samples, labels, levels, settings)
+    cache = build_cache(samples, labels, levels, settings, augmentation)
     watch.lap("features")
     index = label_index(labels)
     label_sets = [{index[r.tag_id] for r in s.regions} for s in samples]

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipeline.contract.detection import DETECTION
 from pipeline.contract.onnx_model import INPUT, ModelLabel
 from pipeline.core.boxes import Box
 from pipeline.vision.preprocessing import preprocess_batch
-from training_job.augment import detection_views
+from training_job.augment import DEFAULT_AUGMENTATION, Methods, detection_views
 from training_job.common import SEED, label_index, map_groups
 from training_job.detector import Levels, Targets
 from training_job.export import export_module, session
@@ -72,12 +73,13 @@ def build_cache(
     labels: Sequence[ModelLabel],
     levels: Levels,
     settings: DetectorSettings,
+    methods: Methods = DEFAULT_AUGMENTATION,
 ) -> FeatureCache:
     """Backbone maps and targets (tags as indexes into `labels`) of every view of every sample, views computed
     in parallel (`map_groups`)."""
     size, per_sample = settings.image_size, 1 + settings.augmented_views
     runner = session(export_module(levels, size, LEVELS), threads=1)
-    grid = size // 16
+    grid = size // DETECTION.stride
     index = label_index(labels)
 
     def run(indexes: range) -> tuple[np.ndarray, np.ndarray, list[Targets]]:
@@ -87,7 +89,7 @@ def build_cache(
             tags = torch.tensor([index[r.tag_id] for r in sample.regions])
             rng = random.Random(SEED * 1_000_003 + i)
             for view, boxes, kept in detection_views(
-                sample.image, _boxes(sample), size, settings.augmented_views, rng
+                sample.image, _boxes(sample), size, settings.augmented_views, rng, methods
             ):
                 images.append(view)
                 targets.append(Targets.assign(torch.from_numpy(boxes), tags[torch.from_numpy(kept)], grid))

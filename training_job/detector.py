@@ -16,15 +16,10 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from pipeline.contract.detection import DETECTION
 from training_job.backbones import PooledFeatures
 from training_job.classifier import Normalise
 
-STRIDE = 16
-MAX_DETECTIONS = 200  # Custom Vision returns at most 200 boxes per image
-PRE_NMS = 400  # candidates (location, tag) entering suppression
-NMS_IOU = 0.5
-NMS_ROUNDS = 4
-MIN_SCORE = 0.01
 PRIOR = 0.01  # initial foreground probability (RetinaNet's focal-loss prior)
 
 
@@ -35,7 +30,7 @@ class Levels(nn.Module):
         super().__init__()
         self.normalise = Normalise()
         self.backbone = backbone
-        self.split = backbone.stride_end(STRIDE)
+        self.split = backbone.stride_end(DETECTION.stride)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.backbone.levels(self.normalise(x), self.split)
@@ -113,22 +108,22 @@ def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def suppress(
-    corners: torch.Tensor, scores: torch.Tensor, max_detections: int = MAX_DETECTIONS
+    corners: torch.Tensor, scores: torch.Tensor, max_detections: int = DETECTION.max_detections
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-tag non-maximum suppression, batched: corners [N, A, 4], scores [N, A, C] -> the best
     `max_detections` boxes per image as (left, top, width, height) [N, K, 4], scores [N, K] (0 pads) and tags
     [N, K] (int64), by falling score."""
     classes = scores.shape[-1]
     flat = scores.flatten(1)
-    top_scores, top_index = flat.topk(min(PRE_NMS, flat.shape[1]), dim=1)
+    top_scores, top_index = flat.topk(min(DETECTION.candidates, flat.shape[1]), dim=1)
     location, tag = top_index // classes, top_index % classes
     boxes = torch.gather(corners, 1, location[..., None].expand(-1, -1, 4))
     same_tag = (tag[:, :, None] == tag[:, None, :]).to(boxes.dtype)
     overlaps = torch.triu(pairwise_iou(boxes, boxes) * same_tag, diagonal=1)  # [i, j]: i scores higher
     keep = torch.ones_like(top_scores)
-    for _ in range(NMS_ROUNDS):
-        keep = ((overlaps * keep[:, :, None]).amax(dim=1) <= NMS_IOU).to(boxes.dtype)
-    kept_scores = top_scores * keep * (top_scores >= MIN_SCORE).to(boxes.dtype)
+    for _ in range(DETECTION.nms_rounds):
+        keep = ((overlaps * keep[:, :, None]).amax(dim=1) <= DETECTION.nms_iou).to(boxes.dtype)
+    kept_scores = top_scores * keep * (top_scores >= DETECTION.min_score).to(boxes.dtype)
     final_scores, order = kept_scores.topk(min(max_detections, kept_scores.shape[1]), dim=1)
     final_boxes = torch.gather(boxes, 1, order[..., None].expand(-1, -1, 4))
     final_boxes = torch.cat([final_boxes[..., :2], final_boxes[..., 2:] - final_boxes[..., :2]], dim=-1)

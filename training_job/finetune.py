@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from training_job.augment import Methods
 from training_job.classifier import (
     Classifier,
     FeatureExtractor,
@@ -42,6 +43,7 @@ class FineTuner:
         size: int,
         multilabel: bool,
         deadline: float,
+        methods: Methods,
     ) -> None:
         self.extractor = extractor
         self.multilabel = multilabel
@@ -57,7 +59,7 @@ class FineTuner:
                 return extractor.backbone.prefix(extractor.normalise(torch.from_numpy(pixels)), self.split)
 
         with torch_threads(1):
-            chunks = map_views(samples, size, FINETUNE_AUGMENTED_VIEWS, prefix)
+            chunks = map_views(samples, size, FINETUNE_AUGMENTED_VIEWS, prefix, methods)
         if any(chunk is None for chunk in chunks):
             return
         stacked = torch.cat(chunks)

@@ -14,6 +14,7 @@ from azure.storage.queue import QueueMessage
 from pipeline.contract.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
 from pipeline.contract.onnx_model import model_label
 from pipeline.contract.training import TrainingMessage
+from pipeline.core.augmentation import enabled_methods
 from pipeline.core.boxes import Box
 from pipeline.core.domains import domain_of
 from pipeline.core.settings import Settings, get_settings
@@ -69,6 +70,7 @@ def _classifier(
         backbone=backbone,
         training_type=iteration.training_type,
         budget_seconds=_budget(iteration),
+        augmentation=enabled_methods(iteration.augmentation_methods),
     )
     evaluation = EvaluationRecord(
         classification_type=iteration.classification_type,
@@ -115,6 +117,7 @@ def _detector(
         backbone=backbone,
         training_type=iteration.training_type,
         budget_seconds=_budget(iteration),
+        augmentation=enabled_methods(iteration.augmentation_methods),
     )
     evaluation = EvaluationRecord(
         classification_type=None,

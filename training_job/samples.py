@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.vision.preprocessing import preprocess_batch
-from training_job.augment import views
+from training_job.augment import DEFAULT_AUGMENTATION, Methods, views
 from training_job.common import SEED, map_groups
 
 T = TypeVar("T")
@@ -27,16 +27,20 @@ class Sample:
 
 
 def map_views(
-    samples: Sequence[Sample], size: int, augmented: int, work: Callable[[np.ndarray], T]
+    samples: Sequence[Sample],
+    size: int,
+    augmented: int,
+    work: Callable[[np.ndarray], T],
+    methods: Methods = DEFAULT_AUGMENTATION,
 ) -> list[T]:
     """`work` applied to the preprocessed views (the serving view, then `augmented` random ones, seeded per
-    sample) of successive groups of samples ([n * (1 + augmented), 3, S, S] each), in order (`map_groups`)."""
+    sample, using the augmentation `methods`) of successive groups of samples ([n * (1 + augmented), 3, S, S] each), in order (`map_groups`)."""
 
     def run(indexes: range) -> T:
         images = [
             view
             for i in indexes
-            for view in views(samples[i].image, size, augmented, random.Random(SEED * 1_000_003 + i))
+            for view in views(samples[i].image, size, augmented, random.Random(SEED * 1_000_003 + i), methods)
         ]
         return work(preprocess_batch(images, size))
 

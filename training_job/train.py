@@ -18,6 +18,7 @@ import torch
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.vocabulary import TrainingType
 from pipeline.vision.preprocessing import preprocess_batch
+from training_job.augment import DEFAULT_AUGMENTATION, Methods
 from training_job.backbones import get_spec
 from training_job.classifier import Classifier, feature_extractor
 from training_job.common import (
@@ -105,8 +106,10 @@ def train_classifier(
     backbone: str = "efficientnet-lite2",
     training_type: str = TrainingType.REGULAR,
     budget_seconds: float | None = None,
+    augmentation: Methods = DEFAULT_AUGMENTATION,
 ) -> TrainingResult:
-    """Train, cross-validate, export and verify. Uses every CPU core (sets torch's thread count)."""
+    """Train, cross-validate, export and verify. Uses every CPU core (sets torch's thread count). Regular
+    training learns from the serving view alone; Advanced fine-tunes on views augmented by `augmentation`."""
     watch = Stopwatch()
     kind = validate(samples, labels, multilabel, training_type)
     size = get_spec(backbone).image_size
@@ -126,7 +129,7 @@ def train_classifier(
     watch.lap("regular_cv")
     if kind == TrainingType.ADVANCED:
         deadline = time.monotonic() + (budget_seconds if budget_seconds is not None else float("inf"))
-        tuner = FineTuner(extractor, samples, size, multilabel, deadline)
+        tuner = FineTuner(extractor, samples, size, multilabel, deadline, augmentation)
         final_head = fit_on_views(features, truth, multilabel)
         advanced = train_advanced(tuner, truth, folds, fold_heads, final_head)
         if advanced is not None:

@@ -6,15 +6,26 @@ from fastapi import APIRouter, Body, Query, Response
 
 from pipeline.api.deps import Config, Storage
 from pipeline.api.mapping.projects import project_to_wire
-from pipeline.api.wire.projects import CreateProjectOptions, Project, ProjectSettings, ProjectUpdate
+from pipeline.api.wire.projects import (
+    CreateProjectOptions,
+    ImageProcessingSettings,
+    Project,
+    ProjectSettings,
+    ProjectUpdate,
+)
 from pipeline.services import projects as service
+from pipeline.store.records import ProjectRecord
 
 router = APIRouter(tags=["projects"])
 
 
+def _wire(storage: Storage, project: ProjectRecord) -> Project:
+    return project_to_wire(project, service.project_thumbnail(storage, project))
+
+
 @router.get("/projects", response_model=list[Project])
 def get_projects(storage: Storage) -> list[Project]:
-    return [project_to_wire(p) for p in service.list_projects(storage)]
+    return [_wire(storage, p) for p in service.list_projects(storage)]
 
 
 @router.post("/projects", response_model=Project)
@@ -39,12 +50,12 @@ def create_project(
         notification_queue_uri=options.notification_queue_uri if options else None,
         export_model_container_uri=options.export_model_container_uri if options else None,
     )
-    return project_to_wire(project)
+    return _wire(storage, project)
 
 
 @router.get("/projects/{project_id}", response_model=Project)
 def get_project(project_id: str, storage: Storage) -> Project:
-    return project_to_wire(service.get_project(storage, project_id))
+    return _wire(storage, service.get_project(storage, project_id))
 
 
 @router.patch("/projects/{project_id}", response_model=Project)
@@ -52,18 +63,18 @@ def update_project(
     project_id: str, storage: Storage, config: Config, update: ProjectUpdate = Body(...)
 ) -> Project:
     settings = update.settings or ProjectSettings()
-    project = service.update_project(
-        storage,
-        config,
-        project_id,
-        update.name,
-        update.description,
-        settings.domain_id,
-        settings.classification_type,
-        settings.target_export_platforms,
-        settings.notification_queue_uri,
+    processing = settings.image_processing_settings or ImageProcessingSettings()
+    changes = service.ProjectChanges(
+        name=update.name,
+        description=update.description,
+        domain_id=settings.domain_id,
+        classification_type=settings.classification_type,
+        target_export_platforms=settings.target_export_platforms,
+        augmentation_methods=processing.augmentation_methods,
+        notification_queue_uri=settings.notification_queue_uri,
+        export_model_container_uri=settings.export_model_container_uri,
     )
-    return project_to_wire(project)
+    return _wire(storage, service.update_project(storage, config, project_id, changes))
 
 
 @router.delete("/projects/{project_id}", status_code=204, response_class=Response)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 
+from pipeline.core.augmentation import updated_methods
 from pipeline.core.domains import DEFAULT_CLASSIFICATION_DOMAIN, EXPORT_PLATFORMS, domain_of, find_domain
 from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
 from pipeline.core.limits import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, MAX_URI_LENGTH, check_length
@@ -19,6 +22,7 @@ from pipeline.services.names import (
 )
 from pipeline.store import StorageAccount
 from pipeline.store.housekeeping import Housekeeping
+from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.notification_queue import check_notification_queue
 from pipeline.store.projects import ProjectStore
@@ -31,6 +35,14 @@ def get_project(account: StorageAccount, project_id: str) -> ProjectRecord:
     if project is None or project.deleting:
         raise project_not_found(project_id)
     return project
+
+
+def project_thumbnail(account: StorageAccount, project: ProjectRecord) -> str | None:
+    """A read-only URL of one of the project's image thumbnails (Custom Vision's project tile), None when it has
+    no images."""
+    store = ImageStore(account)
+    blob = store.first_thumbnail(project.id)
+    return store.blob_url(blob) if blob else None
 
 
 def list_projects(account: StorageAccount) -> list[ProjectRecord]:
@@ -155,29 +167,45 @@ def create_project(
         return store.create(project)
 
 
+@dataclass(frozen=True)
+class ProjectChanges:
+    """What UpdateProject may change; None leaves a field as it is (the SDK sends the whole project back, so
+    every writable field arrives, and read-only ones are not here). An empty queue URI removes the queue."""
+
+    name: str | None = None
+    description: str | None = None
+    domain_id: str | None = None
+    classification_type: str | None = None
+    target_export_platforms: list[str] | None = None
+    augmentation_methods: Mapping[str, bool] | None = None
+    notification_queue_uri: str | None = None
+    export_model_container_uri: str | None = None
+
+
+def _replaced_uri(current: str | None, given: str | None, what: str) -> str | None:
+    """A URI setting after an update: None keeps it, "" removes it, a new one is length-checked."""
+    uri = current if given is None else given or None
+    if uri != current:
+        check_length(uri, MAX_URI_LENGTH, "BadRequestInvalid", what)
+    return uri
+
+
 def update_project(
-    account: StorageAccount,
-    settings: Settings,
-    project_id: str,
-    name: str | None,
-    description: str | None,
-    domain_id: str | None,
-    classification_type: str | None,
-    target_export_platforms: list[str] | None,
-    notification_queue_uri: str | None = None,
+    account: StorageAccount, settings: Settings, project_id: str, changes: ProjectChanges
 ) -> ProjectRecord:
-    """`notification_queue_uri` None keeps the project's queue, "" removes it; a new one is checked."""
     current = get_project(account, project_id)
-    new_name = _check_project_name(name) if name is not None else current.name
-    _check_description(description)
-    queue_uri = (
-        current.notification_queue_uri if notification_queue_uri is None else notification_queue_uri or None
+    new_name = _check_project_name(changes.name) if changes.name is not None else current.name
+    _check_description(changes.description)
+    queue_uri = _replaced_uri(
+        current.notification_queue_uri, changes.notification_queue_uri, "notificationQueueUri"
     )
     if queue_uri != current.notification_queue_uri:
-        check_length(queue_uri, MAX_URI_LENGTH, "BadRequestInvalid", "notificationQueueUri")
         _check_notification_queue(account, settings, queue_uri)
+    container_uri = _replaced_uri(
+        current.export_model_container_uri, changes.export_model_container_uri, "exportModelContainerUri"
+    )
     domain, classification = _resolve_domain_settings(
-        domain_id or current.domain_id, classification_type or current.classification_type
+        changes.domain_id or current.domain_id, changes.classification_type or current.classification_type
     )
     if domain_of(domain).type != domain_of(current.domain_id).type:
         raise bad_request(
@@ -185,20 +213,29 @@ def update_project(
             "A project cannot change between classification and object detection domains.",
         )
     platforms = (
-        _check_export_platforms(target_export_platforms)
-        if target_export_platforms is not None
+        _check_export_platforms(changes.target_export_platforms)
+        if changes.target_export_platforms is not None
         else current.target_export_platforms
+    )
+    methods = (
+        updated_methods(current.augmentation_methods, changes.augmentation_methods)
+        if changes.augmentation_methods is not None
+        else current.augmentation_methods
     )
 
     def apply(project: ProjectRecord) -> ProjectRecord:
         return project.model_copy(
             update={
                 "name": new_name,
-                "description": description if description is not None else project.description,
+                "description": changes.description
+                if changes.description is not None
+                else project.description,
                 "domain_id": domain,
                 "classification_type": classification,
                 "target_export_platforms": platforms,
+                "augmentation_methods": methods,
                 "notification_queue_uri": queue_uri,
+                "export_model_container_uri": container_uri,
                 "last_modified": utcnow(),
             }
         )

@@ -9,6 +9,7 @@ import re
 from collections import Counter
 
 from pipeline.contract.training import TrainingMessage, tag_image_counts, training_set
+from pipeline.core.augmentation import DEFAULT_METHODS, augmentation_methods, enabled_methods
 from pipeline.core.domains import domain_of
 from pipeline.core.email_address import email_address
 from pipeline.core.errors import CustomVisionError, bad_request, project_not_found
@@ -42,6 +43,9 @@ def fingerprint(project: ProjectRecord, images: list[ImageRecord], tags: list[Ta
     tag_ids = {t.id for t in tags}
     digest = hashlib.sha256()
     digest.update(json.dumps([project.domain_id, project.classification_type]).encode())
+    methods = augmentation_methods(project.augmentation_methods)
+    if methods != DEFAULT_METHODS:  # so digests from before the setting existed stay valid
+        digest.update(json.dumps(sorted(enabled_methods(methods))).encode())
     digest.update(json.dumps(sorted((t.id, t.type) for t in tags)).encode())
     for image in sorted(images, key=lambda i: i.id):
         regions = sorted(
@@ -200,6 +204,7 @@ def request_training(
             training_set_fingerprint=digest,
             tag_image_counts=tag_image_counts(images, tags),
             notification_email_address=email,
+            augmentation_methods=project.augmentation_methods,
         )
     )
     try:

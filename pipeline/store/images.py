@@ -130,6 +130,17 @@ class ImageStore:
         )
         return {row["RowKey"] for row in rows}
 
+    def first_thumbnail(self, project_id: str) -> str | None:
+        """The thumbnail blob of the project's first image in key order, from a one-row read (a project's
+        `thumbnailUri` costs the same whatever its size)."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk",
+            parameters={"pk": project_id},
+            select=["thumbnail_blob"],
+            results_per_page=1,
+        )
+        return next((row.get("thumbnail_blob") for row in rows), None)
+
     def count(self, project_id: str) -> int:
         return len(self.ids(project_id))
 

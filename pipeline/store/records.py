@@ -22,6 +22,8 @@ class ProjectRecord(BaseModel):
     target_export_platforms: list[str] = Field(default_factory=list)
     notification_queue_uri: str | None = None
     export_model_container_uri: str | None = None
+    # imageProcessingSettings.augmentationMethods as last set (pipeline.core.augmentation); None: the defaults.
+    augmentation_methods: dict[str, bool] | None = None
     training_iteration_id: str | None = (
         None  # the iteration that claimed training last (see services.training)
     )
@@ -94,6 +96,8 @@ class IterationRecord(BaseModel):
     # Images per tag in the training set, for GetTags?iterationId; None on rows written before it was kept.
     tag_image_counts: dict[str, int] | None = None
     notification_email_address: str | None = None  # TrainProject's: mailed when the run ends
+    # The project's augmentation methods when training was asked for (None: the defaults).
+    augmentation_methods: dict[str, bool] | None = None
     created: datetime = Field(default_factory=utcnow)
     last_modified: datetime = Field(default_factory=utcnow)
     trained_at: datetime | None = None

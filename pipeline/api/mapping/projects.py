@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pipeline.api.wire.iterations import Iteration
-from pipeline.api.wire.projects import Domain, ModelInformation, Project, ProjectSettings, Tag
+from pipeline.api.wire.projects import (
+    Domain,
+    ImageProcessingSettings,
+    ModelInformation,
+    Project,
+    ProjectSettings,
+    Tag,
+)
+from pipeline.contract.detection import DETECTION
+from pipeline.core.augmentation import augmentation_methods
 from pipeline.core.domains import DomainInfo, domain_of
-from pipeline.core.vocabulary import IterationStatus
+from pipeline.core.vocabulary import DomainType, IterationStatus
 from pipeline.store.records import (
     IterationRecord,
     ProjectRecord,
@@ -25,7 +34,10 @@ def domain_to_wire(domain: DomainInfo) -> Domain:
     )
 
 
-def project_to_wire(project: ProjectRecord) -> Project:
+def project_to_wire(project: ProjectRecord, thumbnail_uri: str | None) -> Project:
+    """Detectors train without a negative set (a Negative tag is refused), classifiers with the images tagged
+    Negative; `detectionParameters` is the detector's fixed parameters as JSON, empty for a classifier."""
+    detector = domain_of(project.domain_id).type == DomainType.OBJECT_DETECTION
     return Project(
         id=project.id,
         name=project.name,
@@ -34,12 +46,17 @@ def project_to_wire(project: ProjectRecord) -> Project:
             domain_id=project.domain_id,
             classification_type=project.classification_type,
             target_export_platforms=project.target_export_platforms,
-            use_negative_set=True,
+            use_negative_set=not detector,
+            detection_parameters=DETECTION.describe() if detector else "",
+            image_processing_settings=ImageProcessingSettings(
+                augmentation_methods=augmentation_methods(project.augmentation_methods)
+            ),
             export_model_container_uri=project.export_model_container_uri,
             notification_queue_uri=project.notification_queue_uri,
         ),
         created=project.created,
         last_modified=project.last_modified,
+        thumbnail_uri=thumbnail_uri,
     )
 
 
