@@ -389,15 +389,27 @@ def test_bad_image_is_refused_and_nothing_stored(client, project, case):
     assert not list(ImageStore(client.app.state.account).container.list_blobs(name_starts_with=f"{pid}/"))
 
 
-def test_unknown_tag_is_400_and_nothing_stored(client, project):
+def test_an_unknown_tag_fails_only_its_image(client, project):
+    """As v3.4-preview's ImageCreateStatus says: the image naming a tag the project does not have is
+    ErrorInvalidTag and is not stored (nor fetched); the rest of the batch is."""
     tag = _tag(client, project["id"], "known")
     unknown = str(uuid.uuid4())
     for response in (
         client.post(_url(project["id"], "/files"), json=_files(make_image(), tag_ids=[tag, unknown])),
         client.post(_url(project["id"]), params={"tagIds": unknown}, content=make_image()),
     ):
-        assert (response.status_code, response.json()["code"]) == (400, "BadRequestImageTags")
+        assert response.status_code == 207, response.text
+        [result] = response.json()["images"]
+        assert (result["status"], result["image"]) == ("ErrorInvalidTag", None)
     assert _counts(client, project["id"]) == (0, {"known": 0})
+
+    region = {"tagId": unknown, "left": 0.1, "top": 0.1, "width": 0.2, "height": 0.2}
+    good, bad = _files(make_image(color=(10, 200, 10)), make_image(color=(10, 10, 200)))["images"]
+    entries = [good | {"tagIds": [tag]}, bad | {"regions": [region]}]
+    response = client.post(_url(project["id"], "/files"), json={"images": entries})
+    assert response.status_code == 207, response.text
+    assert [r["status"] for r in response.json()["images"]] == ["OK", "ErrorInvalidTag"]
+    assert _counts(client, project["id"]) == (1, {"known": 1})
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,7 @@ class ImageCreateStatus(StrEnum):
     ERROR_UNKNOWN = "ErrorUnknown"
     ERROR_NEGATIVE_AND_REGULAR_TAG = "ErrorNegativeAndRegularTagOnSameImage"
     ERROR_IMAGE_DIMENSIONS = "ErrorImageDimensions"
+    ERROR_INVALID_TAG = "ErrorInvalidTag"  # a tag id the project does not have (v3.4-preview's enum)
 
     @property
     def succeeded(self) -> bool:

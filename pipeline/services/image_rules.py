@@ -85,6 +85,11 @@ def tag_problem(
     tag_ids: Sequence[str], regions: Sequence[Box], tags: Mapping[str, TagRecord], settings: Settings
 ) -> ImageRejected | None:
     """Why an image may not carry these tags and regions, or None."""
+    unknown = [t for t in unique_ids([*tag_ids, *(r.tag_id for r in regions)]) if t not in tags]
+    if unknown:
+        return ImageRejected(
+            ImageCreateStatus.ERROR_INVALID_TAG, f"Unknown tag ids for this project: {', '.join(unknown)}."
+        )
     if len(tag_ids) > MAX_TAGS_PER_IMAGE:
         return ImageRejected(
             ImageCreateStatus.ERROR_TAG_LIMIT_EXCEED, f"An image can have at most {MAX_TAGS_PER_IMAGE} tags."

@@ -27,7 +27,6 @@ from pipeline.services.image_rules import (
     check_region,
     new_region,
     region_box,
-    require_tags,
     tag_problem,
     unique_ids,
 )
@@ -221,8 +220,9 @@ def create_images(
 ) -> list[CreateResult]:
     """Add a batch of images (CreateImagesFromData/Files/Urls and the drop folder), one result per image.
 
-    Whole-request problems (unknown project or tag, too many images, bad regions or metadata) raise a
-    CustomVisionError before anything is stored or fetched; per-image problems become that image's status.
+    Whole-request problems (unknown project, too many images, bad regions or metadata) raise a
+    CustomVisionError before anything is stored or fetched; per-image problems, an unknown tag among them (as
+    v3.4-preview's ErrorInvalidTag), become that image's status.
     """
     project = get_project(account, project_id)
     if not images:
@@ -234,14 +234,6 @@ def create_images(
         )
     tags = project_tags(account, project.id)
     batch_tags = unique_ids(tag_ids)
-    require_tags(
-        [
-            *batch_tags,
-            *(t for i in images for t in i.tag_ids),
-            *(r.tag_id for i in images for r in i.regions),
-        ],
-        tags,
-    )
     for image in images:
         for region in image.regions:
             check_region(region)
