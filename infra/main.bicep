@@ -4,7 +4,8 @@
 //     ingestion and the hourly retrain timer,
 //   - the training worker: a Container Apps Job started by KEDA's azure-queue scaler, one execution per message on the
 //     `training` queue,
-//   - Key Vault (API keys and the storage connection string), a container registry for the training image,
+//   - Key Vault (API keys, the storage connection string and the optional SMTP password), a container registry for
+//     the training image,
 //   - Log Analytics + Application Insights, user-assigned managed identities and their role assignments.
 // This file holds the parameters, the names, the wiring and the outputs; each part is a module under modules/.
 // Deploy: see infra/README.md. Resource API versions are GA versions.
@@ -104,6 +105,32 @@ param trainingMemory string = '8Gi'
 ])
 param trainingGpuWorkloadProfileType string = ''
 
+@description('SMTP server for training e-mail (SEER_SMTP_HOST): the training job mails TrainProject notificationEmailAddress when a run completes or fails. Empty (the default): no training mail, and no SEER_SMTP_* setting reaches the job.')
+param smtpHost string = ''
+
+@description('SMTP port (SEER_SMTP_PORT): 587 for STARTTLS, 465 for implicit TLS. Azure blocks outbound port 25.')
+@minValue(1)
+@maxValue(65535)
+param smtpPort int = 587
+
+@description('Sender address of training mail (SEER_SMTP_FROM_ADDRESS). Needed with smtpHost: without it no mail is sent.')
+param smtpFromAddress string = ''
+
+@description('SMTP login user (SEER_SMTP_USERNAME). Empty: the job does not log in.')
+param smtpUsername string = ''
+
+@description('SMTP connection security (SEER_SMTP_SECURITY): starttls, ssl (implicit TLS) or none.')
+@allowed([
+  'starttls'
+  'ssl'
+  'none'
+])
+param smtpSecurity string = 'starttls'
+
+@secure()
+@description('SMTP login password (SEER_SMTP_PASSWORD). Stored in Key Vault as seer-smtp-password and given to the training job as a Key Vault-backed secret, never as a plain setting. Empty (the default): no secret. Pass it on every deployment, like the keys.')
+param smtpPassword string = ''
+
 @description('Container registry tier.')
 @allowed([
   'Basic'
@@ -159,6 +186,33 @@ var sharedSeerSettings = [
   }
 ]
 
+// Training e-mail (Settings smtp_*): only the training job sends mail, so only the job gets these, and only when an
+// SMTP host is given. The password is not among them: it goes to Key Vault and reaches the job as a secret.
+var smtpServerSettings = [
+  {
+    name: 'SEER_SMTP_HOST'
+    value: smtpHost
+  }
+  {
+    name: 'SEER_SMTP_PORT'
+    value: string(smtpPort)
+  }
+  {
+    name: 'SEER_SMTP_FROM_ADDRESS'
+    value: smtpFromAddress
+  }
+  {
+    name: 'SEER_SMTP_USERNAME'
+    value: smtpUsername
+  }
+  {
+    name: 'SEER_SMTP_SECURITY'
+    value: smtpSecurity
+  }
+]
+var noSettings = []
+var trainingMailSettings = empty(smtpHost) ? noSettings : smtpServerSettings
+
 // ---------------------------------------------------------------------------------------------------------------
 // Modules. Each one takes the names it refers to from the outputs of the modules that create those resources, so
 // ARM deploys it after them: role assignments exist before the app and the job that need them.
@@ -207,6 +261,7 @@ module keyVault 'modules/key-vault.bicep' = {
     keyVaultPurgeProtection: keyVaultPurgeProtection
     trainingKey: trainingKey
     predictionKey: predictionKey
+    smtpPassword: smtpPassword
     storageAccountName: storage.outputs.storageAccountName
     functionsIdentityName: identities.outputs.functionsIdentityName
     trainingIdentityName: identities.outputs.trainingIdentityName
@@ -266,6 +321,9 @@ module trainingJob 'modules/training-job.bicep' = {
     trainingMemory: trainingMemory
     trainingGpuWorkloadProfileType: trainingGpuWorkloadProfileType
     sharedSeerSettings: sharedSeerSettings
+    trainingMailSettings: trainingMailSettings
+    smtpLogin: keyVault.outputs.smtpLogin
+    smtpLoginUri: keyVault.outputs.smtpLoginUri
   }
 }
 

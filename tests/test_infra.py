@@ -4,19 +4,20 @@ and .dockerignore.
 No Bicep compiler installs offline, so these tests parse the template and check what matters against the code it
 deploys: the queue and container names the app uses, the settings it reads, the runtime it needs, the image that
 runs the training job. pycep renders identifiers and string literals alike as Python strings; `Bicep.resolve`
-substitutes parameter defaults and variable values for names that are parameters or variables, following module
-parameters to what main.bicep passes them and module outputs to their values.
+substitutes parameter defaults (or the values a test deploys with) and variable values for names that are parameters
+or variables, following module parameters to what main.bicep passes them and module outputs to their values.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pycep import BicepParser
@@ -144,23 +145,29 @@ class Template:
 
 
 def body(resource: dict[str, Any]) -> dict[str, Any]:
-    """A resource's body (for a loop, the body of one iteration)."""
+    """A resource's body (for a loop, the body of one iteration; for `= if (...)`, the body it deploys)."""
     config = resource["config"]
-    return config["config"] if "loop_type" in config else config
+    return config["config"] if "loop_type" in config or "condition" in config else config
 
 
 class Bicep:
     """main.bicep and its modules as one deployment, with a small evaluator for parameters, variables and simple
     expressions.
 
+    `given` holds values for main.bicep's parameters, as if passed at deployment. A parameter not given reads as its
+    default; a required secure parameter not given reads as its own name (something is passed, its value unknown).
     `params` and `outputs` are main.bicep's (an output that is a module output reads as that output's value).
     `resources` holds what the modules declare, `references` their `existing` references, `variables` every file's
     variables; each name is declared once across the files. A resource's dependsOn also lists the resources of the
     modules its module deploys after, the order ARM deploys them in.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, given: dict[str, Any] | None = None) -> None:
         self.main = Template(path)
+        self.given = given or {}
+        assert self.given.keys() <= self.main.params.keys(), (
+            f"main.bicep has no {sorted(self.given.keys() - self.main.params.keys())}"
+        )
         files = list(self.main.files())
         self.params = self.main.params
         self.variables = self._merged(t.variables for t in files)
@@ -235,9 +242,14 @@ class Bicep:
     def resolve(self, node: Any) -> Any:
         if isinstance(node, str):
             template = getattr(node, "template", self.main)
-            if node in template.params and not template.is_secure_param(node):
+            if template is self.main and node in self.given:
+                return self.given[node]
+            if node in template.params:
                 default = template.params[node].get("default")
-                return Unresolved(node) if default is None else self.resolve(default)
+                if not template.is_secure_param(node):
+                    return Unresolved(node) if default is None else self.resolve(default)
+                if default is not None:
+                    return self.resolve(default)
             if node in template.variables:
                 return self.resolve(template.variables[node]["value"])
             return re.sub(r"\$\{(\w+)\}", lambda match: self._interpolate(template, match), node)
@@ -362,6 +374,18 @@ def job_container(job: dict[str, Any]) -> dict[str, Any]:
     containers = job["properties"]["template"]["containers"]
     assert len(containers) == 1
     return containers[0]
+
+
+def job_secrets(bicep: Bicep, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The job's secrets, evaluated (`keyVaultUrl` and `identity` are resource properties: Unresolved)."""
+    secrets = bicep.resolve(job["properties"]["configuration"]["secrets"])
+    assert isinstance(secrets, list), f"could not evaluate the job's secrets {secrets!r}"
+    return secrets
+
+
+def reference_of(value: Any) -> str | None:
+    """`symbol.a.b` for a value that is a resource property (an Unresolved property access), else None."""
+    return reference_text(value.node) if isinstance(value, Unresolved) else None
 
 
 def settings_default(field: str) -> Any:
@@ -557,7 +581,7 @@ def test_training_job_is_a_queue_triggered_container_apps_job(
     assert rule["metadata"]["queueLength"] == "1"
     # Messages held invisible by running executions must count, or new requests wait for them to finish.
     assert rule["metadata"]["queueLengthStrategy"] == "all"
-    secret_names = {s["name"] for s in config["secrets"]}
+    secret_names = {s["name"] for s in job_secrets(bicep, job)}
     for auth in rule["auth"]:
         assert auth["secretRef"] in secret_names
     assert {a["triggerParameter"] for a in rule["auth"]} == {"connection"}
@@ -591,11 +615,140 @@ def test_training_job_pulls_from_the_registry_with_its_identity(bicep: Bicep, jo
         bicep.resources[bicep.one_of_type("Microsoft.App/jobs")]["config"]["identity"]
     )
     assert "acrpull" in {r for r in ROLE_IDS if "trainingIdentity" in role_holders(bicep, r)}
-    for secret in config["secrets"]:
+    for secret in job_secrets(bicep, job):
         assert "value" not in secret, "job secrets come from Key Vault"
-        assert "trainingIdentity" in json.dumps(secret["identity"])
+        assert reference_of(secret["identity"]) == "trainingIdentity.id"
     depends = bicep.resources[bicep.one_of_type("Microsoft.App/jobs")]["config"].get("dependsOn") or []
     assert "trainingAcrPullRole" in depends and "trainingKeyVaultRole" in depends
+
+
+# --- Training e-mail (SMTP): the training job sends it, when the deployment is given a server -------------------------
+
+# What an operator passes to turn training mail on. The password is a stand-in, so the tests can look for it.
+SMTP_PASSWORD = "stand-in-smtp-password-41d7"
+MAIL_PARAMS = {
+    "smtpHost": "smtp.example.com",
+    "smtpFromAddress": "seer@example.com",
+    "smtpUsername": "seer",
+    "smtpPassword": SMTP_PASSWORD,
+}
+
+
+@pytest.fixture(scope="module")
+def mail_bicep() -> Bicep:
+    return Bicep(MAIN_BICEP, given=MAIL_PARAMS)
+
+
+def job_env(bicep: Bicep) -> dict[str, Any]:
+    job = bicep.resource(bicep.one_of_type("Microsoft.App/jobs"))
+    (container,) = job["properties"]["template"]["containers"]
+    return settings_list(bicep, container["env"])
+
+
+def app_setting_names(bicep: Bicep) -> set[str]:
+    app = bicep.resource(bicep.one_of_type("Microsoft.Web/sites"))
+    return set(settings_list(bicep, app["properties"]["siteConfig"]["appSettings"]))
+
+
+def smtp_password_secret(bicep: Bicep) -> str:
+    """The Key Vault secret resource that holds the secure parameter smtpPassword."""
+    (name,) = [
+        n
+        for n in bicep.of_type("Microsoft.KeyVault/vaults/secrets")
+        if bicep.resource(n)["properties"]["value"] == "smtpPassword"
+    ]
+    return name
+
+
+def deployed(bicep: Bicep, resource: str) -> bool:
+    condition = bicep.resources[resource]["config"].get("condition")
+    return True if condition is None else bicep.resolve(condition)
+
+
+def job_settings(bicep: Bicep, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The Settings the training job reads from the plain SEER_SMTP_* values it gets (secrets left out)."""
+    for name in [n for n in os.environ if n.upper().startswith("SEER_SMTP_")]:
+        monkeypatch.delenv(name)
+    for name, item in job_env(bicep).items():
+        if name.startswith("SEER_SMTP_") and "value" in item:
+            value = bicep.resolve(item["value"])
+            assert isinstance(value, str), f"{name}: a container env value is a string, not {value!r}"
+            monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def test_training_mail_settings_are_real_settings(mail_bicep: Bicep, monkeypatch: pytest.MonkeyPatch) -> None:
+    fields = {f"SEER_{name.upper()}" for name in Settings.model_fields}
+    smtp = {name for name in job_env(mail_bicep) if name.startswith("SEER_SMTP_")}
+    assert smtp <= fields, f"settings pipeline.core.settings does not read: {sorted(smtp - fields)}"
+    assert smtp == {
+        "SEER_SMTP_HOST",
+        "SEER_SMTP_PORT",
+        "SEER_SMTP_FROM_ADDRESS",
+        "SEER_SMTP_USERNAME",
+        "SEER_SMTP_SECURITY",
+        "SEER_SMTP_PASSWORD",
+    }
+    # The Functions app sends no mail.
+    assert not {n for n in app_setting_names(mail_bicep) if n.startswith("SEER_SMTP_")}
+    # The parameters' defaults and choices are the settings'.
+    assert mail_bicep.params["smtpPort"]["default"] == settings_default("smtp_port")
+    assert mail_bicep.params["smtpSecurity"]["default"] == settings_default("smtp_security")
+    (allowed,) = [
+        d["argument"] for d in mail_bicep.params["smtpSecurity"]["decorators"] if d["type"] == "allowed"
+    ]
+    assert set(allowed) == set(get_args(Settings.model_fields["smtp_security"].annotation))
+    # What the job gets reads as the server it was given.
+    settings = job_settings(mail_bicep, monkeypatch)
+    assert settings.mail_configured
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_security) == (
+        "smtp.example.com",
+        587,
+        "starttls",
+    )
+    assert (settings.smtp_from_address, settings.smtp_username) == ("seer@example.com", "seer")
+
+
+def test_smtp_password_reaches_the_job_only_through_key_vault(mail_bicep: Bicep) -> None:
+    assert mail_bicep.is_secure_param("smtpPassword")
+    secret = smtp_password_secret(mail_bicep)
+    assert deployed(mail_bicep, secret)
+    env = job_env(mail_bicep)["SEER_SMTP_PASSWORD"]
+    assert set(env) == {"name", "secretRef"}, "the password is a job secret reference, never a value"
+    job = mail_bicep.resource(mail_bicep.one_of_type("Microsoft.App/jobs"))
+    (job_secret,) = [s for s in job_secrets(mail_bicep, job) if s["name"] == env["secretRef"]]
+    assert "value" not in job_secret
+    assert reference_of(job_secret["keyVaultUrl"]) == f"{secret}.properties.secretUri"
+    assert reference_of(job_secret["identity"]) == "trainingIdentity.id"
+    # The password's value is in that Key Vault secret and nowhere else: no app setting, env value or output.
+    holders = [
+        name
+        for name, resource in mail_bicep.resources.items()
+        if SMTP_PASSWORD in json.dumps(mail_bicep.resolve(body(resource)), default=repr)
+    ]
+    assert holders == [secret]
+    assert mail_bicep.resolve(mail_bicep.resource(secret)["properties"]["value"]) == SMTP_PASSWORD
+    for name, output in mail_bicep.outputs.items():
+        assert SMTP_PASSWORD not in json.dumps(mail_bicep.resolve(output["value"]), default=repr), name
+
+
+def test_no_smtp_password_no_secret_and_no_login() -> None:
+    bicep = Bicep(MAIN_BICEP, given={k: v for k, v in MAIL_PARAMS.items() if k != "smtpPassword"})
+    assert not deployed(bicep, smtp_password_secret(bicep))
+    env = job_env(bicep)
+    assert "SEER_SMTP_HOST" in env and "SEER_SMTP_PASSWORD" not in env
+    job = bicep.resource(bicep.one_of_type("Microsoft.App/jobs"))
+    assert [s["name"] for s in job_secrets(bicep, job)] == ["storage-connection"]
+
+
+def test_no_smtp_host_no_mail(bicep: Bicep, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defaults: no server, so the job gets no SEER_SMTP_* setting and sends no mail."""
+    assert bicep.resolve("smtpHost") == ""
+    env = job_env(bicep)
+    assert "SEER_SMTP_HOST" not in env
+    assert not {n for n in [*env, *app_setting_names(bicep)] if n.startswith("SEER_SMTP_")}
+    assert not job_settings(bicep, monkeypatch).mail_configured
+    assert not deployed(bicep, smtp_password_secret(bicep))
 
 
 def test_gpu_profile_is_optional(bicep: Bicep, job: dict) -> None:
@@ -671,7 +824,8 @@ def test_parameters_file_names_real_parameters_and_no_secrets(bicep: Bicep) -> N
         assert not bicep.is_secure_param(name), f"main.parameters.json must not hold the secret {name}"
     for name, param in bicep.params.items():
         if bicep.is_secure_param(name):
-            assert param.get("default") is None, f"secure parameter {name} has a default"
+            # Empty means "not given" (Bicep's secure-parameter-default rule allows it); anything else is a secret.
+            assert param.get("default") in (None, ""), f"secure parameter {name} has a default"
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-// Key Vault: the API keys (from secure parameters) and the storage connection string (from listKeys), readable by
-// both identities (Key Vault Secrets User).
+// Key Vault: the API keys (from secure parameters), the storage connection string (from listKeys) and, when one is
+// given, the training job's SMTP password, readable by both identities (Key Vault Secrets User).
 
 param keyVaultName string
 param location string
@@ -11,6 +11,10 @@ param trainingKey string
 
 @secure()
 param predictionKey string
+
+// Empty: no training mail login, and no secret for it.
+@secure()
+param smtpPassword string
 
 param storageAccountName string
 param functionsIdentityName string
@@ -80,6 +84,19 @@ resource storageConnectionSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' 
   }
 }
 
+// Only when a password is given. The outputs below say whether it exists and where, through this bool: an output that
+// read the secure parameter itself would be kept in the deployment history (linter outputs-should-not-contain-secrets).
+var storeSmtpLogin = !empty(smtpPassword)
+
+resource smtpPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (storeSmtpLogin) {
+  parent: keyVault
+  name: 'seer-smtp-password'
+  properties: {
+    value: smtpPassword
+    contentType: 'text/plain'
+  }
+}
+
 resource functionsKeyVaultRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(keyVault.id, functionsIdentity.id, keyVaultSecretsUserRoleId)
   scope: keyVault
@@ -107,3 +124,6 @@ output keyVaultName string = keyVault.name
 output trainingKeyUri string = trainingKeySecret.properties.secretUri
 output predictionKeyUri string = predictionKeySecret.properties.secretUri
 output storageConnectionUri string = storageConnectionSecret.properties.secretUri
+// The training job's SMTP login: whether there is one, and its secret's URI (empty when there is none).
+output smtpLogin bool = storeSmtpLogin
+output smtpLoginUri string = storeSmtpLogin ? smtpPasswordSecret.properties.secretUri : ''

@@ -25,6 +25,12 @@ param trainingGpuWorkloadProfileType string
 // The SEER_* settings the job shares with the Functions app.
 param sharedSeerSettings array
 
+// Training e-mail: the SEER_SMTP_* settings (none when no SMTP host is given), whether a login password is stored in
+// Key Vault, and that secret's URI (empty when there is none).
+param trainingMailSettings array
+param smtpLogin bool
+param smtpLoginUri string
+
 // The training execution's hard limit: the largest Advanced budget plus the fixed overhead. The job keeps its queue
 // message invisible while it works, so a replica killed at this limit leaves the message to be retried.
 // (Parenthesised on purpose: pycep, which tests/test_infra.py parses this file with, gets * and + precedence wrong.)
@@ -73,13 +79,40 @@ resource containerAppsEnvironment 'Microsoft.App/managedEnvironments@2024-03-01'
   }
 }
 
-// The training container's storage connection, from the Key Vault-backed job secret.
+// The job's secrets all come from Key Vault, read with the job's identity: the storage connection always, the SMTP
+// password only when one is stored.
+var storageSecrets = [
+  {
+    name: 'storage-connection'
+    keyVaultUrl: storageConnectionUri
+    identity: trainingIdentity.id
+  }
+]
+var smtpLoginSecrets = [
+  {
+    name: 'smtp-password'
+    keyVaultUrl: smtpLoginUri
+    identity: trainingIdentity.id
+  }
+]
+var noItems = []
+var trainingJobSmtpSecrets = smtpLogin ? smtpLoginSecrets : noItems
+var trainingJobSecrets = concat(storageSecrets, trainingJobSmtpSecrets)
+
+// The training container's storage connection and SMTP password, from the Key Vault-backed job secrets.
 var trainingJobStorageEnv = [
   {
     name: 'AzureWebJobsStorage'
     secretRef: 'storage-connection'
   }
 ]
+var smtpLoginEnv = [
+  {
+    name: 'SEER_SMTP_PASSWORD'
+    secretRef: 'smtp-password'
+  }
+]
+var trainingJobSmtpLoginEnv = smtpLogin ? smtpLoginEnv : noItems
 
 // No dependsOn: the identity's AcrPull, Key Vault and storage roles and the training queues come from the registry,
 // key-vault and storage modules, which main.bicep deploys before this one (it passes their outputs in).
@@ -100,13 +133,7 @@ resource trainingJob 'Microsoft.App/jobs@2024-03-01' = {
       triggerType: 'Event'
       replicaTimeout: trainingReplicaTimeoutSeconds
       replicaRetryLimit: 0
-      secrets: [
-        {
-          name: 'storage-connection'
-          keyVaultUrl: storageConnectionUri
-          identity: trainingIdentity.id
-        }
-      ]
+      secrets: trainingJobSecrets
       registries: [
         {
           server: registryLoginServer
@@ -153,7 +180,7 @@ resource trainingJob 'Microsoft.App/jobs@2024-03-01' = {
             cpu: json(trainingCpu)
             memory: trainingMemory
           }
-          env: concat(trainingJobStorageEnv, sharedSeerSettings)
+          env: concat(trainingJobStorageEnv, sharedSeerSettings, trainingMailSettings, trainingJobSmtpLoginEnv)
         }
       ]
     }
