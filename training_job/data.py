@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from pipeline.contract.training import training_set
+from pipeline.contract.training import chosen_tags, training_set
 from pipeline.store import StorageAccount
+from pipeline.store.image_index import tag_view
 from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord, IterationRecord, TagRecord
 from pipeline.store.tags import TagStore
@@ -28,13 +29,14 @@ class TrainingData:
 
 
 def load_training_data(account: StorageAccount, iteration: IterationRecord, workers: int = 8) -> TrainingData:
-    """Images with at least one of the iteration's tags, decoded from their stored (already normalised) copies."""
+    """Images with at least one of the iteration's tags, decoded from their stored (already normalised) copies.
+    The index's tag views name them, so loading costs the training set, not the project."""
     store = ImageStore(account)
-    records, tags = training_set(
-        store.list(iteration.project_id),
-        TagStore(account).list(iteration.project_id),
-        iteration.selected_tag_ids,
+    tags = chosen_tags(TagStore(account).list(iteration.project_id), iteration.selected_tag_ids)
+    ids = list(
+        store.index(iteration.project_id).stream_union([tag_view(t.id) for t in tags], newest_first=True)
     )
+    records, tags = training_set(store.get_many(iteration.project_id, ids), tags, [])
 
     def load(record: ImageRecord) -> LoadedImage:
         image = Image.open(io.BytesIO(store.read_blob(record.resized_blob)))

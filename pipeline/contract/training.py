@@ -24,9 +24,9 @@ class TrainingMessage(BaseModel):
         return cls.model_validate_json(base64.b64decode(content, validate=True))
 
 
-def tag_image_counts(images: list[ImageRecord], tags: list[TagRecord]) -> dict[str, int]:
-    """How many of a training set's images carry each of its tags (whole-image or by region)."""
-    return {t.id: sum(t.id in image.tag_ids for image in images) for t in tags}
+def chosen_tags(tags: list[TagRecord], selected_tag_ids: list[str]) -> list[TagRecord]:
+    """The tags a training run uses: the selected ones, all when none are selected."""
+    return [t for t in tags if not selected_tag_ids or t.id in selected_tag_ids]
 
 
 def training_set(
@@ -36,7 +36,7 @@ def training_set(
 
     Images come in the order of their content hashes, so the same pictures train the same model whatever ids
     and upload timing they got (folds, batches and augmentations all follow this order)."""
-    chosen = [t for t in tags if not selected_tag_ids or t.id in selected_tag_ids]
+    chosen = chosen_tags(tags, selected_tag_ids)
     chosen_ids = {t.id for t in chosen}
     selected = [i for i in images if i.tag_ids & chosen_ids]
     return sorted(selected, key=lambda i: (i.content_hash, i.id)), chosen

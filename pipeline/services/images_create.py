@@ -92,7 +92,9 @@ class _Batch:
     tags: Mapping[str, TagRecord]
     metadata: Mapping[str, str]
 
-    def create(self, entry: NewImage, tag_ids: list[str], problem: ImageRejected | None) -> CreateResult:
+    def create(
+        self, entry: NewImage, tag_ids: list[str], problem: ImageRejected | None, seq: int
+    ) -> CreateResult:
         """One image's outcome; raises only ServiceUnavailable (a failure is this image's status, not the
         batch's)."""
         try:
@@ -101,7 +103,7 @@ class _Batch:
             prepared = prepare_image(
                 self._bytes(entry), self.settings, max_bytes=self.settings.max_training_image_bytes
             )
-            image, status = self._store(prepared, tag_ids, entry.regions)
+            image, status = self._store(prepared, tag_ids, entry.regions, seq)
             return CreateResult(entry.source, status, image=image)
         except ImageRejected as exc:
             return CreateResult(entry.source, exc.status, exc.message)
@@ -129,7 +131,7 @@ class _Batch:
             raise ImageRejected(ImageCreateStatus.ERROR_SOURCE, str(exc)) from exc
 
     def _store(
-        self, prepared: PreparedImage, tag_ids: list[str], regions: Sequence[Box]
+        self, prepared: PreparedImage, tag_ids: list[str], regions: Sequence[Box], seq: int
     ) -> tuple[ImageRecord, ImageCreateStatus]:
         """Claim the content hash, then store; or return the image that already holds the hash.
 
@@ -141,7 +143,7 @@ class _Batch:
         while time.monotonic() < deadline:
             holder = self.store.claim_hash(self.project_id, content_hash, image_id)
             if holder is None:
-                return self._insert(image_id, prepared, tag_ids, regions), ImageCreateStatus.OK
+                return self._insert(image_id, prepared, tag_ids, regions, seq), ImageCreateStatus.OK
             existing = self.store.get(self.project_id, holder)
             if existing is not None:
                 return self._add_tags_to_duplicate(existing, tag_ids), ImageCreateStatus.OK_DUPLICATE
@@ -153,14 +155,14 @@ class _Batch:
                 continue
             if self.store.take_over_hash(self.project_id, content_hash, claim, image_id):
                 log.warning("took over the stale claim on %s in project %s", content_hash, self.project_id)
-                return self._insert(image_id, prepared, tag_ids, regions), ImageCreateStatus.OK
+                return self._insert(image_id, prepared, tag_ids, regions, seq), ImageCreateStatus.OK
         raise ImageRejected(
             ImageCreateStatus.ERROR_STORAGE,
             f"Another upload of the same image kept its claim for {CLAIM_DEADLINE_SECONDS:.0f} s; try again.",
         )
 
     def _insert(
-        self, image_id: str, prepared: PreparedImage, tag_ids: list[str], regions: Sequence[Box]
+        self, image_id: str, prepared: PreparedImage, tag_ids: list[str], regions: Sequence[Box], seq: int
     ) -> ImageRecord:
         prefix = f"{self.project_id}/{image_id}"
         blobs = {
@@ -181,6 +183,7 @@ class _Batch:
             tags=[ImageTagRecord(tag_id=t) for t in tag_ids],
             regions=[new_region(r) for r in regions],
             metadata=dict(self.metadata),
+            seq=seq,
         )
         try:
             for name, (data, content_type) in blobs.items():
@@ -253,5 +256,6 @@ def create_images(
                 )
             room -= 1
         plans.append((image, image_tags, problem))
+    first = store.index(project.id).reserve(len(plans))  # creation order: one number per image, holes allowed
     with ThreadPoolExecutor(max_workers=min(_WORKERS, len(plans))) as pool:
-        return list(pool.map(lambda plan: batch.create(*plan), plans))
+        return list(pool.map(lambda n: batch.create(*plans[n], first + n), range(len(plans))))

@@ -3,7 +3,8 @@ and by ids."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 
 from pipeline.core.limits import MAX_IMAGE_IDS, MAX_TAG_IDS
 from pipeline.core.vocabulary import Order, TaggingStatus, parse_choice
@@ -11,26 +12,36 @@ from pipeline.services.image_rules import check_ids
 from pipeline.services.metadata_filter import Predicate, parse_metadata_filter
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
+from pipeline.store.image_index import ALL, TAGGED, UNTAGGED, ImageIndex, tag_view
 from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord
 
+_PAGE = 50  # images read at once while filtering
 
-def _select(
-    images: Iterable[ImageRecord], tag_ids: Iterable[str], tagging: str, metadata: Predicate
-) -> list[ImageRecord]:
-    wanted = set(tag_ids)
+
+def _views(tag_ids: list[str], status: TaggingStatus) -> list[str]:
+    """The index views whose union is the selection (none: nothing can match)."""
+    if tag_ids:
+        return [] if status == TaggingStatus.UNTAGGED else [tag_view(t) for t in tag_ids]
+    return [{TaggingStatus.ALL: ALL, TaggingStatus.TAGGED: TAGGED, TaggingStatus.UNTAGGED: UNTAGGED}[status]]
+
+
+def _selection(
+    account: StorageAccount, project_id: str, tag_ids: Iterable[str], tagging: str, limit: int | None = None
+) -> tuple[ImageStore, ImageIndex, list[str]]:
+    project = get_project(account, project_id)
     status = parse_choice(TaggingStatus, tagging, "taggingStatus", code="BadRequestInvalid")
-    chosen = []
-    for image in images:
-        carried = image.tag_ids
-        if (status == TaggingStatus.TAGGED and not carried) or (status == TaggingStatus.UNTAGGED and carried):
-            continue
-        if wanted and not wanted & carried:
-            continue
-        if not metadata(image.metadata):
-            continue
-        chosen.append(image)
-    return chosen
+    store = ImageStore(account)
+    return store, store.index(project.id), _views(check_ids(tag_ids, "tag", limit), status)
+
+
+def _matching(
+    store: ImageStore, index: ImageIndex, views: list[str], newest_first: bool, metadata: Predicate
+) -> Iterator[ImageRecord]:
+    """The selected images in order, read a page at a time, that pass the metadata filter."""
+    ids = index.stream_union(views, newest_first)
+    while page := list(itertools.islice(ids, _PAGE)):
+        yield from (image for image in store.get_many(index.project_id, page) if metadata(image.metadata))
 
 
 def list_images(
@@ -45,14 +56,17 @@ def list_images(
     skip: int = 0,
 ) -> list[ImageRecord]:
     """GetImages and its Tagged/Untagged variants: images with any of `tag_ids` whose metadata passes
-    `metadata_filter`, newest first by default."""
-    project = get_project(account, project_id)
+    `metadata_filter`, newest first by default. One view without a metadata filter costs the page (see
+    image_index); several tags cost `skip + take` index rows per tag; a metadata filter reads images until the
+    page is full."""
     order = parse_choice(Order, order_by, "orderBy", code="BadRequestInvalid")
-    wanted = check_ids(tag_ids, "tag", MAX_TAG_IDS)
+    store, index, views = _selection(account, project_id, tag_ids, tagging, MAX_TAG_IDS)
     metadata = parse_metadata_filter(metadata_filter)
-    images = _select(ImageStore(account).iter(project.id), wanted, tagging, metadata)
-    images.sort(key=lambda i: (i.created, i.id), reverse=order == Order.NEWEST)
-    return images[skip : skip + take]
+    newest_first = order == Order.NEWEST
+    if metadata_filter is None and len(views) == 1:
+        return store.get_many(index.project_id, index.page(views[0], skip, take, newest_first))
+    matching = _matching(store, index, views, newest_first, metadata)
+    return list(itertools.islice(matching, skip, skip + take))
 
 
 def count_images(
@@ -63,9 +77,14 @@ def count_images(
     tagging: str = TaggingStatus.ALL,
     metadata_filter: str | None = None,
 ) -> int:
-    project = get_project(account, project_id)
-    wanted, metadata = check_ids(tag_ids, "tag"), parse_metadata_filter(metadata_filter)
-    return len(_select(ImageStore(account).iter(project.id), wanted, tagging, metadata))
+    """One view without a metadata filter is one counter read; otherwise the selection is read."""
+    store, index, views = _selection(account, project_id, tag_ids, tagging)
+    metadata = parse_metadata_filter(metadata_filter)
+    if metadata_filter is None and len(views) == 1:
+        return index.total(views[0])
+    if metadata_filter is None:
+        return sum(1 for _ in index.stream_union(views, newest_first=True))
+    return sum(1 for _ in _matching(store, index, views, True, metadata))
 
 
 def get_images_by_ids(
@@ -73,9 +92,7 @@ def get_images_by_ids(
 ) -> list[ImageRecord]:
     """The images that exist, in the order asked for (one point read each, whatever the project's size)."""
     project = get_project(account, project_id)
-    store = ImageStore(account)
-    found = (store.get(project.id, i) for i in check_ids(image_ids, "image", MAX_IMAGE_IDS))
-    return [image for image in found if image is not None]
+    return ImageStore(account).get_many(project.id, check_ids(image_ids, "image", MAX_IMAGE_IDS))
 
 
 def image_links(account: StorageAccount) -> Callable[[str], str]:

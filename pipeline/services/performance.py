@@ -93,14 +93,11 @@ def _selected(
 ) -> tuple[EvaluationRecord, list[tuple[EvaluatedImage, ImageRecord]]]:
     """The evaluated images with any of `tag_ids` (all when empty) that still exist, with their records."""
     iteration, evaluation = _load_evaluation(account, project_id, iteration_id)
-    records = {r.id: r for r in ImageStore(account).list(iteration.project_id)}
     wanted = set(tag_ids)
-    chosen = [
-        (image, records[image.image_id])
-        for image in evaluation.images
-        if image.image_id in records and (not wanted or wanted & set(image.truth))
-    ]
-    return evaluation, chosen
+    candidates = [image for image in evaluation.images if not wanted or wanted & set(image.truth)]
+    found = ImageStore(account).get_many(iteration.project_id, [image.image_id for image in candidates])
+    records = {record.id: record for record in found}
+    return evaluation, [(image, records[image.image_id]) for image in candidates if image.image_id in records]
 
 
 def image_performances(

@@ -22,6 +22,7 @@ from pipeline.services.names import (
 )
 from pipeline.store import StorageAccount
 from pipeline.store.housekeeping import Housekeeping
+from pipeline.store.image_index import ALL
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.notification_queue import check_notification_queue
@@ -38,11 +39,11 @@ def get_project(account: StorageAccount, project_id: str) -> ProjectRecord:
 
 
 def project_thumbnail(account: StorageAccount, project: ProjectRecord) -> str | None:
-    """A read-only URL of one of the project's image thumbnails (Custom Vision's project tile), None when it has
-    no images."""
+    """A read-only URL of the newest image's thumbnail (Custom Vision's project tile), None when it has no
+    images."""
     store = ImageStore(account)
-    blob = store.first_thumbnail(project.id)
-    return store.blob_url(blob) if blob else None
+    newest = store.get_many(project.id, store.index(project.id).page(ALL, 0, 1))
+    return store.blob_url(newest[0].thumbnail_blob) if newest else None
 
 
 def list_projects(account: StorageAccount) -> list[ProjectRecord]:

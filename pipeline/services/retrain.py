@@ -10,23 +10,44 @@ from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import IterationStatus
 from pipeline.services.training import request_training
 from pipeline.store import StorageAccount
+from pipeline.store.image_index import LABELLED
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.projects import ProjectStore
+from pipeline.store.records import IterationRecord
 
 log = logging.getLogger(__name__)
 
 
 def new_labelled_images(account: StorageAccount, project_id: str) -> int | None:
-    """Tagged images added since the last completed iteration; None if the project never trained or is training."""
+    """Images labelled since the last completed iteration was asked for (the project's labelled tally against
+    the iteration's mark: two counter reads, whatever the project's size); None if the project never trained or
+    is training."""
     iterations = IterationStore(account).list(project_id)
     if any(i.status == IterationStatus.TRAINING for i in iterations):
         return None
     completed = [i for i in iterations if i.status == IterationStatus.COMPLETED]
     if not completed:
         return None
-    since = completed[-1].created
-    return sum(1 for image in ImageStore(account).iter(project_id) if image.tag_ids and image.created > since)
+    last = completed[-1]
+    labelled = ImageStore(account).index(project_id).total(LABELLED)
+    mark = last.labelled_mark if last.labelled_mark is not None else _legacy_mark(account, last, labelled)
+    return labelled - mark
+
+
+def _legacy_mark(account: StorageAccount, iteration: IterationRecord, labelled: int) -> int:
+    """The mark of an iteration recorded before marks were kept: the tally less the tagged images created since
+    it, counted once by a scan and then stored on the iteration."""
+    since = sum(
+        1
+        for i in ImageStore(account).iter(iteration.project_id)
+        if i.tag_ids and i.created > iteration.created
+    )
+    mark = labelled - since
+    IterationStore(account).update(
+        iteration.project_id, iteration.id, lambda i: i.model_copy(update={"labelled_mark": mark})
+    )
+    return mark
 
 
 def retrain_due_projects(account: StorageAccount, settings: Settings) -> list[str]:

@@ -12,6 +12,7 @@ from pipeline.services.iterations import get_iteration
 from pipeline.services.names import claimed, renamed, tag_name_claims
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
+from pipeline.store.image_index import tag_view
 from pipeline.store.images import ImageStore
 from pipeline.store.records import TagRecord
 from pipeline.store.tags import TagStore
@@ -165,18 +166,17 @@ def delete_tag(account: StorageAccount, project_id: str, tag_id: str) -> None:
     project = get_project(account, project_id)
     tag = get_tag(account, project.id, tag_id)
     images = ImageStore(account)
-    for image in images.list(project.id):
-        if tag.id in image.tag_ids:
-            images.update(
-                project.id,
-                image.id,
-                lambda img: img.model_copy(
-                    update={
-                        "tags": [t for t in img.tags if t.tag_id != tag.id],
-                        "regions": [r for r in img.regions if r.tag_id != tag.id],
-                    }
-                ),
-            )
+    for image_id in list(images.index(project.id).ids(tag_view(tag.id))):
+        images.update(
+            project.id,
+            image_id,
+            lambda img: img.model_copy(
+                update={
+                    "tags": [t for t in img.tags if t.tag_id != tag.id],
+                    "regions": [r for r in img.regions if r.tag_id != tag.id],
+                }
+            ),
+        )
     _delete(account, tag)
 
 

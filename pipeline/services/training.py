@@ -4,11 +4,12 @@ queue that a training job (training_job/, its own container) picks up."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
-from collections import Counter
+from collections.abc import Callable, Mapping
 
-from pipeline.contract.training import TrainingMessage, tag_image_counts, training_set
+from pipeline.contract.training import TrainingMessage, chosen_tags
 from pipeline.core.augmentation import DEFAULT_METHODS, augmentation_methods, enabled_methods
 from pipeline.core.domains import domain_of
 from pipeline.core.email_address import email_address
@@ -25,10 +26,11 @@ from pipeline.core.vocabulary import (
 )
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
+from pipeline.store.image_index import LABELLED, MULTI, REVISION, ImageIndex, tag_view
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.projects import ProjectStore
-from pipeline.store.records import ImageRecord, IterationRecord, ProjectRecord, TagRecord
+from pipeline.store.records import IterationRecord, ProjectRecord, TagRecord
 from pipeline.store.tags import TagStore
 
 # The spec spells these MultiClass and MultiLabel, unlike the classification types themselves.
@@ -38,29 +40,21 @@ _CLASSIFICATION_VALIDATION_FAILED = {
 }
 
 
-def fingerprint(project: ProjectRecord, images: list[ImageRecord], tags: list[TagRecord]) -> str:
-    """A digest of everything that changes what training would produce; equal digests mean nothing changed."""
-    tag_ids = {t.id for t in tags}
+def fingerprint(project: ProjectRecord, revision: int, tags: list[TagRecord]) -> str:
+    """A digest of everything that changes what training would produce: the project's model settings, the chosen
+    tags and the images' revision (a tally of image writes); equal digests mean nothing changed."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([project.domain_id, project.classification_type]).encode())
-    methods = augmentation_methods(project.augmentation_methods)
-    if methods != DEFAULT_METHODS:  # so digests from before the setting existed stay valid
-        digest.update(json.dumps(sorted(enabled_methods(methods))).encode())
+    digest.update(json.dumps([project.domain_id, project.classification_type, revision]).encode())
     digest.update(json.dumps(sorted((t.id, t.type) for t in tags)).encode())
-    for image in sorted(images, key=lambda i: i.id):
-        regions = sorted(
-            (r.tag_id, round(r.left, 6), round(r.top, 6), round(r.width, 6), round(r.height, 6))
-            for r in image.regions
-            if r.tag_id in tag_ids
-        )
-        digest.update(json.dumps([image.id, sorted(image.tag_ids & tag_ids), regions]).encode())
+    methods = augmentation_methods(project.augmentation_methods)
+    if methods != DEFAULT_METHODS:
+        digest.update(json.dumps(sorted(enabled_methods(methods))).encode())
     return digest.hexdigest()
 
 
-def _validate_detection_set(settings: Settings, images: list[ImageRecord], tags: list[TagRecord]) -> None:
-    """A detector learns from regions: each Regular tag needs regions on enough images; Negative tags have no
-    place in a detector's training set."""
-    counts = Counter(tag_id for image in images for tag_id in {r.tag_id for r in image.regions})
+def _validate_detection_set(settings: Settings, counts: Mapping[str, int], tags: list[TagRecord]) -> None:
+    """A detector learns from regions: each Regular tag needs enough images; Negative tags have no place in a
+    detector's training set."""
     negative = [t.name for t in tags if t.type == TagType.NEGATIVE and counts.get(t.id, 0)]
     if negative:
         raise bad_request(
@@ -79,13 +73,31 @@ def _validate_detection_set(settings: Settings, images: list[ImageRecord], tags:
         )
 
 
+def _images_with_several(store: ImageStore, index: ImageIndex, tag_ids: set[str]) -> int:
+    """Images carrying more than one of `tag_ids`, read from the index's view of images with several tags
+    (empty in a project used as Multiclass, so this costs a counter read there)."""
+    if not index.total(MULTI):
+        return 0
+    several = 0
+    ids = index.ids(MULTI)
+    while page := list(itertools.islice(ids, 100)):
+        several += sum(
+            1 for image in store.get_many(index.project_id, page) if len(image.tag_ids & tag_ids) > 1
+        )
+    return several
+
+
 def _validate_training_set(
-    settings: Settings, project: ProjectRecord, images: list[ImageRecord], tags: list[TagRecord]
+    settings: Settings,
+    project: ProjectRecord,
+    counts: Mapping[str, int],
+    tags: list[TagRecord],
+    several: Callable[[], int],
 ) -> None:
+    """Custom Vision's rules, from the images per chosen tag (`several`: how many images carry two of them)."""
     if domain_of(project.domain_id).type == DomainType.OBJECT_DETECTION:
-        _validate_detection_set(settings, images, tags)
+        _validate_detection_set(settings, counts, tags)
         return
-    counts = Counter(tag_id for image in images for tag_id in image.tag_ids)
     regular = [t for t in tags if t.type == TagType.REGULAR]
     code = _CLASSIFICATION_VALIDATION_FAILED.get(
         project.classification_type, "BadRequestClassificationTrainingValidationFailed"
@@ -99,7 +111,7 @@ def _validate_training_set(
     if short:
         raise bad_request(code, f"Each tag needs at least {minimum} images; too few: {', '.join(short)}.")
     if project.classification_type == ClassificationType.MULTICLASS:
-        multi = sum(1 for image in images if len(image.tag_ids & {t.id for t in tags}) > 1)
+        multi = several()
         if multi:
             raise bad_request(
                 code, f"{multi} images have more than one tag; a Multiclass project allows one tag per image."
@@ -182,9 +194,16 @@ def request_training(
     unknown = set(selected_tag_ids or []) - {t.id for t in all_tags}
     if unknown:
         raise bad_request("BadRequestInvalidIds", f"Unknown tag ids in selectedTags: {sorted(unknown)}.")
-    images, tags = training_set(ImageStore(account).list(project.id), all_tags, selected_tag_ids or [])
-    _validate_training_set(settings, project, images, tags)
-    digest = fingerprint(project, images, tags)
+    tags = chosen_tags(all_tags, selected_tag_ids or [])
+    store = ImageStore(account)
+    index = store.index(project.id)
+    totals = index.totals()
+    counts = {t.id: totals.get(tag_view(t.id), 0) for t in tags}
+    chosen_ids = {t.id for t in tags}
+    _validate_training_set(
+        settings, project, counts, tags, lambda: _images_with_several(store, index, chosen_ids)
+    )
+    digest = fingerprint(project, totals.get(REVISION, 0), tags)
     completed = [i for i in existing if i.status == IterationStatus.COMPLETED]
     if completed and completed[-1].training_set_fingerprint == digest and not force_train:
         raise bad_request(
@@ -202,7 +221,8 @@ def request_training(
             reserved_budget_in_hours=budget,
             selected_tag_ids=[t.id for t in tags] if selected_tag_ids else [],
             training_set_fingerprint=digest,
-            tag_image_counts=tag_image_counts(images, tags),
+            tag_image_counts=counts,
+            labelled_mark=totals.get(LABELLED, 0),
             notification_email_address=email,
             augmentation_methods=project.augmentation_methods,
         )

@@ -83,10 +83,25 @@ def get_record(table: TableClient, model: type[R], partition_key: str, row_key: 
 
 
 def query_records(
-    table: TableClient, model: type[R], partition_key: str, select: list[str] | None = None
+    table: TableClient,
+    model: type[R],
+    partition_key: str,
+    select: list[str] | None = None,
+    row_filter: str | None = None,
 ) -> Iterable[R]:
-    entities = table.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key}, select=select)
+    """The partition's records; `row_filter` (an OData clause) narrows them."""
+    query = f"PartitionKey eq @pk and {row_filter}" if row_filter else "PartitionKey eq @pk"
+    entities = table.query_entities(query, parameters={"pk": partition_key}, select=select)
     return (from_entity(model, e) for e in entities)
+
+
+def unchanged_since(entity: Any) -> dict[str, Any]:
+    """A transaction operation's options that replace `entity` only if nobody wrote it since it was read."""
+    return {
+        "mode": UpdateMode.REPLACE,
+        "etag": entity.metadata["etag"],
+        "match_condition": MatchConditions.IfNotModified,
+    }
 
 
 def replace_if_unchanged(table: TableClient, entity: dict[str, Any], etag: str) -> bool:

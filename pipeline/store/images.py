@@ -1,36 +1,47 @@
-"""Images: a row per image in `images` (tags and regions inline), blobs under `images/{project}/{image}/`,
-and `imagehashes` rows that make duplicate detection atomic (insert-if-absent on the content hash)."""
+"""Images: a row per image in `images` (tags and regions inline) with its index rows beside it
+(pipeline.store.image_index), blobs under `images/{project}/{image}/`, and `imagehashes` rows that make
+duplicate detection atomic (insert-if-absent on the content hash)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableTransactionError
 from azure.storage.blob import ContentSettings
 
 from pipeline.core.owners import this_process
 from pipeline.store.account import StorageAccount
 from pipeline.store.entities import (
     delete_if_unchanged,
+    from_entity,
     get_record,
-    joined,
-    part_names,
     query_records,
     replace_if_unchanged,
     to_entity,
-    update_record,
+    unchanged_since,
 )
+from pipeline.store.image_index import ALL, IMAGE_ROWS, VERSION_ROW, ImageIndex, tag_view
+from pipeline.store.image_reconcile import reconcile
 from pipeline.store.records import ImageRecord
 
 TABLE = "images"
 HASH_TABLE = "imagehashes"
 CONTAINER = "images"
 UPLOADS_CONTAINER = "uploads"
+_READERS = 8  # point reads at once for a page of images
+_ATTEMPTS = 32
+_BACKOFF_SECONDS = 0.02
+# Projects whose partition is known to be indexed: once indexed, a partition stays so (project ids are never reused).
+_INDEXED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -111,67 +122,125 @@ class ImageStore:
     def blob_url(self, name: str) -> str:
         return self.account.read_url(CONTAINER, name)
 
+    def index(self, project_id: str) -> ImageIndex:
+        """The project's index, migrated first if its partition predates it (see image_index)."""
+        if project_id not in _INDEXED:
+            if not _has_version(self.table, project_id):
+                reconcile(self.table, project_id)
+            _INDEXED.add(project_id)
+        return ImageIndex(self.table, project_id)
+
     def insert(self, image: ImageRecord) -> ImageRecord:
-        self.table.create_entity(to_entity(image, image.project_id, image.id))
+        """The image row and its index rows in one transaction, then the counters. `image.seq` comes from
+        `index(...).reserve`."""
+        index = self.index(image.project_id)
+        change = index.change(None, image)
+        self.table.submit_transaction(
+            [("create", to_entity(image, image.project_id, image.id)), *change.operations]
+        )
+        index.add_counts(change.deltas)
         return image
 
     def get(self, project_id: str, image_id: str) -> ImageRecord | None:
+        if image_id.startswith("~"):
+            return None
         return get_record(self.table, ImageRecord, project_id, image_id)
 
+    def get_many(self, project_id: str, image_ids: Sequence[str]) -> list[ImageRecord]:
+        """The images that exist, in the order of `image_ids` (point reads, several at a time)."""
+        with ThreadPoolExecutor(max_workers=_READERS) as pool:
+            found = pool.map(lambda image_id: self.get(project_id, image_id), image_ids)
+            return [image for image in found if image is not None]
+
     def list(self, project_id: str) -> list[ImageRecord]:
-        return list(query_records(self.table, ImageRecord, project_id))
+        return list(self.iter(project_id))
 
     def iter(self, project_id: str) -> Iterable[ImageRecord]:
-        return query_records(self.table, ImageRecord, project_id)
+        """Every image row of the project (a scan: for background work, not for requests)."""
+        return query_records(self.table, ImageRecord, project_id, row_filter=IMAGE_ROWS)
 
     def ids(self, project_id: str) -> set[str]:
         rows = self.table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": project_id}, select=["RowKey"]
+            f"PartitionKey eq @pk and {IMAGE_ROWS}", parameters={"pk": project_id}, select=["RowKey"]
         )
         return {row["RowKey"] for row in rows}
 
-    def first_thumbnail(self, project_id: str) -> str | None:
-        """The thumbnail blob of the project's first image in key order, from a one-row read (a project's
-        `thumbnailUri` costs the same whatever its size)."""
-        rows = self.table.query_entities(
-            "PartitionKey eq @pk",
-            parameters={"pk": project_id},
-            select=["thumbnail_blob"],
-            results_per_page=1,
-        )
-        return next((row.get("thumbnail_blob") for row in rows), None)
-
     def count(self, project_id: str) -> int:
-        return len(self.ids(project_id))
+        return self.index(project_id).total(ALL)
 
     def update(
         self, project_id: str, image_id: str, mutate: Callable[[ImageRecord], ImageRecord | None]
     ) -> ImageRecord | None:
-        return update_record(self.table, ImageRecord, project_id, image_id, mutate)
+        """Read, apply `mutate`, and write the image with its index changes in one transaction, only if nobody
+        wrote the image in between (ETag; a lost race is retried). None when the image does not exist."""
+        index = self.index(project_id)
+        for attempt in range(_ATTEMPTS):
+            entity = self._entity(project_id, image_id)
+            if entity is None:
+                return None
+            current = from_entity(ImageRecord, entity)
+            updated = mutate(current)
+            if updated is None:
+                return current
+            change = index.change(current, updated)
+            write = ("update", to_entity(updated, project_id, image_id), unchanged_since(entity))
+            if self._transact([write, *change.operations], attempt):
+                index.add_counts(change.deltas)
+                return updated
+        raise RuntimeError(f"could not update image {project_id}/{image_id}: too many concurrent writers")
 
     def delete(self, image: ImageRecord) -> None:
-        """Row first (so the image disappears at once), then the hash claim and the blobs; the sweeper removes
-        what a crash in between leaves."""
-        try:
-            self.table.delete_entity(image.project_id, image.id)
-        except ResourceNotFoundError:
-            return
+        """Row and index rows first, in one transaction (so the image disappears at once), then the counters,
+        the hash claim and the blobs; the sweeper removes what a crash in between leaves."""
+        index = self.index(image.project_id)
+        for attempt in range(_ATTEMPTS):
+            entity = self._entity(image.project_id, image.id)
+            if entity is None:
+                return
+            current = from_entity(ImageRecord, entity)
+            change = index.change(current, None)
+            unchanged = {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
+            remove = ("delete", {"PartitionKey": image.project_id, "RowKey": image.id}, unchanged)
+            if self._transact([remove, *change.operations], attempt):
+                index.add_counts(change.deltas)
+                break
+        else:
+            raise RuntimeError(
+                f"could not delete image {image.project_id}/{image.id}: too many concurrent writers"
+            )
         self.release_hash(image.project_id, image.content_hash)
         self.delete_blobs((image.original_blob, image.resized_blob, image.thumbnail_blob))
 
     def tag_counts(self, project_id: str) -> dict[str, int]:
-        """How many images carry each tag (whole-image or by region), from one scan of the tag columns."""
-        counts: Counter[str] = Counter()
-        rows = self.table.query_entities(
-            "PartitionKey eq @pk",
-            parameters={"pk": project_id},
-            select=[*part_names("tags"), *part_names("regions")],
-        )
-        for row in rows:
-            tag_ids = {t["tag_id"] for t in json.loads(joined(row, "tags") or "[]")}
-            tag_ids |= {r["tag_id"] for r in json.loads(joined(row, "regions") or "[]")}
-            counts.update(tag_ids)
-        return dict(counts)
+        """How many images carry each tag (whole-image or by region), from the counters."""
+        prefix = tag_view("")
+        totals = self.index(project_id).totals()
+        return {view[len(prefix) :]: n for view, n in totals.items() if view.startswith(prefix) and n}
+
+    def _entity(self, project_id: str, image_id: str) -> Any | None:
+        try:
+            return self.table.get_entity(project_id, image_id)
+        except ResourceNotFoundError:
+            return None
+
+    def _transact(self, operations: list[tuple[Any, ...]], attempt: int) -> bool:
+        """Submit; False when the image changed since it was read (pause, then read again)."""
+        try:
+            self.table.submit_transaction(operations)
+            return True
+        except TableTransactionError as error:
+            if error.status_code not in (404, 412):
+                raise
+            time.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))
+            return False
+
+
+def _has_version(table: TableClient, project_id: str) -> bool:
+    try:
+        table.get_entity(project_id, VERSION_ROW)
+        return True
+    except ResourceNotFoundError:
+        return False
 
 
 class UploadStore:

@@ -75,6 +75,8 @@ class ImageRecord(BaseModel):
     regions: list[RegionRecord] = Field(default_factory=list)
     metadata: dict[str, str] = Field(default_factory=dict)
     created: datetime = Field(default_factory=utcnow)
+    # Creation order in the project (pipeline.store.image_index); None only on rows not yet indexed.
+    seq: int | None = None
 
     @property
     def tag_ids(self) -> set[str]:
@@ -95,6 +97,9 @@ class IterationRecord(BaseModel):
     training_set_fingerprint: str
     # Images per tag in the training set, for GetTags?iterationId; None on rows written before it was kept.
     tag_image_counts: dict[str, int] | None = None
+    # The project's labelled tally when training was asked for (scheduled retraining counts from it); None on
+    # rows written before it was kept.
+    labelled_mark: int | None = None
     notification_email_address: str | None = None  # TrainProject's: mailed when the run ends
     # The project's augmentation methods when training was asked for (None: the defaults).
     augmentation_methods: dict[str, bool] | None = None

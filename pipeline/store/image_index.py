@@ -1,0 +1,340 @@
+"""The index that makes image reads cost what their page costs, not what the project holds.
+
+It lives in each project's partition of the `images` table, beside the image rows, so that one entity-group
+transaction writes an image together with its index rows (they can never disagree). Image rows have their id as
+row key; every index row key starts with `~`, which sorts after any id:
+
+| row key                                | properties | what it is                                               |
+|----------------------------------------|------------|----------------------------------------------------------|
+| `{image id}`                           | the image  | the ImageRecord, with its sequence number `seq`          |
+| `~i.{view}.{newest-first key}`         | `image_id` | one row per view the image is in, newest first           |
+| `~b.{view}.{bucket}`                   | `n`        | the view's rows among 1,000 consecutive sequence numbers |
+| `~n.{view}`                            | `n`        | the view's rows                                          |
+| `~n.labelled`, `~n.revision`           | `n`        | times an image became tagged; image writes (tallies)     |
+| `~seq`                                 | `next`     | the next sequence number (handed out a batch at a time)  |
+| `~v`                                   | `version`  | present once the partition is indexed                    |
+
+Views: `all`, `tagged`, `untagged`, `multi` (two tags or more), and `t.{tag id}` per tag. An iteration's training
+set is the same structure under the prefix `~s.{iteration id}.` (a snapshot the training job writes).
+
+Paging: `skip` walks the view's bucket counts (one query of at most a row per 1,000 images), then reads at most one
+bucket plus the page. Counters change after the transaction that changes the rows (ETag-checked, so concurrent
+writers add up); a crash between the two leaves them off until `reconcile` recounts them from the rows.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+
+from pipeline.store.records import ImageRecord
+
+ALL, TAGGED, UNTAGGED, MULTI = "all", "tagged", "untagged", "multi"
+# Tallies: counters of events, not of rows (reconcile cannot recount them).
+LABELLED = "labelled"  # times an image became tagged: what scheduled retraining compares
+REVISION = "revision"  # image writes: equal revisions mean the images are as they were
+BUCKET = 1000  # sequence numbers per bucket: a bucket's rows fit one query page
+_MAX_SEQ = 10**12 - 1
+_TRANSACTION_OPS = 100  # Azure Tables' limit on an entity-group transaction
+_BACKOFF_SECONDS = 0.02
+VERSION_ROW = "~v"
+IMAGE_ROWS = "RowKey lt '~'"  # a filter for image rows alone
+
+
+def tag_view(tag_id: str) -> str:
+    return f"t.{tag_id}"
+
+
+def views_of(image: ImageRecord) -> set[str]:
+    """The views an image belongs to."""
+    tags = image.tag_ids
+    views = {ALL, TAGGED if tags else UNTAGGED, *(tag_view(t) for t in tags)}
+    if len(tags) > 1:
+        views.add(MULTI)
+    return views
+
+
+def newest_first_key(seq: int) -> str:
+    return f"{_MAX_SEQ - seq:012d}"
+
+
+def _bucket(seq: int) -> str:
+    return f"{seq // BUCKET:09d}"
+
+
+def _upper(prefix: str) -> str:
+    """The smallest key after every key that starts with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What writing an image does to the index: row operations for its transaction, then counter deltas."""
+
+    operations: list[tuple[Any, ...]]
+    deltas: Counter[str]
+
+
+class ImageIndex:
+    """One project's index (`prefix` "~"), or an iteration's training-set snapshot (`~s.{iteration}.`)."""
+
+    def __init__(self, table: TableClient, project_id: str, prefix: str = "~") -> None:
+        self.table = table
+        self.project_id = project_id
+        self.prefix = prefix
+
+    @classmethod
+    def snapshot(cls, table: TableClient, project_id: str, iteration_id: str) -> ImageIndex:
+        return cls(table, project_id, f"~s.{iteration_id}.")
+
+    # --- row keys ---------------------------------------------------------------------------------------------
+
+    def _row(self, view: str, seq: int) -> str:
+        return f"{self.prefix}i.{view}.{newest_first_key(seq)}"
+
+    def _bucket_row(self, view: str, seq: int) -> str:
+        return f"{self.prefix}b.{view}.{_bucket(seq)}"
+
+    def total_row(self, view: str) -> str:
+        return f"{self.prefix}n.{view}"
+
+    # --- writes -----------------------------------------------------------------------------------------------
+
+    def change(self, before: ImageRecord | None, after: ImageRecord | None) -> Change:
+        """The index side of replacing `before` with `after` (None: the image is new, or is being deleted)."""
+        old = views_of(before) if before is not None else set()
+        new = views_of(after) if after is not None else set()
+        operations: list[tuple[Any, ...]] = []
+        deltas: Counter[str] = Counter()
+        for view in sorted(old - new):
+            assert before is not None and before.seq is not None
+            operations.append(
+                ("delete", {"PartitionKey": self.project_id, "RowKey": self._row(view, before.seq)})
+            )
+            deltas[self._bucket_row(view, before.seq)] -= 1
+            deltas[self.total_row(view)] -= 1
+        for view in sorted(new - old):
+            assert after is not None and after.seq is not None
+            row = {
+                "PartitionKey": self.project_id,
+                "RowKey": self._row(view, after.seq),
+                "image_id": after.id,
+            }
+            operations.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
+            deltas[self._bucket_row(view, after.seq)] += 1
+            deltas[self.total_row(view)] += 1
+        if TAGGED in new and TAGGED not in old:
+            deltas[self.total_row(LABELLED)] += 1
+        deltas[self.total_row(REVISION)] += 1
+        return Change(operations, deltas)
+
+    def add_counts(self, deltas: Mapping[str, int]) -> None:
+        """Add `deltas` to counter rows, ETag-checked, in transactions of up to 100 rows (a lost race is retried
+        after a random pause that grows with each loss)."""
+        keys = sorted(key for key, delta in deltas.items() if delta)
+        for start in range(0, len(keys), _TRANSACTION_OPS):
+            self._add_chunk({key: deltas[key] for key in keys[start : start + _TRANSACTION_OPS]})
+
+    def _add_chunk(self, deltas: Mapping[str, int], attempts: int = 64) -> None:
+        for attempt in range(attempts):
+            current = self._counter_rows(deltas)
+            operations = []
+            for key, delta in deltas.items():
+                entity = current.get(key)
+                if entity is None:
+                    row = {"PartitionKey": self.project_id, "RowKey": key, "n": delta}
+                    operations.append(("create", row))
+                else:
+                    row = {"PartitionKey": self.project_id, "RowKey": key, "n": entity["n"] + delta}
+                    condition = {
+                        "mode": UpdateMode.REPLACE,
+                        "etag": entity.metadata["etag"],
+                        "match_condition": MatchConditions.IfNotModified,
+                    }
+                    operations.append(("update", row, condition))
+            try:
+                self.table.submit_transaction(operations)
+                return
+            except (TableTransactionError, ResourceModifiedError, ResourceExistsError):
+                time.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))
+        raise RuntimeError(f"could not update the image counters of {self.project_id}: too many writers")
+
+    def _counter_rows(self, keys: Iterable[str]) -> dict[str, Any]:
+        rows = {}
+        for key in keys:
+            try:
+                rows[key] = self.table.get_entity(self.project_id, key)
+            except ResourceNotFoundError:
+                continue
+        return rows
+
+    def reserve(self, count: int) -> int:
+        """The first of `count` new sequence numbers (an ETag-checked increment of `~seq`)."""
+        key = f"{self.prefix}seq"
+        for attempt in range(64):
+            try:
+                entity = self.table.get_entity(self.project_id, key)
+            except ResourceNotFoundError:
+                try:
+                    self.table.create_entity({"PartitionKey": self.project_id, "RowKey": key, "next": count})
+                    return 0
+                except ResourceExistsError:
+                    continue
+            first = entity["next"]
+            try:
+                self.table.update_entity(
+                    {"PartitionKey": self.project_id, "RowKey": key, "next": first + count},
+                    mode=UpdateMode.REPLACE,
+                    etag=entity.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return first
+            except ResourceModifiedError:
+                time.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))
+        raise RuntimeError(f"could not reserve sequence numbers in {self.project_id}: too many writers")
+
+    # --- reads ------------------------------------------------------------------------------------------------
+
+    def total(self, view: str) -> int:
+        try:
+            return int(self.table.get_entity(self.project_id, self.total_row(view))["n"])
+        except ResourceNotFoundError:
+            return 0
+
+    def totals(self) -> dict[str, int]:
+        """Every view's count, from one query of the counter rows."""
+        start = f"{self.prefix}n."
+        return {
+            row["RowKey"][len(start) :]: int(row["n"]) for row in self._range(start, select=["RowKey", "n"])
+        }
+
+    def page(self, view: str, skip: int, take: int, newest_first: bool = True) -> list[str]:
+        """Image ids of `view`, `skip` then `take` of them, newest (or oldest) first."""
+        if take <= 0:
+            return []
+        buckets = self._buckets(view)
+        if not newest_first:
+            return self._oldest_page(view, buckets, skip, take)
+        passed = 0
+        for number, count in sorted(buckets.items(), reverse=True):
+            if passed + count > skip:
+                start = f"{self.prefix}i.{view}.{newest_first_key((number + 1) * BUCKET - 1)}"
+                wanted = skip - passed + take
+                rows = self._range(f"{self.prefix}i.{view}.", start=start, select=["image_id"], page=wanted)
+                return [row["image_id"] for _, row in zip(range(wanted), rows, strict=False)][skip - passed :]
+            passed += count
+        return []
+
+    def _oldest_page(self, view: str, buckets: Mapping[int, int], skip: int, take: int) -> list[str]:
+        ids: list[str] = []
+        passed = 0
+        for number, count in sorted(buckets.items()):
+            if passed + count <= skip:
+                passed += count
+                continue
+            ids.extend(image_id for _, image_id in reversed(self._bucket_rows(view, number)))
+            if len(ids) >= skip - passed + take:
+                break
+        return ids[skip - passed : skip - passed + take]
+
+    def _bucket_rows(self, view: str, number: int) -> list[tuple[str, str]]:
+        """A bucket's (newest-first key, image id) pairs, newest first."""
+        start = f"{self.prefix}i.{view}."
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
+            parameters={
+                "pk": self.project_id,
+                "low": start + newest_first_key((number + 1) * BUCKET - 1),
+                "high": start + newest_first_key(number * BUCKET),
+            },
+            select=["RowKey", "image_id"],
+        )
+        return [(row["RowKey"][len(start) :], row["image_id"]) for row in rows]
+
+    def ids(self, view: str) -> Iterator[str]:
+        """Every image id of `view`, newest first (reads as it goes)."""
+        return (image_id for _, image_id in self._stream(view, newest_first=True))
+
+    def stream_union(self, views: list[str], newest_first: bool) -> Iterator[str]:
+        """The image ids of any of `views`, each once, in order (reads each view as it goes)."""
+        streams = [self._stream(view, newest_first) for view in views]
+        merged = heapq.merge(*streams, reverse=not newest_first)
+        seen: set[str] = set()
+        for _, image_id in merged:
+            if image_id not in seen:
+                seen.add(image_id)
+                yield image_id
+
+    def _stream(self, view: str, newest_first: bool) -> Iterator[tuple[str, str]]:
+        """(newest-first key, image id) of every row of `view`, in order: newest first is the keys' own order;
+        oldest first reads bucket by bucket, each reversed."""
+        start = f"{self.prefix}i.{view}."
+        if newest_first:
+            for row in self._range(start, select=["RowKey", "image_id"]):
+                yield row["RowKey"][len(start) :], row["image_id"]
+            return
+        for number in sorted(self._buckets(view)):
+            yield from reversed(self._bucket_rows(view, number))
+
+    # --- for reconciling (scans of the index, never on a request's path) ----------------------------------------
+
+    def expected_rows(self, image: ImageRecord) -> dict[str, str]:
+        """Index row key -> image id, for the rows an indexed image should have."""
+        return {operation[1]["RowKey"]: image.id for operation in self.change(None, image).operations}
+
+    def stored_rows(self) -> dict[str, str]:
+        """Index row key -> image id, for every index row."""
+        return {
+            row["RowKey"]: row["image_id"]
+            for row in self._range(f"{self.prefix}i.", select=["RowKey", "image_id"])
+        }
+
+    def counts_from_rows(self, rows: Iterable[str]) -> Counter[str]:
+        """Bucket and total counter values that index rows with these keys make."""
+        counts: Counter[str] = Counter()
+        start = f"{self.prefix}i."
+        for key in rows:
+            view, newest_first = key[len(start) :].rsplit(".", 1)
+            seq = _MAX_SEQ - int(newest_first)
+            counts[self._bucket_row(view, seq)] += 1
+            counts[self.total_row(view)] += 1
+        return counts
+
+    def stored_counts(self) -> dict[str, int]:
+        """Every bucket and total counter, but the tallies (event counts no rows can check)."""
+        rows = [
+            *self._range(f"{self.prefix}b.", select=["RowKey", "n"]),
+            *self._range(f"{self.prefix}n.", select=["RowKey", "n"]),
+        ]
+        tallies = {self.total_row(LABELLED), self.total_row(REVISION)}
+        return {row["RowKey"]: int(row["n"]) for row in rows if row["RowKey"] not in tallies}
+
+    def _buckets(self, view: str) -> dict[int, int]:
+        start = f"{self.prefix}b.{view}."
+        return {
+            int(row["RowKey"][len(start) :]): int(row["n"])
+            for row in self._range(start, select=["RowKey", "n"])
+            if row["n"]
+        }
+
+    def _range(
+        self, prefix: str, start: str | None = None, select: list[str] | None = None, page: int = 1000
+    ) -> Iterator[Any]:
+        """Rows whose key starts with `prefix` (from `start` on), read `page` rows a request (1,000 at most)."""
+        return iter(
+            self.table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                parameters={"pk": self.project_id, "low": start or prefix, "high": _upper(prefix)},
+                select=select,
+                results_per_page=min(page, 1000),
+            )
+        )
