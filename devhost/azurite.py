@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
@@ -41,8 +41,9 @@ DEVELOPMENT_PORTS = Ports(blob=10000, queue=10001, table=10002)  # what UseDevel
 
 
 class Azurite:
-    """One Azurite on `ports`: data under `location`, or in memory when it is None. If all three ports already
-    listen, that emulator is used instead of starting another."""
+    """One Azurite on `ports`: data under `location`, or in memory when it is None, with any `extra_options`
+    (tests add `--oauth basic` and a certificate). If all three ports already listen, that emulator is used
+    instead of starting another."""
 
     def __init__(
         self,
@@ -51,11 +52,13 @@ class Azurite:
         *,
         quiet: bool = False,
         binary: Path = BINARY,
+        extra_options: Sequence[str] = (),
     ) -> None:
         self.ports = ports
         self.location = location
         self.quiet = quiet
         self.binary = binary
+        self.extra_options = tuple(extra_options)
         self._process: subprocess.Popen[bytes] | None = None
         self._scratch: Path | None = None
 
@@ -70,7 +73,7 @@ class Azurite:
 
     def _command(self) -> list[str]:
         storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
-        command = [str(self.binary), *storage, *OPTIONS]
+        command = [str(self.binary), *storage, *OPTIONS, *self.extra_options]
         for service, port in asdict(self.ports).items():
             command += [f"--{service}Host", LOOPBACK, f"--{service}Port", str(port)]
         return command

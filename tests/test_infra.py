@@ -21,6 +21,7 @@ from typing import Any, get_args
 
 import pytest
 from pycep import BicepParser
+from pydantic import AliasChoices
 
 from pipeline.core.settings import LOOPBACK_HOSTS, Settings
 
@@ -552,7 +553,11 @@ def test_keys_and_storage_connection_come_from_key_vault(
 
 
 def test_every_seer_setting_is_a_real_setting(bicep: Bicep, app_settings: dict, job_container: dict) -> None:
-    fields = {f"SEER_{name.upper()}" for name in Settings.model_fields}
+    # A field is read as SEER_<NAME>, or under its aliases only (SEER_DATA__accountName, AzureWebJobsStorage).
+    fields = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        fields |= set(alias.choices) if isinstance(alias, AliasChoices) else {f"SEER_{name.upper()}"}
     env = settings_list(bicep, job_container["env"])
     used = {name for name in [*app_settings, *env] if name.startswith("SEER_")}
     assert used, "no SEER_ settings at all"
@@ -678,7 +683,11 @@ def job_settings(bicep: Bicep, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def test_training_mail_settings_are_real_settings(mail_bicep: Bicep, monkeypatch: pytest.MonkeyPatch) -> None:
-    fields = {f"SEER_{name.upper()}" for name in Settings.model_fields}
+    # A field is read as SEER_<NAME>, or under its aliases only (SEER_DATA__accountName, AzureWebJobsStorage).
+    fields = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        fields |= set(alias.choices) if isinstance(alias, AliasChoices) else {f"SEER_{name.upper()}"}
     smtp = {name for name in job_env(mail_bicep) if name.startswith("SEER_SMTP_")}
     assert smtp <= fields, f"settings pipeline.core.settings does not read: {sorted(smtp - fields)}"
     assert smtp == {

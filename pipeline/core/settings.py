@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,43 @@ def dev_storage_connection_string(
     )
 
 
+@dataclass(frozen=True)
+class StorageIdentity:
+    """Seer's data account reached with Azure AD instead of a key: the service endpoints and, for a user-assigned
+    managed identity, its client id (None: DefaultAzureCredential's own choice)."""
+
+    account_name: str
+    blob_uri: str
+    queue_uri: str
+    table_uri: str
+    client_id: str | None = None
+
+    @classmethod
+    def for_account(
+        cls,
+        account_name: str,
+        *,
+        blob_uri: str | None = None,
+        queue_uri: str | None = None,
+        table_uri: str | None = None,
+        client_id: str | None = None,
+    ) -> StorageIdentity:
+        """Endpoints not given are the public cloud's for the account, as the Functions host derives them."""
+        return cls(
+            account_name,
+            blob_uri or f"https://{account_name}.blob.core.windows.net",
+            queue_uri or f"https://{account_name}.queue.core.windows.net",
+            table_uri or f"https://{account_name}.table.core.windows.net",
+            client_id,
+        )
+
+
+def _data(name: str) -> AliasChoices:
+    """A `SEER_DATA__*` setting: the Functions host's identity-based connection names for a connection called
+    SEER_DATA, so the blob trigger and Seer's own code read the same app settings."""
+    return AliasChoices(f"SEER_DATA__{name}")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Limits default to Custom Vision's S0 tier."""
 
@@ -42,6 +80,13 @@ class Settings(BaseSettings):
         default="UseDevelopmentStorage=true",
         validation_alias=AliasChoices("AzureWebJobsStorage", "SEER_STORAGE_CONNECTION_STRING"),
     )
+    # Identity-based access to the data account (Azure AD; no key anywhere): an account name selects it, and then
+    # `storage_connection_string` is only the Functions host's own storage. The URIs default to the public cloud's.
+    data_account_name: str | None = Field(default=None, validation_alias=_data("accountName"))
+    data_blob_service_uri: str | None = Field(default=None, validation_alias=_data("blobServiceUri"))
+    data_queue_service_uri: str | None = Field(default=None, validation_alias=_data("queueServiceUri"))
+    data_table_service_uri: str | None = Field(default=None, validation_alias=_data("tableServiceUri"))
+    data_client_id: str | None = Field(default=None, validation_alias=_data("clientId"))
     training_key: str | None = None
     prediction_key: str | None = None
     bind_host: str = "127.0.0.1"
@@ -116,6 +161,39 @@ class Settings(BaseSettings):
     model_cache_size: int = 8
     published_cache_seconds: float = 2.0
     inference_workers: int = 0  # threads serving each loaded model; 0 = one per core
+
+    @model_validator(mode="after")
+    def _data_endpoints_need_an_account(self) -> Settings:
+        """Service URIs or a client id without the account name would silently fall back to the connection
+        string: refuse that configuration instead."""
+        if self.data_account_name is None:
+            orphans = [
+                name
+                for name, value in (
+                    ("blobServiceUri", self.data_blob_service_uri),
+                    ("queueServiceUri", self.data_queue_service_uri),
+                    ("tableServiceUri", self.data_table_service_uri),
+                    ("clientId", self.data_client_id),
+                )
+                if value
+            ]
+            if orphans:
+                names = ", ".join(f"SEER_DATA__{name}" for name in orphans)
+                raise ValueError(f"{names} set without SEER_DATA__accountName")
+        return self
+
+    @property
+    def storage_identity(self) -> StorageIdentity | None:
+        """The data account to reach with Azure AD, or None to use the connection string (and its key)."""
+        if self.data_account_name is None:
+            return None
+        return StorageIdentity.for_account(
+            self.data_account_name,
+            blob_uri=self.data_blob_service_uri,
+            queue_uri=self.data_queue_service_uri,
+            table_uri=self.data_table_service_uri,
+            client_id=self.data_client_id,
+        )
 
     @property
     def connection_string(self) -> str:

@@ -1,4 +1,8 @@
-"""Clients for one storage account (Azurite locally, a Storage account on Azure), created once per process."""
+"""Clients for one storage account (Azurite locally, a Storage account on Azure), created once per process.
+
+Access is chosen by the settings: a connection string (its account key authorises every call and signs the SAS
+URLs the API hands out), or, when `SEER_DATA__accountName` is set, Azure AD with DefaultAzureCredential and URLs
+signed with a user delegation key, so the account can refuse shared keys altogether."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError
 from azure.core.pipeline.policies import RetryMode
 from azure.data.tables import TableClient, TableServiceClient
@@ -18,7 +23,8 @@ from azure.storage.blob import LinearRetry as BlobRetry
 from azure.storage.queue import LinearRetry as QueueRetry
 from azure.storage.queue import QueueClient, QueueServiceClient
 
-from pipeline.core.settings import Settings, get_settings
+from pipeline.core.settings import Settings, StorageIdentity, get_settings
+from pipeline.store.identity import DelegationKeys, identity_credential
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +83,36 @@ class StoragePolicy:
 class StorageAccount:
     """Hands out table, container and queue clients, creating each resource the first time it is asked for."""
 
-    def __init__(self, connection_string: str, policy: StoragePolicy | None = None) -> None:
-        """`policy` defaults to the process settings' (`SEER_STORAGE_*`)."""
-        self.connection_string = connection_string
+    def __init__(
+        self,
+        connection: str | StorageIdentity,
+        policy: StoragePolicy | None = None,
+        *,
+        credential: TokenCredential | None = None,
+        **client_options: Any,
+    ) -> None:
+        """`connection` is a connection string, or an identity-based account reached with `credential` (default:
+        DefaultAzureCredential for the identity's client id). `policy` defaults to the process settings'
+        (`SEER_STORAGE_*`); `client_options` go to every client (tests trust a self-signed Azurite with
+        `connection_verify`)."""
         self.policy = policy or StoragePolicy.from_settings(get_settings())
-        self.tables = TableServiceClient.from_connection_string(
-            connection_string, **self.policy.table_options()
-        )
-        self.blobs = BlobServiceClient.from_connection_string(
-            connection_string, **self.policy.storage_options(BlobRetry)
-        )
-        self.queues = QueueServiceClient.from_connection_string(
-            connection_string, **self.policy.storage_options(QueueRetry)
-        )
+        tables = {**self.policy.table_options(), **client_options}
+        blobs = {**self.policy.storage_options(BlobRetry), **client_options}
+        queues = {**self.policy.storage_options(QueueRetry), **client_options}
+        if isinstance(connection, StorageIdentity):
+            credential = credential or identity_credential(connection.client_id)
+            self.tables = TableServiceClient(connection.table_uri, credential=credential, **tables)
+            self.blobs = BlobServiceClient(connection.blob_uri, credential=credential, **blobs)
+            self.queues = QueueServiceClient(connection.queue_uri, credential=credential, **queues)
+            self.account_name = connection.account_name
+            self._delegation: DelegationKeys | None = DelegationKeys(self.blobs)
+            log.info("storage: account %s with Azure AD (%s)", self.account_name, type(credential).__name__)
+        else:
+            self.tables = TableServiceClient.from_connection_string(connection, **tables)
+            self.blobs = BlobServiceClient.from_connection_string(connection, **blobs)
+            self.queues = QueueServiceClient.from_connection_string(connection, **queues)
+            self.account_name = self.blobs.account_name
+            self._delegation = None
         self._ensured: set[str] = set()
         self._lock = threading.Lock()
 
@@ -115,21 +138,34 @@ class StorageAccount:
         self._ensure(f"queue:{name}", lambda: self.queues.create_queue(name))
         return self.queues.get_queue_client(name)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StorageAccount:
+        """The data account the settings name: identity-based when `SEER_DATA__accountName` is set, else the
+        connection string."""
+        policy = StoragePolicy.from_settings(settings)
+        return cls(settings.storage_identity or settings.connection_string, policy)
+
     def read_url(self, container: str, blob: str, hours: int = 24) -> str:
-        """A time-limited read-only SAS URL, as Custom Vision returns for image URIs."""
-        credential = self.blobs.credential
+        """A time-limited read-only SAS URL, as Custom Vision returns for image URIs: signed with the account key,
+        or with a user delegation key when access is identity-based."""
+        expiry = datetime.now(UTC) + timedelta(hours=hours)
+        if self._delegation is None:
+            signer = {"account_key": self.blobs.credential.account_key}
+        else:
+            signer = {"user_delegation_key": self._delegation.covering(expiry)}
         sas = generate_blob_sas(
-            account_name=self.blobs.account_name,
+            account_name=self.account_name,
             container_name=container,
             blob_name=blob,
-            account_key=credential.account_key,
             permission=BlobSasPermissions(read=True),
-            expiry=datetime.now(UTC) + timedelta(hours=hours),
+            expiry=expiry,
+            **signer,
         )
         return f"{self.blobs.url.rstrip('/')}/{container}/{blob}?{sas}"
 
 
 @lru_cache(maxsize=1)
 def get_storage() -> StorageAccount:
-    """The process's storage account (an explicit cache; tests call `get_storage.cache_clear()`)."""
-    return StorageAccount(get_settings().connection_string)
+    """The process's storage account (an explicit cache; tests call `get_storage.cache_clear()`), so its user
+    delegation key is one per process."""
+    return StorageAccount.from_settings(get_settings())
