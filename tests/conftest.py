@@ -18,6 +18,7 @@ from devhost.ports import free_port
 from pipeline.api.app import create_app
 from pipeline.core.settings import DEV_ACCOUNT, DEV_ACCOUNT_KEY, Settings, get_settings
 from pipeline.store import StorageAccount, StoragePolicy, get_storage
+from tests.conformance import Tally
 from tests.images import detection_scene, jpeg, pattern_image
 from tests.queues import sas_queue
 from tests.serving import QuietHandler, handler_served, served
@@ -32,6 +33,7 @@ PROJECTS = "/customvision/v3.3/training/projects"
 COMPACT_DOMAIN = "0732100f-1a38-4e49-a514-c9b44c697ab5"  # General (compact): the fastest to train
 COMPACT_DETECTION_DOMAIN = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"  # General (compact): EfficientNet-Lite0
 DETECTOR_PUBLISHED = "detector"  # the publish name of `trained_detector`'s iteration
+_CONFORMANCE = pytest.StashKey[Tally]()
 
 
 @contextlib.contextmanager
@@ -261,3 +263,19 @@ def image_server() -> Iterator[tuple[str, dict[str, bytes]]]:
 
     with handler_served(Handler) as url:
         yield url, files
+
+
+@pytest.fixture(scope="session")
+def conformance_tally(request: pytest.FixtureRequest) -> Tally:
+    """The validated conformance sessions of this run (tests/test_conformance*.py), printed at the end."""
+    tally = Tally()
+    request.config.stash[_CONFORMANCE] = tally
+    return tally
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    tally = config.stash.get(_CONFORMANCE, None)
+    if tally is not None and tally.sessions:
+        terminalreporter.section("conformance against the Custom Vision REST descriptions")
+        for line in tally.lines():
+            terminalreporter.write_line(line)
