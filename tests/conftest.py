@@ -18,7 +18,8 @@ from devhost.ports import free_port
 from pipeline.api.app import create_app
 from pipeline.core.settings import DEV_ACCOUNT, DEV_ACCOUNT_KEY, Settings, get_settings
 from pipeline.store import StorageAccount, StoragePolicy, get_storage
-from tests.images import pattern_image
+from tests.conformance import Tally
+from tests.images import detection_scene, jpeg, pattern_image
 from tests.queues import sas_queue
 from tests.serving import QuietHandler, handler_served, served
 
@@ -30,6 +31,9 @@ TENANT_ACCOUNT = "tenantaccount"
 TENANT_KEY = base64.b64encode(b"seer tests: the tenant's account key").decode()
 PROJECTS = "/customvision/v3.3/training/projects"
 COMPACT_DOMAIN = "0732100f-1a38-4e49-a514-c9b44c697ab5"  # General (compact): the fastest to train
+COMPACT_DETECTION_DOMAIN = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"  # General (compact): EfficientNet-Lite0
+DETECTOR_PUBLISHED = "detector"  # the publish name of `trained_detector`'s iteration
+_CONFORMANCE = pytest.StashKey[Tally]()
 
 
 @contextlib.contextmanager
@@ -166,6 +170,64 @@ def service(storage_connection_string: str) -> Iterator[str]:
     host.stop()
 
 
+def detection_entries(seeds: range, tags: list) -> list:
+    """The object detection quickstart's upload: each `detection_scene` with its regions, normalised to the
+    image (SDK `ImageFileCreateEntry`s; `tags` are SDK tags, index = the scene's tag)."""
+    from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateEntry, Region
+
+    uploads = []
+    for seed in seeds:
+        image, boxes = detection_scene(seed)
+        width, height = image.size
+        regions = [
+            Region(tag_id=tags[tag].id, left=x / width, top=y / height, width=w / width, height=h / height)
+            for tag, x, y, w, h in boxes
+        ]
+        uploads.append(ImageFileCreateEntry(name=f"scene-{seed}.jpg", contents=jpeg(image), regions=regions))
+    return uploads
+
+
+@pytest.fixture(scope="session")
+def trained_detector(service: str) -> dict:
+    """One compact detector (two tags, 24 scenes) trained by the whole service through the SDK and published as
+    DETECTOR_PUBLISHED, shared by every test that needs a real one (training it is the dearest step of the
+    suite). Its users may predict with it but must leave its images, tags and iteration as they are."""
+    from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+    from azure.cognitiveservices.vision.customvision.training.models import (
+        CustomVisionErrorException,
+        ImageFileCreateBatch,
+    )
+    from msrest.authentication import ApiKeyCredentials
+
+    from tests.test_service import wait_until_trained
+
+    trainer = CustomVisionTrainingClient(
+        service, ApiKeyCredentials(in_headers={"Training-key": TRAINING_KEY})
+    )
+    domain = next(
+        d for d in trainer.get_domains() if d.type == "ObjectDetection" and d.name == "General (compact)"
+    )
+    assert domain.id == COMPACT_DETECTION_DOMAIN
+    project = trainer.create_project(f"detection-{uuid.uuid4()}", domain_id=domain.id)
+    tags = [trainer.create_tag(project.id, "red block"), trainer.create_tag(project.id, "blue block")]
+    summary = trainer.create_images_from_files(
+        project.id, ImageFileCreateBatch(images=detection_entries(range(20), tags))
+    )
+    assert summary.is_batch_successful
+    with pytest.raises(CustomVisionErrorException) as refused:
+        trainer.train_project(project.id)  # 13 and 14 images per tag: Custom Vision wants 15
+    assert refused.value.error.code == "BadRequestDetectionTrainingValidationFailed"
+    summary = trainer.create_images_from_files(
+        project.id, ImageFileCreateBatch(images=detection_entries(range(20, 24), tags))
+    )
+    assert summary.is_batch_successful
+    iteration = trainer.train_project(project.id)
+    iteration = wait_until_trained(trainer, project.id, iteration.id, timeout=300)
+    assert iteration.status == "Completed", iteration.training_error_details
+    trainer.publish_iteration(project.id, iteration.id, DETECTOR_PUBLISHED, "seer-prediction-resource")
+    return {"project": project, "iteration": iteration, "tags": tags}
+
+
 @pytest.fixture()
 def service_trainer(service: str):
     """The official training client pointed at the whole service (where training really runs)."""
@@ -201,3 +263,19 @@ def image_server() -> Iterator[tuple[str, dict[str, bytes]]]:
 
     with handler_served(Handler) as url:
         yield url, files
+
+
+@pytest.fixture(scope="session")
+def conformance_tally(request: pytest.FixtureRequest) -> Tally:
+    """The validated conformance sessions of this run (tests/test_conformance*.py), printed at the end."""
+    tally = Tally()
+    request.config.stash[_CONFORMANCE] = tally
+    return tally
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    tally = config.stash.get(_CONFORMANCE, None)
+    if tally is not None and tally.sessions:
+        terminalreporter.section("conformance against the Custom Vision REST descriptions")
+        for line in tally.lines():
+            terminalreporter.write_line(line)

@@ -1,6 +1,8 @@
 """Seer against the official REST descriptions (issue 11): every operation has a route, and every response a
 realistic session provokes validates against its operation's schema (required fields, types, enums, nullability;
-error bodies carry a code from the spec's CustomVisionError enum).
+error bodies carry a code from the spec's CustomVisionError enum). This session runs against the in-process app
+with an iteration written to storage (no training); tests/test_conformance_trained.py trains for real against the
+whole service, and checks that the two sessions together reach every routed operation.
 
 The description-driven tests skip when `../shared/specs/customvision` is absent; the error-code check runs always,
 from `tests/spec_codes.json`."""
@@ -8,11 +10,8 @@ from `tests/spec_codes.json`."""
 from __future__ import annotations
 
 import base64
-import logging
-import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -20,44 +19,20 @@ from fastapi.testclient import TestClient
 
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.store import StorageAccount
-from tests.conformance import SPECS, Outcome, ResponseValidator, error_codes, missing_operations
+from tests.conformance import (
+    KNOWN_MISSING,
+    Recorder,
+    ResponseValidator,
+    Tally,
+    error_codes,
+    missing_operations,
+    needs_specs,
+    ok,
+    recorded_client,
+)
 from tests.conftest import PREDICTION_KEY, PROJECTS, TRAINING_KEY
 from tests.images import pattern_image
 from tests.published import published_iteration, tiny_classifier
-
-log = logging.getLogger(__name__)
-
-needs_specs = pytest.mark.skipif(
-    not SPECS.is_dir(), reason=f"{SPECS} is absent: the description-driven conformance checks are skipped"
-)
-
-# Operations with no route yet, each owned by another issue; a new gap (or one closed) fails the test below.
-KNOWN_MISSING = sorted(
-    f"{description} {operation}"
-    for description in ("training-v3.3.json", "training-v3.4-preview.json")
-    for operation in (
-        "ExportProject",  # project export/import: the export issue
-        "ImportProject",
-        "GetArtifact",
-        "GetExports",  # iteration exports: the export issue
-        "ExportIteration",
-        "QuerySuggestedImages",  # suggested images: the learning-loop issue
-        "QuerySuggestedImageCount",
-    )
-)
-
-# Responses that depart from the spec on purpose or pending a fix elsewhere: "OperationId status" -> reason.
-# Left to their owners (issue 11 item 3 covers projects' detectionParameters; QueryPredictions echoes its token).
-EXPECTED_MISMATCHES: dict[str, str] = {
-    **{
-        f"{operation}settings/detectionParameters": "null where the spec says a non-nullable string: item 3"
-        for operation in ("CreateProject 200 ", "GetProject 200 ", "UpdateProject 200 ", "GetProjects 200 */")
-    },
-    **{
-        f"QueryPredictions 200 token/{name}": "the request's unset token field echoed as null (non-nullable string)"
-        for name in ("application", "continuation")
-    },
-}
 
 DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"  # General (object detection)
 
@@ -109,51 +84,10 @@ def test_error_bodies_use_spec_codes(client: TestClient) -> None:
         assert response.json()["code"] in codes, response.text
 
 
-@dataclass
-class Recorder:
-    """Validates every response of a session against its operation and keeps the tally."""
-
-    validator: ResponseValidator = field(default_factory=ResponseValidator)
-    outcomes: list[Outcome] = field(default_factory=list)
-    unmatched: list[str] = field(default_factory=list)
-
-    def __call__(self, response: httpx.Response) -> None:
-        response.read()
-        request = response.request
-        op = self.validator.operation(request.method, request.url.path)
-        if op is None:
-            self.unmatched.append(f"{request.method} {request.url.path}")
-            return
-        body = response.json() if response.content else None
-        errors = self.validator.check(op, response.status_code, body)
-        self.outcomes.append(Outcome(op.operation_id, response.status_code, errors))
-
-    @property
-    def mismatches(self) -> dict[str, list[str]]:
-        """Errors by "OperationId status field" (array indices as `*`), the key EXPECTED_MISMATCHES uses."""
-        found: dict[str, list[str]] = {}
-        for outcome in self.outcomes:
-            for error in outcome.errors:
-                where = re.sub(r"(^|/)\d+(?=/|$)", r"\1*", error.split(":")[0])
-                found.setdefault(f"{outcome.operation} {outcome.status} {where}", []).append(error)
-        return found
-
-
 @pytest.fixture()
 def session(live_url: str) -> Iterator[tuple[httpx.Client, Recorder]]:
-    recorder = Recorder()
-    with httpx.Client(
-        base_url=live_url,
-        headers={"Training-Key": TRAINING_KEY, "Prediction-Key": PREDICTION_KEY},
-        event_hooks={"response": [recorder]},
-        timeout=30,
-    ) as http:
-        yield http, recorder
-
-
-def ok(response: httpx.Response) -> httpx.Response:
-    assert response.status_code < 300, f"{response.request.method} {response.request.url}: {response.text}"
-    return response
+    with recorded_client(live_url, TRAINING_KEY, PREDICTION_KEY) as pair:
+        yield pair
 
 
 @needs_specs
@@ -161,6 +95,7 @@ def test_a_realistic_session_validates(
     session: tuple[httpx.Client, Recorder],
     account: StorageAccount,
     image_server: tuple[str, dict[str, bytes]],
+    conformance_tally: Tally,
 ) -> None:
     http, recorder = session
     base, served = image_server
@@ -250,15 +185,5 @@ def test_a_realistic_session_validates(
     ok(http.delete(od))
     ok(http.delete(at))
 
-    covered = {outcome.operation for outcome in recorder.outcomes}
-    log.warning(
-        "conformance: %d operations covered, %d responses validated, %d mismatches (operation, status, field)",
-        len(covered),
-        len(recorder.outcomes),
-        len(recorder.mismatches),
-    )
-    assert recorder.unmatched == []
-    unexpected = {
-        key: errors for key, errors in recorder.mismatches.items() if key not in EXPECTED_MISMATCHES
-    }
-    assert unexpected == {}, "\n".join(f"{key}: {sorted(set(errors))}" for key, errors in unexpected.items())
+    conformance_tally.add("in-process", recorder)
+    recorder.assert_conforms()

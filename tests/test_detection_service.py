@@ -1,7 +1,9 @@
 """Object detection end to end, driven by the official SDK the way Custom Vision's object detection quickstart
 does it: a compact detection project, images uploaded with regions, training (refused below 15 images per tag),
 polling, performance at an overlap threshold, publishing, detect_image and detect_image_with_no_store. The whole
-service runs: function_app.py on the local host, real Azurite, the training job as its own process."""
+service runs: function_app.py on the local host, real Azurite, the training job as its own process. The detector is
+conftest's session-wide `trained_detector` (trained once for the run; tests/test_conformance_trained.py uses it
+too)."""
 
 from __future__ import annotations
 
@@ -11,32 +13,17 @@ import uuid
 import pytest
 from azure.cognitiveservices.vision.customvision.training.models import (
     CustomVisionErrorException,
-    ImageFileCreateBatch,
-    ImageFileCreateEntry,
     PredictionQueryToken,
-    Region,
 )
 
 from pipeline.core.boxes import Box
+from tests.conftest import DETECTOR_PUBLISHED as PUBLISHED
 from tests.images import detection_scene, jpeg
-from tests.test_service import wait_until_trained
-
-COMPACT_DETECTION_DOMAIN = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"  # General (compact): EfficientNet-Lite0
-PUBLISHED = "detector"
 
 
-def entries(seeds: range, tags: list) -> list[ImageFileCreateEntry]:
-    """The quickstart's upload: each image with its regions, normalised to the image."""
-    uploads = []
-    for seed in seeds:
-        image, boxes = detection_scene(seed)
-        width, height = image.size
-        regions = [
-            Region(tag_id=tags[tag].id, left=x / width, top=y / height, width=w / width, height=h / height)
-            for tag, x, y, w, h in boxes
-        ]
-        uploads.append(ImageFileCreateEntry(name=f"scene-{seed}.jpg", contents=jpeg(image), regions=regions))
-    return uploads
+@pytest.fixture()
+def detector(trained_detector: dict) -> dict:
+    return trained_detector
 
 
 def truth(seed: int, tags: list) -> list[Box]:
@@ -67,40 +54,6 @@ def found(predictions, expected: list[Box]) -> list[float]:
         )
         for box in expected
     ]
-
-
-@pytest.fixture(scope="module")
-def detector(service: str) -> dict:
-    from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
-    from msrest.authentication import ApiKeyCredentials
-
-    from tests.conftest import TRAINING_KEY
-
-    trainer = CustomVisionTrainingClient(
-        service, ApiKeyCredentials(in_headers={"Training-key": TRAINING_KEY})
-    )
-    domain = next(
-        d for d in trainer.get_domains() if d.type == "ObjectDetection" and d.name == "General (compact)"
-    )
-    assert domain.id == COMPACT_DETECTION_DOMAIN
-    project = trainer.create_project(f"detection-{uuid.uuid4()}", domain_id=domain.id)
-    tags = [trainer.create_tag(project.id, "red block"), trainer.create_tag(project.id, "blue block")]
-    summary = trainer.create_images_from_files(
-        project.id, ImageFileCreateBatch(images=entries(range(20), tags))
-    )
-    assert summary.is_batch_successful
-    with pytest.raises(CustomVisionErrorException) as refused:
-        trainer.train_project(project.id)  # 13 and 14 images per tag: Custom Vision wants 15
-    assert refused.value.error.code == "BadRequestDetectionTrainingValidationFailed"
-    summary = trainer.create_images_from_files(
-        project.id, ImageFileCreateBatch(images=entries(range(20, 24), tags))
-    )
-    assert summary.is_batch_successful
-    iteration = trainer.train_project(project.id)
-    iteration = wait_until_trained(trainer, project.id, iteration.id, timeout=300)
-    assert iteration.status == "Completed", iteration.training_error_details
-    trainer.publish_iteration(project.id, iteration.id, PUBLISHED, "seer-prediction-resource")
-    return {"project": project, "iteration": iteration, "tags": tags}
 
 
 def test_performance_at_an_overlap_threshold(detector: dict, service_trainer) -> None:

@@ -63,7 +63,7 @@ def test_suggested_order_puts_the_least_certain_first(client, account, project):
     assert first["token"]["orderBy"] == "Suggested"
     assert first["token"]["continuation"]
     second = _query(client, project, first["token"])
-    assert second["token"]["continuation"] is None
+    assert "continuation" not in second["token"]  # the last page: a non-nullable string, left out
     pages = [[names[r["id"]] for r in page["results"]] for page in (first, second)]
     assert pages == [SUGGESTED[:4], SUGGESTED[4:]]
 

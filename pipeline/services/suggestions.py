@@ -1,7 +1,8 @@
-"""Help with labelling detection images: region proposals for one training image (GetImageRegionProposals) and
-suggested tags and regions for several (SuggestTagsAndRegions), both from a trained iteration of the project's
-own detector run on the stored images. Before any detector is trained there is nothing to propose from, so
-proposals come back empty rather than as an error (Custom Vision's portal asks for them on every image)."""
+"""Help with labelling: region proposals for one training image of a detection project (GetImageRegionProposals),
+from the project's newest trained detector, and suggested tags (with regions, for a detector) for several images
+of any project (SuggestTagsAndRegions, Custom Vision's Smart Labeler), from the iteration asked for; both run the
+model on the stored images. Before any detector is trained there is nothing to propose from, so proposals come
+back empty rather than as an error (Custom Vision's portal asks for them on every image)."""
 
 from __future__ import annotations
 
@@ -73,8 +74,9 @@ def region_proposals(predictor: Predictor, project_id: str, image_id: str) -> Re
 def suggest_tags_and_regions(
     predictor: Predictor, project_id: str, iteration_id: str, image_ids: Sequence[str]
 ) -> list[Suggestion]:
-    """The iteration's tagged boxes for each image that exists, in the order asked for."""
-    project = _detection_project(predictor, project_id)
+    """The iteration's predicted tags (a detector's: tagged boxes) for each image that exists, in the order asked
+    for."""
+    project = get_project(predictor.account, project_id)
     if not image_ids or len(image_ids) > MAX_SUGGESTION_IMAGES:
         raise bad_request("BadRequestInvalidIds", f"Give 1 to {MAX_SUGGESTION_IMAGES} imageIds.")
     iteration = completed_iteration(predictor.account, project.id, iteration_id)

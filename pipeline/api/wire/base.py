@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 
@@ -30,6 +37,25 @@ class WireModel(BaseModel):
                 continue
             renamed[exact] = value
         return renamed
+
+
+class OmitsUnset(WireModel):
+    """A wire model with properties the spec declares non-nullable (`x-nullable: false`) that can have no value
+    (an unpublished iteration's publish name, a query token's last continuation): the fields named in
+    `omitted_when_unset` are left out of the answer while None rather than sent as null, which a strict client
+    rejects. The schema stays the model's own (the serializer declares no return type)."""
+
+    omitted_when_unset: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler):
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.omitted_when_unset:
+                for key in (name, type(self).model_fields[name].alias):
+                    if key in data and data[key] is None:
+                        del data[key]
+        return data
 
 
 @cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pipeline.api.wire.base import WireModel
+from pipeline.api.wire.base import OmitsUnset, WireModel
 
 
 class CustomBaseModelInfo(WireModel):
@@ -17,7 +17,12 @@ class TrainingParameters(WireModel):
     custom_base_model_info: CustomBaseModelInfo | None = None
 
 
-class Iteration(WireModel):
+class Iteration(OmitsUnset):
+    """An unpublished iteration has no publish name or resource: the spec's strings are non-nullable, so they are
+    left out until it is published."""
+
+    omitted_when_unset = ("publish_name", "original_publish_resource_id")
+
     id: str
     name: str
     status: str

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from pipeline.api.wire.base import UtcDatetime, WireModel
+from pipeline.api.wire.base import OmitsUnset, UtcDatetime, WireModel
 from pipeline.api.wire.images import Region
 from pipeline.core.vocabulary import Order, TagType
 
@@ -53,8 +53,12 @@ class PredictionQueryTag(WireModel):
     max_threshold: float = 1.0
 
 
-class PredictionQueryToken(WireModel):
-    """The query and, once answered, its continuation: the client sends the returned token back for more."""
+class PredictionQueryToken(OmitsUnset):
+    """The query and, once answered, its continuation: the client sends the returned token back for more. The
+    spec's strings here are non-nullable, so one left unset (no filter by application, no further page) is left
+    out: `continuation` is present only while there is more to read."""
+
+    omitted_when_unset = ("session", "continuation", "application")
 
     session: str | None = None
     continuation: str | None = None
