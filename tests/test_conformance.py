@@ -4,12 +4,14 @@ error bodies carry a code from the spec's CustomVisionError enum). This session 
 with an iteration written to storage (no training); tests/test_conformance_trained.py trains for real against the
 whole service, and checks that the two sessions together reach every routed operation.
 
-The description-driven tests skip when `../shared/specs/customvision` is absent; the error-code check runs always,
-from `tests/spec_codes.json`."""
+The description-driven tests skip when `../shared/specs/customvision` is absent; a core session, the validator's own
+test and the error-code check run always, from `tests/spec_subset.json` (the descriptions cut down to a few core
+operations, kept equal to them by a test) and `tests/spec_codes.json`."""
 
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -20,7 +22,10 @@ from fastapi.testclient import TestClient
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.store import StorageAccount
 from tests.conformance import (
+    DESCRIPTIONS,
     KNOWN_MISSING,
+    SPEC_SUBSET,
+    SPECS,
     Recorder,
     ResponseValidator,
     Tally,
@@ -29,6 +34,7 @@ from tests.conformance import (
     needs_specs,
     ok,
     recorded_client,
+    subset,
 )
 from tests.conftest import PREDICTION_KEY, PROJECTS, TRAINING_KEY
 from tests.images import pattern_image
@@ -43,14 +49,61 @@ def test_every_operation_has_a_route(app) -> None:
 
 
 @needs_specs
+def test_the_checked_in_subset_is_the_descriptions() -> None:
+    expected = {name: subset(json.loads((SPECS / name).read_text())) for name in DESCRIPTIONS}
+    assert json.loads(SPEC_SUBSET.read_text()) == expected, "refresh it: python -m tests.conformance"
+
+
+def test_core_responses_validate(
+    live_url: str, account: StorageAccount, image_server: tuple[str, dict[str, bytes]]
+) -> None:
+    """Runs with or without ../shared: the core of a session, every response validated (against the subset
+    when the descriptions are absent), errors included."""
+    with recorded_client(live_url, TRAINING_KEY, PREDICTION_KEY) as (http, recorder):
+        ok(http.get("/customvision/v3.3/training/domains"))
+        project = ok(http.post(PROJECTS, params={"name": f"core-{uuid.uuid4()}"})).json()
+        at = f"{PROJECTS}/{project['id']}"
+        try:
+            ok(http.get(at))
+            ok(http.patch(at, json=project | {"description": "core"}))
+            tags = [ok(http.post(f"{at}/tags", params={"name": name})).json() for name in ("a", "b")]
+            ok(http.get(f"{at}/tags"))
+            encoded = base64.b64encode(pattern_image(0, 1)).decode()
+            body = {"images": [{"name": "a.jpg", "contents": encoded}], "tagIds": [tags[0]["id"]]}
+            ok(http.post(f"{at}/images/files", json=body))
+            ok(http.get(f"{at}/images"))
+            ok(http.get(f"{at}/images/tagged/count", params={"tagIds": tags[0]["id"]}))
+            ok(http.get(f"{at}/iterations"))
+            model = tiny_classifier([ModelLabel(t["id"], t["name"]) for t in tags])
+            iteration = published_iteration(account, project, f"core{uuid.uuid4().hex[:8]}", model)
+            predict = (
+                f"/customvision/v3.1/prediction/{project['id']}/classify/iterations/{iteration.publish_name}"
+            )
+            picture = {"imageData": ("p.jpg", pattern_image(1, 2), "image/jpeg")}
+            ok(http.post(f"{predict}/image/nostore", files=picture))
+            assert http.get(f"{PROJECTS}/{uuid.uuid4()}").status_code == 404
+            assert http.post(f"{at}/tags", params={"name": ""}).status_code == 400
+            assert (
+                http.post(f"{predict}/image/nostore", files={"imageData": ("x", b"no image")}).status_code
+                == 400
+            )
+            http.delete(f"{at}/iterations/{iteration.id}/publish")
+        finally:
+            http.delete(at)
+    assert recorder.covered >= {"GetProject", "CreateImagesFromFiles", "ClassifyImageWithNoStore"}, (
+        recorder.covered
+    )
+    recorder.assert_conforms()
+
+
 def test_the_validator_catches_wrong_bodies() -> None:
     """The oracle can fail: a missing required field, a wrong type, an unknown enum value and a null where the
-    spec says non-nullable are all reported, and a valid body is not."""
+    spec says non-nullable are all reported, and a valid body is not (from the subset without ../shared)."""
     validator = ResponseValidator()
-    op = validator.operation("GET", "/customvision/v3.3/training/projects/x/tags/y")
-    assert op is not None and op.operation_id == "GetTag"
+    op = validator.operation("GET", "/customvision/v3.3/training/projects/x/tags")
+    assert op is not None and op.operation_id == "GetTags"
     good = {"id": str(uuid.uuid4()), "name": "a", "description": None, "type": "Regular", "imageCount": 0}
-    assert validator.check(op, 200, good) == []
+    assert validator.check(op, 200, [good]) == []
     for bad in (
         {k: v for k, v in good.items() if k != "name"},
         good | {"imageCount": "0"},
@@ -58,7 +111,7 @@ def test_the_validator_catches_wrong_bodies() -> None:
         good | {"id": None},
         good | {"id": "not-a-uuid"},
     ):
-        assert validator.check(op, 200, bad), bad
+        assert validator.check(op, 200, [bad]), bad
     assert validator.check(op, 404, {"code": "Nope", "message": "m"})
     assert validator.check(op, 201, good)
 
