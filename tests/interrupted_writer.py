@@ -3,7 +3,7 @@
 `python -m tests.interrupted_writer upload PROJECT_ID FILE...` adds the files as one batch (the service's
 `create_images`); `python -m tests.interrupted_writer delete PROJECT_ID` runs DeleteProject. With
 SEER_TEST_FREEZE_AT=`op:name:n`, once the n-th call of `op` (upload_blob, delete_blob, create_entity,
-update_entity, delete_entity) on the table or container `name` has completed, the process prints FROZEN and every
+update_entity, delete_entity, submit_transaction) on the table or container `name` has completed, the process prints FROZEN and every
 later storage call, in any thread, blocks: the kill then lands after exactly that write, whatever the timing.
 """
 

@@ -115,7 +115,7 @@ UPLOAD_KILL_POINTS = [
     "create_entity:imagehashes:1",  # a claim, no blob yet
     "upload_blob:images:1",
     "upload_blob:images:3",
-    "create_entity:images:1",  # one image stored, the others midway
+    "submit_transaction:images:1",  # one image (row and index rows) stored, the others midway
     "upload_blob:images:10",
 ]
 
@@ -140,6 +140,8 @@ def test_killed_upload_batch_is_swept_and_can_be_uploaded_again(account, setting
     assert sorted(i.content_hash for i in stored) == sorted(
         hashlib.sha256(f.read_bytes()).hexdigest() for f in files
     )
+    assert ImageStore(account).count(project.id) == len(stored)  # the counters, reconciled by the sweep
+    assert ImageStore(account).reconcile(project.id).clean
     assert set(_upload(account, settings, project.id, files)) == {ImageCreateStatus.OK_DUPLICATE}
 
 

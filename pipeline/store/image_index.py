@@ -13,6 +13,7 @@ row key; every index row key starts with `~`, which sorts after any id:
 | `~n.labelled`, `~n.revision`           | `n`        | times an image became tagged; image writes (tallies)     |
 | `~seq`                                 | `next`     | the next sequence number (handed out a batch at a time)  |
 | `~v`                                   | `version`  | present once the partition is indexed                    |
+| `~S.{iteration id}`                    |            | an iteration's training-set snapshot exists              |
 
 Views: `all`, `tagged`, `untagged`, `multi` (two tags or more), and `t.{tag id}` per tag. An iteration's training
 set is the same structure under the prefix `~s.{iteration id}.` (a snapshot the training job writes).
@@ -67,10 +68,6 @@ def newest_first_key(seq: int) -> str:
     return f"{_MAX_SEQ - seq:012d}"
 
 
-def _bucket(seq: int) -> str:
-    return f"{seq // BUCKET:09d}"
-
-
 def _upper(prefix: str) -> str:
     """The smallest key after every key that starts with `prefix`."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
@@ -87,10 +84,12 @@ class Change:
 class ImageIndex:
     """One project's index (`prefix` "~"), or an iteration's training-set snapshot (`~s.{iteration}.`)."""
 
-    def __init__(self, table: TableClient, project_id: str, prefix: str = "~") -> None:
+    def __init__(self, table: TableClient, project_id: str, prefix: str = "~", bucket: int = BUCKET) -> None:
+        """`bucket` is fixed for a partition's life; only tests choose another, to page across buckets cheaply."""
         self.table = table
         self.project_id = project_id
         self.prefix = prefix
+        self.bucket = bucket
 
     @classmethod
     def snapshot(cls, table: TableClient, project_id: str, iteration_id: str) -> ImageIndex:
@@ -102,7 +101,7 @@ class ImageIndex:
         return f"{self.prefix}i.{view}.{newest_first_key(seq)}"
 
     def _bucket_row(self, view: str, seq: int) -> str:
-        return f"{self.prefix}b.{view}.{_bucket(seq)}"
+        return f"{self.prefix}b.{view}.{seq // self.bucket:09d}"
 
     def total_row(self, view: str) -> str:
         return f"{self.prefix}n.{view}"
@@ -202,6 +201,24 @@ class ImageIndex:
                 time.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))
         raise RuntimeError(f"could not reserve sequence numbers in {self.project_id}: too many writers")
 
+    def write_all(self, images: Iterable[ImageRecord]) -> None:
+        """Index `images` into an empty index (a snapshot) with absolute counters, so that writing it again, as
+        a retried training job does, changes nothing."""
+        operations: list[tuple[Any, ...]] = []
+        counts: Counter[str] = Counter()
+        tallies = {self.total_row(LABELLED), self.total_row(REVISION)}
+        for image in images:
+            change = self.change(None, image)
+            operations.extend(change.operations)
+            counts.update({key: delta for key, delta in change.deltas.items() if key not in tallies})
+        counters = [
+            ("upsert", {"PartitionKey": self.project_id, "RowKey": key, "n": n}, {"mode": UpdateMode.REPLACE})
+            for key, n in counts.items()
+        ]
+        rows = operations + counters
+        for start in range(0, len(rows), _TRANSACTION_OPS):
+            self.table.submit_transaction(rows[start : start + _TRANSACTION_OPS])
+
     # --- reads ------------------------------------------------------------------------------------------------
 
     def total(self, view: str) -> int:
@@ -227,7 +244,7 @@ class ImageIndex:
         passed = 0
         for number, count in sorted(buckets.items(), reverse=True):
             if passed + count > skip:
-                start = f"{self.prefix}i.{view}.{newest_first_key((number + 1) * BUCKET - 1)}"
+                start = f"{self.prefix}i.{view}.{newest_first_key((number + 1) * self.bucket - 1)}"
                 wanted = skip - passed + take
                 rows = self._range(f"{self.prefix}i.{view}.", start=start, select=["image_id"], page=wanted)
                 return [row["image_id"] for _, row in zip(range(wanted), rows, strict=False)][skip - passed :]
@@ -238,7 +255,7 @@ class ImageIndex:
         ids: list[str] = []
         passed = 0
         for number, count in sorted(buckets.items()):
-            if passed + count <= skip:
+            if not ids and passed + count <= skip:
                 passed += count
                 continue
             ids.extend(image_id for _, image_id in reversed(self._bucket_rows(view, number)))
@@ -253,8 +270,8 @@ class ImageIndex:
             "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
             parameters={
                 "pk": self.project_id,
-                "low": start + newest_first_key((number + 1) * BUCKET - 1),
-                "high": start + newest_first_key(number * BUCKET),
+                "low": start + newest_first_key((number + 1) * self.bucket - 1),
+                "high": start + newest_first_key(number * self.bucket),
             },
             select=["RowKey", "image_id"],
         )
@@ -284,6 +301,15 @@ class ImageIndex:
             return
         for number in sorted(self._buckets(view)):
             yield from reversed(self._bucket_rows(view, number))
+
+    def drop(self) -> None:
+        """Delete every row of this index (a snapshot whose iteration is gone), in transactions."""
+        keys = [row["RowKey"] for row in self._range(self.prefix, select=["RowKey"])]
+        for start in range(0, len(keys), _TRANSACTION_OPS):
+            chunk = keys[start : start + _TRANSACTION_OPS]
+            self.table.submit_transaction(
+                [("delete", {"PartitionKey": self.project_id, "RowKey": k}) for k in chunk]
+            )
 
     # --- for reconciling (scans of the index, never on a request's path) ----------------------------------------
 

@@ -65,7 +65,8 @@ def reconcile(table: TableClient, project_id: str) -> ReconcileReport:
             table.delete_entity(project_id, key)
             report.rows_removed += 1
     report.counters_fixed = _recount(index)
-    table.upsert_entity({"PartitionKey": project_id, "RowKey": VERSION_ROW, "version": 1})
+    if images:  # an empty partition needs no mark: checking it costs one empty query
+        table.upsert_entity({"PartitionKey": project_id, "RowKey": VERSION_ROW, "version": 1})
     if not report.clean:
         log.warning("reconciled the image index of %s: %s", project_id, report)
     return report
@@ -103,6 +104,7 @@ def _recount(index: ImageIndex) -> int:
     try:
         index.table.get_entity(index.project_id, labelled)
     except ResourceNotFoundError:
-        deltas[labelled] = wanted.get(index.total_row(TAGGED), 0)
+        if wanted.get(index.total_row(TAGGED)):
+            deltas[labelled] = wanted[index.total_row(TAGGED)]
     index.add_counts(deltas)
     return len(deltas)

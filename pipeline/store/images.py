@@ -30,7 +30,7 @@ from pipeline.store.entities import (
     unchanged_since,
 )
 from pipeline.store.image_index import ALL, IMAGE_ROWS, VERSION_ROW, ImageIndex, tag_view
-from pipeline.store.image_reconcile import reconcile
+from pipeline.store.image_reconcile import ReconcileReport, reconcile
 from pipeline.store.records import ImageRecord
 
 TABLE = "images"
@@ -42,6 +42,7 @@ _ATTEMPTS = 32
 _BACKOFF_SECONDS = 0.02
 # Projects whose partition is known to be indexed: once indexed, a partition stays so (project ids are never reused).
 _INDEXED: set[str] = set()
+SNAPSHOT_MARK = "~S."
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,34 @@ class ImageStore:
                 reconcile(self.table, project_id)
             _INDEXED.add(project_id)
         return ImageIndex(self.table, project_id)
+
+    def reconcile(self, project_id: str) -> ReconcileReport:
+        """Make the project's index agree with its image rows (see image_reconcile)."""
+        _INDEXED.add(project_id)
+        return reconcile(self.table, project_id)
+
+    def snapshot(self, project_id: str, iteration_id: str) -> ImageIndex:
+        """The training set an iteration was trained on (empty until its training job wrote it)."""
+        return ImageIndex.snapshot(self.table, project_id, iteration_id)
+
+    def write_snapshot(self, project_id: str, iteration_id: str, images: Iterable[ImageRecord]) -> None:
+        """Record an iteration's training set: its marker first, so the sweeper finds whatever a crash leaves."""
+        self.table.upsert_entity({"PartitionKey": project_id, "RowKey": f"{SNAPSHOT_MARK}{iteration_id}"})
+        self.snapshot(project_id, iteration_id).write_all(images)
+
+    def snapshot_ids(self, project_id: str) -> list[str]:
+        """The iterations with a snapshot (or the start of one)."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+            parameters={"pk": project_id, "low": SNAPSHOT_MARK, "high": SNAPSHOT_MARK[:-1] + "/"},
+            select=["RowKey"],
+        )
+        return [row["RowKey"][len(SNAPSHOT_MARK) :] for row in rows]
+
+    def drop_snapshot(self, project_id: str, iteration_id: str) -> None:
+        self.snapshot(project_id, iteration_id).drop()
+        with contextlib.suppress(ResourceNotFoundError):
+            self.table.delete_entity(project_id, f"{SNAPSHOT_MARK}{iteration_id}")
 
     def insert(self, image: ImageRecord) -> ImageRecord:
         """The image row and its index rows in one transaction, then the counters. `image.seq` comes from
