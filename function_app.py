@@ -9,9 +9,12 @@ app = func.AsgiFunctionApp(app=create_app(), http_auth_level=func.AuthLevel.ANON
 
 
 @app.function_name("ingest_upload")
-@app.blob_trigger(arg_name="upload", path="uploads/{name}", connection="AzureWebJobsStorage")
+@app.blob_trigger(
+    arg_name="upload", path="uploads/{name}", connection="SEER_DATA", source=func.BlobSource.EVENT_GRID
+)
 def ingest_upload(upload: func.InputStream) -> None:
-    """A file dropped at uploads/{project}/{tag}/{file} becomes a tagged training image."""
+    """A file dropped at uploads/{project}/{tag}/{file} becomes a tagged training image. Event Grid delivers each
+    new blob (Flex Consumption runs no polling blob trigger); SEER_DATA is Seer's data account, not the host's."""
     triggers.ingest_upload(upload.name, upload.read())
 
 

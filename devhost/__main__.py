@@ -63,7 +63,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--job-parallelism", type=positive_int, default=1, help="most executions of each job at once"
     )
-    parser.add_argument("--blob-poll-interval", type=float, default=2.0, help="seconds between blob scans")
+    parser.add_argument(
+        "--blob-poll-interval",
+        type=float,
+        default=2.0,
+        help="seconds between blob scans (polling triggers, and the Event Grid stand-in's listing)",
+    )
     parser.add_argument(
         "--queue-poll-interval", type=float, default=1.0, help="seconds between empty receives"
     )

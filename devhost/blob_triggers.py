@@ -1,23 +1,18 @@
-"""Blob triggers with the real host's semantics: poll the container, receipts by name+ETag, retries, poison."""
+"""Blob triggers with the default source (LogsAndContainerScan), as the real host runs them on plans that poll:
+scan the container, receipts by name+ETag, retries, poison."""
 
 from __future__ import annotations
 
-import base64
 import enum
-import json
 import logging
-import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.functions.blob import InputStream
 from azure.storage.blob import BlobProperties
 
 from devhost.app_loader import FunctionInfo
-from devhost.invocation import convert_payload, invoke
+from devhost.blob_binding import POISON_QUEUE, BlobPath, BlobTriggerMessage, TriggerBlob, quoted_etag
 from devhost.worker import PollingWorker
 from pipeline.store import StorageAccount
 
@@ -25,26 +20,7 @@ log = logging.getLogger(__name__)
 
 RECEIPTS_CONTAINER = "azure-webjobs-hosts"
 RECEIPTS_DIRECTORY = "blobreceipts"
-POISON_QUEUE = "webjobs-blobtrigger-poison"
-
-
-@dataclass(frozen=True)
-class BlobPath:
-    """A trigger path such as `uploads/{name}`: the container, and a pattern whose {params} may span slashes."""
-
-    container: str
-    pattern: re.Pattern[str]
-    prefix: str
-
-    @classmethod
-    def parse(cls, path: str) -> BlobPath:
-        container, _, blob = path.partition("/")
-        parts = re.split(r"(\{[^{}]+\})", blob or "{name}")
-        regex = "".join(".+?" if part.startswith("{") else re.escape(part) for part in parts)
-        return cls(container=container, pattern=re.compile(regex), prefix=parts[0])
-
-    def matches(self, blob_name: str) -> bool:
-        return self.pattern.fullmatch(blob_name) is not None
+__all__ = ["POISON_QUEUE", "RECEIPTS_CONTAINER", "BlobTriggerDispatcher"]
 
 
 class Outcome(enum.Enum):
@@ -65,22 +41,15 @@ class Candidate:
 
     @classmethod
     def of(cls, blob: BlobProperties) -> Candidate:
-        etag = blob.etag if blob.etag.startswith('"') else f'"{blob.etag}"'
-        return cls(name=blob.name, etag=etag, blob_type=blob.blob_type.value)
-
-
-@dataclass(frozen=True)
-class _Failure:
-    count: int
-    retry_at: float
+        return cls(name=blob.name, etag=quoted_etag(blob.etag), blob_type=blob.blob_type.value)
 
 
 class BlobTriggerDispatcher(PollingWorker):
     """Processes each blob version (name+ETag) once, like the real host's scan plus its internal retry queue.
 
-    A failing blob is tried `max_dequeue_count` times in all, `retry_delay` apart (host.json's queue settings,
-    which the real host also applies to blobs); then a message goes to `webjobs-blobtrigger-poison` and a
-    receipt is written so the blob is left alone until it changes.
+    A failing blob is tried `poison_blob_threshold` times in all, on the next scans (host.json's
+    `blobs.poisonBlobThreshold`); then a message goes to `webjobs-blobtrigger-poison` and a receipt is written so
+    the blob is left alone until it changes. At most `parallelism` blobs run at once (`blobs.maxDegreeOfParallelism`).
     """
 
     def __init__(
@@ -89,9 +58,8 @@ class BlobTriggerDispatcher(PollingWorker):
         account: StorageAccount,
         *,
         host_id: str,
-        max_dequeue_count: int,
-        retry_delay: float,
-        batch_size: int,
+        poison_blob_threshold: int,
+        parallelism: int,
         poll_interval: float,
     ) -> None:
         super().__init__(f"blob:{function.name}")
@@ -99,11 +67,10 @@ class BlobTriggerDispatcher(PollingWorker):
         self._account = account
         self._path = BlobPath.parse(function.trigger["path"])
         self._receipt_prefix = f"{RECEIPTS_DIRECTORY}/{host_id}/{function.full_name}/"
-        self._max_dequeue_count = max_dequeue_count
-        self._retry_delay = retry_delay
+        self._poison_blob_threshold = poison_blob_threshold
         self._poll_interval = poll_interval
-        self._failures: dict[tuple[str, str], _Failure] = {}
-        self._executor = ThreadPoolExecutor(max_workers=batch_size, thread_name_prefix=self.name)
+        self._failures: dict[tuple[str, str], int] = {}  # (ETag, name) -> failed tries
+        self._executor = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix=self.name)
 
     def receipt_name(self, blob_name: str, etag: str) -> str:
         """Where the real host keeps the receipt: the ETag before the name, since names contain slashes."""
@@ -111,20 +78,14 @@ class BlobTriggerDispatcher(PollingWorker):
 
     def poll(self) -> float:
         done = self._receipts()
-        now = time.monotonic()
-        seen: set[tuple[str, str]] = set()
         due: list[Candidate] = []
         container = self._account.container(self._path.container)
         for blob in container.list_blobs(name_starts_with=self._path.prefix or None):
             candidate = Candidate.of(blob)
-            key = (candidate.etag, candidate.name)
-            if key in done or not self._path.matches(candidate.name):
-                continue
-            seen.add(key)
-            failure = self._failures.get(key)
-            if failure is None or failure.retry_at <= now:
+            if (candidate.etag, candidate.name) not in done and self._path.matches(candidate.name):
                 due.append(candidate)
-        self._failures = {key: failure for key, failure in self._failures.items() if key in seen}
+        listed = {(blob.etag, blob.name) for blob in due}
+        self._failures = {key: count for key, count in self._failures.items() if key in listed}
         for blob, outcome in zip(due, self._executor.map(self._process, due), strict=True):
             if outcome is Outcome.FAILED:
                 self._failed(blob)
@@ -147,37 +108,15 @@ class BlobTriggerDispatcher(PollingWorker):
         return done
 
     def _process(self, blob: Candidate) -> Outcome:
-        container = self._path.container
-        client = self._account.container(container).get_blob_client(blob.name)
         try:
-            downloader = client.download_blob(etag=blob.etag, match_condition=MatchConditions.IfNotModified)
-            data = downloader.readall()
+            read = TriggerBlob.read(self._account, self._path.container, blob.name, etag=blob.etag)
         except (ResourceModifiedError, ResourceNotFoundError):
             log.debug(
                 "%s: %s changed or vanished before it was read; the next poll sees it", self.name, blob.name
             )
             return Outcome.SKIPPED
-        properties = downloader.properties
-        stream = InputStream(
-            data=data,
-            name=f"{container}/{blob.name}",
-            uri=client.url,
-            length=properties.size,
-            blob_properties={
-                "ContentLength": properties.size,
-                "ContentType": properties.content_settings.content_type,
-                "ETag": properties.etag,
-                "LastModified": properties.last_modified.isoformat() if properties.last_modified else None,
-                "BlobType": properties.blob_type.value,
-            },
-            metadata=dict(properties.metadata or {}),
-        )
         try:
-            invoke(
-                self._function,
-                convert_payload(self._function, data, stream),
-                reason=f"New blob detected({container}/{blob.name})",
-            )
+            read.invoke(self._function)
         except Exception:
             return Outcome.FAILED
         self._write_receipt(blob)
@@ -185,30 +124,25 @@ class BlobTriggerDispatcher(PollingWorker):
 
     def _failed(self, blob: Candidate) -> None:
         key = (blob.etag, blob.name)
-        previous = self._failures.get(key)
-        count = (previous.count if previous else 0) + 1
-        if count < self._max_dequeue_count:
-            self._failures[key] = _Failure(count, time.monotonic() + self._retry_delay)
-            log.warning("%s: %s failed (try %d of %d)", self.name, blob.name, count, self._max_dequeue_count)
+        count = self._failures.get(key, 0) + 1
+        if count < self._poison_blob_threshold:
+            self._failures[key] = count
+            log.warning(
+                "%s: %s failed (try %d of %d)", self.name, blob.name, count, self._poison_blob_threshold
+            )
             return
         log.error("%s: %s failed %d times; moving it to %s", self.name, blob.name, count, POISON_QUEUE)
-        self._send_poison_message(blob)
+        message = BlobTriggerMessage(
+            function_id=self._function.full_name,
+            blob_type=blob.blob_type,
+            container_name=self._path.container,
+            blob_name=blob.name,
+            etag=blob.etag,
+        )
+        self._account.queue(POISON_QUEUE).send_message(message.encode())
         self._write_receipt(blob)
         self._failures.pop(key, None)
 
     def _write_receipt(self, blob: Candidate) -> None:
         receipts = self._account.container(RECEIPTS_CONTAINER)
         receipts.upload_blob(self.receipt_name(blob.name, blob.etag), b"", overwrite=True)
-
-    def _send_poison_message(self, blob: Candidate) -> None:
-        """The real host's BlobTriggerMessage JSON, base64-encoded like all its queue messages."""
-        payload = {
-            "Type": "BlobTrigger",
-            "FunctionId": self._function.full_name,
-            "BlobType": blob.blob_type,
-            "ContainerName": self._path.container,
-            "BlobName": blob.name,
-            "ETag": blob.etag,
-        }
-        encoded = base64.b64encode(json.dumps(payload).encode("utf-8")).decode("ascii")
-        self._account.queue(POISON_QUEUE).send_message(encoded)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import azure.functions as func
 
@@ -16,17 +17,30 @@ from devhost.app_loader import (
     asgi_app_of,
     index_functions,
 )
+from devhost.blob_binding import BlobPath
+from devhost.blob_queue import BlobRegistration, SharedBlobQueueDispatcher
 from devhost.blob_triggers import BlobTriggerDispatcher
+from devhost.blob_webhook import WEBHOOK_PATH, BlobsWebhook
 from devhost.connections import DEFAULT_CONNECTION, resolve_connection_string
+from devhost.event_grid import BlobCreatedTopic, EventGridSubscription
 from devhost.host_config import HostConfig, default_host_id
 from devhost.http_server import HttpServer
 from devhost.jobs import JobLauncher, JobSpec
-from devhost.queue_triggers import DEFAULT_MESSAGE_LEASE_SECONDS, QueueTriggerDispatcher
+from devhost.queue_listener import DEFAULT_MESSAGE_LEASE_SECONDS
+from devhost.queue_triggers import QueueTriggerDispatcher
 from devhost.timer_triggers import TimerTriggerDispatcher
 from devhost.worker import PollingWorker
 from pipeline.store import StorageAccount
 
 log = logging.getLogger(__name__)
+
+BLOB_TRIGGER = "blobTrigger"
+EVENT_GRID_SOURCE = "EventGrid"
+
+
+def uses_event_grid(function: FunctionInfo) -> bool:
+    """A blob trigger declared with `source="EventGrid"` (the default source polls the container)."""
+    return function.trigger_type == BLOB_TRIGGER and function.trigger.get("source") == EVENT_GRID_SOURCE
 
 
 class LocalHost:
@@ -56,11 +70,12 @@ class LocalHost:
         self._accounts: dict[str, StorageAccount] = {}
         self.functions = index_functions(app)
         dispatchers: dict[str, Callable[[FunctionInfo], PollingWorker]] = {
-            "blobTrigger": self._blob_trigger,
+            BLOB_TRIGGER: self._blob_trigger,
             "queueTrigger": self._queue_trigger,
             "timerTrigger": TimerTriggerDispatcher,
         }
-        self.http: HttpServer | None = None
+        event_grid = {f.full_name: f for f in self.functions if uses_event_grid(f)}
+        asgi_app = None
         self.workers: list[PollingWorker] = []
         for function in self.functions:
             if function.trigger_type == HTTP_TRIGGER:
@@ -68,16 +83,21 @@ class LocalHost:
                     raise UnsupportedFunctionError(
                         f"function {function.name}: only an AsgiFunctionApp's ASGI app is served locally"
                     )
-                if self.http is None:
-                    self.http = HttpServer(
-                        asgi_app_of(app), host=host, port=port, route_prefix=self.config.route_prefix
-                    )
+                asgi_app = asgi_app or asgi_app_of(app)
                 continue
             if function.trigger_type not in dispatchers:
                 raise UnsupportedFunctionError(
                     f"function {function.name}: trigger type {function.trigger_type} is not supported locally"
                 )
-            self.workers.append(dispatchers[function.trigger_type](function))
+            if function.full_name not in event_grid:
+                self.workers.append(dispatchers[function.trigger_type](function))
+        runtime = self._event_grid_blob_triggers(event_grid) if event_grid else {}
+        self.http: HttpServer | None = None
+        if asgi_app is not None or runtime:
+            self.http = HttpServer(
+                asgi_app, host=host, port=port, route_prefix=self.config.route_prefix, runtime=runtime
+            )
+            self.workers.extend(self._subscriptions(event_grid.values(), self.http.local_url))
         if jobs:
             # Jobs get the host's storage, as a Container Apps Job gets its connection string setting.
             job_env = {**os.environ, DEFAULT_CONNECTION: resolve_connection_string(DEFAULT_CONNECTION)}
@@ -119,11 +139,44 @@ class LocalHost:
             function,
             self._account(function.trigger.get("connection")),
             host_id=self.host_id,
-            max_dequeue_count=self.config.max_dequeue_count,
-            retry_delay=self.config.visibility_timeout,
-            batch_size=self.config.batch_size,
+            poison_blob_threshold=self.config.poison_blob_threshold,
+            parallelism=self.config.blob_parallelism,
             poll_interval=self._blob_poll_interval,
         )
+
+    def _event_grid_blob_triggers(self, functions: dict[str, FunctionInfo]) -> dict[str, Any]:
+        """The blob extension's side of the Event Grid source: the internal queue in the host's storage that runs
+        the functions, and the webhook that fills it (returned, to be served beside the app)."""
+        queue = SharedBlobQueueDispatcher(
+            self._account(DEFAULT_CONNECTION),
+            self.host_id,
+            {
+                name: BlobRegistration(function, self._account(function.trigger.get("connection")))
+                for name, function in functions.items()
+            },
+            poison_blob_threshold=self.config.poison_blob_threshold,
+            parallelism=self.config.blob_parallelism,
+            poll_interval=self._queue_poll_interval,
+            message_lease=self._message_lease,
+        )
+        self.workers.append(queue)
+        return {WEBHOOK_PATH: BlobsWebhook(functions, queue.enqueue)}
+
+    def _subscriptions(
+        self, functions: Iterable[FunctionInfo], server_url: str
+    ) -> Iterator[EventGridSubscription]:
+        """Stand-ins for the Event Grid subscriptions a deployment creates: one per function, on its container."""
+        for function in functions:
+            path = BlobPath.parse(function.trigger["path"])
+            topic = BlobCreatedTopic(
+                self._account(function.trigger.get("connection")),
+                path.container,
+                path.prefix,
+                self._account(DEFAULT_CONNECTION),
+                f"devhost/eventgrid/{self.host_id}/{function.full_name}.json",
+            )
+            endpoint = f"{server_url}{WEBHOOK_PATH}?functionName={function.full_name}"
+            yield EventGridSubscription(function, topic, endpoint, poll_interval=self._blob_poll_interval)
 
     def _queue_trigger(self, function: FunctionInfo) -> PollingWorker:
         return QueueTriggerDispatcher(
@@ -143,4 +196,9 @@ def _describe(function: FunctionInfo) -> str:
     detail = (
         trigger.get("path") or trigger.get("queueName") or trigger.get("schedule") or trigger.get("route")
     )
-    return f"{function.trigger_type} {detail}" if detail else function.trigger_type
+    kind = (
+        f"{function.trigger_type} ({EVENT_GRID_SOURCE})"
+        if uses_event_grid(function)
+        else function.trigger_type
+    )
+    return f"{kind} {detail}" if detail else kind

@@ -7,7 +7,7 @@ import os
 import re
 import socket
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,34 @@ def _section(mapping: dict[str, Any], *path: str) -> dict[str, Any]:
     return {k.lower(): v for k, v in mapping.items()}
 
 
+def _default_blob_parallelism() -> int:
+    """The blob extension's default: 8 invocations per core."""
+    return 8 * (os.cpu_count() or 1)
+
+
+def _at_least_one(section: dict[str, Any], key: str, default: int, path: str) -> int:
+    value = int(section.get(key.lower(), default))
+    if value < 1:
+        raise ValueError(f"host.json: {path}.{key} must be at least 1, not {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class HostConfig:
-    """host.json settings; defaults are the real host's (routePrefix "api", 5 dequeues, no retry delay)."""
+    """host.json settings; defaults are the real host's (routePrefix "api", 5 dequeues, no retry delay).
+
+    `queues` settings apply to queue triggers only; blob triggers (blob extension 5.x) take theirs from `blobs`:
+    `poisonBlobThreshold` tries before `webjobs-blobtrigger-poison`, at most `maxDegreeOfParallelism` invocations at
+    once, and a failed blob is retried at once (the blob extension's internal queue has no visibility timeout).
+    """
 
     route_prefix: str = "api"
     max_dequeue_count: int = 5
     visibility_timeout: float = 0.0
     batch_size: int = 16
     message_encoding: str = "base64"
+    poison_blob_threshold: int = 5
+    blob_parallelism: int = field(default_factory=_default_blob_parallelism)
 
     @classmethod
     def from_directory(cls, directory: Path) -> HostConfig:
@@ -51,6 +70,7 @@ class HostConfig:
         document = json.loads(path.read_text(encoding="utf-8"))
         http = _section(document, "extensions", "http")
         queues = _section(document, "extensions", "queues")
+        blobs = _section(document, "extensions", "blobs")
         defaults = cls()
         encoding = str(queues.get("messageencoding", defaults.message_encoding)).lower()
         if encoding not in ("base64", "none"):
@@ -63,6 +83,12 @@ class HostConfig:
             else defaults.visibility_timeout,
             batch_size=int(queues.get("batchsize", defaults.batch_size)),
             message_encoding=encoding,
+            poison_blob_threshold=_at_least_one(
+                blobs, "poisonBlobThreshold", defaults.poison_blob_threshold, "blobs"
+            ),
+            blob_parallelism=_at_least_one(
+                blobs, "maxDegreeOfParallelism", defaults.blob_parallelism, "blobs"
+            ),
         )
 
 

@@ -1,4 +1,5 @@
-"""Serve the app's ASGI app with uvicorn in a thread, under host.json's routePrefix as the real host does."""
+"""Serve the app's ASGI app with uvicorn in a thread, under host.json's routePrefix as the real host does, beside
+the host's own `/runtime/webhooks/...` endpoints."""
 
 from __future__ import annotations
 
@@ -27,18 +28,48 @@ class RoutePrefix:
         if scope["type"] == "http":
             path = scope["path"]
             if path != self.prefix and not path.startswith(self.prefix + "/"):
-                await send({"type": "http.response.start", "status": 404, "headers": []})
-                await send({"type": "http.response.body", "body": b""})
+                await _not_found(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-class HttpServer:
-    """uvicorn in a daemon thread of this process (signals stay with the main thread)."""
+async def _not_found(scope: Scope, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 404, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
 
-    def __init__(self, asgi_app: Any, *, host: str, port: int, route_prefix: str) -> None:
-        app = RoutePrefix(asgi_app, route_prefix) if route_prefix.strip("/") else asgi_app
+
+class HostRoutes:
+    """ASGI router: the host's own endpoints by exact path (they ignore routePrefix), everything else to the app."""
+
+    def __init__(self, app: Any, runtime: dict[str, Any]) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        endpoint = self.runtime.get(scope.get("path", "")) if scope["type"] == "http" else None
+        await (endpoint or self.app)(scope, receive, send)
+
+
+class HttpServer:
+    """uvicorn in a daemon thread of this process (signals stay with the main thread). `asgi_app` may be None
+    for an app without HTTP functions: only `runtime` endpoints are served then."""
+
+    def __init__(
+        self,
+        asgi_app: Any | None,
+        *,
+        host: str,
+        port: int,
+        route_prefix: str,
+        runtime: dict[str, Any] | None = None,
+    ) -> None:
+        app = asgi_app or _not_found
+        if asgi_app is not None and route_prefix.strip("/"):
+            app = RoutePrefix(asgi_app, route_prefix)
+        app = HostRoutes(app, runtime or {})
         self.url = f"http://{host}:{port}"
+        # Where this process reaches itself: a wildcard bind address is not a destination.
+        self.local_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
         self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
 
@@ -49,7 +80,7 @@ class HttpServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the HTTP server did not start on {self.url} (see the log above)")
             time.sleep(0.05)
-        log.info("HTTP: serving the ASGI app on %s", self.url)
+        log.info("HTTP: serving on %s", self.url)
 
     def request_stop(self) -> None:
         self._server.should_exit = True

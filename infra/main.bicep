@@ -1,14 +1,17 @@
 // Seer on Azure, at scale: one resource group holding
-//   - a Storage account (Tables, Blobs, Queues: all of Seer's state, and the Functions host's own storage),
-//   - the Functions app (Elastic Premium, Linux, Python 3.11, v2 programming model): HTTP APIs, portal, blob-triggered
-//     ingestion and the hourly retrain timer,
-//   - the training worker: a Container Apps Job started by KEDA's azure-queue scaler, one execution per message on the
-//     `training` queue,
-//   - Key Vault (API keys, the storage connection string and the optional SMTP password), a container registry for
-//     the training image,
-//   - Log Analytics + Application Insights, user-assigned managed identities and their role assignments.
+//   - two Storage accounts reached only with Entra ID (no shared keys): the data account (Tables, Blobs, Queues: all
+//     of Seer's state) and the Functions host's own account,
+//   - the Functions app (Flex Consumption, Linux, Python 3.11, v2 programming model): HTTP APIs, portal, the drop
+//     folder's Event Grid blob trigger and the timers, with always-ready HTTP instances,
+//   - the Event Grid system topic on the data account and the subscription that delivers `uploads/` to the app,
+//   - the training worker: a Container Apps Job started by KEDA's azure-queue scaler (with the job's identity), one
+//     execution per message on the `training` queue,
+//   - Key Vault (API keys and the optional SMTP password), a container registry for the training image,
+//   - Log Analytics + Application Insights, diagnostic settings (storage, Key Vault, the app), user-assigned managed
+//     identities and their role assignments.
 // This file holds the parameters, the names, the wiring and the outputs; each part is a module under modules/.
-// Deploy: see infra/README.md. Resource API versions are GA versions.
+// Deploy: see infra/README.md. Resource API versions are GA versions, except Microsoft.Insights/diagnosticSettings
+// (2021-05-01-preview is the newest version of that type; no GA version takes categoryGroup).
 
 targetScope = 'resourceGroup'
 
@@ -43,23 +46,26 @@ param predictionKey string
 ])
 param storageSku string = 'Standard_ZRS'
 
-@description('Elastic Premium size for the Functions app (EP1: 1 vCPU/3.5 GB, EP2: 2/7 GB, EP3: 4/14 GB per instance).')
-@allowed([
-  'EP1'
-  'EP2'
-  'EP3'
-])
-param functionsPlanSku string = 'EP1'
-
-@description('Always-ready Functions instances (no cold start for the API).')
-@minValue(1)
+@description('Always-ready instances for the HTTP functions (the API, portal and prediction): no cold start for them. 0 lets HTTP scale to zero too.')
+@minValue(0)
 @maxValue(20)
-param functionsMinimumInstances int = 1
+param functionsAlwaysReadyInstances int = 1
 
-@description('Most Functions instances the plan scales out to (HTTP and blob-trigger load).')
-@minValue(1)
-@maxValue(100)
-param functionsMaximumInstances int = 20
+@description('Most instances the Flex Consumption app scales out to (HTTP, ingestion and timers together).')
+@minValue(40)
+@maxValue(1000)
+param functionsMaximumInstances int = 100
+
+@description('Memory per Functions instance in MB (Flex Consumption: 512, 2048 or 4096). 4096 leaves room for the image decode budget and several cached ONNX models.')
+@allowed([
+  512
+  2048
+  4096
+])
+param functionsInstanceMemoryMB int = 4096
+
+@description('Create the Event Grid subscription that delivers uploads/ to the app. Leave false until the app code is published (Event Grid validates the webhook, and its key exists only once the function runs), then deploy again with true: see infra/README.md.')
+param uploadsEventSubscription bool = false
 
 @description('Name of the training queue. Must match the service setting SEER_TRAINING_QUEUE (default "training").')
 param trainingQueueName string = 'training'
@@ -158,7 +164,8 @@ param tags object = {
 
 var prefix = toLower(namePrefix)
 var suffix = uniqueString(resourceGroup().id, prefix)
-var storageAccountName = take('${prefix}st${suffix}', 24)
+var dataStorageAccountName = take('${prefix}st${suffix}', 24)
+var hostStorageAccountName = take('${prefix}fn${suffix}', 24)
 var keyVaultName = take('${prefix}kv${suffix}', 24)
 var registryName = take('${prefix}acr${suffix}', 50)
 var functionAppName = '${prefix}-func-${suffix}'
@@ -169,6 +176,30 @@ var containerAppsEnvironmentName = '${prefix}-cae-${suffix}'
 var trainingJobName = take('${prefix}-train-${suffix}', 32)
 var functionsIdentityName = '${prefix}-func-id-${suffix}'
 var trainingIdentityName = '${prefix}-train-id-${suffix}'
+
+// The function the drop folder's Event Grid subscription delivers to (function_app.py's blob trigger).
+var ingestFunctionName = 'ingest_upload'
+
+// Seer's data account, as the app and the job read it (pipeline.settings; each adds SEER_DATA__clientId, its own
+// identity). The Functions host reads the same settings for the blob trigger's connection `SEER_DATA`.
+var dataStorageSettings = [
+  {
+    name: 'SEER_DATA__accountName'
+    value: storage.outputs.dataStorageAccountName
+  }
+  {
+    name: 'SEER_DATA__blobServiceUri'
+    value: storage.outputs.dataBlobEndpoint
+  }
+  {
+    name: 'SEER_DATA__queueServiceUri'
+    value: storage.outputs.dataQueueEndpoint
+  }
+  {
+    name: 'SEER_DATA__tableServiceUri'
+    value: storage.outputs.dataTableEndpoint
+  }
+]
 
 // Settings shared by the Functions app and the training job (names are pipeline.settings.Settings fields, SEER_ prefix).
 var sharedSeerSettings = [
@@ -242,13 +273,15 @@ module identities 'modules/identities.bicep' = {
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   params: {
-    storageAccountName: storageAccountName
+    dataStorageAccountName: dataStorageAccountName
+    hostStorageAccountName: hostStorageAccountName
     location: location
     tags: tags
     storageSku: storageSku
     trainingQueueName: trainingQueueName
     functionsIdentityName: identities.outputs.functionsIdentityName
     trainingIdentityName: identities.outputs.trainingIdentityName
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
   }
 }
 
@@ -262,9 +295,9 @@ module keyVault 'modules/key-vault.bicep' = {
     trainingKey: trainingKey
     predictionKey: predictionKey
     smtpPassword: smtpPassword
-    storageAccountName: storage.outputs.storageAccountName
     functionsIdentityName: identities.outputs.functionsIdentityName
     trainingIdentityName: identities.outputs.trainingIdentityName
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
   }
 }
 
@@ -286,16 +319,18 @@ module functions 'modules/functions.bicep' = {
     functionsPlanName: functionsPlanName
     location: location
     tags: tags
-    functionsPlanSku: functionsPlanSku
-    functionsMinimumInstances: functionsMinimumInstances
+    functionsAlwaysReadyInstances: functionsAlwaysReadyInstances
     functionsMaximumInstances: functionsMaximumInstances
+    functionsInstanceMemoryMB: functionsInstanceMemoryMB
     functionsIdentityName: identities.outputs.functionsIdentityName
-    storageAccountName: storage.outputs.storageAccountName
+    hostStorageAccountName: storage.outputs.hostStorageAccountName
+    deploymentContainerName: storage.outputs.deploymentContainerName
     appInsightsName: monitoring.outputs.appInsightsName
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
     trainingKeyUri: keyVault.outputs.trainingKeyUri
     predictionKeyUri: keyVault.outputs.predictionKeyUri
-    storageConnectionUri: keyVault.outputs.storageConnectionUri
     sharedSeerSettings: sharedSeerSettings
+    dataStorageSettings: dataStorageSettings
   }
 }
 
@@ -309,8 +344,7 @@ module trainingJob 'modules/training-job.bicep' = {
     logAnalyticsName: monitoring.outputs.logAnalyticsName
     trainingIdentityName: identities.outputs.trainingIdentityName
     registryLoginServer: registry.outputs.registryLoginServer
-    storageAccountName: storage.outputs.storageAccountName
-    storageConnectionUri: keyVault.outputs.storageConnectionUri
+    dataStorageAccountName: storage.outputs.dataStorageAccountName
     trainingQueueName: trainingQueueName
     maxAdvancedBudgetHours: maxAdvancedBudgetHours
     trainingOverheadSeconds: trainingOverheadSeconds
@@ -321,9 +355,23 @@ module trainingJob 'modules/training-job.bicep' = {
     trainingMemory: trainingMemory
     trainingGpuWorkloadProfileType: trainingGpuWorkloadProfileType
     sharedSeerSettings: sharedSeerSettings
+    dataStorageSettings: dataStorageSettings
     trainingMailSettings: trainingMailSettings
     smtpLogin: keyVault.outputs.smtpLogin
     smtpLoginUri: keyVault.outputs.smtpLoginUri
+  }
+}
+
+module uploadEvents 'modules/upload-events.bicep' = {
+  name: 'upload-events'
+  params: {
+    dataStorageAccountName: storage.outputs.dataStorageAccountName
+    uploadsContainerName: storage.outputs.uploadsContainerName
+    functionAppName: functions.outputs.functionAppName
+    ingestFunctionName: ingestFunctionName
+    uploadsEventSubscription: uploadsEventSubscription
+    location: location
+    tags: tags
   }
 }
 
@@ -334,7 +382,9 @@ module trainingJob 'modules/training-job.bicep' = {
 @description('The API endpoint: give it to the Custom Vision SDK as its endpoint. The portal is served at its root.')
 output apiEndpoint string = functions.outputs.apiEndpoint
 output functionAppName string = functions.outputs.functionAppName
-output storageAccountName string = storage.outputs.storageAccountName
+output dataStorageAccountName string = storage.outputs.dataStorageAccountName
+output hostStorageAccountName string = storage.outputs.hostStorageAccountName
+output uploadsTopicName string = uploadEvents.outputs.uploadsTopicName
 output keyVaultName string = keyVault.outputs.keyVaultName
 output registryName string = registry.outputs.registryName
 output registryLoginServer string = registry.outputs.registryLoginServer

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, check style, then test in two tiers: tests/unit (no Node or storage; seconds) so a plain mistake fails
+# Set up, check style and the Bicep templates (checkov, scripts/check-infra.sh), then test in two tiers: tests/unit (no Node or storage; seconds) so a plain mistake fails
 # fast, then every other test (real Azurite, ONNX Runtime, PyTorch, official SDK).
 # With arguments (files, -k EXPR, -x, ...) it runs pytest once with them instead: a selection could leave a tier
 # empty, and pytest's exit code 5 for "no tests" fails CI.
@@ -21,6 +21,7 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
+bash scripts/check-infra.sh
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi

@@ -1,4 +1,5 @@
-"""A small Functions app for the local host's tests: one trigger of each kind, each call recorded in a table.
+"""A small Functions app for the local host's tests: one trigger of each kind (blob with both sources), each call
+recorded in a table.
 
 Names carry a per-session suffix so tests sharing the session's Azurite never see each other's data.
 """
@@ -14,6 +15,7 @@ from pipeline.store import get_storage
 
 SUFFIX = uuid.uuid4().hex[:8]
 UPLOADS = f"lh-uploads-{SUFFIX}"
+EVENTS = f"lh-events-{SUFFIX}"
 WORK_QUEUE = f"lh-work-{SUFFIX}"
 RECORDS_TABLE = f"lhrecords{SUFFIX}"
 
@@ -41,6 +43,18 @@ def on_upload(upload: func.InputStream) -> None:
     record("blob", name=upload.name, length=upload.length, size=len(data), uri=upload.uri)
     if "fail" in upload.name:
         raise RuntimeError(f"refusing {upload.name}")
+
+
+@app.function_name("on_event")
+@app.blob_trigger(
+    arg_name="blob", path=EVENTS + "/in/{name}", connection="LH_DATA", source=func.BlobSource.EVENT_GRID
+)
+def on_event(blob: func.InputStream) -> None:
+    """Event Grid source; LH_DATA is not set, so locally it is the host's storage (AzureWebJobsStorage)."""
+    data = blob.read()
+    record("event", name=blob.name, size=len(data))
+    if "fail" in (blob.name or ""):
+        raise RuntimeError(f"refusing {blob.name}")
 
 
 @app.function_name("on_work")

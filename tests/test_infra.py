@@ -24,6 +24,7 @@ from pycep import BicepParser
 from pydantic import AliasChoices
 
 from pipeline.core.settings import LOOPBACK_HOSTS, Settings
+from tests.bicep_lint import load_properties, undeclared_symbols, unknown_properties
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
@@ -33,6 +34,7 @@ DOCKERFILE = ROOT / "training_job" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 ROLE_IDS = {
+    "storage blob data owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "storage blob data contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "storage queue data contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "storage table data contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
@@ -394,18 +396,27 @@ def settings_default(field: str) -> Any:
 
 
 def function_app_bindings() -> list[dict[str, str]]:
-    """The keyword arguments of every trigger decorator in function_app.py (read, not imported)."""
+    """The keyword arguments of every trigger decorator in function_app.py (read, not imported), with the name
+    `function_name` gives the function. `source=func.BlobSource.EVENT_GRID` reads as "EventGrid"."""
     tree = ast.parse((ROOT / "function_app.py").read_text())
     bindings = []
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr.endswith("_trigger")
-        ):
-            kwargs = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
-            bindings.append({"decorator": node.func.attr, **kwargs})
+    for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+        name = function.name
+        for node in function.decorator_list:
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr == "function_name":
+                name = node.args[0].value
+            elif node.func.attr.endswith("_trigger"):
+                kwargs = {k.arg: _constant(k.value) for k in node.keywords}
+                bindings.append({"decorator": node.func.attr, "function": name, **kwargs})
     return bindings
+
+
+def _constant(node: ast.expr) -> Any:
+    if isinstance(node, ast.Attribute) and node.attr == "EVENT_GRID":
+        return "EventGrid"
+    return node.value if isinstance(node, ast.Constant) else ast.dump(node)
 
 
 # --- Bicep: resources and their properties -------------------------------------------------------------------------
@@ -417,6 +428,10 @@ def test_template_declares_every_part_of_the_deployment(bicep: Bicep) -> None:
         "Microsoft.Storage/storageAccounts",
         "Microsoft.Storage/storageAccounts/blobServices/containers",
         "Microsoft.Storage/storageAccounts/queueServices/queues",
+        "Microsoft.Storage/storageAccounts/tableServices",
+        "Microsoft.EventGrid/systemTopics",
+        "Microsoft.EventGrid/systemTopics/eventSubscriptions",
+        "Microsoft.Insights/diagnosticSettings",
         "Microsoft.Web/serverfarms",
         "Microsoft.Web/sites",
         "Microsoft.App/managedEnvironments",
@@ -430,30 +445,82 @@ def test_template_declares_every_part_of_the_deployment(bicep: Bicep) -> None:
         "Microsoft.Authorization/roleAssignments",
     ):
         assert expected.lower() in types, f"no {expected} in main.bicep or its modules"
+    # The newest Microsoft.Insights/diagnosticSettings version is a preview: no GA version takes categoryGroup.
+    previews = {"Microsoft.Insights/diagnosticSettings": "2021-05-01-preview"}
     for name, resource in bicep.resources.items():
-        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", resource["api_version"]), (
+        version = resource["api_version"]
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", version) or previews.get(resource["type"]) == version, (
             f"{name} uses a preview API version"
         )
 
 
-def test_storage_account_is_locked_down(bicep: Bicep) -> None:
-    props = bicep.resource(bicep.one_of_type("Microsoft.Storage/storageAccounts"))["properties"]
-    assert props["minimumTlsVersion"] == "TLS1_2"
-    assert props["allowBlobPublicAccess"] is False
-    assert props["supportsHttpsTrafficOnly"] is True
+def test_storage_accounts_take_no_keys(bicep: Bicep) -> None:
+    """Two accounts (Seer's data, the Functions host's), both reached with Entra ID only."""
+    accounts = bicep.of_type("Microsoft.Storage/storageAccounts")
+    assert set(accounts) == {"dataStorage", "hostStorage"}
+    for name in accounts:
+        props = bicep.resolve(bicep.resource(name)["properties"])
+        assert props["minimumTlsVersion"] == "TLS1_2"
+        assert props["allowBlobPublicAccess"] is False
+        assert props["supportsHttpsTrafficOnly"] is True
+        assert props["allowSharedKeyAccess"] is False, f"{name} accepts account keys"
+    for path in INFRA.rglob("*.bicep"):
+        text = path.read_text()
+        assert "AccountKey=" not in text and "storage.listKeys" not in text.replace(" ", ""), path
+        assert not re.search(r"[Ss]torage\w*\.listKeys\(", text), f"{path} reads a storage account key"
+
+
+def event_grid_blob_trigger() -> dict[str, str]:
+    (binding,) = [b for b in function_app_bindings() if b["decorator"] == "blob_trigger"]
+    return binding
 
 
 def test_uploads_container_is_the_blob_triggers_container(bicep: Bicep) -> None:
-    blob_paths = [b["path"] for b in function_app_bindings() if b["decorator"] == "blob_trigger"]
-    assert blob_paths, "function_app.py has no blob trigger"
+    """The drop folder's trigger: the Event Grid source (Flex Consumption runs no other blob trigger), on Seer's
+    data account (SEER_DATA), whose container the template creates."""
+    binding = event_grid_blob_trigger()
+    assert binding["source"] == "EventGrid"
+    assert binding["connection"] == "SEER_DATA"
     containers = {
         bicep.resolve(bicep.resource(n)["name"]): bicep.resource(n)
         for n in bicep.of_type("Microsoft.Storage/storageAccounts/blobServices/containers")
     }
-    for path in blob_paths:
-        container = path.split("/", 1)[0]
-        assert container in containers, f"the blob trigger's container {container!r} is not created"
-        assert containers[container]["properties"]["publicAccess"] == "None"
+    container = binding["path"].split("/", 1)[0]
+    assert container in containers, f"the blob trigger's container {container!r} is not created"
+    assert containers[container]["properties"]["publicAccess"] == "None"
+    blob_service = containers[container]["parent"]
+    assert bicep.resource(blob_service)["parent"] == "dataStorage"
+
+
+def test_event_grid_delivers_uploads_to_the_ingest_function(bicep: Bicep) -> None:
+    binding = event_grid_blob_trigger()
+    topic = bicep.resource(bicep.one_of_type("Microsoft.EventGrid/systemTopics"))
+    assert reference_of(bicep.resolve(topic["properties"]["source"])) == "dataStorage.id"
+    assert topic["properties"]["topicType"] == "Microsoft.Storage.StorageAccounts"
+    name = bicep.one_of_type("Microsoft.EventGrid/systemTopics/eventSubscriptions")
+    assert not deployed(bicep, name), "the subscription waits for the code (uploadsEventSubscription)"
+    assert deployed(Bicep(MAIN_BICEP, given={"uploadsEventSubscription": True}), name)
+    props = bicep.resource(name)["properties"]
+    url = bicep.resolve(props["destination"]["properties"]["endpointUrl"])
+    assert props["destination"]["endpointType"] == "WebHook"
+    assert url.startswith("https://${functionApp.properties.defaultHostName}/runtime/webhooks/blobs?")
+    assert f"functionName=Host.Functions.{binding['function']}&code=" in url
+    container = binding["path"].split("/", 1)[0]
+    assert (
+        bicep.resolve(props["filter"]["subjectBeginsWith"])
+        == f"/blobServices/default/containers/{container}/"
+    )
+    assert props["filter"]["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
+    assert props["eventDeliverySchema"] == "EventGridSchema"
+
+
+def test_host_json_configures_the_triggers_the_app_has() -> None:
+    """Blob triggers take host.json's `blobs` settings; `queues` would apply only to a queue trigger."""
+    host = json.loads((ROOT / "host.json").read_text())
+    decorators = {b["decorator"] for b in function_app_bindings()}
+    assert "queue_trigger" not in decorators and "queues" not in host["extensions"]
+    assert host["extensions"]["blobs"]["poisonBlobThreshold"] >= 1
+    assert host["extensions"]["blobs"]["maxDegreeOfParallelism"] >= 1
 
 
 def test_training_queue_is_the_one_the_app_uses(
@@ -473,39 +540,71 @@ def test_training_queue_is_the_one_the_app_uses(
     assert bicep.resolve(env["SEER_TRAINING_QUEUE"]["value"]) == queue
 
 
-def test_function_app_runs_python_311_on_linux(bicep: Bicep, function_app: dict, app_settings: dict) -> None:
+def test_function_app_runs_python_311_on_flex_consumption(
+    bicep: Bicep, function_app: dict, app_settings: dict
+) -> None:
     assert set(function_app["kind"].split(",")) == {"functionapp", "linux"}
     site_config = function_app["properties"]["siteConfig"]
-    assert site_config["linuxFxVersion"] == "Python|3.11"
     assert site_config["minTlsVersion"] == "1.2"
     assert site_config["ftpsState"] == "Disabled"
     assert function_app["properties"]["httpsOnly"] is True
-    assert bicep.resolve(app_settings["FUNCTIONS_WORKER_RUNTIME"]["value"]) == "python"
-    assert bicep.resolve(app_settings["FUNCTIONS_EXTENSION_VERSION"]["value"]) == "~4"
     plan = bicep.resource(bicep.one_of_type("Microsoft.Web/serverfarms"))
     assert plan["properties"]["reserved"] is True, "the plan must be Linux"
-    assert plan["sku"]["tier"] == "ElasticPremium"
-    assert bicep.resolve(plan["sku"]["name"]).startswith("EP")
-    # The app's scale ceiling is the plan's.
-    assert bicep.resolve(site_config["functionAppScaleLimit"]) == bicep.resolve(
-        plan["properties"]["maximumElasticWorkerCount"]
+    assert (plan["sku"]["name"], plan["sku"]["tier"]) == ("FC1", "FlexConsumption")
+    config = function_app["properties"]["functionAppConfig"]
+    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    scale = config["scaleAndConcurrency"]
+    (always_ready,) = scale["alwaysReady"]
+    assert always_ready["name"] == "http" and bicep.resolve(always_ready["instanceCount"]) >= 1
+    assert bicep.resolve(scale["instanceMemoryMB"]) == 4096
+    assert 40 <= bicep.resolve(scale["maximumInstanceCount"]) <= 1000
+    # The package lives in the host's account, read with the app's identity.
+    storage = config["deployment"]["storage"]
+    assert storage["type"] == "blobContainer"
+    assert bicep.resolve(storage["value"]).startswith("${hostStorage.properties.primaryEndpoints.blob}")
+    assert reference_of(bicep.resolve(storage["authentication"]["userAssignedIdentityResourceId"])) == (
+        "functionsIdentity.id"
     )
+    # Flex Consumption takes these from functionAppConfig (or has no content share): none is set.
+    for setting in (
+        "FUNCTIONS_WORKER_RUNTIME",
+        "FUNCTIONS_EXTENSION_VERSION",
+        "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+        "WEBSITE_CONTENTSHARE",
+        "SCM_DO_BUILD_DURING_DEPLOYMENT",
+        "ENABLE_ORYX_BUILD",
+        "AzureWebJobsStorage",
+    ):
+        assert setting not in app_settings, setting
+    for name in ("linuxFxVersion", "functionAppScaleLimit", "minimumElasticInstanceCount"):
+        assert name not in site_config, name
 
 
 def test_function_app_sets_every_setting_the_app_needs(
     bicep: Bicep, function_app: dict, app_settings: dict
 ) -> None:
-    connections = {b["connection"] for b in function_app_bindings() if "connection" in b}
+    # Identity-based connections: `NAME__accountName` plus the identity to use; the host's is AzureWebJobsStorage.
+    connections = {b["connection"] for b in function_app_bindings() if "connection" in b} | {
+        "AzureWebJobsStorage"
+    }
     required = {
-        "AzureWebJobsStorage",
-        "FUNCTIONS_WORKER_RUNTIME",
-        "FUNCTIONS_EXTENSION_VERSION",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "SEER_TRAINING_KEY",
         "SEER_PREDICTION_KEY",
         "SEER_TRAINING_QUEUE",
-    } | connections
+    } | {f"{c}__{key}" for c in connections for key in ("accountName", "credential", "clientId")}
     assert required <= app_settings.keys(), f"missing app settings: {sorted(required - app_settings.keys())}"
+    for connection in connections:
+        assert bicep.resolve(app_settings[f"{connection}__credential"]["value"]) == "managedidentity"
+        client = bicep.resolve(app_settings[f"{connection}__clientId"]["value"])
+        assert reference_of(client) == "functionsIdentity.properties.clientId", connection
+    host = bicep.resolve(app_settings["AzureWebJobsStorage__accountName"]["value"])
+    data = bicep.resolve(app_settings["SEER_DATA__accountName"]["value"])
+    assert (host, data) == (
+        bicep.resolve(bicep.resource("hostStorage")["name"]),
+        bicep.resolve(bicep.resource("dataStorage")["name"]),
+    )
+    assert host != data, "the host's storage is a separate account"
     # The development-key fallback in pipeline.core.settings applies only on a loopback bind host.
     assert bicep.resolve(app_settings["SEER_BIND_HOST"]["value"]) not in LOOPBACK_HOSTS
     app_insights = raw_setting_value(
@@ -532,7 +631,7 @@ def secret_behind_reference(bicep: Bicep, value: Any) -> str:
     return name
 
 
-def test_keys_and_storage_connection_come_from_key_vault(
+def test_keys_come_from_key_vault_and_storage_needs_no_secret(
     bicep: Bicep, function_app: dict, app_settings: dict
 ) -> None:
     for setting, secure_param in (
@@ -543,9 +642,10 @@ def test_keys_and_storage_connection_come_from_key_vault(
         assert bicep.resource(secret)["properties"]["value"] == secure_param
         assert bicep.is_secure_param(secure_param)
         assert bicep.params[secure_param].get("default") is None
-    storage_secret = secret_behind_reference(bicep, app_settings["AzureWebJobsStorage"]["value"])
-    connection = bicep.resolve(bicep.resource(storage_secret)["properties"]["value"])
-    assert "AccountKey=${storage.listKeys().keys[0].value}" in connection
+    secrets = {
+        bicep.resolve(bicep.resource(n)["name"]) for n in bicep.of_type("Microsoft.KeyVault/vaults/secrets")
+    }
+    assert secrets == {"seer-training-key", "seer-prediction-key", "seer-smtp-password"}
     # Key Vault references resolve with the app's user-assigned identity, which holds Key Vault Secrets User.
     assert "functionsIdentity" in json.dumps(function_app["properties"]["keyVaultReferenceIdentity"])
     assert "functionsIdentity" in json.dumps(function_app["identity"]["userAssignedIdentities"])
@@ -559,13 +659,24 @@ def test_every_seer_setting_is_a_real_setting(bicep: Bicep, app_settings: dict, 
         alias = field.validation_alias
         fields |= set(alias.choices) if isinstance(alias, AliasChoices) else {f"SEER_{name.upper()}"}
     env = settings_list(bicep, job_container["env"])
-    used = {name for name in [*app_settings, *env] if name.startswith("SEER_")}
+    used = {name for name in [*app_settings, *env] if name.startswith("SEER_") and "__" not in name}
     assert used, "no SEER_ settings at all"
     assert used <= fields, f"settings pipeline.core.settings does not read: {sorted(used - fields)}"
-    aliases = Settings.model_fields["storage_connection_string"].validation_alias.choices
-    assert "AzureWebJobsStorage" in aliases
+    # The data account's identity-based settings (issue 12): these names, nothing else.
+    data = {name for name in [*app_settings, *env] if name.startswith("SEER_DATA__")}
+    allowed = {
+        "accountName",
+        "blobServiceUri",
+        "queueServiceUri",
+        "tableServiceUri",
+        "clientId",
+        "credential",
+    }
+    assert {name.removeprefix("SEER_DATA__") for name in data} <= allowed
+    for settings in (app_settings, env):
+        assert {"SEER_DATA__accountName", "SEER_DATA__clientId"} <= settings.keys()
     # Settings both sides read must agree.
-    for name in app_settings.keys() & env.keys():
+    for name in app_settings.keys() & env.keys() - {"SEER_DATA__clientId"}:  # each its own identity
         if name.startswith("SEER_"):
             assert bicep.resolve(app_settings[name]["value"]) == bicep.resolve(env[name]["value"]), name
 
@@ -586,10 +697,12 @@ def test_training_job_is_a_queue_triggered_container_apps_job(
     assert rule["metadata"]["queueLength"] == "1"
     # Messages held invisible by running executions must count, or new requests wait for them to finish.
     assert rule["metadata"]["queueLengthStrategy"] == "all"
-    secret_names = {s["name"] for s in job_secrets(bicep, job)}
-    for auth in rule["auth"]:
-        assert auth["secretRef"] in secret_names
-    assert {a["triggerParameter"] for a in rule["auth"]} == {"connection"}
+    # KEDA reads the queue with the job's identity: no connection string, no secret.
+    assert "auth" not in rule
+    assert reference_of(bicep.resolve(rule["identity"])) == "trainingIdentity.id"
+    assert bicep.resolve(rule["metadata"]["accountName"]) == bicep.resolve(
+        bicep.resource("dataStorage")["name"]
+    )
 
     # Long enough for the largest Advanced budget the API accepts.
     budget_hours = settings_default("max_advanced_budget_hours")
@@ -604,7 +717,9 @@ def test_training_job_is_a_queue_triggered_container_apps_job(
     assert "command" not in job_container, "the image's CMD runs the job"
 
     env = settings_list(bicep, job_container["env"])
-    assert env["AzureWebJobsStorage"]["secretRef"] in secret_names
+    assert "AzureWebJobsStorage" not in env
+    client = bicep.resolve(env["SEER_DATA__clientId"]["value"])
+    assert reference_of(client) == "trainingIdentity.properties.clientId"
     assert (
         "SEER_TRAINING_VISIBILITY_TIMEOUT_SECONDS" not in env
         or int(bicep.resolve(env["SEER_TRAINING_VISIBILITY_TIMEOUT_SECONDS"]["value"])) > 0
@@ -747,7 +862,7 @@ def test_no_smtp_password_no_secret_and_no_login() -> None:
     env = job_env(bicep)
     assert "SEER_SMTP_HOST" in env and "SEER_SMTP_PASSWORD" not in env
     job = bicep.resource(bicep.one_of_type("Microsoft.App/jobs"))
-    assert [s["name"] for s in job_secrets(bicep, job)] == ["storage-connection"]
+    assert job_secrets(bicep, job) == []
 
 
 def test_no_smtp_host_no_mail(bicep: Bicep, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -795,11 +910,11 @@ def test_role_assignments(bicep: Bicep) -> None:
         assert len([p for p in guid["parameters"].values() if p is not None]) >= 3, name
         assert body["properties"]["principalType"] == "ServicePrincipal"
         assert body["properties"]["roleDefinitionId"]["function"]["type"] == "subscription_resource_id"
-    for role in (
-        "storage blob data contributor",
-        "storage queue data contributor",
-        "storage table data contributor",
-    ):
+    # The app holds Blob Data Owner (what the blob trigger and the host's storage ask for; it includes everything
+    # Contributor does, generateUserDelegationKey among it); the job holds Contributor.
+    assert role_holders(bicep, "storage blob data owner") == {"functionsIdentity"}
+    assert role_holders(bicep, "storage blob data contributor") == {"trainingIdentity"}
+    for role in ("storage queue data contributor", "storage table data contributor"):
         assert role_holders(bicep, role) == {"functionsIdentity", "trainingIdentity"}, role
 
 
@@ -890,7 +1005,17 @@ def test_module_references_name_the_resources_modules_declare(bicep: Bicep) -> N
 def test_app_and_job_deploy_after_the_roles_and_storage_they_use(bicep: Bicep) -> None:
     """Key Vault references, the registry pull, the blob trigger and the queue scaler work on first start."""
     for resource_type, needed in (
-        ("Microsoft.Web/sites", {"functionsKeyVaultRole", "functionsStorageRoles", "uploadsContainer"}),
+        (
+            "Microsoft.Web/sites",
+            {
+                "functionsKeyVaultRole",
+                "functionsStorageRoles",
+                "functionsHostRolesAssigned",
+                "deploymentContainer",
+                "uploadsContainer",
+            },
+        ),
+        ("Microsoft.EventGrid/systemTopics/eventSubscriptions", {"functionApp", "uploadsContainer"}),
         (
             "Microsoft.App/jobs",
             {
@@ -904,6 +1029,90 @@ def test_app_and_job_deploy_after_the_roles_and_storage_they_use(bicep: Bicep) -
     ):
         depends = set(bicep.resource(bicep.one_of_type(resource_type)).get("dependsOn") or [])
         assert needed <= depends, f"{resource_type} can start before {sorted(needed - depends)}"
+
+
+# --- What the Bicep compiler would refuse: undeclared names, unknown properties -----------------------------------------
+
+BICEP_FILES = [MAIN_BICEP, *sorted(MODULES.glob("*.bicep"))]
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
+def test_every_name_is_declared(path: Path) -> None:
+    assert undeclared_symbols(path.read_text()) == []
+
+
+def test_an_undeclared_name_fails() -> None:
+    """A misspelt parameter, a variable that was removed, an unknown resource in an interpolation or a key."""
+    text = (MODULES / "functions.bicep").read_text()
+    for old, new, name in (
+        (
+            "instanceCount: functionsAlwaysReadyInstances",
+            "instanceCount: functionsAlwaysReady",
+            "functionsAlwaysReady",
+        ),
+        ("value: trainingKeyReference", "value: trainingKeyRef", "trainingKeyRef"),
+        ("SecretUri=${predictionKeyUri}", "SecretUri=${predictionKeyUrl}", "predictionKeyUrl"),
+        ("'${functionsIdentity.id}': {}", "'${functionIdentity.id}': {}", "functionIdentity"),
+        ("serverFarmId: functionsPlan.id", "serverFarmId: functionPlan.id", "functionPlan"),
+    ):
+        assert old in text, old
+        assert undeclared_symbols(text.replace(old, new)) == [name]
+
+
+def resource_properties(bicep: Bicep) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(symbol, type@version, body) of every resource the files declare or refer to."""
+    for template in bicep.main.files():
+        for symbol, resource in template.resources.items():
+            yield symbol, f"{resource['type']}@{resource['api_version']}", body(resource)
+
+
+def test_every_property_is_one_its_type_takes(bicep: Bicep) -> None:
+    shapes = load_properties()
+    unknown = [
+        path
+        for symbol, kind, resource in resource_properties(bicep)
+        for path in unknown_properties(symbol, kind, resource, shapes, bicep.resolve)
+    ]
+    assert unknown == []
+    assert {kind for _, kind, _ in resource_properties(bicep)} == shapes.keys(), (
+        "keep the list to what is used"
+    )
+
+
+def test_a_misspelt_property_fails(bicep: Bicep) -> None:
+    shapes = load_properties()
+    storage = json.loads(json.dumps(bicep.resolve(bicep.resource("dataStorage")), default=str))
+    kind = "Microsoft.Storage/storageAccounts@2023-05-01"
+    assert unknown_properties("dataStorage", kind, storage, shapes, bicep.resolve) == []
+    storage["properties"]["allowSharedKeyAcess"] = storage["properties"].pop("allowSharedKeyAccess")
+    storage["properties"]["networkAcls"]["defaultActon"] = "Deny"
+    assert unknown_properties("dataStorage", kind, storage, shapes, bicep.resolve) == [
+        "dataStorage.properties.networkAcls.defaultActon",
+        "dataStorage.properties.allowSharedKeyAcess",
+    ]
+    job = json.loads(json.dumps(bicep.resource("trainingJob"), default=str))
+    job["properties"]["configuration"]["eventTriggerConfig"]["scale"]["rules"][0]["identty"] = "x"
+    assert unknown_properties("trainingJob", "Microsoft.App/jobs@2025-01-01", job, shapes, bicep.resolve) == [
+        "trainingJob.properties.configuration.eventTriggerConfig.scale.rules[0].identty"
+    ]
+    assert unknown_properties(
+        "x", "Microsoft.Storage/storageAccounts@2099-01-01", {}, shapes, bicep.resolve
+    ) == ["x: Microsoft.Storage/storageAccounts@2099-01-01 is not in bicep_properties.json"]
+
+
+def test_every_checkov_skip_is_listed_with_its_reason() -> None:
+    """scripts/check-infra.sh fails on any failed check; each skipped one is in infra/README.md."""
+    readme = (INFRA / "README.md").read_text()
+    skips = [
+        (path.name, match.group(1))
+        for path in BICEP_FILES
+        for match in re.finditer(r"//\s*checkov:skip=(CKV_\w+):\s*\S", path.read_text())
+    ]
+    assert skips, "no skips: update infra/README.md's checkov section"
+    for file, check in skips:
+        assert re.search(rf"\|\s*`{check}`\s*\|[^\n]*`{file}`", readme), (
+            f"{check} in {file} is not in infra/README.md"
+        )
 
 
 # --- Dockerfile and .dockerignore -------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The local Functions host on the session's Azurite: HTTP, blob, queue and timer triggers, and the job launcher."""
+"""The local Functions host on the session's Azurite: HTTP, blob (polling and Event Grid), queue and timer triggers,
+and the job launcher."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ import httpx
 import pytest
 
 from devhost import HostConfig, JobSpec, LocalHost
+from devhost.blob_binding import BlobTriggerMessage
+from devhost.blob_queue import blob_trigger_queue_name
 from devhost.blob_triggers import POISON_QUEUE, RECEIPTS_CONTAINER
+from devhost.blob_webhook import WEBHOOK_PATH
+from devhost.event_grid import BLOB_CREATED, BlobCreatedTopic, EventGridEvent
 from devhost.ports import free_port
 from pipeline.store import StorageAccount
 from tests import host_app
@@ -138,6 +143,121 @@ def test_failing_blob_tried_five_times_then_poisoned(host: LocalHost, account: S
     }
     time.sleep(0.6)
     assert len(records(account, "blob", name=f"{host_app.UPLOADS}/{name}")) == 5
+
+
+def event_calls(account: StorageAccount, name: str) -> list[dict[str, Any]]:
+    return records(account, "event", name=f"{host_app.EVENTS}/in/{name}")
+
+
+def test_event_grid_blob_delivered_once_per_write(host: LocalHost, account: StorageAccount) -> None:
+    """Each write is one BlobCreated event and one invocation: no receipts, and no ETag check."""
+    name = f"{uuid.uuid4()}.bin"
+    container = account.container(host_app.EVENTS)
+    container.upload_blob(f"in/{name}", b"123")
+    wait_for(lambda: event_calls(account, name))
+    container.upload_blob(f"in/{name}", b"12345678", overwrite=True)
+    wait_for(lambda: len(event_calls(account, name)) == 2)
+    container.upload_blob(f"out/{name}", b"not under the trigger's path")
+    time.sleep(1.0)  # five more listings
+    assert sorted(call["size"] for call in event_calls(account, name)) == [3, 8]
+    assert not records(account, "event", name=f"{host_app.EVENTS}/out/{name}")
+    receipts = account.container(RECEIPTS_CONTAINER).list_blobs(name_starts_with=f"blobreceipts/{HOST_ID}/")
+    assert not [r.name for r in receipts if "on_event" in r.name]
+
+
+def test_event_grid_failure_tried_poison_threshold_times(host: LocalHost, account: StorageAccount) -> None:
+    name = f"{uuid.uuid4()}-fail.bin"
+    etag = account.container(host_app.EVENTS).upload_blob(f"in/{name}", b"bad").get_blob_properties().etag
+    payload = wait_for(lambda: poison_blob_message(account, f"in/{name}"))
+    assert payload == {
+        "Type": "BlobTrigger",
+        "FunctionId": "Host.Functions.on_event",
+        "BlobType": "BlockBlob",
+        "ContainerName": host_app.EVENTS,
+        "BlobName": f"in/{name}",
+        "ETag": etag,
+    }
+    time.sleep(0.6)
+    assert len(event_calls(account, name)) == host.config.poison_blob_threshold == 5
+
+
+def test_emulated_topic_publishes_each_version_once_across_restarts(account: StorageAccount) -> None:
+    container = f"lh-topic-{uuid.uuid4().hex[:8]}"
+    checkpoint = f"devhost/eventgrid/tests/{container}.json"
+    blobs = account.container(container)
+    for name in ("a/1.bin", "a/2.bin", "b/3.bin"):
+        blobs.upload_blob(name, name.encode())
+    topic = BlobCreatedTopic(account, container, "a/", account, checkpoint)
+    events, after = topic.pending()
+    assert [e.subject.rsplit("/blobs/", 1)[1] for e in events] == ["a/1.bin", "a/2.bin"]
+    assert events[0].event_type == BLOB_CREATED and events[0].data["url"].endswith(f"{container}/a/1.bin")
+    topic.commit(after)
+    restarted = BlobCreatedTopic(account, container, "a/", account, checkpoint)
+    assert restarted.pending()[0] == []
+    blobs.upload_blob("a/2.bin", b"changed", overwrite=True)
+    (event,), _ = restarted.pending()
+    assert event.subject.endswith("/a/2.bin") and event.data["contentLength"] == 7
+
+
+def webhook(host: LocalHost, kind: str, events: list[EventGridEvent], function: str) -> httpx.Response:
+    return httpx.post(
+        f"{host.url}{WEBHOOK_PATH}",
+        params={"functionName": function},
+        headers={"aeg-event-type": kind},
+        json=[event.wire() for event in events],
+    )
+
+
+def test_webhook_handshake_and_delivery(host: LocalHost, account: StorageAccount) -> None:
+    """What Event Grid sends the host: the handshake, then a BlobCreated event that becomes a queue message."""
+    validation = EventGridEvent(
+        event_type="Microsoft.EventGrid.SubscriptionValidationEvent", data={"validationCode": "c0de"}
+    )
+    answer = webhook(host, "SubscriptionValidation", [validation], "Host.Functions.on_event")
+    assert answer.status_code == 200 and answer.json() == {"validationResponse": "c0de"}
+    assert (
+        webhook(host, "SubscriptionValidation", [validation], "Host.Functions.on_upload").status_code == 404
+    )
+
+    name = f"in/{uuid.uuid4()}.bin"
+    blob = account.container(host_app.EVENTS).get_blob_client(name)
+    blob.upload_blob(b"sent by hand")
+    properties = blob.get_blob_properties()
+    event = EventGridEvent(
+        event_type=BLOB_CREATED,
+        subject=f"/blobServices/default/containers/{host_app.EVENTS}/blobs/{name}",
+        data={
+            "api": "PutBlob",
+            "eTag": properties.etag.strip('"'),
+            "contentLength": properties.size,
+            "blobType": "BlockBlob",
+            "url": blob.url,
+        },
+    )
+    assert webhook(host, "Notification", [event], "Host.Functions.on_event").status_code == 202
+    # The emulated subscription delivers the same blob too: Event Grid delivers at least once.
+    wait_for(lambda: len(records(account, "event", name=f"{host_app.EVENTS}/{name}")) == 2)
+    assert webhook(host, "Nonsense", [event], "Host.Functions.on_event").status_code == 400
+
+
+def test_blob_queue_ignores_gone_blobs_and_unknown_functions(
+    host: LocalHost, account: StorageAccount
+) -> None:
+    queue = account.queue(blob_trigger_queue_name(HOST_ID))
+    for function, blob_name in (
+        ("Host.Functions.on_event", "in/never-written.bin"),
+        ("Host.Functions.gone", "in/x"),
+    ):
+        message = BlobTriggerMessage(
+            function_id=function,
+            blob_type="BlockBlob",
+            container_name=host_app.EVENTS,
+            blob_name=blob_name,
+            etag='"0x1"',
+        )
+        queue.send_message(message.encode())
+    wait_for(lambda: queue.get_queue_properties().approximate_message_count == 0)
+    assert not records(account, "event", name=f"{host_app.EVENTS}/in/never-written.bin")
 
 
 def test_queue_message_processed_and_deleted(host: LocalHost, account: StorageAccount) -> None:

@@ -2,6 +2,8 @@
 // execution per waiting message (queueLength 1), up to trainingMaxConcurrentExecutions at once. Each execution runs
 // `python -m training_job`, which takes one message, trains, and exits. Retries come from the queue: a failed or
 // killed execution leaves its message to reappear with a higher dequeue count, so the job itself never retries.
+// Storage is identity-based: the scale rule and the container both use the job's user-assigned identity (API
+// 2025-01-01 is the first GA version whose scale rules take `identity`); no connection string exists anywhere.
 
 param containerAppsEnvironmentName string
 param trainingJobName string
@@ -10,8 +12,7 @@ param tags object
 param logAnalyticsName string
 param trainingIdentityName string
 param registryLoginServer string
-param storageAccountName string
-param storageConnectionUri string
+param dataStorageAccountName string
 param trainingQueueName string
 param maxAdvancedBudgetHours int
 param trainingOverheadSeconds int
@@ -22,8 +23,9 @@ param trainingCpu string
 param trainingMemory string
 param trainingGpuWorkloadProfileType string
 
-// The SEER_* settings the job shares with the Functions app.
+// The SEER_* settings the job shares with the Functions app, and the data account's SEER_DATA__* settings.
 param sharedSeerSettings array
+param dataStorageSettings array
 
 // Training e-mail: the SEER_SMTP_* settings (none when no SMTP host is given), whether a login password is stored in
 // Key Vault, and that secret's URI (empty when there is none).
@@ -63,7 +65,7 @@ resource trainingIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023
   name: trainingIdentityName
 }
 
-resource containerAppsEnvironment 'Microsoft.App/managedEnvironments@2024-03-01' = {
+resource containerAppsEnvironment 'Microsoft.App/managedEnvironments@2025-01-01' = {
   name: containerAppsEnvironmentName
   location: location
   tags: tags
@@ -79,15 +81,8 @@ resource containerAppsEnvironment 'Microsoft.App/managedEnvironments@2024-03-01'
   }
 }
 
-// The job's secrets all come from Key Vault, read with the job's identity: the storage connection always, the SMTP
-// password only when one is stored.
-var storageSecrets = [
-  {
-    name: 'storage-connection'
-    keyVaultUrl: storageConnectionUri
-    identity: trainingIdentity.id
-  }
-]
+// The job's one possible secret, the SMTP password, comes from Key Vault, read with the job's identity, and only
+// when one is stored.
 var smtpLoginSecrets = [
   {
     name: 'smtp-password'
@@ -96,14 +91,13 @@ var smtpLoginSecrets = [
   }
 ]
 var noItems = []
-var trainingJobSmtpSecrets = smtpLogin ? smtpLoginSecrets : noItems
-var trainingJobSecrets = concat(storageSecrets, trainingJobSmtpSecrets)
+var trainingJobSecrets = smtpLogin ? smtpLoginSecrets : noItems
 
-// The training container's storage connection and SMTP password, from the Key Vault-backed job secrets.
+// The data account with the job's identity (pipeline.settings reads SEER_DATA__* and uses DefaultAzureCredential).
 var trainingJobStorageEnv = [
   {
-    name: 'AzureWebJobsStorage'
-    secretRef: 'storage-connection'
+    name: 'SEER_DATA__clientId'
+    value: trainingIdentity.properties.clientId
   }
 ]
 var smtpLoginEnv = [
@@ -116,7 +110,7 @@ var trainingJobSmtpLoginEnv = smtpLogin ? smtpLoginEnv : noItems
 
 // No dependsOn: the identity's AcrPull, Key Vault and storage roles and the training queues come from the registry,
 // key-vault and storage modules, which main.bicep deploys before this one (it passes their outputs in).
-resource trainingJob 'Microsoft.App/jobs@2024-03-01' = {
+resource trainingJob 'Microsoft.App/jobs@2025-01-01' = {
   name: trainingJobName
   location: location
   tags: tags
@@ -155,17 +149,13 @@ resource trainingJob 'Microsoft.App/jobs@2024-03-01' = {
               // (messages - running executions) new ones, so a request that arrives while others train starts its
               // own execution at once. With 'visibleonly' it would wait for a running execution to finish.
               metadata: {
-                accountName: storageAccountName
+                accountName: dataStorageAccountName
                 queueName: trainingQueueName
                 queueLength: '1'
                 queueLengthStrategy: 'all'
               }
-              auth: [
-                {
-                  secretRef: 'storage-connection'
-                  triggerParameter: 'connection'
-                }
-              ]
+              // KEDA reads the queue's length with the job's identity (Storage Queue Data Contributor).
+              identity: trainingIdentity.id
             }
           ]
         }
@@ -180,7 +170,7 @@ resource trainingJob 'Microsoft.App/jobs@2024-03-01' = {
             cpu: json(trainingCpu)
             memory: trainingMemory
           }
-          env: concat(trainingJobStorageEnv, sharedSeerSettings, trainingMailSettings, trainingJobSmtpLoginEnv)
+          env: concat(trainingJobStorageEnv, dataStorageSettings, sharedSeerSettings, trainingMailSettings, trainingJobSmtpLoginEnv)
         }
       ]
     }

@@ -8,7 +8,8 @@ that was not stored are deleted again, so a rejected file leaves no new tag behi
 might fix (storage errors) propagate, so the Functions host retries and finally poisons the blob.
 
 Processing the same blob again is harmless: the content hash makes it OKDuplicate, and its tag is added if missing.
-Successfully ingested files stay in `uploads` (the host's blob receipts keep them from being processed again).
+Successfully ingested files stay in `uploads`: each write of a blob is one BlobCreated event, delivered once (at
+least once: reprocessing is harmless, see above).
 
 Boxes for detection: an untagged `uploads/{project}/{file}.jpg` with `{file}.xml` (Pascal VOC) or `{file}.json`
 (COCO) beside it becomes an image with regions, their tags found or created by name. The two blobs may arrive in

@@ -1,4 +1,5 @@
-"""The local host's parsing of host.json, timespans, NCRONTAB schedules, blob paths and job specs."""
+"""The local host's parsing of host.json, timespans, NCRONTAB schedules, blob paths, blob URLs, the blob
+extension's queue message and job specs."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from devhost import HostConfig, JobSpec
-from devhost.blob_triggers import BlobPath
+from devhost.blob_binding import BlobPath, BlobTriggerMessage, quoted_etag
+from devhost.blob_webhook import blob_location
 from devhost.host_config import parse_timespan
 from devhost.timer_triggers import NcrontabSchedule
 
 
 def test_host_json_schedule_and_path_parsing() -> None:
     config = HostConfig.from_directory(Path(__file__).resolve().parents[2])
-    assert (config.route_prefix, config.visibility_timeout, config.batch_size) == ("", 30, 16)
+    assert config.route_prefix == ""
     assert (
         HostConfig.from_directory(Path(__file__).resolve().parent) == HostConfig()
     )  # no host.json: defaults
@@ -30,3 +32,36 @@ def test_host_json_schedule_and_path_parsing() -> None:
     assert path.container == "uploads" and path.matches("a/b/c.png") and not path.matches("a/b/c.jpg")
     with pytest.raises(ValueError):
         JobSpec.parse("no-command=")
+
+
+def test_host_json_blob_settings_are_the_ones_the_local_host_follows(tmp_path: Path) -> None:
+    """The app has no queue trigger: its host.json sets the blob extension's settings, which blob triggers follow
+    (the `queues` section does not apply to them)."""
+    config = HostConfig.from_directory(Path(__file__).resolve().parents[2])
+    assert (config.poison_blob_threshold, config.blob_parallelism) == (5, 4)
+    assert HostConfig().blob_parallelism >= 8  # the extension's default: 8 per core
+    (tmp_path / "host.json").write_text(
+        '{"extensions": {"Blobs": {"PoisonBlobThreshold": 2}, "queues": {"maxDequeueCount": 9}}}'
+    )
+    config = HostConfig.from_directory(tmp_path)
+    assert (config.poison_blob_threshold, config.max_dequeue_count) == (2, 9)
+    (tmp_path / "host.json").write_text('{"extensions": {"blobs": {"maxDegreeOfParallelism": 0}}}')
+    with pytest.raises(ValueError, match="maxDegreeOfParallelism"):
+        HostConfig.from_directory(tmp_path)
+
+
+def test_blob_urls_and_trigger_messages() -> None:
+    assert blob_location("http://127.0.0.1:10000/devstoreaccount1/uploads/p/t/a%20b.jpg") == (
+        "uploads",
+        "p/t/a b.jpg",
+    )
+    assert blob_location("https://acct.blob.core.windows.net/uploads/x/y.png") == ("uploads", "x/y.png")
+    message = BlobTriggerMessage(
+        function_id="Host.Functions.f",
+        blob_type="BlockBlob",
+        container_name="uploads",
+        blob_name="a/b.jpg",
+        etag=quoted_etag("0x8D"),
+    )
+    assert BlobTriggerMessage.decode(message.encode()) == message
+    assert message.model_dump(by_alias=True)["ETag"] == '"0x8D"' == quoted_etag('"0x8D"')
