@@ -206,3 +206,28 @@ def test_reconcile_repairs_what_a_crash_leaves(account: StorageAccount) -> None:
 def test_empty_views_page_to_nothing(account: StorageAccount, take: int) -> None:
     index = ImageIndex(account.table(TABLE), new_id())
     assert index.page(ALL, 0, take) == [] and index.total(ALL) == 0
+
+
+def test_a_snapshot_outlives_image_changes_and_goes_with_its_iteration(
+    account: StorageAccount, settings
+) -> None:
+    from pipeline.services.projects import create_project
+    from pipeline.services.sweeper import SweepReport, sweep_project
+
+    project = create_project(account, settings, f"snapshot-{uuid.uuid4()}")
+    store = ImageStore(account)
+    images = [record(project.id, n, [TAGS[n % 2]]) for n in range(4)]
+    iteration_id = new_id()  # no iteration row: as if the iteration was deleted after training
+    store.write_snapshot(project.id, iteration_id, images)
+    store.write_snapshot(project.id, iteration_id, images)  # a retried job writes it again: nothing doubles
+    snapshot = store.snapshot(project.id, iteration_id)
+    assert snapshot.total(ALL) == 4 and snapshot.total(tag_view(TAGS[0])) == 2
+    assert snapshot.page(ALL, 0, 10) == [i.id for i in reversed(images)]
+    assert store.snapshot_ids(project.id) == [iteration_id]
+
+    report = SweepReport()
+    sweep_project(account, project.id, utcnow(), report)
+    assert report.removed["training-set snapshots"] == 1
+    assert (
+        store.snapshot_ids(project.id) == [] and snapshot.total(ALL) == 0 and snapshot.page(ALL, 0, 10) == []
+    )

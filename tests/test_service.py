@@ -298,3 +298,36 @@ def test_exported_model_metadata(trained: dict, account: StorageAccount) -> None
     outputs = session.run(None, {"data": batch})[0]
     assert outputs.shape == (2, 2)
     assert np.allclose(outputs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_image_reads_by_iteration_are_its_training_set(trained: dict, service_trainer) -> None:
+    """The training job snapshots the set it trained on: image reads with iterationId answer that set, however
+    the project changed since."""
+    project, iteration = trained["project"], trained["iteration"]
+    warm = trained["tags"]["warm"]
+    trained_ids = {
+        i.id for i in service_trainer.get_tagged_images(project.id, iteration_id=iteration.id, take=256)
+    }
+    assert (
+        len(trained_ids)
+        == 16
+        == service_trainer.get_tagged_image_count(project.id, iteration_id=iteration.id)
+    )
+    assert (
+        service_trainer.get_tagged_image_count(project.id, iteration_id=iteration.id, tag_ids=[warm.id]) == 8
+    )
+    assert service_trainer.get_untagged_image_count(project.id, iteration_id=iteration.id) == 0
+    late = ImageFileCreateEntry(name="late.jpg", contents=pattern_image(0, 99), tag_ids=[warm.id])
+    added = service_trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=[late]))
+    late_id = added.images[0].image.id
+    try:
+        by_iteration = service_trainer.get_tagged_images(project.id, iteration_id=iteration.id, take=256)
+        assert {i.id for i in by_iteration} == trained_ids
+        assert late_id in {i.id for i in service_trainer.get_tagged_images(project.id, take=256)}
+        oldest = service_trainer.get_images(
+            project.id, iteration_id=iteration.id, order_by="Oldest", take=5, skip=3
+        )
+        newest = service_trainer.get_images(project.id, iteration_id=iteration.id, take=256)
+        assert [i.id for i in oldest] == [i.id for i in reversed(newest)][3:8]
+    finally:
+        service_trainer.delete_images(project.id, image_ids=[late_id])

@@ -20,6 +20,7 @@ from pipeline.core.domains import domain_of
 from pipeline.core.settings import Settings, get_settings
 from pipeline.core.vocabulary import ClassificationType, DomainType, IterationStatus, TagType, TrainingType
 from pipeline.store import StorageAccount, get_storage
+from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.store.message_lease import MessageLease
 from pipeline.store.projects import ProjectStore
@@ -149,6 +150,7 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
         onnx_model, evaluation = trainer(data, iteration, domain.backbone)
     except TrainingInputError as error:
         raise TrainingDataError(str(error)) from error
+    ImageStore(account).write_snapshot(iteration.project_id, iteration.id, [i.record for i in data.images])
     store = IterationStore(account)
     model_blob = artefact_name(iteration.project_id, iteration.id, "model.onnx")
     evaluation_blob = artefact_name(iteration.project_id, iteration.id, "evaluation.json")

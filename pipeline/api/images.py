@@ -141,6 +141,7 @@ def get_images(
         order_by=order_by,
         take=take,
         skip=skip,
+        iteration_id=iteration_id,
     )
     return _wire(storage, project_id).images(images)
 
@@ -188,7 +189,12 @@ def get_image_count(
     metadata_filter: MetadataFilter = None,
 ) -> int:
     return images_query.count_images(
-        storage, project_id, tag_ids=tag_ids, tagging=tagging_status, metadata_filter=metadata_filter
+        storage,
+        project_id,
+        tag_ids=tag_ids,
+        tagging=tagging_status,
+        metadata_filter=metadata_filter,
+        iteration_id=iteration_id,
     )
 
 
@@ -196,12 +202,16 @@ def get_image_count(
 def get_tagged_image_count(
     project_id: str, storage: Storage, tag_ids: TagIds, iteration_id: IterationIdQuery = None
 ) -> int:
-    return images_query.count_images(storage, project_id, tag_ids=tag_ids, tagging=TaggingStatus.TAGGED)
+    return images_query.count_images(
+        storage, project_id, tag_ids=tag_ids, tagging=TaggingStatus.TAGGED, iteration_id=iteration_id
+    )
 
 
 @router.get(f"{IMAGES}/untagged/count", response_model=int)
 def get_untagged_image_count(project_id: str, storage: Storage, iteration_id: IterationIdQuery = None) -> int:
-    return images_query.count_images(storage, project_id, tagging=TaggingStatus.UNTAGGED)
+    return images_query.count_images(
+        storage, project_id, tagging=TaggingStatus.UNTAGGED, iteration_id=iteration_id
+    )
 
 
 # --- deleting and editing -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pipeline.core.limits import MAX_IMAGE_IDS, MAX_TAG_IDS
 from pipeline.core.vocabulary import Order, TaggingStatus, parse_choice
 from pipeline.services.image_rules import check_ids
+from pipeline.services.iterations import get_iteration
 from pipeline.services.metadata_filter import Predicate, parse_metadata_filter
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
@@ -27,12 +28,23 @@ def _views(tag_ids: list[str], status: TaggingStatus) -> list[str]:
 
 
 def _selection(
-    account: StorageAccount, project_id: str, tag_ids: Iterable[str], tagging: str, limit: int | None = None
+    account: StorageAccount,
+    project_id: str,
+    tag_ids: Iterable[str],
+    tagging: str,
+    iteration_id: str | None,
+    limit: int | None = None,
 ) -> tuple[ImageStore, ImageIndex, list[str]]:
+    """The index to read (the project's, or with `iteration_id` the training set that iteration was trained on)
+    and the views whose union is the selection."""
     project = get_project(account, project_id)
     status = parse_choice(TaggingStatus, tagging, "taggingStatus", code="BadRequestInvalid")
     store = ImageStore(account)
-    return store, store.index(project.id), _views(check_ids(tag_ids, "tag", limit), status)
+    if iteration_id:
+        index = store.snapshot(project.id, get_iteration(account, project.id, iteration_id).id)
+    else:
+        index = store.index(project.id)
+    return store, index, _views(check_ids(tag_ids, "tag", limit), status)
 
 
 def _matching(
@@ -54,13 +66,14 @@ def list_images(
     order_by: str = Order.NEWEST,
     take: int = 50,
     skip: int = 0,
+    iteration_id: str | None = None,
 ) -> list[ImageRecord]:
     """GetImages and its Tagged/Untagged variants: images with any of `tag_ids` whose metadata passes
     `metadata_filter`, newest first by default. One view without a metadata filter costs the page (see
     image_index); several tags cost `skip + take` index rows per tag; a metadata filter reads images until the
-    page is full."""
+    page is full. With `iteration_id`, the images of that iteration's training set that still exist."""
     order = parse_choice(Order, order_by, "orderBy", code="BadRequestInvalid")
-    store, index, views = _selection(account, project_id, tag_ids, tagging, MAX_TAG_IDS)
+    store, index, views = _selection(account, project_id, tag_ids, tagging, iteration_id, MAX_TAG_IDS)
     metadata = parse_metadata_filter(metadata_filter)
     newest_first = order == Order.NEWEST
     if metadata_filter is None and len(views) == 1:
@@ -76,9 +89,10 @@ def count_images(
     tag_ids: Iterable[str] = (),
     tagging: str = TaggingStatus.ALL,
     metadata_filter: str | None = None,
+    iteration_id: str | None = None,
 ) -> int:
     """One view without a metadata filter is one counter read; otherwise the selection is read."""
-    store, index, views = _selection(account, project_id, tag_ids, tagging)
+    store, index, views = _selection(account, project_id, tag_ids, tagging, iteration_id)
     metadata = parse_metadata_filter(metadata_filter)
     if metadata_filter is None and len(views) == 1:
         return index.total(views[0])
