@@ -231,3 +231,31 @@ def test_a_snapshot_outlives_image_changes_and_goes_with_its_iteration(
     assert (
         store.snapshot_ids(project.id) == [] and snapshot.total(ALL) == 0 and snapshot.page(ALL, 0, 10) == []
     )
+
+
+def test_regions_are_found_by_their_id_without_a_scan(client: TestClient, account: StorageAccount) -> None:
+    """A region id begins with its image's id, so DeleteImageRegions reads one key range; a region made before
+    that (a random id) is still found, by the scan kept for them."""
+    from pipeline.store.records import RegionRecord
+
+    detection = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"
+    project = client.post(PROJECTS, params={"name": f"regions-{uuid.uuid4()}", "domainId": detection}).json()
+    pid = project["id"]
+    try:
+        tag = client.post(f"{PROJECTS}/{pid}/tags", params={"name": "box"}).json()["id"]
+        [image_id] = _upload(client, pid, [], 1, 1)
+        box = {"imageId": image_id, "tagId": tag, "left": 0.1, "top": 0.1, "width": 0.3, "height": 0.3}
+        created = client.post(f"{PROJECTS}/{pid}/images/regions", json={"regions": [box]}).json()["created"]
+        region_id = created[0]["regionId"]
+        assert region_id[:18] == image_id[:18] and uuid.UUID(region_id).version == 4
+        legacy = RegionRecord(id=new_id(), tag_id=tag, left=0.5, top=0.5, width=0.2, height=0.2)
+        ImageStore(account).update(
+            pid, image_id, lambda i: i.model_copy(update={"regions": [*i.regions, legacy]})
+        )
+        response = client.delete(
+            f"{PROJECTS}/{pid}/images/regions", params={"regionIds": f"{region_id},{legacy.id}"}
+        )
+        assert response.status_code == 204, response.text
+        assert ImageStore(account).get(pid, image_id).regions == []
+    finally:
+        client.delete(f"{PROJECTS}/{pid}")

@@ -111,7 +111,20 @@ def region_box(region: RegionRecord) -> Box:
     return Box(region.tag_id, region.left, region.top, region.width, region.height)
 
 
-def new_region(box: Box) -> RegionRecord:
+_IMAGE_PART = (
+    18  # of a region id: "xxxxxxxx-xxxx-4xxx", the image id's first 64 bits (version nibble included)
+)
+
+
+def new_region(box: Box, image_id: str) -> RegionRecord:
+    """A region whose id begins with its image's, so DeleteImageRegions, which names regions alone, finds the
+    image with a one-row read; the rest is random (the id stays a version-4 GUID)."""
+    region_id = image_id[:_IMAGE_PART] + new_id()[_IMAGE_PART:]
     return RegionRecord(
-        id=new_id(), tag_id=box.tag_id, left=box.left, top=box.top, width=box.width, height=box.height
+        id=region_id, tag_id=box.tag_id, left=box.left, top=box.top, width=box.width, height=box.height
     )
+
+
+def image_id_prefix(region_id: str) -> str:
+    """What a region id shares with its image's id (regions made before ids were built so share nothing)."""
+    return region_id[:_IMAGE_PART]

@@ -181,7 +181,7 @@ class _Batch:
             resized_blob=resized,
             thumbnail_blob=thumbnail,
             tags=[ImageTagRecord(tag_id=t) for t in tag_ids],
-            regions=[new_region(r) for r in regions],
+            regions=[new_region(r, image_id) for r in regions],
             metadata=dict(self.metadata),
             seq=seq,
         )

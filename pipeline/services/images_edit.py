@@ -22,6 +22,7 @@ from pipeline.services.image_rules import (
     check_ids,
     check_metadata,
     check_region,
+    image_id_prefix,
     mixes_negative,
     new_region,
     region_box,
@@ -186,7 +187,7 @@ def _add_regions(
             elif len(records) >= settings.max_regions_per_image:
                 edits.exceeded.append((image.id, region))
             else:
-                records.append(new_region(region))
+                records.append(new_region(region, image.id))
                 edits.created.append((image.id, records[-1]))
         return image.model_copy(update={"regions": records}) if edits.created else None
 
@@ -231,9 +232,15 @@ def remove_image_regions(account: StorageAccount, project_id: str, region_ids: I
         kept = [r for r in image.regions if r.id not in removed]
         return image.model_copy(update={"regions": kept}) if len(kept) != len(image.regions) else None
 
-    for image in store.iter(project.id):
+    left = set(removed)
+    for image in store.with_id_prefixes(project.id, {image_id_prefix(r) for r in removed}):
         if any(r.id in removed for r in image.regions):
             store.update(project.id, image.id, remove)
+            left -= {r.id for r in image.regions}
+    if left:  # regions made before their ids began with their image's: look for them everywhere
+        for image in store.iter(project.id):
+            if any(r.id in left for r in image.regions):
+                store.update(project.id, image.id, remove)
 
 
 def _merge_metadata(

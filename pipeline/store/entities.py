@@ -88,10 +88,13 @@ def query_records(
     partition_key: str,
     select: list[str] | None = None,
     row_filter: str | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> Iterable[R]:
-    """The partition's records; `row_filter` (an OData clause) narrows them."""
+    """The partition's records; `row_filter` (an OData clause, with its `parameters`) narrows them."""
     query = f"PartitionKey eq @pk and {row_filter}" if row_filter else "PartitionKey eq @pk"
-    entities = table.query_entities(query, parameters={"pk": partition_key}, select=select)
+    entities = table.query_entities(
+        query, parameters={"pk": partition_key, **(parameters or {})}, select=select
+    )
     return (from_entity(model, e) for e in entities)
 
 

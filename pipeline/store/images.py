@@ -188,6 +188,18 @@ class ImageStore:
         """Every image row of the project (a scan: for background work, not for requests)."""
         return query_records(self.table, ImageRecord, project_id, row_filter=IMAGE_ROWS)
 
+    def with_id_prefixes(self, project_id: str, prefixes: Iterable[str]) -> Iterator[ImageRecord]:
+        """The images whose ids start with any of `prefixes` (a key-range read each)."""
+        for prefix in sorted(set(prefixes)):
+            upper = prefix + "~"
+            yield from query_records(
+                self.table,
+                ImageRecord,
+                project_id,
+                row_filter="RowKey ge @low and RowKey lt @high",
+                parameters={"low": prefix, "high": upper},
+            )
+
     def ids(self, project_id: str) -> set[str]:
         rows = self.table.query_entities(
             f"PartitionKey eq @pk and {IMAGE_ROWS}", parameters={"pk": project_id}, select=["RowKey"]
