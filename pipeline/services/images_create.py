@@ -188,7 +188,7 @@ class _Batch:
         try:
             for name, (data, content_type) in blobs.items():
                 self.store.put_blob(name, data, content_type)
-            return self.store.insert(record)
+            return self.store.insert(record, count=False)  # create_images counts the batch at the end
         except BaseException:
             _quietly(lambda: self.store.delete_blobs(blobs), f"blobs of {prefix}")
             _quietly(
@@ -258,4 +258,7 @@ def create_images(
         plans.append((image, image_tags, problem))
     first = store.index(project.id).reserve(len(plans))  # creation order: one number per image, holes allowed
     with ThreadPoolExecutor(max_workers=min(_WORKERS, len(plans))) as pool:
-        return list(pool.map(lambda n: batch.create(*plans[n], first + n), range(len(plans))))
+        results = list(pool.map(lambda n: batch.create(*plans[n], first + n), range(len(plans))))
+    new = [r.image for r in results if r.status == ImageCreateStatus.OK and r.image is not None]
+    store.counted_as_new(project.id, new)
+    return results

@@ -30,6 +30,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ BUCKET = 1000  # sequence numbers per bucket: a bucket's rows fit one query page
 _MAX_SEQ = 10**12 - 1
 _TRANSACTION_OPS = 100  # Azure Tables' limit on an entity-group transaction
 _BACKOFF_SECONDS = 0.02
+_READERS = 8  # counter rows read at once
 VERSION_ROW = "~v"
 IMAGE_ROWS = "RowKey lt '~'"  # a filter for image rows alone
 
@@ -168,13 +170,17 @@ class ImageIndex:
         raise RuntimeError(f"could not update the image counters of {self.project_id}: too many writers")
 
     def _counter_rows(self, keys: Iterable[str]) -> dict[str, Any]:
-        rows = {}
-        for key in keys:
+        """The counter rows that exist among `keys` (point reads, several at once)."""
+
+        def read(key: str) -> Any | None:
             try:
-                rows[key] = self.table.get_entity(self.project_id, key)
+                return self.table.get_entity(self.project_id, key)
             except ResourceNotFoundError:
-                continue
-        return rows
+                return None
+
+        keys = list(keys)
+        with ThreadPoolExecutor(max_workers=min(_READERS, len(keys) or 1)) as pool:
+            return {key: row for key, row in zip(keys, pool.map(read, keys), strict=True) if row is not None}
 
     def reserve(self, count: int) -> int:
         """The first of `count` new sequence numbers (an ETag-checked increment of `~seq`)."""

@@ -108,3 +108,15 @@ def _recount(index: ImageIndex) -> int:
             deltas[labelled] = wanted[index.total_row(TAGGED)]
     index.add_counts(deltas)
     return len(deltas)
+
+
+
+if __name__ == "__main__":  # python -m pipeline.store.image_reconcile: migrate (or check) every project now
+    from pipeline.store import get_storage
+    from pipeline.store.images import TABLE
+    from pipeline.store.projects import ProjectStore
+
+    account = get_storage()
+    for project in ProjectStore(account).list():
+        report = reconcile(account.table(TABLE), project.id)
+        print(project.id, "clean" if report.clean else report)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -159,16 +160,25 @@ class ImageStore:
         with contextlib.suppress(ResourceNotFoundError):
             self.table.delete_entity(project_id, f"{SNAPSHOT_MARK}{iteration_id}")
 
-    def insert(self, image: ImageRecord) -> ImageRecord:
-        """The image row and its index rows in one transaction, then the counters. `image.seq` comes from
-        `index(...).reserve`."""
+    def insert(self, image: ImageRecord, count: bool = True) -> ImageRecord:
+        """The image row and its index rows in one transaction, then the counters, unless the caller adds them
+        for a whole batch (`count=False`, then `counted_as_new`). `image.seq` comes from `index(...).reserve`."""
         index = self.index(image.project_id)
         change = index.change(None, image)
         self.table.submit_transaction(
             [("create", to_entity(image, image.project_id, image.id)), *change.operations]
         )
-        index.add_counts(change.deltas)
+        if count:
+            index.add_counts(change.deltas)
         return image
+
+    def counted_as_new(self, project_id: str, images: Iterable[ImageRecord]) -> None:
+        """Add the counters of images inserted with `count=False`, as one update."""
+        index = self.index(project_id)
+        deltas: Counter[str] = Counter()
+        for image in images:
+            deltas.update(index.change(None, image).deltas)
+        index.add_counts(deltas)
 
     def get(self, project_id: str, image_id: str) -> ImageRecord | None:
         if image_id.startswith("~"):
