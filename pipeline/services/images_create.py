@@ -30,7 +30,7 @@ from pipeline.services.image_rules import (
     tag_problem,
     unique_ids,
 )
-from pipeline.services.projects import get_project
+from pipeline.services.projects import get_project, refresh_thumbnail
 from pipeline.services.tags import project_tags
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
@@ -261,4 +261,6 @@ def create_images(
         results = list(pool.map(lambda n: batch.create(*plans[n], first + n), range(len(plans))))
     new = [r.image for r in results if r.status == ImageCreateStatus.OK and r.image is not None]
     store.counted_as_new(project.id, new)
+    if new:
+        refresh_thumbnail(account, project.id)
     return results

@@ -28,7 +28,7 @@ from pipeline.services.image_rules import (
     region_box,
     require_tags,
 )
-from pipeline.services.projects import get_project
+from pipeline.services.projects import get_project, refresh_thumbnail
 from pipeline.services.tags import project_tags
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
@@ -76,6 +76,8 @@ def delete_images(
         targets = [image for image in (store.get(project.id, i) for i in ids) if image is not None]
     for image in targets:
         store.delete(image)
+    if any(image.thumbnail_blob == project.thumbnail_blob for image in targets):
+        refresh_thumbnail(account, project.id)
 
 
 def _existing_images(store: ImageStore, project_id: str, image_ids: Iterable[str]) -> dict[str, ImageRecord]:

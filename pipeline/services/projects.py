@@ -40,10 +40,20 @@ def get_project(account: StorageAccount, project_id: str) -> ProjectRecord:
 
 def project_thumbnail(account: StorageAccount, project: ProjectRecord) -> str | None:
     """A read-only URL of the newest image's thumbnail (Custom Vision's project tile), None when it has no
-    images."""
+    images; no storage call (GetProjects lists many projects)."""
+    return ImageStore(account).blob_url(project.thumbnail_blob) if project.thumbnail_blob else None
+
+
+def refresh_thumbnail(account: StorageAccount, project_id: str) -> None:
+    """Point the project at its newest image's thumbnail, after uploads and deletions (three reads and an
+    ETag-checked write only when it changed)."""
     store = ImageStore(account)
-    newest = store.get_many(project.id, store.index(project.id).page(ALL, 0, 1))
-    return store.blob_url(newest[0].thumbnail_blob) if newest else None
+    newest = store.get_many(project_id, store.index(project_id).page(ALL, 0, 1))
+    blob = newest[0].thumbnail_blob if newest else None
+    ProjectStore(account).update(
+        project_id,
+        lambda p: None if p.thumbnail_blob == blob else p.model_copy(update={"thumbnail_blob": blob}),
+    )
 
 
 def list_projects(account: StorageAccount) -> list[ProjectRecord]:

@@ -25,6 +25,7 @@ writers add up); a crash between the two leaves them off until `reconcile` recou
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import random
 import time
@@ -37,7 +38,9 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from pydantic import BaseModel
 
+from pipeline.store.entities import update_record
 from pipeline.store.records import ImageRecord
 
 ALL, TAGGED, UNTAGGED, MULTI = "all", "tagged", "untagged", "multi"
@@ -73,6 +76,10 @@ def newest_first_key(seq: int) -> str:
 def _upper(prefix: str) -> str:
     """The smallest key after every key that starts with `prefix`."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class _Sequence(BaseModel):
+    next: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,27 +192,18 @@ class ImageIndex:
     def reserve(self, count: int) -> int:
         """The first of `count` new sequence numbers (an ETag-checked increment of `~seq`)."""
         key = f"{self.prefix}seq"
-        for attempt in range(64):
-            try:
-                entity = self.table.get_entity(self.project_id, key)
-            except ResourceNotFoundError:
-                try:
-                    self.table.create_entity({"PartitionKey": self.project_id, "RowKey": key, "next": count})
-                    return 0
-                except ResourceExistsError:
-                    continue
-            first = entity["next"]
-            try:
-                self.table.update_entity(
-                    {"PartitionKey": self.project_id, "RowKey": key, "next": first + count},
-                    mode=UpdateMode.REPLACE,
-                    etag=entity.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-                return first
-            except ResourceModifiedError:
-                time.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))
-        raise RuntimeError(f"could not reserve sequence numbers in {self.project_id}: too many writers")
+        first = 0
+
+        def take(sequence: _Sequence) -> _Sequence:
+            nonlocal first
+            first = sequence.next
+            return sequence.model_copy(update={"next": sequence.next + count})
+
+        if update_record(self.table, _Sequence, self.project_id, key, take) is None:
+            with contextlib.suppress(ResourceExistsError):
+                self.table.create_entity({"PartitionKey": self.project_id, "RowKey": key, "next": 0})
+            update_record(self.table, _Sequence, self.project_id, key, take)
+        return first
 
     def write_all(self, images: Iterable[ImageRecord]) -> None:
         """Index `images` into an empty index (a snapshot) with absolute counters, so that writing it again, as

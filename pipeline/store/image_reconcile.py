@@ -110,7 +110,6 @@ def _recount(index: ImageIndex) -> int:
     return len(deltas)
 
 
-
 if __name__ == "__main__":  # python -m pipeline.store.image_reconcile: migrate (or check) every project now
     from pipeline.store import get_storage
     from pipeline.store.images import TABLE

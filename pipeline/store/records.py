@@ -24,6 +24,7 @@ class ProjectRecord(BaseModel):
     export_model_container_uri: str | None = None
     # imageProcessingSettings.augmentationMethods as last set (pipeline.core.augmentation); None: the defaults.
     augmentation_methods: dict[str, bool] | None = None
+    thumbnail_blob: str | None = None  # the newest image's thumbnail: the project's `thumbnailUri`
     training_iteration_id: str | None = (
         None  # the iteration that claimed training last (see services.training)
     )
