@@ -19,7 +19,7 @@ from pipeline.store import StorageAccount
 from pipeline.store.entities import to_entity
 from pipeline.store.image_index import ALL, MULTI, TAGGED, UNTAGGED, ImageIndex, tag_view
 from pipeline.store.image_reconcile import reconcile
-from pipeline.store.images import TABLE, ImageStore
+from pipeline.store.images import COUNTS_TABLE, TABLE, ImageStore
 from pipeline.store.records import ImageRecord, ImageTagRecord, utcnow
 from tests.conftest import PROJECTS
 from tests.images import make_image
@@ -72,7 +72,7 @@ def _in(image: ImageRecord, view: str) -> bool:
 
 def test_pages_match_a_plain_sort_across_buckets(account: StorageAccount) -> None:
     project_id = new_id()
-    index = ImageIndex(account.table(TABLE), project_id, bucket=5)
+    index = ImageIndex(account.table(TABLE), account.table(COUNTS_TABLE), project_id, bucket=5)
     rng = random.Random(7)
     images: dict[str, ImageRecord] = {}
     seq = 0
@@ -138,7 +138,7 @@ def test_counters_stay_exact_under_concurrent_writes(client: TestClient, account
             list(pool.map(lambda e: client.post(f"{PROJECTS}/{pid}/images/tags", json={"tags": [e]}), edits))
         client.delete(f"{PROJECTS}/{pid}/images", params={"imageIds": ",".join(ids[:5])})
 
-        report = reconcile(account.table(TABLE), pid)
+        report = reconcile(account.table(TABLE), account.table(COUNTS_TABLE), pid)
         assert report.clean, report
         stored = ImageStore(account).list(pid)
         assert client.get(f"{PROJECTS}/{pid}/images/count").json() == len(stored) == len(ids) - 5
@@ -176,7 +176,7 @@ def test_an_old_partition_is_migrated_on_first_use(client: TestClient, account: 
         assert [i["id"] for i in listed] == [i.id for i in reversed(legacy)]
         assert client.get(f"{PROJECTS}/{pid}/images/tagged/count").json() == 3
         assert client.get(f"{PROJECTS}/{pid}/tags/{tag}").json()["imageCount"] == 3
-        assert reconcile(table, pid).clean
+        assert reconcile(table, account.table(COUNTS_TABLE), pid).clean
     finally:
         client.delete(f"{PROJECTS}/{pid}")
 
@@ -184,27 +184,25 @@ def test_an_old_partition_is_migrated_on_first_use(client: TestClient, account: 
 def test_reconcile_repairs_what_a_crash_leaves(account: StorageAccount) -> None:
     project_id = new_id()
     table = account.table(TABLE)
-    index = ImageIndex(table, project_id)
+    index = ImageIndex(table, account.table(COUNTS_TABLE), project_id)
     images = [record(project_id, n, [TAGS[n % 2]]) for n in range(6)]
     for image in images:
         write(index, None, image)
-    table.upsert_entity(
-        {"PartitionKey": project_id, "RowKey": index.total_row(ALL), "n": 40}
-    )  # counter drift
+    index.counts.upsert_entity({"PartitionKey": project_id, "RowKey": index.total_row(ALL), "n": 40})  # drift
     lost = next(key for key in index.stored_rows() if TAGGED in key)
     table.delete_entity(project_id, lost)  # an index row gone
     table.upsert_entity({"PartitionKey": project_id, "RowKey": "~i.all.000000000999", "image_id": new_id()})
 
-    report = reconcile(table, project_id)
+    report = reconcile(table, account.table(COUNTS_TABLE), project_id)
     assert (report.rows_added, report.rows_removed) == (1, 1)
     assert report.counters_fixed >= 1
     assert index.total(ALL) == 6 and index.total(TAGGED) == 6
-    assert reconcile(table, project_id).clean
+    assert reconcile(table, account.table(COUNTS_TABLE), project_id).clean
 
 
 @pytest.mark.parametrize("take", [0, 1])
 def test_empty_views_page_to_nothing(account: StorageAccount, take: int) -> None:
-    index = ImageIndex(account.table(TABLE), new_id())
+    index = ImageIndex(account.table(TABLE), account.table(COUNTS_TABLE), new_id())
     assert index.page(ALL, 0, take) == [] and index.total(ALL) == 0
 
 

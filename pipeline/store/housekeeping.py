@@ -19,7 +19,14 @@ from pipeline.store import images, iterations, predictions, tags
 from pipeline.store.account import StorageAccount
 
 # In deletion order: the image rows first, so a project's images disappear before anything they point at.
-PROJECT_TABLES = (images.TABLE, images.HASH_TABLE, tags.TABLE, iterations.TABLE, predictions.TABLE)
+PROJECT_TABLES = (
+    images.TABLE,
+    images.COUNTS_TABLE,
+    images.HASH_TABLE,
+    tags.TABLE,
+    iterations.TABLE,
+    predictions.TABLE,
+)
 PROJECT_CONTAINERS = (images.CONTAINER, iterations.CONTAINER, predictions.CONTAINER)
 _DELETE_WORKERS = 8  # deletions are independent round trips
 

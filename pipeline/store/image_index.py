@@ -1,17 +1,18 @@
 """The index that makes image reads cost what their page costs, not what the project holds.
 
-It lives in each project's partition of the `images` table, beside the image rows, so that one entity-group
-transaction writes an image together with its index rows (they can never disagree). Image rows have their id as
-row key; every index row key starts with `~`, which sorts after any id:
+Its rows live in each project's partition of the `images` table, beside the image rows, so that one entity-group
+transaction writes an image together with its index rows (they can never disagree); its counters live in the same
+partition of the small `imagecounts` table. Image rows have their id as row key; every other key starts with `~`,
+which sorts after any id:
 
 | row key                                | properties | what it is                                               |
 |----------------------------------------|------------|----------------------------------------------------------|
 | `{image id}`                           | the image  | the ImageRecord, with its sequence number `seq`          |
 | `~i.{view}.{newest-first key}`         | `image_id` | one row per view the image is in, newest first           |
-| `~b.{view}.{bucket}`                   | `n`        | the view's rows among 1,000 consecutive sequence numbers |
-| `~n.{view}`                            | `n`        | the view's rows                                          |
-| `~n.labelled`, `~n.revision`           | `n`        | times an image became tagged; image writes (tallies)     |
-| `~seq`                                 | `next`     | the next sequence number (handed out a batch at a time)  |
+| `~b.{view}.{bucket}` (in `imagecounts`) | `n`       | the view's rows among 1,000 consecutive sequence numbers |
+| `~n.{view}` (in `imagecounts`)         | `n`        | the view's rows                                          |
+| `~n.labelled`, `~n.revision` (same)    | `n`        | times an image became tagged; image writes (tallies)     |
+| `~seq` (in `imagecounts`)              | `next`     | the next sequence number (handed out a batch at a time)  |
 | `~v`                                   | `version`  | present once the partition is indexed                    |
 | `~S.{iteration id}`                    |            | an iteration's training-set snapshot exists              |
 
@@ -93,16 +94,28 @@ class Change:
 class ImageIndex:
     """One project's index (`prefix` "~"), or an iteration's training-set snapshot (`~s.{iteration}.`)."""
 
-    def __init__(self, table: TableClient, project_id: str, prefix: str = "~", bucket: int = BUCKET) -> None:
-        """`bucket` is fixed for a partition's life; only tests choose another, to page across buckets cheaply."""
+    def __init__(
+        self,
+        table: TableClient,
+        counts: TableClient,
+        project_id: str,
+        prefix: str = "~",
+        bucket: int = BUCKET,
+    ) -> None:
+        """Index rows go to `table` (beside the image rows), counters and the sequence to `counts` (a small table:
+        Azurite answers every query by scanning the whole table, so the queries that read counters stay cheap
+        there too). `bucket` is fixed for a partition's life; only tests choose another."""
         self.table = table
+        self.counts = counts
         self.project_id = project_id
         self.prefix = prefix
         self.bucket = bucket
 
     @classmethod
-    def snapshot(cls, table: TableClient, project_id: str, iteration_id: str) -> ImageIndex:
-        return cls(table, project_id, f"~s.{iteration_id}.")
+    def snapshot(
+        cls, table: TableClient, counts: TableClient, project_id: str, iteration_id: str
+    ) -> ImageIndex:
+        return cls(table, counts, project_id, f"~s.{iteration_id}.")
 
     # --- row keys ---------------------------------------------------------------------------------------------
 
@@ -170,7 +183,7 @@ class ImageIndex:
                     }
                     operations.append(("update", row, condition))
             try:
-                self.table.submit_transaction(operations)
+                self.counts.submit_transaction(operations)
                 return
             except (TableTransactionError, ResourceModifiedError, ResourceExistsError):
                 time.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))
@@ -181,7 +194,7 @@ class ImageIndex:
 
         def read(key: str) -> Any | None:
             try:
-                return self.table.get_entity(self.project_id, key)
+                return self.counts.get_entity(self.project_id, key)
             except ResourceNotFoundError:
                 return None
 
@@ -199,10 +212,10 @@ class ImageIndex:
             first = sequence.next
             return sequence.model_copy(update={"next": sequence.next + count})
 
-        if update_record(self.table, _Sequence, self.project_id, key, take) is None:
+        if update_record(self.counts, _Sequence, self.project_id, key, take) is None:
             with contextlib.suppress(ResourceExistsError):
-                self.table.create_entity({"PartitionKey": self.project_id, "RowKey": key, "next": 0})
-            update_record(self.table, _Sequence, self.project_id, key, take)
+                self.counts.create_entity({"PartitionKey": self.project_id, "RowKey": key, "next": 0})
+            update_record(self.counts, _Sequence, self.project_id, key, take)
         return first
 
     def write_all(self, images: Iterable[ImageRecord]) -> None:
@@ -219,15 +232,15 @@ class ImageIndex:
             ("upsert", {"PartitionKey": self.project_id, "RowKey": key, "n": n}, {"mode": UpdateMode.REPLACE})
             for key, n in counts.items()
         ]
-        rows = operations + counters
-        for start in range(0, len(rows), _TRANSACTION_OPS):
-            self.table.submit_transaction(rows[start : start + _TRANSACTION_OPS])
+        for table, rows in ((self.table, operations), (self.counts, counters)):
+            for start in range(0, len(rows), _TRANSACTION_OPS):
+                table.submit_transaction(rows[start : start + _TRANSACTION_OPS])
 
     # --- reads ------------------------------------------------------------------------------------------------
 
     def total(self, view: str) -> int:
         try:
-            return int(self.table.get_entity(self.project_id, self.total_row(view))["n"])
+            return int(self.counts.get_entity(self.project_id, self.total_row(view))["n"])
         except ResourceNotFoundError:
             return 0
 
@@ -235,13 +248,17 @@ class ImageIndex:
         """Every view's count, from one query of the counter rows."""
         start = f"{self.prefix}n."
         return {
-            row["RowKey"][len(start) :]: int(row["n"]) for row in self._range(start, select=["RowKey", "n"])
+            row["RowKey"][len(start) :]: int(row["n"])
+            for row in self._range(start, select=["RowKey", "n"], table=self.counts)
         }
 
     def page(self, view: str, skip: int, take: int, newest_first: bool = True) -> list[str]:
         """Image ids of `view`, `skip` then `take` of them, newest (or oldest) first."""
         if take <= 0:
             return []
+        if newest_first and skip == 0:  # the first page needs no bucket counts
+            rows = self._range(f"{self.prefix}i.{view}.", select=["image_id"], page=take)
+            return [row["image_id"] for _, row in zip(range(take), rows, strict=False)]
         buckets = self._buckets(view)
         if not newest_first:
             return self._oldest_page(view, buckets, skip, take)
@@ -307,13 +324,14 @@ class ImageIndex:
             yield from reversed(self._bucket_rows(view, number))
 
     def drop(self) -> None:
-        """Delete every row of this index (a snapshot whose iteration is gone), in transactions."""
-        keys = [row["RowKey"] for row in self._range(self.prefix, select=["RowKey"])]
-        for start in range(0, len(keys), _TRANSACTION_OPS):
-            chunk = keys[start : start + _TRANSACTION_OPS]
-            self.table.submit_transaction(
-                [("delete", {"PartitionKey": self.project_id, "RowKey": k}) for k in chunk]
-            )
+        """Delete every row and counter of this index (a snapshot whose iteration is gone), in transactions."""
+        for table in (self.table, self.counts):
+            keys = [row["RowKey"] for row in self._range(self.prefix, select=["RowKey"], table=table)]
+            for start in range(0, len(keys), _TRANSACTION_OPS):
+                chunk = keys[start : start + _TRANSACTION_OPS]
+                table.submit_transaction(
+                    [("delete", {"PartitionKey": self.project_id, "RowKey": k}) for k in chunk]
+                )
 
     # --- for reconciling (scans of the index, never on a request's path) ----------------------------------------
 
@@ -342,8 +360,8 @@ class ImageIndex:
     def stored_counts(self) -> dict[str, int]:
         """Every bucket and total counter, but the tallies (event counts no rows can check)."""
         rows = [
-            *self._range(f"{self.prefix}b.", select=["RowKey", "n"]),
-            *self._range(f"{self.prefix}n.", select=["RowKey", "n"]),
+            *self._range(f"{self.prefix}b.", select=["RowKey", "n"], table=self.counts),
+            *self._range(f"{self.prefix}n.", select=["RowKey", "n"], table=self.counts),
         ]
         tallies = {self.total_row(LABELLED), self.total_row(REVISION)}
         return {row["RowKey"]: int(row["n"]) for row in rows if row["RowKey"] not in tallies}
@@ -352,16 +370,22 @@ class ImageIndex:
         start = f"{self.prefix}b.{view}."
         return {
             int(row["RowKey"][len(start) :]): int(row["n"])
-            for row in self._range(start, select=["RowKey", "n"])
+            for row in self._range(start, select=["RowKey", "n"], table=self.counts)
             if row["n"]
         }
 
     def _range(
-        self, prefix: str, start: str | None = None, select: list[str] | None = None, page: int = 1000
+        self,
+        prefix: str,
+        start: str | None = None,
+        select: list[str] | None = None,
+        page: int = 1000,
+        table: TableClient | None = None,
     ) -> Iterator[Any]:
-        """Rows whose key starts with `prefix` (from `start` on), read `page` rows a request (1,000 at most)."""
+        """Rows of `table` (the index rows' by default) whose key starts with `prefix` (from `start` on), read
+        `page` rows a request (1,000 at most)."""
         return iter(
-            self.table.query_entities(
+            (table or self.table).query_entities(
                 "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
                 parameters={"pk": self.project_id, "low": start or prefix, "high": _upper(prefix)},
                 select=select,

@@ -34,9 +34,10 @@ class ReconcileReport:
         return not (self.indexed or self.rows_added or self.rows_removed or self.counters_fixed)
 
 
-def reconcile(table: TableClient, project_id: str) -> ReconcileReport:
+def reconcile(table: TableClient, counts: TableClient, project_id: str) -> ReconcileReport:
+    """`table` holds the image and index rows, `counts` the counters (see image_index)."""
     report = ReconcileReport()
-    index = ImageIndex(table, project_id)
+    index = ImageIndex(table, counts, project_id)
     entities = {
         e["RowKey"]: e
         for e in table.query_entities(f"PartitionKey eq @pk and {IMAGE_ROWS}", parameters={"pk": project_id})
@@ -102,7 +103,7 @@ def _recount(index: ImageIndex) -> int:
     deltas = {key: delta for key, delta in deltas.items() if delta}
     labelled = index.total_row(LABELLED)
     try:
-        index.table.get_entity(index.project_id, labelled)
+        index.counts.get_entity(index.project_id, labelled)
     except ResourceNotFoundError:
         if wanted.get(index.total_row(TAGGED)):
             deltas[labelled] = wanted[index.total_row(TAGGED)]
@@ -112,10 +113,10 @@ def _recount(index: ImageIndex) -> int:
 
 if __name__ == "__main__":  # python -m pipeline.store.image_reconcile: migrate (or check) every project now
     from pipeline.store import get_storage
-    from pipeline.store.images import TABLE
+    from pipeline.store.images import COUNTS_TABLE, TABLE
     from pipeline.store.projects import ProjectStore
 
     account = get_storage()
     for project in ProjectStore(account).list():
-        report = reconcile(account.table(TABLE), project.id)
+        report = reconcile(account.table(TABLE), account.table(COUNTS_TABLE), project.id)
         print(project.id, "clean" if report.clean else report)

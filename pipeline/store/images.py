@@ -36,6 +36,7 @@ from pipeline.store.records import ImageRecord
 
 TABLE = "images"
 HASH_TABLE = "imagehashes"
+COUNTS_TABLE = "imagecounts"  # the image index's counters (see image_index)
 CONTAINER = "images"
 UPLOADS_CONTAINER = "uploads"
 _READERS = 8  # point reads at once for a page of images
@@ -73,6 +74,7 @@ class ImageStore:
         self.account = account
         self.table = account.table(TABLE)
         self.hashes = account.table(HASH_TABLE)
+        self.counts = account.table(COUNTS_TABLE)
         self.container = account.container(CONTAINER)
 
     def claim_hash(self, project_id: str, content_hash: str, image_id: str) -> str | None:
@@ -128,18 +130,18 @@ class ImageStore:
         """The project's index, migrated first if its partition predates it (see image_index)."""
         if project_id not in _INDEXED:
             if not _has_version(self.table, project_id):
-                reconcile(self.table, project_id)
+                reconcile(self.table, self.counts, project_id)
             _INDEXED.add(project_id)
-        return ImageIndex(self.table, project_id)
+        return ImageIndex(self.table, self.counts, project_id)
 
     def reconcile(self, project_id: str) -> ReconcileReport:
         """Make the project's index agree with its image rows (see image_reconcile)."""
         _INDEXED.add(project_id)
-        return reconcile(self.table, project_id)
+        return reconcile(self.table, self.counts, project_id)
 
     def snapshot(self, project_id: str, iteration_id: str) -> ImageIndex:
         """The training set an iteration was trained on (empty until its training job wrote it)."""
-        return ImageIndex.snapshot(self.table, project_id, iteration_id)
+        return ImageIndex.snapshot(self.table, self.counts, project_id, iteration_id)
 
     def write_snapshot(self, project_id: str, iteration_id: str, images: Iterable[ImageRecord]) -> None:
         """Record an iteration's training set: its marker first, so the sweeper finds whatever a crash leaves."""
