@@ -213,6 +213,8 @@ class ImageIndex:
             return sequence.model_copy(update={"next": sequence.next + count})
 
         if update_record(self.counts, _Sequence, self.project_id, key, take) is None:
+            # The partition's first images: it is indexed from the start (no process need migrate it).
+            self.table.upsert_entity({"PartitionKey": self.project_id, "RowKey": VERSION_ROW, "version": 1})
             with contextlib.suppress(ResourceExistsError):
                 self.counts.create_entity({"PartitionKey": self.project_id, "RowKey": key, "next": 0})
             update_record(self.counts, _Sequence, self.project_id, key, take)
