@@ -15,7 +15,10 @@ One project on a fresh in-memory Azurite (devhost.azurite) grows to each size in
 Every API call goes over HTTP to the real app (`create_app`) served by uvicorn on loopback in this process; the
 app's StorageAccount counts the requests it sends to Azurite (bench.storage_ops), so each call's storage operations
 are printed beside its latency (median and max over the repeats). Diagnostics: Azurite's own latency for one point
-read and for a one-row range query on the images table, called directly, and its resident memory.
+read and for a one-row range query on the images table, called directly; its peak resident memory; the machine's
+load; whether the partition carries its index mark `~v`; and with --reconcile, at the end, what one
+`ImageStore.reconcile` of the full project costs (the sweeper's step, and a fresh process's first use of the index
+while the mark is missing).
 Target (issue 12): at the largest size every call within 2x of its median at the smallest, and the upload batch at
 most 2 s (median). A miss is reported, not an error. The table is also written to bench/results/scale.txt.
 """
@@ -121,7 +124,7 @@ class Bench:
 
     def __init__(
         self, http: httpx.Client, account: StorageAccount, counter: RequestCounter, plain: StorageAccount
-    ):
+    ) -> None:
         self.http = http
         self.account = account  # the app's: its requests are counted
         self.counter = counter
@@ -143,13 +146,11 @@ class Bench:
         return figures
 
     def create_project(self) -> None:
-        self.project_id = ok(self.http.post("/projects", params={"name": f"bench-scale-{new_id()[:8]}"}))[
-            "id"
-        ]
-        for name in "abcdefghij":
-            self.tags[name] = ok(self.http.post(f"/projects/{self.project_id}/tags", params={"name": name}))[
-                "id"
-            ]
+        name = f"bench-scale-{new_id()[:8]}"
+        self.project_id = ok(self.http.post("/projects", params={"name": name}))["id"]
+        for tag in "abcdefghij":
+            created = ok(self.http.post(f"/projects/{self.project_id}/tags", params={"name": tag}))
+            self.tags[tag] = created["id"]
 
     def upload(self, tag: str, count: int) -> None:
         """`count` new distinct images tagged `tag`, in one CreateImagesFromFiles request."""
@@ -329,29 +330,17 @@ def report(sizes: list[Size], repeats: int, uploads: int, loads: int) -> list[st
     skip_note = ", ".join(f"{min(SKIP, s.images - TAKE):,} at {s.images:,}" for s in sizes)
     lines += [f"* skip = min(5,000, images - 50): {skip_note}", ""]
     lines.append(
-        f"Azurite itself (direct SDK calls on the images table, median of {repeats}), and its memory:"
+        f"Azurite itself (direct SDK calls on the images table, median of {repeats}), and the machine:"
     )
     for label in first.storage:
-        lines.append(
-            f"  {label:<20}" + "".join(f"  {_ms(s.storage[label]):>7} ms at {s.images:,}" for s in sizes)
-        )
-    lines.append(
-        f"  {'Azurite peak RSS':<20}" + "".join(f"  {s.azurite_mib:>7.0f} MiB at {s.images:,}" for s in sizes)
-    )
-    lines.append(
-        f"  {'MemAvailable':<20}" + "".join(f"  {s.available_mib:>7.0f} MiB at {s.images:,}" for s in sizes)
-    )
-    lines.append(
-        f"  {'fill time':<20}" + "".join(f"  {s.fill_seconds:>9.0f} s at {s.images:,}" for s in sizes)
-    )
-    lines.append(
-        f"  {'load average':<20}"
-        + "".join(f"  {s.load[0]:>4.1f}-{s.load[1]:<4.1f} at {s.images:,}" for s in sizes)
-    )
-    lines.append(
-        f"  {'index mark ~v':<20}"
-        + "".join(f"  {'present' if s.marked else 'missing':>9} at {s.images:,}" for s in sizes)
-    )
+        lines.append(_diagnostic(label, sizes, lambda s, label=label: f"{_ms(s.storage[label])} ms"))
+    lines += [
+        _diagnostic("Azurite peak RSS", sizes, lambda s: f"{s.azurite_mib:.0f} MiB"),
+        _diagnostic("MemAvailable", sizes, lambda s: f"{s.available_mib:.0f} MiB"),
+        _diagnostic("fill time", sizes, lambda s: f"{s.fill_seconds:.0f} s"),
+        _diagnostic("load average", sizes, lambda s: f"{s.load[0]:.1f}-{s.load[1]:.1f}"),
+        _diagnostic("index mark ~v", sizes, lambda s: "present" if s.marked else "missing"),
+    ]
     lines.append("")
     if len(sizes) > 1:
         lines += _targets(first, last, labels, width)
@@ -359,6 +348,10 @@ def report(sizes: list[Size], repeats: int, uploads: int, loads: int) -> list[st
     lines.append(f"storage operations by kind at {last.images:,} (the median repeat):")
     lines += [f"  {label:<{width}}  {last.calls[label].kinds()}" for label in labels]
     return lines
+
+
+def _diagnostic(label: str, sizes: list[Size], cell: Callable[[Size], str]) -> str:
+    return f"  {label:<20}" + "".join(f"  {cell(s):>10} at {s.images:,}" for s in sizes)
 
 
 def _targets(first: Size, last: Size, labels: list[str], width: int) -> list[str]:
