@@ -1,0 +1,128 @@
+"""Growing one project fast for bench.scale: image rows and their index rows written straight through the storage
+layer, many images per entity-group transaction, the counters added once per fill; and tiny distinct images for
+the uploads that must go through the API.
+
+Filled images have no blobs (listing only signs URLs for them) and no hash claims (nothing uploads their bytes)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from azure.core.exceptions import ServiceResponseError
+from azure.data.tables import TableClient, TableErrorCode, TableTransactionError
+from PIL import Image
+
+from pipeline.core.vocabulary import new_id
+from pipeline.store import StorageAccount
+from pipeline.store.entities import to_entity
+from pipeline.store.image_index import ImageIndex
+from pipeline.store.images import TABLE
+from pipeline.store.records import ImageRecord, ImageTagRecord
+
+log = logging.getLogger("bench.scale")
+
+_TRANSACTION_OPS = 100  # Azure Tables' limit on an entity-group transaction (one partition)
+_CHUNK = 10_000  # images built and written at a time
+_WRITERS = 4  # transactions in flight at once
+
+
+def tiny_png(seed: int, side: int = 24) -> bytes:
+    """A small PNG of seeded noise: every seed gives different bytes, so no upload is a duplicate."""
+    pixels = random.Random(seed).randbytes(side * side * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def filler_tags(number: int, tag_ids: Sequence[str]) -> list[str]:
+    """A third of the filler untagged, the rest spread evenly over `tag_ids`."""
+    if number % 3 == 0:
+        return []
+    return [tag_ids[number % len(tag_ids)]]
+
+
+def _record(project_id: str, seq: int, tag_ids: list[str]) -> ImageRecord:
+    image_id = new_id()
+    prefix = f"{project_id}/{image_id}"
+    return ImageRecord(
+        id=image_id,
+        project_id=project_id,
+        width=256,
+        height=256,
+        content_hash=hashlib.sha256(f"bench.scale {project_id} {seq}".encode()).hexdigest(),
+        original_blob=f"{prefix}/original.png",
+        resized_blob=f"{prefix}/resized.jpg",
+        thumbnail_blob=f"{prefix}/thumbnail.jpg",
+        tags=[ImageTagRecord(tag_id=t) for t in tag_ids],
+        seq=seq,
+    )
+
+
+def _transactions(
+    index: ImageIndex, records: list[ImageRecord], deltas: Counter[str]
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Each image's row with its index rows, as the store writes them, packed into transactions of at most 100
+    operations (an image's rows never split across two); its counter deltas go into `deltas`."""
+    batch: list[tuple[Any, ...]] = []
+    for image in records:
+        change = index.change(None, image)
+        operations = [("create", to_entity(image, image.project_id, image.id)), *change.operations]
+        if len(batch) + len(operations) > _TRANSACTION_OPS:
+            yield batch
+            batch = []
+        batch.extend(operations)
+        deltas.update(change.deltas)
+    if batch:
+        yield batch
+
+
+def _submit(table: TableClient, operations: list[tuple[Any, ...]], attempts: int = 3) -> None:
+    """One transaction, sent again when the connection drops: the SDK does not retry a POST after a read error,
+    and Azurite closes keep-alive connections idle for 5 s, which a reused one can meet. A transaction is all or
+    nothing, so a resend that finds its first row already there means the lost attempt was applied."""
+    for attempt in range(attempts):
+        try:
+            table.submit_transaction(operations)
+            return
+        except ServiceResponseError:
+            if attempt + 1 == attempts:
+                raise
+            log.warning("a transaction's connection dropped; sending it again")
+        except TableTransactionError as error:
+            if attempt and error.error_code == TableErrorCode.ENTITY_ALREADY_EXISTS:
+                return
+            raise
+
+
+def fill(
+    account: StorageAccount, project_id: str, count: int, tag_ids: Sequence[str], first_number: int
+) -> None:
+    """Add `count` untagged or `tag_ids`-tagged images to the project (numbered from `first_number` for the
+    tag spread), then their counters in one `add_counts`."""
+    table: TableClient = account.table(TABLE)
+    index = ImageIndex(table, project_id)
+    first_seq = index.reserve(count)
+    deltas: Counter[str] = Counter()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+        for start in range(0, count, _CHUNK):
+            records = [
+                _record(project_id, first_seq + k, filler_tags(first_number + k, tag_ids))
+                for k in range(start, min(start + _CHUNK, count))
+            ]
+            list(
+                pool.map(lambda operations: _submit(table, operations), _transactions(index, records, deltas))
+            )
+            log.info(
+                "filled %d of %d images (%.0f s)", start + len(records), count, time.perf_counter() - started
+            )
+    index.add_counts(deltas)
+    log.info("filled %d images in %.0f s", count, time.perf_counter() - started)
