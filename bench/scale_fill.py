@@ -24,7 +24,7 @@ from pipeline.core.vocabulary import new_id
 from pipeline.store import StorageAccount
 from pipeline.store.entities import to_entity
 from pipeline.store.image_index import ImageIndex
-from pipeline.store.images import TABLE
+from pipeline.store.images import COUNTS_TABLE, TABLE
 from pipeline.store.records import ImageRecord, ImageTagRecord
 
 log = logging.getLogger("bench.scale")
@@ -108,7 +108,7 @@ def fill(
     """Add `count` untagged or `tag_ids`-tagged images to the project (numbered from `first_number` for the
     tag spread), then their counters in one `add_counts`."""
     table: TableClient = account.table(TABLE)
-    index = ImageIndex(table, project_id)
+    index = ImageIndex(table, account.table(COUNTS_TABLE), project_id)
     first_seq = index.reserve(count)
     deltas: Counter[str] = Counter()
     started = time.perf_counter()
