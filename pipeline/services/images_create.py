@@ -47,7 +47,7 @@ _CLAIM_POLL_SECONDS = 0.1
 # However the claims race, one image gives up after this long instead of looping for ever.
 CLAIM_DEADLINE_SECONDS = 2 * CLAIM_GRACE.total_seconds()
 # Images of one batch are decoded and stored concurrently: storage round trips dominate, and Pillow releases the GIL.
-_WORKERS = 4
+_WORKERS = 8
 
 
 @dataclass(frozen=True)
