@@ -58,14 +58,17 @@ def reconcile(table: TableClient, counts: TableClient, project_id: str) -> Recon
         for key, image_id in index.expected_rows(image).items()
     }
     found = index.stored_rows()
+    rows = set(found)  # the index rows as this run leaves them, so counting them needs no second scan
     for key in expected.keys() - found.keys():
         table.upsert_entity({"PartitionKey": project_id, "RowKey": key, "image_id": expected[key]})
+        rows.add(key)
         report.rows_added += 1
     for key in found.keys() - expected.keys():
         if _still_unwanted(index, key, found[key]):
             table.delete_entity(project_id, key)
+            rows.discard(key)
             report.rows_removed += 1
-    report.counters_fixed = _recount(index)
+    report.counters_fixed = _recount(index, rows)
     if images:  # an empty partition needs no mark: checking it costs one empty query
         table.upsert_entity({"PartitionKey": project_id, "RowKey": VERSION_ROW, "version": 1})
     if not report.clean:
@@ -94,10 +97,10 @@ def _still_unwanted(index: ImageIndex, key: str, image_id: str) -> bool:
     return image.seq is None or key not in index.expected_rows(image)
 
 
-def _recount(index: ImageIndex) -> int:
+def _recount(index: ImageIndex, rows: set[str]) -> int:
     """Bring every bucket and total counter to what the index rows say (the labelled tally, which counts events,
     is only created where missing, from the tagged count); return how many were off."""
-    wanted = index.counts_from_rows(index.stored_rows())
+    wanted = index.counts_from_rows(rows)
     stored = index.stored_counts()
     deltas = {key: wanted.get(key, 0) - stored.get(key, 0) for key in wanted.keys() | stored.keys()}
     deltas = {key: delta for key, delta in deltas.items() if delta}
