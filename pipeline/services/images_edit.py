@@ -234,15 +234,21 @@ def remove_image_regions(account: StorageAccount, project_id: str, region_ids: I
         kept = [r for r in image.regions if r.id not in removed]
         return image.model_copy(update={"regions": kept}) if len(kept) != len(image.regions) else None
 
-    left = set(removed)
-    for image in store.with_id_prefixes(project.id, {image_id_prefix(r) for r in removed}):
-        if any(r.id in removed for r in image.regions):
-            store.update(project.id, image.id, remove)
-            left -= {r.id for r in image.regions}
-    if left:  # regions made before their ids began with their image's: look for them everywhere
-        for image in store.iter(project.id):
-            if any(r.id in left for r in image.regions):
+    def remove_from(images: Iterable[ImageRecord], wanted: set[str]) -> set[str]:
+        """Remove the regions of `images` that are `wanted`; return the ids found."""
+        found: set[str] = set()
+        for image in images:
+            hit = wanted & {r.id for r in image.regions}
+            if hit:
                 store.update(project.id, image.id, remove)
+                found |= hit
+        return found
+
+    left = removed - remove_from(
+        store.with_id_prefixes(project.id, {image_id_prefix(r) for r in removed}), removed
+    )
+    if left:  # regions made before their ids began with their image's: look for them everywhere
+        remove_from(store.iter(project.id), left)
 
 
 def _merge_metadata(
