@@ -14,6 +14,7 @@ import contextlib
 import http.server
 import os
 import signal
+import statistics
 import threading
 import time
 import uuid
@@ -270,7 +271,10 @@ def test_listing_answers_quickly_while_40_url_fetches_hang(settings: Settings, p
         assert host.in_flight == 40, "the slow fetches ended before listing was measured"
         host.release()
         _wait_for(lambda: len(answers) == 40, 30, "the slow fetches to answer")
-    assert max(latencies) < 0.5, f"listing took up to {max(latencies):.2f} s"
+    # A listing stuck behind the fetches would wait for their 30 s hang; a busy 2-core CI machine
+    # may slow one call, so the median carries the speed claim and the slowest only the independence.
+    assert statistics.median(latencies) < 0.5, f"listing took a median {statistics.median(latencies):.2f} s"
+    assert max(latencies) < 5, f"listing took up to {max(latencies):.2f} s"
 
 
 def test_url_fetches_past_the_bound_answer_503(settings: Settings, project: dict) -> None:
