@@ -5,7 +5,7 @@
 One project on a fresh in-memory Azurite (devhost.azurite) grows to each size in turn (never refilled):
   - tags "a" and "b" get 250 real tiny images each, uploaded through the API once, so loading the training set is
     the same work at every size; the rest is filler written straight through the storage layer (bench.scale_fill:
-    image rows and index rows in entity-group transactions, counters added once per fill, no blobs), a third
+    image rows in entity-group transactions, indexed once per fill, no blobs), a third
     untagged and the rest spread over tags "c".."j";
   - at each size the project is filled to `size - uploads x 64`, then --uploads upload batches (64 distinct tiny
     PNGs tagged "c", CreateImagesFromFiles) bring it to exactly `size`; then GetImages (take 50: the first page,
@@ -272,7 +272,7 @@ def _available_mib() -> float:
 @contextlib.contextmanager
 def _azurite() -> Iterator[Azurite]:
     """A fresh in-memory Azurite whose Node heap may grow to AZURITE_HEAP_MIB (its default, 4 GiB here, is about
-    what 100,000 images and their index rows take)."""
+    what 100,000 images take)."""
     os.environ.setdefault("NODE_OPTIONS", f"--max-old-space-size={AZURITE_HEAP_MIB}")
     azurite = Azurite(Ports.free())  # not quiet: if it runs out of memory, Node says so on stderr
     azurite.start()

@@ -1,6 +1,6 @@
-"""Growing one project fast for bench.scale: image rows and their index rows written straight through the storage
-layer, many images per entity-group transaction, the counters added once per fill; and tiny distinct images for
-the uploads that must go through the API.
+"""Growing one project fast for bench.scale: image rows written straight through the storage layer, 100 images per
+entity-group transaction, indexed once per fill; and tiny distinct images for the uploads that must go through the
+API.
 
 Filled images have no blobs (listing only signs URLs for them) and no hash claims (nothing uploads their bytes)."""
 
@@ -11,7 +11,6 @@ import io
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,7 +22,7 @@ from PIL import Image
 from pipeline.core.vocabulary import new_id
 from pipeline.store import StorageAccount
 from pipeline.store.entities import to_entity
-from pipeline.store.image_index import ImageIndex
+from pipeline.store.image_index import Deltas, ImageIndex
 from pipeline.store.images import COUNTS_TABLE, TABLE
 from pipeline.store.records import ImageRecord, ImageTagRecord
 
@@ -67,21 +66,15 @@ def _record(project_id: str, seq: int, tag_ids: list[str]) -> ImageRecord:
 
 
 def _transactions(
-    index: ImageIndex, records: list[ImageRecord], deltas: Counter[str]
+    index: ImageIndex, records: list[ImageRecord], deltas: Deltas
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """Each image's row with its index rows, as the store writes them, packed into transactions of at most 100
-    operations (an image's rows never split across two); its counter deltas go into `deltas`."""
-    batch: list[tuple[Any, ...]] = []
-    for image in records:
-        change = index.change(None, image)
-        operations = [("create", to_entity(image, image.project_id, image.id)), *change.operations]
-        if len(batch) + len(operations) > _TRANSACTION_OPS:
-            yield batch
-            batch = []
-        batch.extend(operations)
-        deltas.update(change.deltas)
-    if batch:
-        yield batch
+    """The images' rows, as the store writes them, in transactions of at most 100; their index changes go into
+    `deltas`."""
+    for start in range(0, len(records), _TRANSACTION_OPS):
+        chunk = records[start : start + _TRANSACTION_OPS]
+        for image in chunk:
+            deltas.update(index.change(None, image))
+        yield [("create", to_entity(image, image.project_id, image.id)) for image in chunk]
 
 
 def _submit(table: TableClient, operations: list[tuple[Any, ...]], attempts: int = 3) -> None:
@@ -106,11 +99,11 @@ def fill(
     account: StorageAccount, project_id: str, count: int, tag_ids: Sequence[str], first_number: int
 ) -> None:
     """Add `count` untagged or `tag_ids`-tagged images to the project (numbered from `first_number` for the
-    tag spread), then their counters in one `add_counts`."""
+    tag spread), then index them in one `apply`."""
     table: TableClient = account.table(TABLE)
     index = ImageIndex(table, account.table(COUNTS_TABLE), project_id)
     first_seq = index.reserve(count)
-    deltas: Counter[str] = Counter()
+    deltas = Deltas()
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
         for start in range(0, count, _CHUNK):
@@ -124,5 +117,5 @@ def fill(
             log.info(
                 "filled %d of %d images (%.0f s)", start + len(records), count, time.perf_counter() - started
             )
-    index.add_counts(deltas)
+    index.apply(deltas)
     log.info("filled %d images in %.0f s", count, time.perf_counter() - started)

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from pipeline.core.vocabulary import new_id
 from pipeline.store import StorageAccount
 from pipeline.store.entities import to_entity
-from pipeline.store.image_index import ALL, MULTI, TAGGED, UNTAGGED, ImageIndex, tag_view
+from pipeline.store.image_index import ALL, MULTI, TAGGED, UNTAGGED, ImageIndex, tag_view, views_of
 from pipeline.store.image_reconcile import reconcile
 from pipeline.store.images import COUNTS_TABLE, TABLE, ImageStore
 from pipeline.store.records import ImageRecord, ImageTagRecord, utcnow
@@ -44,16 +44,13 @@ def record(project_id: str, seq: int | None, tags: list[str], created=None) -> I
 
 
 def write(index: ImageIndex, before: ImageRecord | None, after: ImageRecord | None) -> None:
-    """What ImageStore does, with the test's index (small buckets): row and index rows, then counters."""
-    change = index.change(before, after)
-    current = after or before
-    assert current is not None
+    """What ImageStore does, with the test's index (small buckets): the image row, then the index rows."""
     if after is None:
-        row = ("delete", {"PartitionKey": current.project_id, "RowKey": current.id})
+        assert before is not None
+        index.table.delete_entity(before.project_id, before.id)
     else:
-        row = ("upsert", to_entity(after, after.project_id, after.id))
-    index.table.submit_transaction([row, *change.operations])
-    index.add_counts(change.deltas)
+        index.table.upsert_entity(to_entity(after, after.project_id, after.id))
+    index.apply(index.change(before, after))
 
 
 def expected(images: dict[str, ImageRecord], view: str) -> list[str]:
@@ -154,7 +151,7 @@ def test_counters_stay_exact_under_concurrent_writes(client: TestClient, account
 
 
 def test_an_old_partition_is_migrated_on_first_use(client: TestClient, account: StorageAccount) -> None:
-    """Rows written before the index (no sequence number, no index rows) are numbered in creation order the
+    """Rows written before the index (no sequence number, not indexed) are numbered in creation order the
     first time the project's images are read, and then read like any others."""
     project = client.post(PROJECTS, params={"name": f"legacy-{uuid.uuid4()}"}).json()
     pid = project["id"]
@@ -189,15 +186,62 @@ def test_reconcile_repairs_what_a_crash_leaves(account: StorageAccount) -> None:
     for image in images:
         write(index, None, image)
     index.counts.upsert_entity({"PartitionKey": project_id, "RowKey": index.total_row(ALL), "n": 40})  # drift
-    lost = next(key for key in index.stored_rows() if TAGGED in key)
-    table.delete_entity(project_id, lost)  # an index row gone
-    table.upsert_entity({"PartitionKey": project_id, "RowKey": "~i.all.000000000999", "image_id": new_id()})
+    unindexed = record(project_id, 6, [TAGS[0]])  # a crash between the image row and its index rows
+    table.create_entity(to_entity(unindexed, project_id, unindexed.id))
+    gone = images.pop()  # a crash between deleting the row and its index rows
+    table.delete_entity(project_id, gone.id)
 
     report = reconcile(table, account.table(COUNTS_TABLE), project_id)
-    assert (report.rows_added, report.rows_removed) == (1, 1)
+    assert (report.members_added, report.members_removed) == (3, 3)  # all, tagged, t.{tag}
     assert report.counters_fixed >= 1
-    assert index.total(ALL) == 6 and index.total(TAGGED) == 6
+    order = [unindexed.id, *(i.id for i in reversed(images))]
+    assert index.total(ALL) == 6 == index.total(TAGGED) and index.page(ALL, 0, 10) == order
+    assert index.page(tag_view(TAGS[0]), 0, 10) == [
+        i for i in order if i != images[1].id and i != images[3].id
+    ]
     assert reconcile(table, account.table(COUNTS_TABLE), project_id).clean
+
+
+def test_an_index_in_the_first_layout_is_converted_on_first_use(account: StorageAccount) -> None:
+    """Layout 1 kept index rows `~i.{view}.{10^12-1-seq}` beside the image rows (and a snapshot's under
+    `~s.{iteration}.`), and buckets held counts only: the first use converts them into bucket members."""
+    import pipeline.store.images as images_module
+
+    project_id = new_id()
+    store = ImageStore(account)
+    table, counts = account.table(TABLE), account.table(COUNTS_TABLE)
+    images = [record(project_id, n, [TAGS[0]] if n % 2 else []) for n in range(5)]
+    iteration_id = new_id()
+    rows = [{"PartitionKey": project_id, "RowKey": "~v", "version": 1}]
+    rows.append({"PartitionKey": project_id, "RowKey": f"~S.{iteration_id}"})
+    for image in images:
+        rows.append(to_entity(image, project_id, image.id))
+        for prefix in ("~", f"~s.{iteration_id}."):
+            for view in views_of(image):
+                key = f"{prefix}i.{view}.{10**12 - 1 - image.seq:012d}"
+                rows.append({"PartitionKey": project_id, "RowKey": key, "image_id": image.id})
+    table.submit_transaction([("upsert", row) for row in rows])
+    for prefix in ("~", f"~s.{iteration_id}."):  # layout 1's counters: totals, and buckets without members
+        for view, n in ((ALL, 5), (TAGGED, 2), (UNTAGGED, 3), (tag_view(TAGS[0]), 2)):
+            counts.upsert_entity({"PartitionKey": project_id, "RowKey": f"{prefix}n.{view}", "n": n})
+            counts.upsert_entity(
+                {"PartitionKey": project_id, "RowKey": f"{prefix}b.{view}.000000000", "n": n}
+            )
+
+    images_module._INDEXED.discard(project_id)
+    index = store.index(project_id)
+    newest = [i.id for i in reversed(images)]
+    assert index.page(ALL, 0, 10) == newest and index.page(ALL, 1, 2, newest_first=False) == newest[::-1][1:3]
+    assert list(index.ids(tag_view(TAGS[0]))) == [images[3].id, images[1].id]
+    assert store.snapshot(project_id, iteration_id).page(UNTAGGED, 0, 10) == [
+        images[4].id,
+        images[2].id,
+        images[0].id,
+    ]
+    leftovers = table.query_entities("PartitionKey eq @pk and RowKey ge '~'", parameters={"pk": project_id})
+    assert sorted(row["RowKey"] for row in leftovers) == [f"~S.{iteration_id}", "~v"]
+    assert table.get_entity(project_id, "~v")["version"] == 2
+    assert store.reconcile(project_id).clean
 
 
 @pytest.mark.parametrize("take", [0, 1])

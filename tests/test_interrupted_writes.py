@@ -115,7 +115,7 @@ UPLOAD_KILL_POINTS = [
     "create_entity:imagehashes:1",  # a claim, no blob yet
     "upload_blob:images:1",
     "upload_blob:images:3",
-    "submit_transaction:images:1",  # one image (row and index rows) stored, the others midway
+    "create_entity:images:1",  # one image row stored (not yet indexed), the others midway
     "upload_blob:images:10",
 ]
 

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from azure.core.exceptions import AzureError
@@ -91,6 +91,8 @@ class _Batch:
     project_id: str
     tags: Mapping[str, TagRecord]
     metadata: Mapping[str, str]
+    # Rows stored so far, indexed together at the end of the request (even one that fails midway).
+    inserted: list[ImageRecord] = field(default_factory=list)
 
     def create(
         self, entry: NewImage, tag_ids: list[str], problem: ImageRejected | None, seq: int
@@ -188,7 +190,9 @@ class _Batch:
         try:
             for name, (data, content_type) in blobs.items():
                 self.store.put_blob(name, data, content_type)
-            return self.store.insert(record, count=False)  # create_images counts the batch at the end
+            self.store.insert(record, index=False)
+            self.inserted.append(record)
+            return record
         except BaseException:
             _quietly(lambda: self.store.delete_blobs(blobs), f"blobs of {prefix}")
             _quietly(
@@ -257,10 +261,11 @@ def create_images(
             room -= 1
         plans.append((image, image_tags, problem))
     first = store.index(project.id).reserve(len(plans))  # creation order: one number per image, holes allowed
-    with ThreadPoolExecutor(max_workers=min(_WORKERS, len(plans))) as pool:
-        results = list(pool.map(lambda n: batch.create(*plans[n], first + n), range(len(plans))))
-    new = [r.image for r in results if r.status == ImageCreateStatus.OK and r.image is not None]
-    store.counted_as_new(project.id, new)
-    if new:
+    try:
+        with ThreadPoolExecutor(max_workers=min(_WORKERS, len(plans))) as pool:
+            results = list(pool.map(lambda n: batch.create(*plans[n], first + n), range(len(plans))))
+    finally:
+        store.indexed_as_new(project.id, batch.inserted)
+    if batch.inserted:
         refresh_thumbnail(account, project.id)
     return results

@@ -70,7 +70,7 @@ def list_images(
 ) -> list[ImageRecord]:
     """GetImages and its Tagged/Untagged variants: images with any of `tag_ids` whose metadata passes
     `metadata_filter`, newest first by default. One view without a metadata filter costs the page (see
-    image_index); several tags cost `skip + take` index rows per tag; a metadata filter reads images until the
+    image_index); several tags cost `skip + take` index members per tag; a metadata filter reads images until the
     page is full. With `iteration_id`, the images of that iteration's training set that still exist."""
     order = parse_choice(Order, order_by, "orderBy", code="BadRequestInvalid")
     store, index, views = _selection(account, project_id, tag_ids, tagging, iteration_id, MAX_TAG_IDS)

@@ -8,8 +8,8 @@ recognises per project id found in any table partition or blob folder:
 - a project marked as deleting for longer than the grace period: an interrupted DeleteProject, finished;
 - in a live project, once older than the grace period (their row may be about to be written): image, model and
   prediction blobs whose image, iteration or prediction row does not exist; and hash claims whose image row does
-  not exist (sooner when the claim's owner is provably dead); image index rows and counters that disagree with the
-  image rows (store.image_reconcile, which a crash between an image's transaction and its counters leaves); and
+  not exist (sooner when the claim's owner is provably dead); image index members and counters that disagree with
+  the image rows (store.image_reconcile, which a crash between an image's row and its index rows leaves); and
   training-set snapshots whose iteration row is gone (an iteration row is written before its snapshot).
 Every step is idempotent and safe next to live writers; a run stops starting projects after `sweep_max_seconds`.
 """
@@ -85,7 +85,7 @@ def sweep_project(account: StorageAccount, project_id: str, cutoff: datetime, re
         _count(report, kind, len(orphans))
     _count(report, "hash claims", _drop_stale_claims(images, project_id, cutoff))
     reconciled = images.reconcile(project_id)
-    _count(report, "image index rows", reconciled.rows_added + reconciled.rows_removed)
+    _count(report, "image index members", reconciled.members_added + reconciled.members_removed)
     _count(report, "image counters", reconciled.counters_fixed)
     live = iterations.ids(project_id)
     dead = [iteration_id for iteration_id in images.snapshot_ids(project_id) if iteration_id not in live]

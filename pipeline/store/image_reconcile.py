@@ -1,43 +1,71 @@
 """Reconciling a project's image index with its image rows: the migration of a partition written before the index
-existed (images get sequence numbers in creation order, and their index rows), and the proof, run by the sweeper,
-that the rows and counters are exact (what a crash between an image's transaction and its counter update leaves is
-corrected here).
+or in its first layout (images get sequence numbers in creation order; layout-1 index rows become bucket members),
+and the proof, run by the sweeper, that the index is exact (what a crash between an image's write and its index
+update leaves is corrected here).
 
 It scans the partition, so it runs in the background (or once, lazily, the first time an old partition is used).
-A write racing it can leave a counter one off; the next run corrects that too."""
+It reads the index in one query and reads an image again before taking it out of a view, so an image written
+meanwhile stays listed; a counter or member that such a race leaves off (an image deleted meanwhile, put back in
+its views) is corrected by the next run, and reads skip members whose image is gone."""
 
 from __future__ import annotations
 
 import logging
+import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, TableTransactionError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
 
-from pipeline.store.entities import from_entity, to_entity, unchanged_since
-from pipeline.store.image_index import IMAGE_ROWS, LABELLED, TAGGED, VERSION_ROW, ImageIndex
+from pipeline.store.entities import from_entity, to_entity
+from pipeline.store.image_index import (
+    IMAGE_ROWS,
+    LABELLED,
+    ROWS_PER_TRANSACTION,
+    TAGGED,
+    Deltas,
+    ImageIndex,
+    IndexState,
+    Members,
+    encode_members,
+    views_of,
+)
 from pipeline.store.records import ImageRecord
 
 log = logging.getLogger(__name__)
+
+# Layout 1 kept index rows `{prefix}i.{view}.{10^12-1-seq}` in the images table (prefix `~`, or a snapshot's).
+_LAYOUT_1_ROW = re.compile(r"(~|~s\.[^.]+\.)i\.(.+)\.(\d{12})")
+_LAYOUT_1_MAX_SEQ = 10**12 - 1
 
 
 @dataclass
 class ReconcileReport:
     indexed: int = 0  # images that had no sequence number yet
-    rows_added: int = 0
-    rows_removed: int = 0
+    converted: int = 0  # layout-1 index rows turned into bucket members
+    members_added: int = 0
+    members_removed: int = 0
     counters_fixed: int = 0
 
     @property
     def clean(self) -> bool:
-        return not (self.indexed or self.rows_added or self.rows_removed or self.counters_fixed)
+        return not (
+            self.indexed
+            or self.converted
+            or self.members_added
+            or self.members_removed
+            or self.counters_fixed
+        )
 
 
 def reconcile(table: TableClient, counts: TableClient, project_id: str) -> ReconcileReport:
-    """`table` holds the image and index rows, `counts` the counters (see image_index)."""
+    """`table` holds the image rows, `counts` the index rows (see image_index)."""
     report = ReconcileReport()
     index = ImageIndex(table, counts, project_id)
+    report.converted = _convert_layout_1(table, counts, project_id)
     entities = {
         e["RowKey"]: e
         for e in table.query_entities(f"PartitionKey eq @pk and {IMAGE_ROWS}", parameters={"pk": project_id})
@@ -48,70 +76,113 @@ def reconcile(table: TableClient, counts: TableClient, project_id: str) -> Recon
         first = index.reserve(len(unnumbered))
         for offset, image in enumerate(unnumbered):
             numbered = image.model_copy(update={"seq": first + offset})
-            if _number(index, entities[image.id], numbered):
+            if _number(table, entities[image.id], numbered):
                 images[image.id] = numbered
                 report.indexed += 1
-    expected = {
-        key: image_id
-        for image in images.values()
-        if image.seq is not None
-        for key, image_id in index.expected_rows(image).items()
-    }
-    found = index.stored_rows()
-    rows = set(found)  # the index rows as this run leaves them, so counting them needs no second scan
-    for key in expected.keys() - found.keys():
-        table.upsert_entity({"PartitionKey": project_id, "RowKey": key, "image_id": expected[key]})
-        rows.add(key)
-        report.rows_added += 1
-    for key in found.keys() - expected.keys():
-        if _still_unwanted(index, key, found[key]):
-            table.delete_entity(project_id, key)
-            rows.discard(key)
-            report.rows_removed += 1
-    report.counters_fixed = _recount(index, rows)
-    if images:  # an empty partition needs no mark: checking it costs one empty query
-        table.upsert_entity({"PartitionKey": project_id, "RowKey": VERSION_ROW, "version": 1})
+    wanted = index.state_of(i for i in images.values() if i.seq is not None)
+    stored = index.stored_state()
+    deltas = _membership_fixes(index, wanted, stored, report)
+    _total_fixes(index, stored, deltas, report)
+    try:
+        counts.get_entity(project_id, index.total_row(LABELLED))
+    except (
+        ResourceNotFoundError
+    ):  # the labelled tally counts events: it is only created, from the tagged count
+        if wanted.totals[index.total_row(TAGGED)]:
+            deltas.totals[index.total_row(LABELLED)] = wanted.totals[index.total_row(TAGGED)]
+    index.apply(deltas)
+    if images or report.converted:  # an empty partition needs no mark: checking it costs one empty query
+        index.mark_indexed()
     if not report.clean:
         log.warning("reconciled the image index of %s: %s", project_id, report)
     return report
 
 
-def _number(index: ImageIndex, entity: Any, image: ImageRecord) -> bool:
-    """Give an unindexed image its number and index rows in one transaction, if nobody changed it meanwhile."""
-    write = ("update", to_entity(image, image.project_id, image.id), unchanged_since(entity))
+def _number(table: TableClient, entity: Any, image: ImageRecord) -> bool:
+    """Give an unindexed image its number, if nobody changed it meanwhile."""
     try:
-        index.table.submit_transaction([write, *index.change(None, image).operations])
+        table.update_entity(
+            to_entity(image, image.project_id, image.id),
+            mode=UpdateMode.REPLACE,
+            etag=entity.metadata["etag"],
+            match_condition=MatchConditions.IfNotModified,
+        )
         return True
-    except TableTransactionError:
+    except (ResourceModifiedError, ResourceNotFoundError):
         log.info("image %s changed while being indexed; left for the next run", image.id)
         return False
 
 
-def _still_unwanted(index: ImageIndex, key: str, image_id: str) -> bool:
-    """An index row nothing expected is removed only if its image, read again now, still does not want it (an
-    image written after the scan would)."""
+def _membership_fixes(
+    index: ImageIndex, wanted: IndexState, stored: IndexState, report: ReconcileReport
+) -> Deltas:
+    """Members to put in (images the scan found outside a view of theirs) and to take out (members whose image,
+    read again now, is gone or no longer in that view)."""
+    deltas = Deltas()
+    for key in wanted.members.keys() | stored.members.keys():
+        want, have = wanted.members.get(key, {}), stored.members.get(key, {})
+        for seq in want.keys() | have.keys():
+            if want.get(seq) == have.get(seq):
+                continue
+            if seq in want:
+                deltas.members.setdefault(key, {})[seq] = want[seq]
+                report.members_added += 1
+            elif not _belongs(index, have[seq], seq, index.view_of_bucket_row(key)):
+                deltas.members.setdefault(key, {})[seq] = None
+                report.members_removed += 1
+    return deltas
+
+
+def _belongs(index: ImageIndex, image_id: str, seq: int, view: str) -> bool:
     try:
         image = from_entity(ImageRecord, index.table.get_entity(index.project_id, image_id))
     except ResourceNotFoundError:
-        return True
-    return image.seq is None or key not in index.expected_rows(image)
+        return False
+    return image.seq == seq and view in views_of(image)
 
 
-def _recount(index: ImageIndex, rows: set[str]) -> int:
-    """Bring every bucket and total counter to what the index rows say (the labelled tally, which counts events,
-    is only created where missing, from the tagged count); return how many were off."""
-    wanted = index.counts_from_rows(rows)
-    stored = index.stored_counts()
-    deltas = {key: wanted.get(key, 0) - stored.get(key, 0) for key in wanted.keys() | stored.keys()}
-    deltas = {key: delta for key, delta in deltas.items() if delta}
-    labelled = index.total_row(LABELLED)
-    try:
-        index.counts.get_entity(index.project_id, labelled)
-    except ResourceNotFoundError:
-        if wanted.get(index.total_row(TAGGED)):
-            deltas[labelled] = wanted[index.total_row(TAGGED)]
-    index.add_counts(deltas)
-    return len(deltas)
+def _total_fixes(index: ImageIndex, stored: IndexState, deltas: Deltas, report: ReconcileReport) -> None:
+    """Bring each view's total to its members' count once `deltas` is applied."""
+    after: Counter[str] = Counter()
+    for key, members in stored.members.items():
+        after[index.total_row(index.view_of_bucket_row(key))] += len(members)
+    for key, edits in deltas.members.items():
+        had = stored.members.get(key, {})
+        for seq, image_id in edits.items():
+            after[index.total_row(index.view_of_bucket_row(key))] += (image_id is not None) - (seq in had)
+    for key in after.keys() | stored.totals.keys():
+        delta = after[key] - stored.totals.get(key, 0)
+        if delta:
+            deltas.totals[key] += delta
+            report.counters_fixed += 1
+
+
+def _convert_layout_1(table: TableClient, counts: TableClient, project_id: str) -> int:
+    """Turn layout-1 index rows (`{prefix}i.{view}.{10^12-1-seq}` in the images table, for the project and each
+    snapshot) into bucket members with absolute counts, then delete them; 0 where there are none."""
+    rows = list(table.query_entities("PartitionKey eq @pk and RowKey ge '~'", parameters={"pk": project_id}))
+    members: dict[str, Members] = {}
+    converted = []
+    for row in rows:
+        match = _LAYOUT_1_ROW.fullmatch(row["RowKey"])
+        if match is None:
+            continue
+        prefix, view, newest_first = match.groups()
+        seq = _LAYOUT_1_MAX_SEQ - int(newest_first)
+        bucket = ImageIndex(table, counts, project_id, prefix).bucket_row(view, seq)
+        members.setdefault(bucket, {})[seq] = row["image_id"]
+        converted.append(row["RowKey"])
+    buckets = [
+        {"PartitionKey": project_id, "RowKey": key, "n": len(m), "members": encode_members(m)}
+        for key, m in members.items()
+    ]
+    for start in range(0, len(buckets), ROWS_PER_TRANSACTION):
+        chunk = buckets[start : start + ROWS_PER_TRANSACTION]
+        counts.submit_transaction([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk])
+    for start in range(0, len(converted), ROWS_PER_TRANSACTION):
+        chunk = converted[start : start + ROWS_PER_TRANSACTION]
+        table.submit_transaction([("delete", {"PartitionKey": project_id, "RowKey": key}) for key in chunk])
+    return len(converted)
 
 
 if __name__ == "__main__":  # python -m pipeline.store.image_reconcile: migrate (or check) every project now

@@ -1,4 +1,4 @@
-"""Images: a row per image in `images` (tags and regions inline) with its index rows beside it
+"""Images: a row per image in `images` (tags and regions inline), indexed in `imagecounts`
 (pipeline.store.image_index), blobs under `images/{project}/{image}/`, and `imagehashes` rows that make
 duplicate detection atomic (insert-if-absent on the content hash)."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,13 +29,22 @@ from pipeline.store.entities import (
     to_entity,
     unchanged_since,
 )
-from pipeline.store.image_index import ALL, IMAGE_ROWS, VERSION_ROW, ImageIndex, tag_view
+from pipeline.store.image_index import (
+    ALL,
+    IMAGE_ROWS,
+    SNAPSHOT_MARK,
+    VERSION,
+    VERSION_ROW,
+    Deltas,
+    ImageIndex,
+    tag_view,
+)
 from pipeline.store.image_reconcile import ReconcileReport, reconcile
 from pipeline.store.records import ImageRecord
 
 TABLE = "images"
 HASH_TABLE = "imagehashes"
-COUNTS_TABLE = "imagecounts"  # the image index's counters (see image_index)
+COUNTS_TABLE = "imagecounts"  # the image index (see image_index)
 CONTAINER = "images"
 UPLOADS_CONTAINER = "uploads"
 _READERS = 8  # point reads at once for a page of images
@@ -44,7 +52,6 @@ _ATTEMPTS = 32
 _BACKOFF_SECONDS = 0.02
 # Projects whose partition is known to be indexed: once indexed, a partition stays so (project ids are never reused).
 _INDEXED: set[str] = set()
-SNAPSHOT_MARK = "~S."
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,7 @@ class ImageStore:
     def index(self, project_id: str) -> ImageIndex:
         """The project's index, migrated first if its partition predates it (see image_index)."""
         if project_id not in _INDEXED:
-            if not _has_version(self.table, project_id):
+            if _version(self.table, project_id) < VERSION:
                 reconcile(self.table, self.counts, project_id)
             _INDEXED.add(project_id)
         return ImageIndex(self.table, self.counts, project_id)
@@ -162,25 +169,22 @@ class ImageStore:
         with contextlib.suppress(ResourceNotFoundError):
             self.table.delete_entity(project_id, f"{SNAPSHOT_MARK}{iteration_id}")
 
-    def insert(self, image: ImageRecord, count: bool = True) -> ImageRecord:
-        """The image row and its index rows in one transaction, then the counters, unless the caller adds them
-        for a whole batch (`count=False`, then `counted_as_new`). `image.seq` comes from `index(...).reserve`."""
-        index = self.index(image.project_id)
-        change = index.change(None, image)
-        self.table.submit_transaction(
-            [("create", to_entity(image, image.project_id, image.id)), *change.operations]
-        )
-        if count:
-            index.add_counts(change.deltas)
+    def insert(self, image: ImageRecord, index: bool = True) -> ImageRecord:
+        """The image row, then its index rows, unless the caller indexes a whole batch at once (`index=False`,
+        then `indexed_as_new`). `image.seq` comes from `index(...).reserve`."""
+        self.table.create_entity(to_entity(image, image.project_id, image.id))
+        if index:
+            image_index = self.index(image.project_id)
+            image_index.apply(image_index.change(None, image))
         return image
 
-    def counted_as_new(self, project_id: str, images: Iterable[ImageRecord]) -> None:
-        """Add the counters of images inserted with `count=False`, as one update."""
+    def indexed_as_new(self, project_id: str, images: Iterable[ImageRecord]) -> None:
+        """Index images inserted with `index=False`, as one update."""
         index = self.index(project_id)
-        deltas: Counter[str] = Counter()
+        deltas = Deltas()
         for image in images:
-            deltas.update(index.change(None, image).deltas)
-        index.add_counts(deltas)
+            deltas.update(index.change(None, image))
+        index.apply(deltas)
 
     def get(self, project_id: str, image_id: str) -> ImageRecord | None:
         if image_id.startswith("~"):
@@ -224,8 +228,8 @@ class ImageStore:
     def update(
         self, project_id: str, image_id: str, mutate: Callable[[ImageRecord], ImageRecord | None]
     ) -> ImageRecord | None:
-        """Read, apply `mutate`, and write the image with its index changes in one transaction, only if nobody
-        wrote the image in between (ETag; a lost race is retried). None when the image does not exist."""
+        """Read, apply `mutate`, and write the image only if nobody wrote it in between (ETag; a lost race is
+        retried), then its index changes. None when the image does not exist."""
         index = self.index(project_id)
         for attempt in range(_ATTEMPTS):
             entity = self._entity(project_id, image_id)
@@ -235,27 +239,25 @@ class ImageStore:
             updated = mutate(current)
             if updated is None:
                 return current
-            change = index.change(current, updated)
             write = ("update", to_entity(updated, project_id, image_id), unchanged_since(entity))
-            if self._transact([write, *change.operations], attempt):
-                index.add_counts(change.deltas)
+            if self._transact([write], attempt):
+                index.apply(index.change(current, updated))
                 return updated
         raise RuntimeError(f"could not update image {project_id}/{image_id}: too many concurrent writers")
 
     def delete(self, image: ImageRecord) -> None:
-        """Row and index rows first, in one transaction (so the image disappears at once), then the counters,
-        the hash claim and the blobs; the sweeper removes what a crash in between leaves."""
+        """Row first (so the image disappears at once), then its index rows, the hash claim and the blobs; the
+        sweeper removes what a crash in between leaves."""
         index = self.index(image.project_id)
         for attempt in range(_ATTEMPTS):
             entity = self._entity(image.project_id, image.id)
             if entity is None:
                 return
             current = from_entity(ImageRecord, entity)
-            change = index.change(current, None)
             unchanged = {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
             remove = ("delete", {"PartitionKey": image.project_id, "RowKey": image.id}, unchanged)
-            if self._transact([remove, *change.operations], attempt):
-                index.add_counts(change.deltas)
+            if self._transact([remove], attempt):
+                index.apply(index.change(current, None))
                 break
         else:
             raise RuntimeError(
@@ -288,12 +290,12 @@ class ImageStore:
             return False
 
 
-def _has_version(table: TableClient, project_id: str) -> bool:
+def _version(table: TableClient, project_id: str) -> int:
+    """The index layout the partition is in (0: not indexed)."""
     try:
-        table.get_entity(project_id, VERSION_ROW)
-        return True
+        return int(table.get_entity(project_id, VERSION_ROW).get("version", 1))
     except ResourceNotFoundError:
-        return False
+        return 0
 
 
 class UploadStore:
