@@ -19,7 +19,7 @@ from pipeline.core.boxes import Box
 from pipeline.vision.metrics import DetectedImage, detection_average_precision, detection_performance
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, preprocess_full
 from tests.images import detection_scene
-from training_job import export
+from training_job import onnx_export as export
 from training_job.augment import crop_boxes, detection_view
 from training_job.common import TrainingInputError
 from training_job.detect import DetectionResult, train_detector

@@ -21,7 +21,7 @@ from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.vocabulary import TagType
 from pipeline.vision.metrics import ranked_average_precision
 from pipeline.vision.preprocessing import PREPROCESSING, preprocess, preprocess_batch
-from training_job import export
+from training_job import onnx_export as export
 from training_job.augment import views
 from training_job.common import TrainingInputError, stratified_folds
 from training_job.samples import Sample

@@ -36,7 +36,7 @@ from training_job.common import (
 from training_job.detection_cache import DEFAULTS, DetectionSample, DetectorSettings, build_cache
 from training_job.detection_heads import fit_heads
 from training_job.detector import Detector, Levels
-from training_job.export import package_detector, verify_detections
+from training_job.onnx_export import package_detector, verify_detections
 
 log = logging.getLogger(__name__)
 

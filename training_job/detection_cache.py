@@ -19,7 +19,7 @@ from pipeline.vision.preprocessing import preprocess_batch
 from training_job.augment import DEFAULT_AUGMENTATION, Methods, detection_views
 from training_job.common import SEED, label_index, map_groups
 from training_job.detector import Levels, Targets
-from training_job.export import export_module, session
+from training_job.onnx_export import export_module, session
 
 LEVELS = ("fine", "coarse")  # the backbone model's outputs (training only)
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from pipeline.contract.onnx_model import INPUT
 from training_job.classifier import Classifier, FeatureExtractor, fit_head, head_targets, probabilities
-from training_job.export import FEATURES, session
+from training_job.onnx_export import FEATURES, session
 from training_job.samples import Sample, map_views
 from training_job.scoring import Candidate, score
 

@@ -29,8 +29,8 @@ from training_job.common import (
     stratified_folds,
     training_type_of,
 )
-from training_job.export import export_features, package_classifier, verify
 from training_job.finetune import FineTuner, train_advanced
+from training_job.onnx_export import export_features, package_classifier, verify
 from training_job.regular import compute_features, fit_on_views, train_regular
 from training_job.samples import Sample
 from training_job.scoring import Candidate, CvScore
