@@ -1,0 +1,76 @@
+"""What every export platform implements: turn the iteration's ONNX model into one downloadable file, and, where
+the result runs on Linux, a runner the export job compares with the service (`training_job.exports.parity`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnx
+
+from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
+from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT, MetadataKey, ModelLabel, decode_labels
+
+# Runs the exported model on a batch shaped like the ONNX input (float32 [N, 3, S, S], RGB, 0..255, from
+# pipeline.vision.preprocessing) and returns the ONNX model's outputs, in its output order and layout.
+Runner = Callable[[np.ndarray], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """The iteration's model as the service serves it (pipeline.contract.onnx_model)."""
+
+    onnx_bytes: bytes
+    metadata: dict[str, str]
+    labels: list[ModelLabel]
+    input_size: int
+    output_names: list[str]
+
+    @property
+    def is_detector(self) -> bool:
+        return CLASSIFIER_OUTPUT not in self.output_names
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SourceModel:
+        model = onnx.load_from_string(data)
+        metadata = {entry.key: entry.value for entry in model.metadata_props}
+        [graph_input] = [i for i in model.graph.input if i.name == INPUT]
+        size = graph_input.type.tensor_type.shape.dim[-1].dim_value
+        return cls(
+            onnx_bytes=data,
+            metadata=metadata,
+            labels=decode_labels(metadata),
+            input_size=int(size),
+            output_names=[output.name for output in model.graph.output],
+        )
+
+    @property
+    def classification_type(self) -> str:
+        return self.metadata.get(MetadataKey.CLASSIFICATION_TYPE, "null")
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """The file offered for download, and how to run what it holds (None: it cannot run here, e.g. Core ML on
+    Linux; the platform checked the file itself instead)."""
+
+    path: Path
+    runner: Runner | None
+
+
+class Exporter(Protocol):
+    platform: ExportPlatform
+
+    def export(
+        self, source: SourceModel, flavor: ExportFlavor | None, precision: ExportPrecision, workdir: Path
+    ) -> ExportedModel:
+        """Write the export under `workdir` (a fresh temporary folder). Raise ExportError with a reason a user can
+        act on when this model cannot be exported this way."""
+        ...
+
+
+class ExportError(Exception):
+    """The export cannot be made (the reason ends up in the export's status)."""
