@@ -8,6 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from pipeline.contract.exports import SUPPORTED
+
 STATIC = Path(__file__).parent / "static"
 
 # Everything the page loads comes from this origin; images also come from blob storage (SAS URLs on another host).
@@ -17,7 +19,21 @@ CONTENT_SECURITY_POLICY = (
 )
 
 router = APIRouter(include_in_schema=False)
-router.mount("/portal", StaticFiles(directory=STATIC), name="portal")
+
+
+@router.get("/portal/export-options.json")
+async def export_options() -> dict[str, dict[str, list[str | None]]]:
+    """What the Export dialog offers: Seer's export platforms with their flavors and precisions (one source for
+    the API's validation, the export job and the portal)."""
+    return {
+        platform: {"flavors": list(spec.flavors), "precisions": list(spec.precisions)}
+        for platform, spec in SUPPORTED.items()
+    }
+
+
+router.mount(
+    "/portal", StaticFiles(directory=STATIC), name="portal"
+)  # after the route above, which it would hide
 
 
 @router.get("/")

@@ -6,6 +6,7 @@ import { confirmDialog, formDialog, openDialog } from '../dialog.js';
 import { debounce, field, formatDate, h, percent } from '../dom.js';
 import { confusionMatrix, precisionRecallCurve } from '../charts.js';
 import { predictionView } from '../prediction-view.js';
+import { openExportDialog } from '../export.js';
 import { confirmUnpublish, openPredictionUrlDialog, openPublishDialog } from '../publish.js';
 import { announce } from '../status.js';
 
@@ -194,7 +195,9 @@ function iterationActions(ctx, iteration, reload) {
     : openPublishDialog(ctx, iteration, () => reload(iteration.id))));
   const url = h('button', { type: 'button', class: 'button small', hidden: !iteration.publishName }, 'Prediction URL');
   url.addEventListener('click', () => openPredictionUrlDialog(ctx, iteration));
-  return h('div', { class: 'iteration-actions' }, publish, url, rename, remove);
+  const exportButton = h('button', { type: 'button', class: 'button small', hidden: !iteration.exportable }, 'Export');
+  exportButton.addEventListener('click', () => openExportDialog(ctx, iteration));
+  return h('div', { class: 'iteration-actions' }, publish, url, exportButton, rename, remove);
 }
 
 export async function renderPerformance(panel, ctx, params, signal) {
