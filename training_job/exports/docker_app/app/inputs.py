@@ -89,11 +89,12 @@ _opener = urllib.request.build_opener(_WebOnlyRedirects)
 
 def fetched_image(url: str, config: Config) -> bytes:
     """The bytes behind an http or https URL: at most `max_image_bytes`, within `url_timeout_seconds` overall."""
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-        raise BadInput("BadRequestImageUrl", f"{url!r} is not an http or https URL.")
     deadline = time.monotonic() + config.url_timeout_seconds
-    request = urllib.request.Request(url, headers={"Accept": "image/*"})
     try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadInput("BadRequestImageUrl", f"{url!r} is not an http or https URL.")
+        request = urllib.request.Request(url, headers={"Accept": "image/*"})
         with _opener.open(request, timeout=config.url_timeout_seconds) as response:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > config.max_image_bytes:
