@@ -14,6 +14,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -374,6 +375,29 @@ def test_bad_requests_get_custom_vision_errors(
     assert response.json()["message"]
     assert time.monotonic() - started < URL_TIMEOUT_SECONDS * 2.5  # bounded, even for a stalling host
     assert httpx.get(classifier_url + "/health", timeout=5).status_code == 200
+
+
+def test_concurrent_requests_each_get_their_own_answer(classifier_url: str) -> None:
+    pictures = [png(image) for image, _ in classifier_pictures(2, first_seed=1200)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(
+            pool.map(lambda data: httpx.post(f"{classifier_url}/image", content=data, timeout=30), pictures)
+        )
+    for data, answer in zip(pictures, answers, strict=True):
+        assert_same(answer.json(), service_predictions(classifier_onnx(), data))
+
+
+def test_the_healthcheck_tells_a_serving_container_from_a_dead_one(
+    classifier: Unzipped, classifier_url: str
+) -> None:
+    def healthcheck(port: str) -> int:
+        env = {**os.environ, "PORT": port}
+        return subprocess.run(
+            [sys.executable, "healthcheck.py"], cwd=classifier.folder / "app", env=env, check=False
+        ).returncode
+
+    assert healthcheck(classifier_url.rsplit(":", 1)[1]) == 0
+    assert healthcheck(str(free_port())) == 1
 
 
 def test_other_methods_and_paths_are_not_found(classifier_url: str) -> None:
