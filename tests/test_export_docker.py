@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5
 MAX_IMAGE_BYTES = 1_000_000
 URL_TIMEOUT_SECONDS = 1.0
+READ_TIMEOUT_SECONDS = 1.0
 SERVER_FILES = {
     f"app/{name}.py" for name in ("answers", "config", "healthcheck", "inputs", "model", "server")
 }
@@ -110,7 +112,10 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> Unzipped:
 @pytest.fixture(scope="module")
 def classifier_url(classifier: Unzipped) -> Iterator[str]:
     with running_server(
-        classifier.folder, MAX_IMAGE_BYTES=str(MAX_IMAGE_BYTES), URL_TIMEOUT_SECONDS=str(URL_TIMEOUT_SECONDS)
+        classifier.folder,
+        MAX_IMAGE_BYTES=str(MAX_IMAGE_BYTES),
+        URL_TIMEOUT_SECONDS=str(URL_TIMEOUT_SECONDS),
+        READ_TIMEOUT_SECONDS=str(READ_TIMEOUT_SECONDS),
     ) as url:
         yield url
 
@@ -398,6 +403,16 @@ def test_the_healthcheck_tells_a_serving_container_from_a_dead_one(
 
     assert healthcheck(classifier_url.rsplit(":", 1)[1]) == 0
     assert healthcheck(str(free_port())) == 1
+
+
+def test_a_client_that_stops_sending_is_answered_and_let_go(classifier_url: str) -> None:
+    host, port = classifier_url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"POST /image HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly this")
+        answer = connection.makefile("rb").read()
+    assert answer.startswith(b"HTTP/1.0 400 ") and b'"BadRequestImageStream"' in answer
+    assert time.monotonic() - started < READ_TIMEOUT_SECONDS * 3
 
 
 def test_other_methods_and_paths_are_not_found(classifier_url: str) -> None:

@@ -51,6 +51,10 @@ class ImagePrediction(WireModel):
     predictions: list[Prediction]
 
 
+class Health(WireModel):
+    status: str = "Healthy"
+
+
 class CustomVisionError(WireModel):
     code: str
     message: str

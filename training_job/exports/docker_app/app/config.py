@@ -18,6 +18,7 @@ class Config:
     max_image_side: int = 10240
     max_image_pixels: int = 10240 * 10240
     url_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 30.0
     model_path: Path = HERE / "model.onnx"
 
     @classmethod
@@ -31,5 +32,6 @@ class Config:
             max_image_side=int(env.get("MAX_IMAGE_SIDE", defaults.max_image_side)),
             max_image_pixels=int(env.get("MAX_IMAGE_PIXELS", defaults.max_image_pixels)),
             url_timeout_seconds=float(env.get("URL_TIMEOUT_SECONDS", defaults.url_timeout_seconds)),
+            read_timeout_seconds=float(env.get("READ_TIMEOUT_SECONDS", defaults.read_timeout_seconds)),
             model_path=Path(env.get("MODEL_PATH", defaults.model_path)),
         )

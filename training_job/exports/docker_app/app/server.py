@@ -6,13 +6,12 @@ Every bad request gets a Custom Vision error JSON (400 or 404), never a tracebac
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from answers import CustomVisionError, ImagePrediction, ImageUrl
+from answers import CustomVisionError, Health, ImagePrediction, ImageUrl
 from config import Config
 from inputs import BadInput, decode, fetched_image, uploaded_image
 from model import Model
@@ -41,9 +40,13 @@ class PredictionHandler(BaseHTTPRequestHandler):
     server: ModelServer
     server_version = "SeerModel/1"
 
+    def setup(self) -> None:
+        self.timeout = self.server.config.read_timeout_seconds  # a client that stops sending is let go
+        super().setup()
+
     def do_GET(self) -> None:
         if urlsplit(self.path).path == "/health":
-            self._answer(200, json.dumps({"status": "Healthy"}).encode())
+            self._answer(200, Health().to_json())
         else:
             self._not_found()
 
@@ -86,7 +89,14 @@ class PredictionHandler(BaseHTTPRequestHandler):
             raise BadInput(
                 "BadRequestImageSizeBytes", f"The body is {length} bytes; the limit is {limit} bytes."
             )
-        return self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError as error:
+            self.close_connection = True
+            raise BadInput("BadRequestImageStream", "The body stopped arriving before its end.") from error
+        if len(body) < length:
+            raise BadInput("BadRequestImageStream", f"The body ended after {len(body)} of {length} bytes.")
+        return body
 
     def _discard(self, length: int) -> None:
         """Read a refused body so the client sees the answer rather than a reset connection, unless it is huge."""
