@@ -194,6 +194,23 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def transparent_png(image: Image.Image) -> bytes:
+    """Half the picture transparent, its hidden pixels black: the service flattens them onto white."""
+    rgba = image.convert("RGBA")
+    alpha = np.full((image.height, image.width), 255, dtype=np.uint8)
+    alpha[:, : image.width // 2] = 0
+    rgba.putalpha(Image.fromarray(alpha))
+    pixels = np.asarray(rgba).copy()
+    pixels[alpha == 0, :3] = 0
+    return png(Image.fromarray(pixels, "RGBA"))
+
+
+def grey_16_bit_png(image: Image.Image) -> bytes:
+    """A 16-bit greyscale picture, which Pillow alone would turn white."""
+    tones = np.asarray(image.convert("L"), dtype=np.uint16) * 257
+    return png(Image.fromarray(tones))
+
+
 def test_the_zip_holds_a_buildable_container_with_the_unchanged_model(classifier: Unzipped) -> None:
     with zipfile.ZipFile(classifier.export.path) as archive:
         names = set(archive.namelist())
@@ -201,11 +218,11 @@ def test_the_zip_holds_a_buildable_container_with_the_unchanged_model(classifier
             "app/model.onnx",
             "app/labels.txt",
             "app/preprocessing.py",
+            "app/reduced_decode.py",
         }
         assert archive.read("app/model.onnx") == classifier_onnx()
-        assert (
-            archive.read("app/preprocessing.py") == (ROOT / "pipeline/vision/preprocessing.py").read_bytes()
-        )
+        for name in ("preprocessing.py", "reduced_decode.py"):  # the service's modules, not copies
+            assert archive.read(f"app/{name}") == (ROOT / "pipeline/vision" / name).read_bytes()
         assert archive.read("app/labels.txt").decode().splitlines() == ["red", "green", "blue"]
         dockerfile = archive.read("Dockerfile").decode()
     assert classifier.export.path.name == "DockerFile.Linux.zip"
@@ -260,6 +277,8 @@ def test_the_classifier_answers_like_the_service(
     host, files = image_host
     pictures = [png(image) for image, _ in classifier_pictures(1, first_seed=700)]
     upright_needed = exif_picture(6)  # stored on its side: the server must apply the EXIF orientation
+    see_through = transparent_png(classifier_pictures(1, first_seed=1100)[1][0])
+    deep_grey = grey_16_bit_png(classifier_pictures(1, first_seed=1300)[0][0])
     files["/picture.jpg"] = jpeg(classifier_pictures(1, first_seed=900)[2][0])
     requests = [
         (
@@ -269,6 +288,8 @@ def test_the_classifier_answers_like_the_service(
         ),
         ("/image", {"files": {"imageData": ("red.png", pictures[1], "image/png")}}, pictures[1]),
         ("/image", {"content": upright_needed}, upright_needed),
+        ("/image", {"content": see_through}, see_through),
+        ("/image", {"content": deep_grey}, deep_grey),
         ("/url", {"json": {"url": f"{host}/picture.jpg"}}, files["/picture.jpg"]),
         ("/url", {"json": {"Url": f"{host}/picture.jpg"}}, files["/picture.jpg"]),
     ]

@@ -1,8 +1,8 @@
 """The `DockerFile` export: a zip like Custom Vision's exported containers (a Dockerfile, a small HTTP server
 answering POST /image and POST /url, the model and its labels, a README). The server's files are the real,
 linted files under `docker_app/`; the export adds the iteration's model (its bytes unchanged), `labels.txt` and
-Seer's own `pipeline/vision/preprocessing.py`, read from the installed package so the container preprocesses
-exactly as the service does. The parity runner runs the model inside the zip, the bytes the container serves."""
+Seer's own `pipeline/vision/preprocessing.py` and `reduced_decode.py`, read from the installed package so the
+container turns pictures into model inputs with the service's code. The parity runner runs the model inside the zip, the bytes the container serves."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from training_job.exports.platform import ExportedModel, ExportError, Runner, So
 TEMPLATE = Path(__file__).with_name("docker_app")
 MODEL_ENTRY = "app/model.onnx"
 LABELS_ENTRY = "app/labels.txt"
-PREPROCESSING_ENTRY = "app/preprocessing.py"
+# Seer's own modules the server imports (numpy and Pillow only): the preprocessing, and the conversion to RGB that
+# flattens transparency onto white as the service's decoding does.
+SHIPPED_MODULES = ("preprocessing.py", "reduced_decode.py")
 LINUX_BASE = "FROM python:3.11-slim\n"
 # Each flavor's base image, replacing the template's FROM line.
 BASE_IMAGES = {
@@ -45,8 +47,9 @@ def template_files() -> list[Path]:
     )
 
 
-def preprocessing_source() -> bytes:
-    return resources.files("pipeline.vision").joinpath("preprocessing.py").read_bytes()
+def shipped_module(name: str) -> bytes:
+    """A module of `pipeline.vision` as installed, so the container runs the service's code, not a copy."""
+    return resources.files("pipeline.vision").joinpath(name).read_bytes()
 
 
 def zip_runner(archive: Path) -> Runner:
@@ -75,7 +78,8 @@ class DockerExporter:
                 archive.write(TEMPLATE / relative, relative.as_posix())
             archive.writestr(MODEL_ENTRY, source.onnx_bytes)
             archive.writestr(LABELS_ENTRY, "".join(f"{label.name}\n" for label in source.labels))
-            archive.writestr(PREPROCESSING_ENTRY, preprocessing_source())
+            for name in SHIPPED_MODULES:
+                archive.writestr(f"app/{name}", shipped_module(name))
         return ExportedModel(path=path, runner=zip_runner(path))
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from config import Config
 from PIL import Image, ImageOps
+from reduced_decode import to_rgb
 
 FORMATS = ("JPEG", "PNG", "BMP", "GIF")
 IMAGE_FIELD = "imageData"
@@ -47,7 +48,8 @@ def _form_field(body: bytes, content_type: str, name: str) -> bytes:
 
 
 def decode(data: bytes, config: Config) -> Image.Image:
-    """The upright picture in `data`: size and declared dimensions are checked before any pixel is decoded."""
+    """The upright RGB picture in `data` (transparency flattened onto white, 16-bit grey made 8-bit, as the
+    service decodes): size and declared dimensions are checked before any pixel is decoded."""
     if not data:
         raise BadInput("BadRequestImageStream", "The request holds no image.")
     if len(data) > config.max_image_bytes:
@@ -70,7 +72,7 @@ def decode(data: bytes, config: Config) -> Image.Image:
         )
     try:
         image.load()
-        return ImageOps.exif_transpose(image)
+        return to_rgb(ImageOps.exif_transpose(image))
     except Exception as error:  # truncated or corrupt pixel data
         raise BadInput("BadRequestImageFormat", f"The image could not be decoded: {error}") from error
 

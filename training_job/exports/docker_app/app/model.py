@@ -2,7 +2,7 @@
 classifiers score every tag, detectors give the boxes the model kept (score above 0), both most probable first.
 
 The tensor names and the metadata's `labels` entry are those Seer writes into every exported model
-(pipeline/contract/onnx_model.py); `preprocessing.py` beside this file is Seer's own, copied at export time."""
+(pipeline/contract/onnx_model.py); `preprocessing.py` beside this file is Seer's own, added at export time."""
 
 from __future__ import annotations
 
