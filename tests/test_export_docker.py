@@ -6,6 +6,7 @@ errors and leave the server serving; the Dockerfiles pass hadolint; the exporter
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
 import socket
@@ -229,6 +230,21 @@ def test_the_zip_holds_a_buildable_container_with_the_unchanged_model(classifier
     assert "FROM python:3.11-slim\n" in dockerfile and "EXPOSE 80\n" in dockerfile
 
 
+def test_the_container_decodes_with_the_service_s_default_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "docker_config", ROOT / "training_job/exports/docker_app/app/config.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    container, service = module.Config(), Settings()
+    assert container.max_image_bytes == service.max_prediction_image_bytes
+    assert container.url_timeout_seconds == service.url_fetch_timeout_seconds
+    for name in ("max_image_side", "max_image_pixels", "min_image_side", "stored_image_max_side"):
+        assert getattr(container, name) == getattr(service, name), name
+
+
 def test_the_container_pins_the_versions_seer_serves_with() -> None:
     def pins(path: Path) -> dict[str, str]:
         lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
@@ -279,6 +295,10 @@ def test_the_classifier_answers_like_the_service(
     upright_needed = exif_picture(6)  # stored on its side: the server must apply the EXIF orientation
     see_through = transparent_png(classifier_pictures(1, first_seed=1100)[1][0])
     deep_grey = grey_16_bit_png(classifier_pictures(1, first_seed=1300)[0][0])
+    blue = classifier_pictures(1, first_seed=1400)[2][0]
+    small = png(blue.resize((160, 128)))
+    large = io.BytesIO()  # a JPEG the service decodes at a reduced scale
+    blue.resize((3400, 2720), Image.Resampling.BICUBIC).save(large, format="JPEG", quality=60)
     files["/picture.jpg"] = jpeg(classifier_pictures(1, first_seed=900)[2][0])
     requests = [
         (
@@ -290,6 +310,8 @@ def test_the_classifier_answers_like_the_service(
         ("/image", {"content": upright_needed}, upright_needed),
         ("/image", {"content": see_through}, see_through),
         ("/image", {"content": deep_grey}, deep_grey),
+        ("/image", {"content": small}, small),  # the service upscales it first
+        ("/image", {"content": large.getvalue()}, large.getvalue()),  # and brings this one down
         ("/url", {"json": {"url": f"{host}/picture.jpg"}}, files["/picture.jpg"]),
         ("/url", {"json": {"Url": f"{host}/picture.jpg"}}, files["/picture.jpg"]),
     ]

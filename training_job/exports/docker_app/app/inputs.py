@@ -14,11 +14,12 @@ from email.policy import HTTP
 from urllib.parse import urlsplit
 
 from config import Config
-from PIL import Image, ImageOps
-from reduced_decode import to_rgb
+from PIL import ExifTags, Image, ImageOps
+from reduced_decode import normalised_size, reduced_rgb, reduction_factor, stored_size
 
 FORMATS = ("JPEG", "PNG", "BMP", "GIF")
 IMAGE_FIELD = "imageData"
+SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that turn the picture a quarter
 READ_CHUNK = 64 * 1024
 
 
@@ -48,8 +49,10 @@ def _form_field(body: bytes, content_type: str, name: str) -> bytes:
 
 
 def decode(data: bytes, config: Config) -> Image.Image:
-    """The upright RGB picture in `data` (transparency flattened onto white, 16-bit grey made 8-bit, as the
-    service decodes): size and declared dimensions are checked before any pixel is decoded."""
+    """The picture in `data` as Seer's service decodes it for prediction (pipeline/vision/imaging.py): upright,
+    RGB with transparency flattened onto white, brought to the size the service predicts at (LANCZOS; JPEGs
+    decoded at a reduced scale when much larger). Size and declared dimensions are checked before any pixel is
+    decoded."""
     if not data:
         raise BadInput("BadRequestImageStream", "The request holds no image.")
     if len(data) > config.max_image_bytes:
@@ -63,7 +66,8 @@ def decode(data: bytes, config: Config) -> Image.Image:
         raise BadInput("BadRequestImageDimensions", f"The image is too large: {error}") from error
     except Exception as error:  # Pillow signals unreadable input with several exception types
         raise BadInput("BadRequestImageFormat", "The body is not a JPEG, PNG, BMP or GIF image.") from error
-    width, height = image.size
+    declared = image.size
+    width, height = declared
     if max(width, height) > config.max_image_side or width * height > config.max_image_pixels:
         raise BadInput(
             "BadRequestImageDimensions",
@@ -71,10 +75,36 @@ def decode(data: bytes, config: Config) -> Image.Image:
             f"image at most {config.max_image_pixels} pixels.",
         )
     try:
+        if image.format in ("JPEG", "MPO"):  # its orientation is in the header, read without decoding
+            orientation = _orientation(image)
+            target = _target(declared, orientation, config)
+            image.draft("RGB", target[::-1] if orientation in SWAPS_AXES else target)
         image.load()
-        return to_rgb(ImageOps.exif_transpose(image))
+        target = _target(declared, _orientation(image), config)  # a PNG may keep its EXIF after the pixels
+        upright = ImageOps.exif_transpose(image)
+        rgb = reduced_rgb(upright, reduction_factor(upright.size, target))
+        return rgb if rgb.size == target else rgb.resize(target, Image.Resampling.LANCZOS)
+    except BadInput:
+        raise
     except Exception as error:  # truncated or corrupt pixel data
         raise BadInput("BadRequestImageFormat", f"The image could not be decoded: {error}") from error
+
+
+def _orientation(image: Image.Image) -> int:
+    return image.getexif().get(ExifTags.Base.Orientation, 1)
+
+
+def _target(declared: tuple[int, int], orientation: int, config: Config) -> tuple[int, int]:
+    """The upright size the service predicts at, from the file's declared size."""
+    upright = declared[::-1] if orientation in SWAPS_AXES else declared
+    normalised = normalised_size(*upright, config.min_image_side)
+    if max(normalised) > config.max_image_side:
+        raise BadInput(
+            "BadRequestImageDimensions",
+            f"The image is {upright[0]}x{upright[1]}; upscaled to a shortest side of {config.min_image_side} its "
+            f"longest side would exceed {config.max_image_side} pixels.",
+        )
+    return stored_size(*normalised, config.min_image_side, config.stored_image_max_side)
 
 
 class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
