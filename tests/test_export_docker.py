@@ -52,7 +52,7 @@ MAX_IMAGE_BYTES = 1_000_000
 URL_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 1.0
 SERVER_FILES = {
-    f"app/{name}.py" for name in ("answers", "config", "healthcheck", "inputs", "model", "server")
+    f"app/{name}.py" for name in ("answers", "config", "healthcheck", "inputs", "model", "picture", "server")
 }
 
 

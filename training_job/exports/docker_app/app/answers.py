@@ -58,3 +58,12 @@ class Health(WireModel):
 class CustomVisionError(WireModel):
     code: str
     message: str
+
+
+class BadInput(Exception):
+    """A request the server cannot predict on; `code` is the Custom Vision error code to answer with."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -11,10 +11,11 @@ import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from answers import CustomVisionError, Health, ImagePrediction, ImageUrl
+from answers import BadInput, CustomVisionError, Health, ImagePrediction, ImageUrl
 from config import Config
-from inputs import BadInput, decode, fetched_image, uploaded_image
+from inputs import fetched_image, uploaded_image
 from model import Model
+from picture import decode
 from pydantic import ValidationError
 
 log = logging.getLogger("seer.model")
