@@ -19,8 +19,8 @@ from training_job.exports.platform import ExportedModel, ExportError, Runner, So
 TEMPLATE = Path(__file__).with_name("docker_app")
 MODEL_ENTRY = "app/model.onnx"
 LABELS_ENTRY = "app/labels.txt"
-# Seer's own modules the server imports (numpy and Pillow only): the preprocessing, and the conversion to RGB that
-# flattens transparency onto white as the service's decoding does.
+# Seer's own modules the server imports (numpy and Pillow only): the preprocessing, and the decoding steps the
+# service applies first (normalised and stored sizes, reduction, RGB with transparency flattened onto white).
 SHIPPED_MODULES = ("preprocessing.py", "reduced_decode.py")
 LINUX_BASE = "FROM python:3.11-slim\n"
 # Each flavor's base image, replacing the template's FROM line.
