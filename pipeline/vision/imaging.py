@@ -25,7 +25,14 @@ from pipeline.core.errors import ServiceUnavailable
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ImageCreateStatus
 from pipeline.vision.decode_budget import decode_budget
-from pipeline.vision.reduced_decode import decode_cost, is_rle_bmp, reduced_rgb, reduction_factor
+from pipeline.vision.reduced_decode import (
+    decode_cost,
+    is_rle_bmp,
+    normalised_size,
+    reduced_rgb,
+    reduction_factor,
+    stored_size,
+)
 
 # Pillow plugins allowed to open uploads: the formats Custom Vision accepts, nothing else.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
@@ -147,17 +154,15 @@ def _orientation(image: Image.Image, data: bytes) -> int:
 
 def _geometry(width: int, height: int, settings: Settings) -> _Geometry:
     """Sizes of the normalised and the stored image, from the upright (EXIF-applied) size."""
-    up = max(1.0, settings.min_image_side / min(width, height))
-    norm_w, norm_h = round(width * up), round(height * up)
+    norm_w, norm_h = normalised_size(width, height, settings.min_image_side)
     if max(norm_w, norm_h) > settings.max_image_side:
         raise ImageRejected(
             ImageCreateStatus.ERROR_IMAGE_DIMENSIONS,
             f"The image is {width}x{height}; upscaled to a shortest side of {settings.min_image_side} its longest "
             f"side would exceed {settings.max_image_side} pixels.",
         )
-    down = min(1.0, settings.stored_image_max_side / max(norm_w, norm_h))
-    down = max(down, settings.min_image_side / min(norm_w, norm_h))
-    return _Geometry(norm_w, norm_h, (max(1, round(norm_w * down)), max(1, round(norm_h * down))))
+    resized = stored_size(norm_w, norm_h, settings.min_image_side, settings.stored_image_max_side)
+    return _Geometry(norm_w, norm_h, resized)
 
 
 def _upright(image: Image.Image, orientation: int) -> Image.Image:

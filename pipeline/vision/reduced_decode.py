@@ -31,6 +31,21 @@ _RLE_BUFFER_BYTES_PER_PIXEL = 2.25
 _COEFFICIENT_BYTES_PER_PIXEL = 2
 
 
+def normalised_size(width: int, height: int, min_side: int) -> tuple[int, int]:
+    """An upright image's size once upscaled so its shortest side is at least `min_side` (what Custom Vision
+    reports as the image's size)."""
+    up = max(1.0, min_side / min(width, height))
+    return round(width * up), round(height * up)
+
+
+def stored_size(width: int, height: int, min_side: int, max_side: int) -> tuple[int, int]:
+    """The size a normalised image is decoded to for storage and prediction: its longest side at most `max_side`,
+    unless that would take its shortest side below `min_side`, in which case the shortest side wins."""
+    down = min(1.0, max_side / max(width, height))
+    down = max(down, min_side / min(width, height))
+    return max(1, round(width * down)), max(1, round(height * down))
+
+
 def reduction_factor(size: tuple[int, int], target: tuple[int, int]) -> int:
     """The whole factor to shrink a decoded image of `size` by before resizing it to `target`."""
     scale = min(size[0] / target[0], size[1] / target[1])
