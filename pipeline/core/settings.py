@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     min_images_per_tag_classification: int = 5
     min_images_per_tag_detection: int = 15
     max_iterations_per_project: int = 20
+    # ImportProject runs within its request (services.project_import): larger projects move with `pipeline.migrate`.
+    max_import_images: int = 5000
 
     training_queue: str = "training"
     training_visibility_timeout_seconds: int = 120
