@@ -22,8 +22,9 @@ IMAGES = 12
 
 
 @contextlib.contextmanager
-def second_seer() -> Iterator[str]:
-    """The base URL of another Seer: its own in-memory Azurite and app, served by uvicorn on a free port."""
+def second_seer(**overrides: object) -> Iterator[str]:
+    """The base URL of another Seer: its own in-memory Azurite and app (settings `overrides` applied), served by
+    uvicorn on a free port."""
     with running_azurite() as connection_string:
         settings = Settings(
             storage_connection_string=connection_string,
@@ -31,6 +32,7 @@ def second_seer() -> Iterator[str]:
             prediction_key=PREDICTION_KEY,
             allow_private_urls=True,
             training_queue="training-unattended",
+            **overrides,
         )
         account = StorageAccount(settings.connection_string, StoragePolicy.from_settings(settings))
         with served(create_app(settings, account)) as url:
