@@ -7,6 +7,7 @@ import base64
 import contextlib
 import hashlib
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import httpx
 
@@ -21,10 +22,15 @@ from tests.serving import served
 IMAGES = 12
 
 
+class SecondSeer(NamedTuple):
+    url: str
+    account: StorageAccount
+
+
 @contextlib.contextmanager
-def second_seer(**overrides: object) -> Iterator[str]:
-    """The base URL of another Seer: its own in-memory Azurite and app (settings `overrides` applied), served by
-    uvicorn on a free port."""
+def second_seer(**overrides: object) -> Iterator[SecondSeer]:
+    """Another Seer: its own in-memory Azurite and app (settings `overrides` applied), served by uvicorn on a free
+    port; its URL and storage account."""
     with running_azurite() as connection_string:
         settings = Settings(
             storage_connection_string=connection_string,
@@ -36,7 +42,7 @@ def second_seer(**overrides: object) -> Iterator[str]:
         )
         account = StorageAccount(settings.connection_string, StoragePolicy.from_settings(settings))
         with served(create_app(settings, account)) as url:
-            yield url
+            yield SecondSeer(url, account)
 
 
 def training_client(url: str) -> httpx.Client:

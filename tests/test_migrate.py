@@ -5,6 +5,7 @@ failures reported with a non-zero exit from the real console entry point."""
 
 from __future__ import annotations
 
+import base64
 import io
 import subprocess
 import sys
@@ -14,10 +15,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from pipeline.contract.onnx_model import ModelLabel
 from pipeline.migrate.__main__ import get_args_parser, run
 from pipeline.migrate.api import TrainingApi
-from tests.conftest import PROJECTS, TRAINING_KEY
+from tests.conftest import COMPACT_DOMAIN, PREDICTION_KEY, PROJECTS, TRAINING_KEY
+from tests.images import pattern_image
 from tests.project_copies import IMAGES, contents, fill_project, find_project, second_seer, training_client
+from tests.published import published_iteration, tiny_classifier
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +32,8 @@ def source(live_url: str) -> Iterator[tuple[str, httpx.Client]]:
 
 @pytest.fixture()
 def target() -> Iterator[tuple[str, httpx.Client]]:
-    with second_seer() as url, training_client(url) as http:
-        yield url, http
+    with second_seer() as seer, training_client(seer.url) as http:
+        yield seer.url, http
 
 
 class InterruptAfterUploads(httpx.BaseTransport):
@@ -67,6 +71,11 @@ def _migrate(source_url: str, target_url: str, *extra: str, transport: httpx.Bas
     finally:
         source.close()
         target.close()
+
+
+def _ok(response: httpx.Response) -> dict:
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def _row(summary: str, name: str) -> list[str]:
@@ -137,7 +146,7 @@ def test_the_command_reports_refused_images_and_exits_non_zero(source) -> None:
     """The console entry point itself, against a target that takes only 8 images per project."""
     source_url, source_http = source
     project = fill_project(source_http, f"migrate-full-{uuid.uuid4().hex[:8]}")
-    with second_seer(max_images_per_project=8) as target_url:
+    with second_seer(max_images_per_project=8) as (target_url, _):
         done = subprocess.run(
             [
                 *(sys.executable, "-m", "pipeline.migrate"),
@@ -152,3 +161,40 @@ def test_the_command_reports_refused_images_and_exits_non_zero(source) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert _row(done.stdout, project["name"])[:4] == ["2", "8", "0", str(IMAGES - 8)]
     assert done.stdout.count("ErrorLimitExceed") == IMAGES - 8
+
+
+def test_train_and_publish_serves_the_source_published_names(service: str) -> None:
+    """From a Seer with a published iteration into the whole service (where training runs): the copy is trained
+    and published under the same name, and the prediction API answers under it."""
+    name = f"migrate-published-{uuid.uuid4().hex[:8]}"
+    publish_name = f"prod{uuid.uuid4().hex[:6]}"
+    with second_seer() as seer, training_client(seer.url) as http:
+        project = _ok(http.post(PROJECTS, params={"name": name, "domainId": COMPACT_DOMAIN}))
+        at = f"{PROJECTS}/{project['id']}"
+        tags = []
+        for kind in (0, 1):
+            tags.append(_ok(http.post(f"{at}/tags", params={"name": f"kind {kind}"})))
+            entries = [
+                {"name": f"{i}.jpg", "contents": base64.b64encode(pattern_image(kind, i)).decode()}
+                for i in range(5)
+            ]
+            _ok(http.post(f"{at}/images/files", json={"images": entries, "tagIds": [tags[-1]["id"]]}))
+        model = tiny_classifier([ModelLabel(t["id"], t["name"]) for t in tags])
+        published_iteration(seer.account, project, publish_name, model)
+        status, summary = _migrate(seer.url, service, "--project", name, "--train-and-publish")
+    assert status == 0, summary
+    assert _row(summary, name) == ["2", "10", "0", "0", "0", publish_name]
+    with training_client(service) as target:
+        copy = find_project(target, name)
+        published = [
+            i for i in _ok(target.get(f"{PROJECTS}/{copy['id']}/iterations")) if i.get("publishName")
+        ]
+        assert [i["publishName"] for i in published] == [publish_name]
+        predicted = httpx.post(
+            f"{service}/customvision/v3.1/prediction/{copy['id']}/classify/iterations/{publish_name}/image",
+            content=pattern_image(1, 9),
+            headers={"Prediction-Key": PREDICTION_KEY},
+            timeout=60,
+        )
+        assert predicted.status_code == 200, predicted.text
+        assert {p["tagName"] for p in predicted.json()["predictions"]} == {"kind 0", "kind 1"}

@@ -24,8 +24,8 @@ IMPORT = f"{PROJECTS}/import"
 
 @pytest.fixture(scope="module")
 def other_seer() -> Iterator[str]:
-    with second_seer() as url:
-        yield url
+    with second_seer() as seer:
+        yield seer.url
 
 
 @pytest.fixture(scope="module")
