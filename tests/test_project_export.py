@@ -145,3 +145,24 @@ def test_an_import_whose_images_are_gone_leaves_no_project(other_seer: str, http
 def test_export_of_a_missing_project_is_not_found(http: httpx.Client) -> None:
     answer = http.get(f"{PROJECTS}/{uuid.uuid4()}/export")
     assert answer.status_code == 404 and answer.json()["code"] == "NotFoundProject"
+
+
+def test_an_import_over_the_limit_is_refused_before_anything_is_made(http: httpx.Client) -> None:
+    source = fill_project(http, f"large-{uuid.uuid4()}", images=4)
+    token = http.get(f"{PROJECTS}/{source['id']}/export").json()["token"]
+    with second_seer(max_import_images=3) as seer, training_client(seer.url) as other:
+        answer = other.post(IMPORT, params={"token": token})
+        assert answer.status_code == 400 and answer.json()["code"] == "BadRequestExceededQuota", answer.text
+        assert other.get(PROJECTS).json() == []
+    http.delete(f"{PROJECTS}/{source['id']}")
+
+
+def test_deleting_the_project_deletes_its_packages(http: httpx.Client, account: StorageAccount) -> None:
+    source = fill_project(http, f"deleted-{uuid.uuid4()}", images=2)
+    token = http.get(f"{PROJECTS}/{source['id']}/export").json()["token"]
+    packages = account.container(CONTAINER)
+    assert [b.name for b in packages.list_blobs(name_starts_with=f"{source['id']}/")]
+    assert http.delete(f"{PROJECTS}/{source['id']}").status_code == 204
+    assert not [b.name for b in packages.list_blobs(name_starts_with=f"{source['id']}/")]
+    answer = http.post(IMPORT, params={"token": token, "name": f"orphan-{uuid.uuid4()}"})
+    assert answer.status_code == 400 and answer.json()["code"] == "BadRequestInvalidImportToken"
