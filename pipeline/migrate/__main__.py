@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, source: TrainingApi, target: TrainingApi, out:
     """Copies the selected projects and writes the summary to `out`; the exit status."""
     try:
         projects, unknown = _selected(source.projects(), args.project)
-    except ApiError as exc:
+    except (ApiError, ValueError) as exc:
         out.write(f"Cannot list the source's projects: {exc}\n")
         return 1
     reports = [ProjectReport(name, failed=["no such project at the source"]) for name in unknown]
@@ -100,15 +100,15 @@ def run(args: argparse.Namespace, source: TrainingApi, target: TrainingApi, out:
         if args.dry_run:
             try:
                 reports.append(_dry_run(source, target, project))
-            except ApiError as exc:
+            except (ApiError, ValueError) as exc:
                 reports.append(ProjectReport(project.name, failed=[str(exc)]))
             continue
         report = ProjectReport(project.name)
         reports.append(report)
         try:
             total = source.image_count(project.id)
-        except ApiError:
-            total = None
+        except (ApiError, ValueError):
+            total = None  # the bar counts without a total
         with tqdm(total=total, desc=project.name, unit="image", disable=None, file=sys.stderr) as bar:
             copier = ProjectCopier(source, target, args.batch_size, progress=bar.update)
             copied = copier.copy(project, report)

@@ -82,6 +82,34 @@ class Upload:
     regions: tuple[SourceRegion, ...]
 
 
+def _retry_after(response: httpx.Response) -> float:
+    """Seconds the endpoint asks to wait (Retry-After in seconds; 1 when absent or a date), capped."""
+    try:
+        return min(_MAX_WAIT_SECONDS, max(0.0, float(response.headers.get("retry-after", "1"))))
+    except ValueError:
+        return 1.0
+
+
+def _error(response: httpx.Response) -> ApiError:
+    """The endpoint's Custom Vision error, or the status and the start of the body when it sent none."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "code" in body:
+        return ApiError(str(body["code"]), str(body.get("message", "")), response.status_code)
+    return ApiError(f"HTTP{response.status_code}", response.text[:200], response.status_code)
+
+
+class RemoteIteration(Iteration):
+    """Older Custom Vision iterations may lack these."""
+
+    domain_id: str | None = None
+    training_type: str = "Regular"
+    reserved_budget_in_hours: int = 0
+    exportable: bool = False
+
+
 class TrainingApi:
     def __init__(
         self, endpoint: str, key: str, transport: httpx.BaseTransport | None = None, timeout: float = 120
@@ -101,23 +129,20 @@ class TrainingApi:
         self.downloads.close()
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
-        for attempt in range(_RETRIES + 1):
+        """The answer, after retrying 429 and 503 up to _RETRIES times; any other failure is an ApiError."""
+        attempt = 0
+        while True:
             try:
                 response = self.http.request(method, path, **kwargs)
             except httpx.HTTPError as exc:
                 raise ApiError("ConnectionFailed", f"{method} {self.endpoint}{path}: {exc}") from exc
-            if response.status_code in (429, 503) and attempt < _RETRIES:
-                time.sleep(min(_MAX_WAIT_SECONDS, float(response.headers.get("retry-after", "1") or 1)))
-                continue
-            if response.status_code >= 400:
-                try:
-                    body = response.json()
-                    code, message = body.get("code", "Error"), body.get("message", response.text)
-                except ValueError:
-                    code, message = "Error", response.text[:200]
-                raise ApiError(code, message, response.status_code)
-            return response
-        raise AssertionError("unreachable")
+            if response.status_code not in (429, 503) or attempt == _RETRIES:
+                break
+            attempt += 1
+            time.sleep(_retry_after(response))
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
 
     def projects(self) -> list[RemoteProject]:
         return [RemoteProject.model_validate(p) for p in self._call("GET", "/projects").json()]
@@ -187,19 +212,19 @@ class TrainingApi:
         answer = self._call("POST", f"/projects/{project_id}/images/files", json=body)
         return CreatedImages.model_validate(answer.json()).images
 
-    def iterations(self, project_id: str) -> list[Iteration]:
+    def iterations(self, project_id: str) -> list[RemoteIteration]:
         return [
-            Iteration.model_validate(i)
+            RemoteIteration.model_validate(i)
             for i in self._call("GET", f"/projects/{project_id}/iterations").json()
         ]
 
-    def iteration(self, project_id: str, iteration_id: str) -> Iteration:
-        return Iteration.model_validate(
+    def iteration(self, project_id: str, iteration_id: str) -> RemoteIteration:
+        return RemoteIteration.model_validate(
             self._call("GET", f"/projects/{project_id}/iterations/{iteration_id}").json()
         )
 
-    def train(self, project_id: str) -> Iteration:
-        return Iteration.model_validate(self._call("POST", f"/projects/{project_id}/train").json())
+    def train(self, project_id: str) -> RemoteIteration:
+        return RemoteIteration.model_validate(self._call("POST", f"/projects/{project_id}/train").json())
 
     def publish(self, project_id: str, iteration_id: str, publish_name: str, prediction_id: str) -> None:
         params = {"publishName": publish_name, "predictionId": prediction_id}

@@ -76,7 +76,7 @@ class ProjectCopier:
                 self._copy_batch(batch, target.id, tags, report)
                 self.progress(len(batch))
             return target
-        except ApiError as exc:
+        except (ApiError, ValueError) as exc:  # ValueError: an answer that is not what the API describes
             report.fail(f"project: {exc}")
             return None
 
@@ -106,7 +106,7 @@ class ProjectCopier:
         for chunk in _by_bytes(uploads):
             try:
                 results = self.target.create_images(target_id, [u for _, u in chunk], batch[0].metadata or {})
-            except ApiError as exc:
+            except (ApiError, ValueError) as exc:
                 for image, _ in chunk:
                     report.fail(f"image {image.id}: {exc}")
                 continue

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import time
 
-from pipeline.api.wire.iterations import Iteration
-from pipeline.migrate.api import ApiError, TrainingApi
+from pipeline.migrate.api import ApiError, RemoteIteration, TrainingApi
 from pipeline.migrate.report import ProjectReport
 
 _POLL_SECONDS = 2.0
@@ -21,7 +20,7 @@ def published_names(api: TrainingApi, project_id: str) -> dict[str, str]:
     }
 
 
-def _trained(api: TrainingApi, project_id: str, timeout: float) -> Iteration:
+def _trained(api: TrainingApi, project_id: str, timeout: float) -> RemoteIteration:
     """A new iteration trained now, or the newest completed one when nothing changed since it
     (BadRequestTrainingNotNeeded)."""
     try:
@@ -68,5 +67,5 @@ def train_and_publish(
         for name, resource in sorted(missing.items()):
             target.publish(target_id, iteration.id, name, prediction_resource or resource or "seer")
             report.published.append(name)
-    except ApiError as exc:
+    except (ApiError, ValueError) as exc:  # ValueError: an answer that is not what the API describes
         report.fail(f"train and publish: {exc}")
