@@ -9,7 +9,6 @@ metadata in one step, so one that is there is complete. Nothing extra (no marker
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from itertools import groupby
 
 from pipeline.migrate.api import ApiError, RemoteProject, SourceImage, TrainingApi, Upload
 from pipeline.migrate.report import ProjectReport
@@ -23,11 +22,16 @@ def _metadata_key(image: SourceImage) -> tuple[tuple[str, str], ...]:
 
 
 def _batches(images: Iterable[SourceImage], size: int) -> Iterator[list[SourceImage]]:
-    """Consecutive images with the same metadata (a CreateImagesFromFiles batch shares it), `size` at most."""
-    for _, run in groupby(images, key=_metadata_key):
-        group = list(run)
-        for start in range(0, len(group), size):
-            yield group[start : start + size]
+    """Consecutive images with the same metadata (a CreateImagesFromFiles batch shares it), `size` at most; reads
+    the listing as it goes (a project's listing may be long)."""
+    batch: list[SourceImage] = []
+    for image in images:
+        if batch and (len(batch) == size or _metadata_key(image) != _metadata_key(batch[0])):
+            yield batch
+            batch = []
+        batch.append(image)
+    if batch:
+        yield batch
 
 
 class ProjectCopier:
