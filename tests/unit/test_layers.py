@@ -43,9 +43,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         PACKAGE_ROOT_OF_STORE,
     ),
     "pipeline.portal": ("pipeline.core",),
-    "pipeline.migrate": (
-        "pipeline.api.wire",
-    ),  # a client of the public API: its wire models, never the store
+    # A client of the public API: its wire models, never the store.
+    "pipeline.migrate": ("pipeline.api.wire",),
     "pipeline.triggers": ("pipeline.core", "pipeline.services", "pipeline.store"),
     "training_job": ("pipeline.core", "pipeline.vision", "pipeline.contract", "pipeline.store"),
     "function_app": ("pipeline.api", "pipeline.triggers"),
