@@ -1,21 +1,31 @@
 """ExportProject and ImportProject (issue 13 item 3): a token from one Seer imports the project, with its tags,
 images (the same bytes), regions and metadata, into the same Seer and into another; a tampered, expired or foreign
-token is refused with BadRequestInvalidImportToken and creates nothing; a failed import leaves no project."""
+token is refused with BadRequestInvalidImportToken and creates nothing; a failed import leaves no project, and one
+whose process died is deleted by the sweeper."""
 
 from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from pipeline.contract.project_package import ImportToken
+from pipeline.core.owners import this_process
+from pipeline.core.settings import Settings
+from pipeline.services.project_import import read_package
+from pipeline.services.projects import create_project, delete_project
+from pipeline.services.sweeper import SweepReport, sweep_project
 from pipeline.store import StorageAccount
 from pipeline.store.project_exports import CONTAINER
+from pipeline.store.records import utcnow
 from tests.conftest import PROJECTS
 from tests.project_copies import IMAGES, contents, fill_project, find_project, second_seer, training_client
 
@@ -166,3 +176,36 @@ def test_deleting_the_project_deletes_its_packages(http: httpx.Client, account: 
     assert not [b.name for b in packages.list_blobs(name_starts_with=f"{source['id']}/")]
     answer = http.post(IMPORT, params={"token": token, "name": f"orphan-{uuid.uuid4()}"})
     assert answer.status_code == 400 and answer.json()["code"] == "BadRequestInvalidImportToken"
+
+
+def test_an_import_whose_process_died_is_swept(
+    http: httpx.Client, account: StorageAccount, settings: Settings, exported: tuple[dict, dict]
+) -> None:
+    """A project still marked as importing by a process that no longer runs is deleted by the sweeper; one that
+    this (live) process is importing is left alone, and reports the status Importing meanwhile."""
+    _, export = exported
+    package = read_package(settings, export["token"])
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_owner = this_process().rpartition(":")[0] + ":" + finished.stdout.decode().strip()
+    names = {owner: f"importing-{uuid.uuid4()}" for owner in (dead_owner, this_process())}
+    projects = {
+        owner: create_project(account, settings, name, domain_id=package.domain_id, importing_owner=owner)
+        for owner, name in names.items()
+    }
+    for project in projects.values():
+        assert http.get(f"{PROJECTS}/{project.id}").json()["status"] == "Importing"
+    report = SweepReport()
+    for project in projects.values():
+        sweep_project(account, project.id, utcnow() - timedelta(hours=1), report)
+    assert report.removed["abandoned imports"] == 1
+    assert find_project(http, names[dead_owner]) is None
+    assert find_project(http, names[this_process()]) is not None
+    delete_project(account, projects[this_process()].id)
+
+
+def test_an_imported_project_is_no_longer_importing(http: httpx.Client, exported: tuple[dict, dict]) -> None:
+    _, export = exported
+    imported = http.post(IMPORT, params={"token": export["token"], "name": f"settled-{uuid.uuid4()}"}).json()
+    assert imported["status"] == "Succeeded"
+    assert http.get(f"{PROJECTS}/{imported['id']}").json()["status"] == "Succeeded"
+    http.delete(f"{PROJECTS}/{imported['id']}")

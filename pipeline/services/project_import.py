@@ -2,8 +2,9 @@
 same services as any other project, so names, tags, duplicates, limits and the image index all apply.
 
 Runs within the request, in batches of `settings.max_images_per_batch`, up to `settings.max_import_images`
-images. An import that fails deletes the project it was making (the sweeper finishes a deletion a crash cut
-short), so a failed import leaves nothing behind.
+images. The project is created marked as importing by this process (its status is Importing) and unmarked once
+complete. An import that fails deletes the project it was making; one whose process died is deleted by the
+sweeper (services.sweeper: `abandoned_import`), so a failed import leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from itertools import groupby
 
 from pipeline.contract.project_package import ImportToken, InvalidToken, PackagedImage, ProjectPackage
 from pipeline.core.boxes import Box
 from pipeline.core.errors import CustomVisionError, bad_request
 from pipeline.core.limits import MAX_NAME_LENGTH
+from pipeline.core.owners import provably_dead, this_process
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ImageCreateStatus
 from pipeline.services.images_create import CreateResult, NewImage, create_images
@@ -29,6 +32,7 @@ from pipeline.services.projects import (
 )
 from pipeline.services.tags import create_tag
 from pipeline.store import StorageAccount
+from pipeline.store.projects import ProjectStore
 from pipeline.store.records import ProjectRecord
 from pipeline.vision.fetch import FetchError, fetch_url
 
@@ -81,6 +85,7 @@ def _named_project(
             package.domain_id,
             package.classification_type,
             package.target_export_platforms,
+            importing_owner=this_process(),
         )
 
     if name is not None:
@@ -167,4 +172,15 @@ def import_project(
         except Exception:
             log.exception("could not delete the half-imported project %s", project.id)
         raise
+    ProjectStore(account).update(
+        project.id, lambda p: p.model_copy(update={"importing_since": None, "importing_owner": None})
+    )
     return get_project(account, project.id)
+
+
+def abandoned_import(project: ProjectRecord, cutoff: datetime) -> bool:
+    """An import that will not finish: marked before `cutoff` (the sweeper's grace period, far longer than an
+    import within a request takes) or by a process on this host that no longer runs."""
+    if project.importing_since is None:
+        return False
+    return project.importing_since <= cutoff or provably_dead(project.importing_owner)
