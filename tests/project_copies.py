@@ -55,13 +55,17 @@ def _ok(response: httpx.Response) -> dict:
 
 
 def fill_project(http: httpx.Client, name: str, detection: bool = False, images: int = IMAGES) -> dict:
-    """A project with two described tags (one of them Negative for a classifier) and `images` small images:
+    """A project with non-default augmentation methods, two described tags (one of them Negative for a classifier) and `images` small images:
     tagged, untagged, with regions on a detector, and two kinds of metadata. Returns the project."""
     params = {"name": name, "description": "copied around"}
     if detection:
         params["domainId"] = COMPACT_DETECTION_DOMAIN
     project = _ok(http.post(PROJECTS, params=params))
     at = f"{PROJECTS}/{project['id']}"
+    augmentation = {
+        "imageProcessingSettings": {"augmentationMethods": {"rotation": True, "color jitter": False}}
+    }
+    project = _ok(http.patch(at, json={"name": name, "settings": augmentation}))
     red = _ok(http.post(f"{at}/tags", params={"name": "red", "description": "warm things"}))
     other = {"name": "blue"} if detection else {"name": "nothing", "type": "Negative"}
     second = _ok(http.post(f"{at}/tags", params=other))
@@ -121,6 +125,7 @@ def contents(http: httpx.Client, project_id: str) -> dict:
         "description": project["description"],
         "domain": settings["domainId"],
         "classification": settings["classificationType"],
+        "augmentation": settings["imageProcessingSettings"]["augmentationMethods"],
         "tags": tags,
         "images": images,
     }

@@ -74,6 +74,7 @@ class ProjectCopier:
         """Copies `project`, recording outcomes in `report`; a problem is reported, never raised."""
         try:
             target = self.target_project(project)
+            self._copy_augmentation(project, target, report)
             tags = self.tag_map(project.id, target.id)
             report.tags = len(tags)
             for batch in _batches(self.source.images(project.id), self.batch_size):
@@ -83,6 +84,22 @@ class ProjectCopier:
         except (ApiError, ValueError) as exc:  # ValueError: an answer that is not what the API describes
             report.fail(f"project: {exc}")
             return None
+
+    def _copy_augmentation(
+        self, project: RemoteProject, target: RemoteProject, report: ProjectReport
+    ) -> None:
+        """The source's augmentation methods, where the target's differ; the images are copied even if the
+        target refuses them (its methods are its own vocabulary)."""
+        wanted = project.settings.image_processing_settings
+        have = target.settings.image_processing_settings
+        if wanted is None or not wanted.augmentation_methods:
+            return
+        if have is not None and have.augmentation_methods == wanted.augmentation_methods:
+            return
+        try:
+            self.target.update_augmentation(target, wanted.augmentation_methods)
+        except ApiError as exc:
+            report.fail(f"augmentation settings: {exc}")
 
     def _upload(self, image: SourceImage, tags: dict[str, str], report: ProjectReport) -> Upload | None:
         try:
