@@ -244,5 +244,6 @@ def test_a_realistic_session_validates(
     ok(http.delete(od))
     ok(http.delete(at))
 
+    assert {"ExportProject", "ImportProject"} <= recorder.succeeded, recorder.succeeded
     conformance_tally.add("in-process", recorder)
     recorder.assert_conforms()
