@@ -48,7 +48,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--train-and-publish",
         action="store_true",
-        help="train each copied project and publish it under the source's published names",
+        help="train each project copied without failures and publish it under the source's published names",
     )
     parser.add_argument(
         "--prediction-resource-id",
@@ -112,7 +112,9 @@ def run(args: argparse.Namespace, source: TrainingApi, target: TrainingApi, out:
         with tqdm(total=total, desc=project.name, unit="image", disable=None, file=sys.stderr) as bar:
             copier = ProjectCopier(source, target, args.batch_size, progress=bar.update)
             copied = copier.copy(project, report)
-        if copied is not None and args.train_and_publish:
+        if (
+            copied is not None and args.train_and_publish and not report.failed
+        ):  # never train an incomplete copy
             train_and_publish(
                 source,
                 target,

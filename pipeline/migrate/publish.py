@@ -55,11 +55,8 @@ def train_and_publish(
     """Publishes names the target does not publish yet; a problem is reported, never raised."""
     try:
         wanted = published_names(source, source_id)
-        missing = {
-            name: resource
-            for name, resource in wanted.items()
-            if name not in published_names(target, target_id)
-        }
+        have = published_names(target, target_id)
+        missing = {name: resource for name, resource in wanted.items() if name not in have}
         report.published = sorted(set(wanted) - set(missing))
         if not missing:
             return
