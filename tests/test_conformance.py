@@ -192,6 +192,12 @@ def test_a_realistic_session_validates(
     ok(http.post(f"{at}/images/tags", json=tagging))
     ok(http.delete(f"{at}/images/tags", params={"imageIds": image_ids[0], "tagIds": tags[1]["id"]}))
     ok(http.post(f"{at}/images/metadata", params={"imageIds": image_ids[0]}, json={"colour": "red"}))
+    token = ok(http.get(f"{at}/export")).json()["token"]
+    imported = ok(
+        http.post(f"{PROJECTS}/import", params={"token": token, "name": f"conformance-copy-{uuid.uuid4()}"})
+    ).json()
+    assert http.post(f"{PROJECTS}/import", params={"token": "x"}).status_code == 400
+    ok(http.delete(f"{PROJECTS}/{imported['id']}"))
 
     detection = ok(
         http.post(PROJECTS, params={"name": f"conformance-od-{uuid.uuid4()}", "domainId": DETECTION_DOMAIN})
@@ -238,5 +244,6 @@ def test_a_realistic_session_validates(
     ok(http.delete(od))
     ok(http.delete(at))
 
+    assert {"ExportProject", "ImportProject"} <= recorder.succeeded, recorder.succeeded
     conformance_tally.add("in-process", recorder)
     recorder.assert_conforms()

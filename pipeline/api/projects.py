@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Query, Response
+from fastapi.concurrency import run_in_threadpool
 
-from pipeline.api.deps import Config, Storage
+from pipeline.api.deps import Config, Storage, UrlFetches
 from pipeline.api.mapping.projects import project_to_wire
 from pipeline.api.wire.projects import (
     CreateProjectOptions,
     ImageProcessingSettings,
     Project,
+    ProjectExport,
     ProjectSettings,
     ProjectUpdate,
 )
+from pipeline.services import project_export, project_import
 from pipeline.services import projects as service
 from pipeline.store.records import ProjectRecord
 
@@ -81,3 +84,25 @@ def update_project(
 def delete_project(project_id: str, storage: Storage) -> Response:
     service.delete_project(storage, project_id)
     return Response(status_code=204)
+
+
+@router.get("/projects/{project_id}/export", response_model=ProjectExport)
+def export_project(project_id: str, storage: Storage) -> ProjectExport:
+    summary = project_export.export_project(storage, project_id)
+    return ProjectExport(
+        iteration_count=summary.iteration_count,
+        image_count=summary.image_count,
+        tag_count=summary.tag_count,
+        region_count=summary.region_count,
+        estimated_import_time_in_ms=summary.estimated_import_time_ms,
+        token=summary.token,
+    )
+
+
+@router.post("/projects/import", response_model=Project)
+async def import_project(
+    storage: Storage, config: Config, fetches: UrlFetches, token: str = Query(...), name: str | None = None
+) -> Project:
+    # The import runs in the URL-fetch pool: downloading the package and its images is what makes it slow.
+    project = await fetches.run(project_import.import_project, storage, config, token, name)
+    return await run_in_threadpool(_wire, storage, project)

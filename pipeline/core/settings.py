@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     min_images_per_tag_classification: int = 5
     min_images_per_tag_detection: int = 15
     max_iterations_per_project: int = 20
+    # ImportProject runs within its request (services.project_import): about 52 ms per image on 2 cores
+    # (bench/project_import.py), so 2000 images take under two minutes, well inside the 230 s Azure's front end
+    # gives a request. Larger projects move with `python -m pipeline.migrate`.
+    max_import_images: int = 2000
 
     training_queue: str = "training"
     training_visibility_timeout_seconds: int = 120

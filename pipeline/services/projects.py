@@ -152,7 +152,9 @@ def create_project(
     target_export_platforms: list[str] | None = None,
     notification_queue_uri: str | None = None,
     export_model_container_uri: str | None = None,
+    importing_owner: str | None = None,
 ) -> ProjectRecord:
+    """`importing_owner` (ImportProject's process) creates the project marked as importing."""
     name = _check_project_name(name)
     _check_description(description)
     for uri, what in (
@@ -171,6 +173,8 @@ def create_project(
         target_export_platforms=_check_export_platforms(target_export_platforms or []),
         notification_queue_uri=notification_queue_uri or None,
         export_model_container_uri=export_model_container_uri,
+        importing_since=utcnow() if importing_owner else None,
+        importing_owner=importing_owner,
     )
     store = ProjectStore(account)
     with claimed(project_name_claims(account), name, project.id, _bears(account, name), _name_taken(name)):

@@ -6,6 +6,8 @@ recognises per project id found in any table partition or blob folder:
 - no project row: everything under the id (a project row is written before anything it owns and ids are never
   reused, so nothing under a missing project can become valid again);
 - a project marked as deleting for longer than the grace period: an interrupted DeleteProject, finished;
+- a project still marked as importing after the grace period, or by a process of this host that no longer runs:
+  an ImportProject that died midway, deleted;
 - in a live project, once older than the grace period (their row may be about to be written): image, model and
   prediction blobs whose image, iteration or prediction row does not exist; and hash claims whose image row does
   not exist (sooner when the claim's owner is provably dead); image index members and counters that disagree with
@@ -25,7 +27,8 @@ from datetime import datetime, timedelta
 
 from pipeline.core.owners import provably_dead
 from pipeline.core.settings import Settings
-from pipeline.services.projects import purge_project
+from pipeline.services.project_import import abandoned_import
+from pipeline.services.projects import delete_project, purge_project
 from pipeline.store import StorageAccount
 from pipeline.store import images as image_blobs
 from pipeline.store import iterations as model_blobs
@@ -73,6 +76,10 @@ def sweep_project(account: StorageAccount, project_id: str, cutoff: datetime, re
         return
     if project.deleting:
         return  # a deletion in progress (or one too recent to call interrupted)
+    if abandoned_import(project, cutoff):
+        delete_project(account, project_id)
+        report.removed["abandoned imports"] += 1
+        return
     housekeeping = Housekeeping(account)
     images, iterations, predictions = ImageStore(account), IterationStore(account), PredictionStore(account)
     for kind, container, owners in (

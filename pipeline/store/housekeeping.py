@@ -2,7 +2,7 @@
 
 Everything a project owns lives in a partition named by its id (`images`, `imagehashes`, `tags`, `iterations`,
 `predictions`) or under a blob folder `{project}/{owner}/...` (`images`, `models`, `predictions`, where the owner is
-the image, iteration or prediction id)."""
+the image, iteration or prediction id), or `{project}/{file}` (`projectexports`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from datetime import datetime
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from pipeline.store import images, iterations, predictions, tags
+from pipeline.store import images, iterations, predictions, project_exports, tags
 from pipeline.store.account import StorageAccount
 
 # In deletion order: the image rows first, so a project's images disappear before anything they point at.
@@ -27,7 +27,12 @@ PROJECT_TABLES = (
     iterations.TABLE,
     predictions.TABLE,
 )
-PROJECT_CONTAINERS = (images.CONTAINER, iterations.CONTAINER, predictions.CONTAINER)
+PROJECT_CONTAINERS = (
+    images.CONTAINER,
+    iterations.CONTAINER,
+    predictions.CONTAINER,
+    project_exports.CONTAINER,
+)
 _DELETE_WORKERS = 8  # deletions are independent round trips
 
 

@@ -130,8 +130,8 @@ class ImageStore:
             with contextlib.suppress(ResourceNotFoundError):
                 self.container.delete_blob(name)
 
-    def blob_url(self, name: str) -> str:
-        return self.account.read_url(CONTAINER, name)
+    def blob_url(self, name: str, hours: int = 24) -> str:
+        return self.account.read_url(CONTAINER, name, hours=hours)
 
     def index(self, project_id: str) -> ImageIndex:
         """The project's index, migrated first if its partition predates it (see image_index)."""

@@ -33,6 +33,10 @@ class ProjectRecord(BaseModel):
     # Set first by DeleteProject: from then on the project is not found, and the sweeper finishes a deletion that a
     # crash interrupted (see services.sweeper).
     deleting_since: datetime | None = None
+    # Set while ImportProject fills the project (its status is Importing), with the importing process: the sweeper
+    # deletes an import that its process left unfinished (see services.project_import).
+    importing_since: datetime | None = None
+    importing_owner: str | None = None
 
     @property
     def deleting(self) -> bool:

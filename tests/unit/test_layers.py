@@ -8,6 +8,7 @@
 - services never import `pipeline.api` (so never a wire model); `pipeline.api` reaches storage only through
   services, except for the account it is handed and the record types it maps;
 - `training_job` imports only store, vision, contract and core;
+- `pipeline.migrate` (the migration command, a client of two endpoints' Training API) only the wire models;
 - the deployable package (`function_app.py`, `pipeline/`) never imports developer tooling (`devhost`, `tests`,
   `bench`) or `training_job`, which `.funcignore` leaves out of it."""
 
@@ -42,6 +43,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         PACKAGE_ROOT_OF_STORE,
     ),
     "pipeline.portal": ("pipeline.core",),
+    # A client of the public API: its wire models, never the store.
+    "pipeline.migrate": ("pipeline.api.wire",),
     "pipeline.triggers": ("pipeline.core", "pipeline.services", "pipeline.store"),
     "training_job": ("pipeline.core", "pipeline.vision", "pipeline.contract", "pipeline.store"),
     "function_app": ("pipeline.api", "pipeline.triggers"),

@@ -57,6 +57,7 @@ def project_to_wire(project: ProjectRecord, thumbnail_uri: str | None) -> Projec
         created=project.created,
         last_modified=project.last_modified,
         thumbnail_uri=thumbnail_uri,
+        status="Importing" if project.importing_since else "Succeeded",
     )
 
 

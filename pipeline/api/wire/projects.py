@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import Field
+
 from pipeline.api.wire.base import WireModel
 
 
@@ -74,3 +76,12 @@ class TagUpdate(WireModel):
     name: str | None = None
     description: str | None = None
     type: str | None = None
+
+
+class ProjectExport(WireModel):
+    iteration_count: int
+    image_count: int
+    tag_count: int
+    region_count: int
+    estimated_import_time_in_ms: int = Field(alias="estimatedImportTimeInMS")
+    token: str
