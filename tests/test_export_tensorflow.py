@@ -120,6 +120,7 @@ def test_zip_holds_the_model_labels_and_readme(
     assert labels == [label.name for label in classifier.labels] == ["red", "green", "blue"]
     assert f"[N, {classifier.input_size}, {classifier.input_size}, 3] (NHWC)" in readme
     assert "model_outputs" in readme
+    assert '"layout": "NHWC"' in readme
 
 
 def test_detector_is_refused_with_a_reason(tmp_path: Path) -> None:

@@ -67,7 +67,9 @@ def convert_to_saved_model(source: SourceModel, workdir: Path) -> Path:
         return dict(zip(names, outputs if isinstance(outputs, list | tuple) else [outputs], strict=True))
 
     module = tf.Module()
-    module.model = keras_model
+    module.weights = (
+        keras_model.weights
+    )  # tracked alone: saving the Keras model itself costs ~25 s of tracing
     saved_model = workdir / "saved_model"
     tf.saved_model.save(module, str(saved_model), signatures={SIGNATURE: serve})
     return saved_model

@@ -6,11 +6,15 @@ The models are NHWC, as TensorFlow models are: input `data` float32 [N, S, S, 3]
 the model). The runner takes the ONNX input contract (NCHW) and transposes, then runs the files as they are in the
 zip: the SavedModel with TensorFlow, the .tflite model with the LiteRT interpreter (`ai-edge-litert`).
 
-Object detectors are refused: onnx2tf 1.28.8 converts the detector's in-graph decoding and suppression, but the
-result does not agree with the ONNX model (scores off by about 0.2 on the test detector)."""
+Object detectors are refused. onnx2tf converts the detector only with a fixed batch of 1 (its Resize sizes come from
+Shape arithmetic on the dynamic batch), K of TopK as a scalar (numpy 2 refuses int() of a 1-element array) and
+its sample pictures in the working folder (else it downloads them); even then the converted model does not agree
+with ONNX Runtime: for the suppression's ReduceMax over the square [288, 288] overlap matrix onnx2tf picks the axis
+by comparing candidates on dummy data and picks the wrong one, so scores differ by up to about 0.2."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -36,16 +40,16 @@ def readme_text(source: SourceModel, flavor: ExportFlavor) -> str:
     files = (
         f"`{SAVED_MODEL_FOLDER}/` (a TensorFlow SavedModel)"
         if flavor is ExportFlavor.TENSORFLOW_NORMAL
-        else (f"`{TFLITE_FILE}` (a TensorFlow Lite model, float32)")
+        else f"`{TFLITE_FILE}` (a TensorFlow Lite model, float32)"
     )
     size = source.input_size
-    preprocessing = source.metadata.get(MetadataKey.PREPROCESSING, "{}")
+    preprocessing = {**json.loads(source.metadata.get(MetadataKey.PREPROCESSING, "{}")), "layout": "NHWC"}
     return (
         f"# Seer export: {flavor}\n\n"
         f"Files: {files}, and `{LABELS_FILE}` (one tag name a line, in output order).\n\n"
         f"Signature `{SIGNATURE}`. Input `{INPUT}`: float32 [N, {size}, {size}, 3] (NHWC), RGB, values 0..255; the "
         "model normalises them itself. Note the layout: Seer's ONNX model takes NCHW; this one takes NHWC.\n\n"
-        f"Preprocessing (as Seer's service does it):\n\n```json\n{preprocessing}\n```\n\n"
+        f"Preprocessing (as Seer's service does it, then NHWC):\n\n```json\n{json.dumps(preprocessing)}\n```\n\n"
         f"Outputs, by name: {', '.join(f'`{name}`' for name in source.output_names)}. "
         f"Classification type: {source.classification_type}; `model_outputs` holds one probability per line of "
         f"`{LABELS_FILE}`.\n"
