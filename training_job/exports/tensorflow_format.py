@@ -6,23 +6,33 @@ The models are NHWC, as TensorFlow models are: input `data` float32 [N, S, S, 3]
 the model). The runner takes the ONNX input contract (NCHW) and transposes, then runs the files as they are in the
 zip: the SavedModel with TensorFlow, the .tflite model with the LiteRT interpreter (`ai-edge-litert`).
 
-Object detectors are refused. onnx2tf converts the detector only with a fixed batch of 1 (its Resize sizes come from
-Shape arithmetic on the dynamic batch), K of TopK as a scalar (numpy 2 refuses int() of a 1-element array) and
-its sample pictures in the working folder (else it downloads them); even then the converted model does not agree
-with ONNX Runtime: for the suppression's ReduceMax over the square [288, 288] overlap matrix onnx2tf picks the axis
-by comparing candidates on dummy data and picks the wrong one, so scores differ by up to about 0.2."""
+Classifiers and detectors both export (onnx_to_tensorflow says what each needs); a detector's model takes one
+picture at a time, so the runners feed the batch picture by picture."""
 
 from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.contract.exports import SUPPORTED, ExportFlavor, ExportPlatform, ExportPrecision
-from pipeline.contract.onnx_model import INPUT, MetadataKey
-from training_job.exports.onnx_to_tensorflow import SIGNATURE, convert_to_saved_model, convert_to_tflite
+from pipeline.contract.onnx_model import (
+    CLASSIFIER_OUTPUT,
+    DETECTED_BOXES,
+    DETECTED_CLASSES,
+    DETECTED_SCORES,
+    INPUT,
+    MetadataKey,
+)
+from training_job.exports.onnx_to_tensorflow import (
+    SIGNATURE,
+    batch_size,
+    convert_to_saved_model,
+    convert_to_tflite,
+)
 from training_job.exports.platform import ExportedModel, ExportError, Runner, SourceModel
 
 SAVED_MODEL_FOLDER = "saved_model"
@@ -42,17 +52,28 @@ def readme_text(source: SourceModel, flavor: ExportFlavor) -> str:
         if flavor is ExportFlavor.TENSORFLOW_NORMAL
         else f"`{TFLITE_FILE}` (a TensorFlow Lite model, float32)"
     )
-    size = source.input_size
+    size, batch = source.input_size, batch_size(source) or "N"
     preprocessing = {**json.loads(source.metadata.get(MetadataKey.PREPROCESSING, "{}")), "layout": "NHWC"}
     return (
         f"# Seer export: {flavor}\n\n"
         f"Files: {files}, and `{LABELS_FILE}` (one tag name a line, in output order).\n\n"
-        f"Signature `{SIGNATURE}`. Input `{INPUT}`: float32 [N, {size}, {size}, 3] (NHWC), RGB, values 0..255; the "
-        "model normalises them itself. Note the layout: Seer's ONNX model takes NCHW; this one takes NHWC.\n\n"
+        f"Signature `{SIGNATURE}`. Input `{INPUT}`: float32 [{batch}, {size}, {size}, 3] (NHWC), RGB, values 0..255; "
+        "the model normalises them itself. Note the layout: Seer's ONNX model takes NCHW; this one takes NHWC.\n\n"
         f"Preprocessing (as Seer's service does it, then NHWC):\n\n```json\n{json.dumps(preprocessing)}\n```\n\n"
-        f"Outputs, by name: {', '.join(f'`{name}`' for name in source.output_names)}. "
-        f"Classification type: {source.classification_type}; `model_outputs` holds one probability per line of "
-        f"`{LABELS_FILE}`.\n"
+        f"Outputs, by name:\n{outputs_text(source, batch)}"
+    )
+
+
+def outputs_text(source: SourceModel, batch: int | str) -> str:
+    if source.is_detector:
+        return (
+            f"- `{DETECTED_BOXES}`: float32 [{batch}, 200, 4], left, top, width, height, normalised to the picture\n"
+            f"- `{DETECTED_SCORES}`: float32 [{batch}, 200], by falling value (0 pads)\n"
+            f"- `{DETECTED_CLASSES}`: int64 [{batch}, 200], line indexes into `{LABELS_FILE}`\n"
+        )
+    return (
+        f"- `{CLASSIFIER_OUTPUT}`: float32 [{batch}, {len(source.labels)}], one probability per line of "
+        f"`{LABELS_FILE}` ({source.classification_type})\n"
     )
 
 
@@ -67,16 +88,26 @@ def write_zip(path: Path, folder: Path, extra: dict[str, str]) -> Path:
     return path
 
 
+def picture_by_picture(run_one: Callable[[np.ndarray], list[np.ndarray]]) -> Runner:
+    """A Runner (NCHW batch in) over a model run on one NHWC picture [1, S, S, 3] at a time."""
+
+    def run(batch: np.ndarray) -> list[np.ndarray]:
+        results = [run_one(np.ascontiguousarray(picture.transpose(1, 2, 0)[np.newaxis])) for picture in batch]
+        return [np.concatenate(outputs) for outputs in zip(*results, strict=True)]
+
+    return run
+
+
 def saved_model_runner(folder: Path, output_names: list[str]) -> Runner:
     import tensorflow as tf
 
     signature = tf.saved_model.load(str(folder)).signatures[SIGNATURE]
 
-    def run(batch: np.ndarray) -> list[np.ndarray]:
-        outputs = signature(**{INPUT: tf.constant(batch.transpose(0, 2, 3, 1))})
+    def run_one(picture: np.ndarray) -> list[np.ndarray]:
+        outputs = signature(**{INPUT: tf.constant(picture)})
         return [outputs[name].numpy() for name in output_names]
 
-    return run
+    return picture_by_picture(run_one)
 
 
 def tflite_runner(path: Path, output_names: list[str]) -> Runner:
@@ -84,11 +115,11 @@ def tflite_runner(path: Path, output_names: list[str]) -> Runner:
 
     signature = Interpreter(model_path=str(path)).get_signature_runner(SIGNATURE)
 
-    def run(batch: np.ndarray) -> list[np.ndarray]:
-        outputs = signature(**{INPUT: np.ascontiguousarray(batch.transpose(0, 2, 3, 1))})
+    def run_one(picture: np.ndarray) -> list[np.ndarray]:
+        outputs = signature(**{INPUT: picture})
         return [outputs[name] for name in output_names]
 
-    return run
+    return picture_by_picture(run_one)
 
 
 class TensorFlowExporter:
@@ -102,11 +133,6 @@ class TensorFlowExporter:
             raise ExportError(f"TensorFlow has no flavor {flavor}: use TensorFlowNormal or TensorFlowLite.")
         if precision is not ExportPrecision.FP32:
             raise ExportError(f"TensorFlow exports are FP32 only, not {precision}.")
-        if source.is_detector:
-            raise ExportError(
-                "Object detectors cannot be exported to TensorFlow yet: the converted model does not agree with "
-                "the ONNX model. Export ONNX, OpenVino or DockerFile instead."
-            )
         content = workdir / "content"
         content.mkdir()
         saved_model = convert_to_saved_model(source, workdir)
