@@ -101,7 +101,7 @@ def convert_to_saved_model(source: SourceModel, workdir: Path) -> Path:
     replacements.write_text(json.dumps(reduce_max_replacements(model)))
     np.save(workdir / SAMPLE_PICTURES, sample_pictures())
     try:
-        with contextlib.chdir(workdir):
+        with contextlib.chdir(workdir):  # process-wide: the export job converts one model at a time
             keras_model = onnx2tf.convert(
                 onnx_graph=model,
                 output_folder_path=str(workdir / "onnx2tf"),
