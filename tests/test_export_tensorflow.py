@@ -179,5 +179,6 @@ def test_unsupported_requests_are_refused(
 
 
 def test_tensorflow_loads_only_when_a_model_is_converted() -> None:
-    """The refusals above ran in this process; the exporter module imports TensorFlow lazily."""
+    """TensorFlow stays out of the pytest process (tests/tensorflow_export_child.py says why): the exporter module,
+    imported and used for the refusals above, loads it only to convert or run a model."""
     assert "tensorflow" not in sys.modules
