@@ -13,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.seer-requirements.sha
-want=$(cat requirements.txt training_job/requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt training_job/requirements.txt training_job/requirements-export.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python requirements (torch installs from this machine's disk; a few minutes the first time)"
   .venv/bin/python -m pip install --quiet --upgrade pip
