@@ -7,16 +7,20 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import openvino as ov
 import pytest
-from onnx import TensorProto, helper
 
 from pipeline.contract.exports import ExportPrecision
-from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT, MetadataKey, ModelLabel, encode_labels
+from pipeline.contract.onnx_model import INPUT, MetadataKey
 from pipeline.vision.preprocessing import preprocess, preprocess_full
-from tests.trained_models import classifier_onnx, classifier_pictures, detection_pictures, detector_onnx
+from tests.trained_models import (
+    classifier_onnx,
+    classifier_pictures,
+    detection_pictures,
+    detector_onnx,
+    unconvertible_onnx,
+)
 from training_job.exports.openvino_format import EXPORTER, MODEL_BIN, MODEL_XML, RT_INFO_SECTION
 from training_job.exports.platform import ExportError, SourceModel
 
@@ -114,26 +118,9 @@ def test_fp16_detector_keeps_each_images_best_detection(detector, tmp_path: Path
     assert np.abs(got_scores[:, 0] - scores[:, 0]).max() < 1e-2
 
 
-def unreadable_model() -> SourceModel:
-    """A model OpenVINO cannot convert: its only node is an operator of a domain nobody implements."""
-    node = helper.make_node("Mystery", [INPUT], [CLASSIFIER_OUTPUT], domain="com.example.unknown")
-    graph = helper.make_graph(
-        [node],
-        "mystery",
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info(CLASSIFIER_OUTPUT, TensorProto.FLOAT, [1, 1])],
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example.unknown", 1)]
-    )
-    labels = [ModelLabel("t-only", "only")]
-    onnx.helper.set_model_props(model, {MetadataKey.LABELS: encode_labels(labels)})
-    return SourceModel.from_bytes(model.SerializeToString())
-
-
 def test_a_model_openvino_cannot_read_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="OpenVINO cannot convert"):
-        EXPORTER.export(unreadable_model(), None, ExportPrecision.FP32, tmp_path)
+        EXPORTER.export(SourceModel.from_bytes(unconvertible_onnx()), None, ExportPrecision.FP32, tmp_path)
 
 
 def test_int8_is_not_an_openvino_precision(classifier, tmp_path: Path) -> None:
