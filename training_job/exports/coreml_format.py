@@ -7,7 +7,7 @@ tested up to TF 2.12; writing the MIL program by hand would be a second ONNX con
 torch module is checked against ONNX Runtime before tracing, so what coremltools converts computes what the service
 computes.
 
-Both converters need small fills for the operators our models use (`_extend_converters`): onnx2torch lacks Trilu
+Both converters need small fills for the operators our models use (`_extend_onnx2torch`, `_extend_coremltools`): onnx2torch lacks Trilu
 and the opset-16 comparison versions and rejects an empty optional Clip bound; coremltools lacks aten `prod`,
 `broadcast_to` and the long comparison names. Each fill maps to a converter the library already has.
 
@@ -32,7 +32,7 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
-from pipeline.contract.onnx_model import DETECTED_CLASSES, INPUT, MetadataKey
+from pipeline.contract.onnx_model import DETECTED_CLASSES, DETECTED_SCORES, INPUT, MetadataKey
 from training_job.exports.platform import ExportedModel, ExportError, SourceModel
 
 PACKAGE = "model.mlpackage"
@@ -43,6 +43,7 @@ CLASS_LABEL = "classLabel"
 CLASS_PROBABILITIES = "classLabel_probs"
 CLIP_LOWEST = "seer_clip_lowest"
 TORCH_TOLERANCE = 1e-4
+DETECTIONS = 200  # the detector's outputs hold this many places (pipeline.contract.onnx_model)
 
 
 class CoreMlExporter:
@@ -114,11 +115,10 @@ def _torch_module(source: SourceModel) -> Any:
     import torch
     from onnx2torch import convert as onnx_to_torch
 
+    # onnx2torch raises NotImplementedError, KeyError... for what it cannot rebuild.
     try:
         module = onnx_to_torch(_prepared(source.onnx_bytes)).eval()
-    except (
-        Exception
-    ) as error:  # onnx2torch raises NotImplementedError, KeyError... for what it cannot rebuild
+    except Exception as error:
         raise ExportError(f"onnx2torch cannot rebuild this model in torch: {error!r}") from error
     batch = _probe(source.input_size, batch=2)
     expected = ort.InferenceSession(source.onnx_bytes, providers=["CPUExecutionProvider"]).run(
@@ -128,7 +128,7 @@ def _torch_module(source: SourceModel) -> Any:
         outputs = module(torch.from_numpy(batch))
     got = [output.numpy() for output in (outputs if isinstance(outputs, list | tuple) else [outputs])]
     # Detector scores come sorted, so they compare place by place even where near ties swap boxes.
-    compared = [1] if source.is_detector else range(len(expected))
+    compared = [source.output_names.index(DETECTED_SCORES)] if source.is_detector else range(len(expected))
     if len(got) != len(expected) or any(
         np.abs(got[index] - expected[index]).max() > TORCH_TOLERANCE for index in compared
     ):
@@ -218,6 +218,7 @@ def _extend_coremltools() -> None:
     from coremltools.converters.mil.frontend.torch import ops
     from coremltools.converters.mil.frontend.torch.torch_op_registry import register_torch_op
 
+    # Re-registering each short name leaves it as it is; the alias adds the long name torch traces record.
     for converter, long_name in (
         (ops.le, "less_equal"),
         (ops.ge, "greater_equal"),
@@ -225,9 +226,7 @@ def _extend_coremltools() -> None:
         (ops.gt, "greater"),
         (ops.expand, "broadcast_to"),
     ):
-        register_torch_op(
-            converter, torch_alias=[long_name], override=True
-        )  # re-registers the short name as is
+        register_torch_op(converter, torch_alias=[long_name], override=True)
 
     @register_torch_op
     def prod(context: Any, node: Any) -> None:
@@ -256,7 +255,9 @@ def check_spec(spec: Any, source: SourceModel, precision: ExportPrecision) -> No
     if sorted(outputs) != sorted(expected_outputs):
         problems.append(f"the outputs are {sorted(outputs)}, not {sorted(expected_outputs)}")
     elif source.is_detector:
-        for name, shape in zip(source.output_names, ([1, 200, 4], [1, 200], [1, 200]), strict=True):
+        for name, shape in zip(
+            source.output_names, ([1, DETECTIONS, 4], [1, DETECTIONS], [1, DETECTIONS]), strict=True
+        ):
             array = outputs[name].multiArrayType
             wanted = FeatureTypes_pb2.ArrayFeatureType.INT32 if name == DETECTED_CLASSES else None
             if list(array.shape) != shape or (wanted is not None and array.dataType != wanted):

@@ -57,7 +57,7 @@ def convert(source: SourceModel) -> ov.Model:
     try:
         model = ov.convert_model(io.BytesIO(source.onnx_bytes))
     except Exception as error:  # OpenVINO raises its own exception types for graphs it cannot read
-        raise ExportError(f"OpenVINO cannot convert this model: {error}") from error
+        raise ExportError(f"OpenVINO cannot convert this model: {_reason(error)}") from error
     names = [output.get_any_name() for output in model.outputs]
     if names != source.output_names:
         raise ExportError(f"OpenVINO changed the model's outputs from {source.output_names} to {names}.")
@@ -65,6 +65,13 @@ def convert(source: SourceModel) -> ov.Model:
     for key, value in source.metadata.items():
         model.set_rt_info(value, [RT_INFO_SECTION, key])
     return model
+
+
+def _reason(error: Exception) -> str:
+    """The summary lines of an OpenVINO conversion error ("-- No conversion rule found for operations: ..."),
+    without the C++ source location and documentation links around them."""
+    summary = [line.lstrip("- ").strip() for line in str(error).splitlines() if line.startswith("--")]
+    return "; ".join(summary) or str(error).strip()
 
 
 def runner(xml: Path) -> Runner:
