@@ -8,11 +8,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 
 from pipeline.contract.exports import ExportPrecision
-from pipeline.contract.onnx_model import DETECTOR_OUTPUTS, INPUT, MetadataKey
-from tests.trained_models import classifier_onnx, detector_onnx, unconvertible_onnx
+from pipeline.contract.onnx_model import (
+    DETECTOR_OUTPUTS,
+    INPUT,
+    MetadataKey,
+)
+from pipeline.vision.preprocessing import preprocess_full
+from tests.trained_models import classifier_onnx, detection_pictures, detector_onnx, unconvertible_onnx
 from training_job.exports.coreml_format import (
     CLASS_LABEL,
     CLASS_PROBABILITIES,
@@ -20,6 +27,7 @@ from training_job.exports.coreml_format import (
     PACKAGE,
     check_spec,
     coremltools,
+    outputs_agree,
 )
 from training_job.exports.platform import ExportError, SourceModel
 
@@ -115,3 +123,32 @@ def test_a_model_onnx2torch_cannot_rebuild_is_refused(tmp_path: Path) -> None:
 def test_int8_is_not_a_core_ml_precision(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="FP32 or FP16"):
         EXPORTER.export(SourceModel.from_bytes(classifier_onnx()), None, ExportPrecision.INT8, tmp_path)
+
+
+def test_the_torch_rebuild_check_ignores_tied_places_but_not_a_moved_box_or_tag() -> None:
+    source = SourceModel.from_bytes(detector_onnx())
+    batch = np.stack(
+        [preprocess_full(image, source.input_size) for image, _ in detection_pictures(range(50, 52))]
+    )
+    expected = ort.InferenceSession(source.onnx_bytes, providers=["CPUExecutionProvider"]).run(
+        None, {INPUT: batch}
+    )
+    boxes, scores, classes = (source.output_names.index(name) for name in DETECTOR_OUTPUTS)
+    # Distinct falling scores except places 0 and 1, which tie and hold different boxes and tags.
+    expected[scores][:] = np.linspace(0.9, 0.1, expected[scores].shape[1], dtype=np.float32)
+    expected[scores][:, 1] = expected[scores][:, 0]
+    expected[boxes][:, 1] = expected[boxes][:, 0] + 0.05
+    expected[classes][:, 1] = 1 - expected[classes][:, 0]
+    assert outputs_agree(source, expected, expected)
+
+    swapped = [array.copy() for array in expected]
+    for output in (boxes, classes):
+        swapped[output][0, [0, 1]] = swapped[output][0, [1, 0]]
+    assert outputs_agree(source, expected, swapped)
+
+    moved = [array.copy() for array in expected]
+    moved[boxes][0, 5, 0] += 0.01
+    assert not outputs_agree(source, expected, moved)
+    retagged = [array.copy() for array in expected]
+    retagged[classes][0, 5] = 1 - retagged[classes][0, 5]
+    assert not outputs_agree(source, expected, retagged)
