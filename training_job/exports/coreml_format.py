@@ -4,17 +4,18 @@ Path: ONNX -> onnx2torch (a torch.fx module rebuilt op for op) -> TorchScript tr
 frontend. coremltools dropped its ONNX frontend (version 6); its PyTorch frontend is the one Apple maintains.
 ONNX -> TensorFlow -> coremltools would need onnx2tf and tensorflow, and coremltools' TensorFlow frontend is only
 tested up to TF 2.12; writing the MIL program by hand would be a second ONNX converter to maintain. The rebuilt
-torch module is checked against ONNX Runtime before tracing, so what coremltools converts computes what the service
-computes.
+torch module is checked against ONNX Runtime before tracing (`outputs_agree`), so what coremltools converts
+computes what the service computes.
 
-Both converters need small fills for the operators our models use (`_extend_onnx2torch`, `_extend_coremltools`): onnx2torch lacks Trilu
-and the opset-16 comparison versions and rejects an empty optional Clip bound; coremltools lacks aten `prod`,
-`broadcast_to` and the long comparison names. Each fill maps to a converter the library already has.
+Both converters need small fills for the operators our models use: the graph is prepared for onnx2torch
+(`_prepared`: empty optional Clip bounds, graph outputs taken from multi-output nodes), onnx2torch gets Trilu and
+the opset-16 comparisons (`_extend_onnx2torch`), and coremltools gets aten `prod` and the long names torch traces
+record for comparisons and `broadcast_to` (`_extend_coremltools`).
 
 A Core ML model cannot run on Linux: the runner is None and `check_spec` inspects the written model instead.
-This is the one export module that needs torch; it imports torch, onnx2torch and coremltools inside functions, in
-that order: coremltools imports tensorflow when it is installed, and triton (loaded by torch's compiler modules)
-crashes the process if it loads after tensorflow."""
+This is the one export module that needs torch; it imports torch, onnx2torch and coremltools inside functions, and
+torch's compiler (`coremltools()`) before coremltools: coremltools imports tensorflow when it is installed, and a
+process that imports triton (loaded by torch's compiler) after tensorflow 2.21 crashes."""
 
 from __future__ import annotations
 
