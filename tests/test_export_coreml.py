@@ -26,7 +26,7 @@ from training_job.exports.coreml_format import (
     EXPORTER,
     PACKAGE,
     check_spec,
-    coremltools,
+    load_coremltools,
     outputs_agree,
 )
 from training_job.exports.platform import ExportError, SourceModel
@@ -42,7 +42,7 @@ def exported_spec(source: SourceModel, precision: ExportPrecision, workdir: Path
         labels = zipped.read("labels.txt").decode().splitlines()
         zipped.extractall(workdir / "unpacked")
     assert labels == [label.name for label in source.labels]
-    return coremltools().utils.load_spec(str(workdir / "unpacked" / PACKAGE)), names
+    return load_coremltools().utils.load_spec(str(workdir / "unpacked" / PACKAGE)), names
 
 
 def weight_types(spec: Any) -> set[str]:

@@ -13,9 +13,9 @@ the opset-16 comparisons (`_extend_onnx2torch`), and coremltools gets aten `prod
 record for comparisons and `broadcast_to` (`_extend_coremltools`).
 
 A Core ML model cannot run on Linux: the runner is None and `check_spec` inspects the written model instead.
-This is the one export module that needs torch; it imports torch, onnx2torch and coremltools inside functions, and
-torch's compiler (`coremltools()`) before coremltools: coremltools imports tensorflow when it is installed, and a
-process that imports triton (loaded by torch's compiler) after tensorflow 2.21 crashes."""
+This is the one export module that needs torch; it imports torch, onnx2torch and coremltools inside functions,
+and torch's compiler before coremltools (`load_coremltools`): coremltools imports tensorflow when it is
+installed, and a process that imports triton (loaded by torch's compiler) after tensorflow 2.21 crashes."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class CoreMlExporter:
         model = convert(source, precision)
         package = workdir / PACKAGE
         model.save(str(package))
-        check_spec(coremltools().utils.load_spec(str(package)), source, precision)
+        check_spec(load_coremltools().utils.load_spec(str(package)), source, precision)
         archive = workdir / "coreml.zip"
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
             for path in sorted(package.rglob("*")):
@@ -79,7 +79,7 @@ def convert(source: SourceModel, precision: ExportPrecision) -> Any:
     _extend_onnx2torch()
     module = _torch_module(source)
     _extend_coremltools()
-    ct = coremltools()
+    ct = load_coremltools()
 
     probe = torch.from_numpy(_probe(source.input_size, batch=1))
     try:
@@ -225,7 +225,7 @@ def _extend_onnx2torch() -> None:
 
 
 @functools.cache
-def coremltools() -> Any:
+def load_coremltools() -> Any:
     """The coremltools module, imported after torch's compiler (see the module docstring)."""
     importlib.import_module("torch._dynamo")
     import coremltools
@@ -237,7 +237,7 @@ def coremltools() -> Any:
 def _extend_coremltools() -> None:
     """Register, once per process, the coremltools torch-op converters our models need (see the module
     docstring)."""
-    coremltools()
+    load_coremltools()
     from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.frontend.torch import ops
     from coremltools.converters.mil.frontend.torch.torch_op_registry import register_torch_op
@@ -262,7 +262,7 @@ def _extend_coremltools() -> None:
 
 def check_spec(spec: Any, source: SourceModel, precision: ExportPrecision) -> None:
     """Raise ExportError unless the written model has the input, outputs, labels and metadata Seer promises."""
-    coremltools()
+    load_coremltools()
     from coremltools.proto import FeatureTypes_pb2, MIL_pb2
 
     problems: list[str] = []
