@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from onnx import TensorProto, helper
 from PIL import Image, ImageDraw
 
-from pipeline.contract.onnx_model import ModelLabel
+from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT, MetadataKey, ModelLabel, encode_labels
 from pipeline.core.boxes import Box
 from tests.images import detection_scene
 
@@ -78,3 +79,19 @@ def detector_onnx() -> bytes:
         for n, (image, boxes) in enumerate(detection_pictures(range(16)))
     ]
     return train_detector(samples, DETECTION_LABELS, backbone=BACKBONE, settings=settings).onnx_model
+
+
+def unconvertible_onnx() -> bytes:
+    """A model no converter can read: its only node is an operator of a domain nobody implements."""
+    node = helper.make_node("Mystery", [INPUT], [CLASSIFIER_OUTPUT], domain="com.example.unknown")
+    graph = helper.make_graph(
+        [node],
+        "mystery",
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info(CLASSIFIER_OUTPUT, TensorProto.FLOAT, [1, 1])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example.unknown", 1)]
+    )
+    helper.set_model_props(model, {MetadataKey.LABELS: encode_labels([ModelLabel("t-only", "only")])})
+    return model.SerializeToString()
