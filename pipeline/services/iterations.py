@@ -8,6 +8,7 @@ from pipeline.core.vocabulary import IterationStatus
 from pipeline.services.names import iteration_name_claims, renamed
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
+from pipeline.store.exports import ExportStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.records import IterationRecord, utcnow
 
@@ -86,4 +87,5 @@ def delete_iteration(account: StorageAccount, project_id: str, iteration_id: str
     if iteration.status == IterationStatus.TRAINING:
         raise bad_request("BadRequestTrainingAlreadyInProgress", "The iteration is still training.")
     IterationStore(account).delete(iteration)
+    ExportStore(account).delete_iteration(iteration.project_id, iteration.id)
     iteration_name_claims(account, iteration.project_id).release(iteration.name, iteration.id)

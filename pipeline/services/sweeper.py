@@ -27,6 +27,7 @@ from pipeline.core.owners import provably_dead
 from pipeline.core.settings import Settings
 from pipeline.services.projects import purge_project
 from pipeline.store import StorageAccount
+from pipeline.store import exports as export_blobs
 from pipeline.store import images as image_blobs
 from pipeline.store import iterations as model_blobs
 from pipeline.store import predictions as prediction_blobs
@@ -78,6 +79,7 @@ def sweep_project(account: StorageAccount, project_id: str, cutoff: datetime, re
     for kind, container, owners in (
         ("image blobs", image_blobs.CONTAINER, images.ids),
         ("model blobs", model_blobs.CONTAINER, iterations.ids),
+        ("export blobs", export_blobs.CONTAINER, iterations.ids),
         ("prediction blobs", prediction_blobs.CONTAINER, predictions.ids),
     ):
         orphans = _orphan_blobs(housekeeping, container, project_id, cutoff, owners)

@@ -12,6 +12,7 @@ from pipeline.api.wire.projects import (
     Tag,
 )
 from pipeline.contract.detection import DETECTION
+from pipeline.contract.exports import SUPPORTED
 from pipeline.core.augmentation import augmentation_methods
 from pipeline.core.domains import DomainInfo, domain_of
 from pipeline.core.vocabulary import DomainType, IterationStatus
@@ -66,7 +67,7 @@ def tag_to_wire(tag: TagRecord, image_count: int) -> Tag:
 
 def iteration_to_wire(iteration: IterationRecord) -> Iteration:
     completed = iteration.status == IterationStatus.COMPLETED
-    platforms = domain_of(iteration.domain_id).export_platforms if completed else []
+    platforms = [platform.value for platform in SUPPORTED] if completed else []
     return Iteration(
         id=iteration.id,
         name=iteration.name,

@@ -1,0 +1,104 @@
+"""Exports: the `exports` table (partitioned by project, one row per iteration, platform, flavor and precision)
+and the exported files in the `exports` container, under `{project}/{iteration}/`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import BinaryIO
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from pydantic import BaseModel, Field
+
+from pipeline.contract.export_request import ExportStatus
+from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
+from pipeline.store.account import StorageAccount
+from pipeline.store.entities import get_record, query_records, to_entity, update_record
+from pipeline.store.records import utcnow
+
+TABLE = "exports"
+CONTAINER = "exports"
+
+
+class ExportRecord(BaseModel):
+    project_id: str
+    iteration_id: str
+    platform: ExportPlatform
+    flavor: ExportFlavor | None = None
+    precision: ExportPrecision = ExportPrecision.FP32
+    status: ExportStatus = ExportStatus.EXPORTING
+    request_id: str  # the request being served (pipeline.contract.export_request.ExportMessage)
+    reason: str | None = None  # why it Failed
+    blob: str | None = None  # set with Done, after the file is written
+    # The parity check's figures (training_job.exports.parity.ParityReport), for Done and for a failed check.
+    parity: dict[str, float | int | str] | None = None
+    requested: datetime = Field(default_factory=utcnow)
+    finished: datetime | None = None
+
+    @property
+    def row_key(self) -> str:
+        return export_key(self.iteration_id, self.platform, self.flavor, self.precision)
+
+
+def export_key(
+    iteration_id: str, platform: ExportPlatform, flavor: ExportFlavor | None, precision: ExportPrecision
+) -> str:
+    return f"{iteration_id}.{platform.value}.{flavor.value if flavor else '-'}.{precision.value}"
+
+
+def export_blob_name(record: ExportRecord, file: str) -> str:
+    """`{project}/{iteration}/{platform}-{flavor}-{precision}/{file}`: the sweeper and DeleteProject find it by
+    its project and iteration, like a model's artefacts."""
+    flavor = record.flavor.value if record.flavor else "default"
+    return f"{record.project_id}/{record.iteration_id}/{record.platform.value}-{flavor}-{record.precision.value}/{file}"
+
+
+class ExportStore:
+    def __init__(self, account: StorageAccount) -> None:
+        self.table = account.table(TABLE)
+        self.container = account.container(CONTAINER)
+
+    def create(self, record: ExportRecord) -> bool:
+        """Write a new row; False when the kind of export already has one."""
+        try:
+            self.table.create_entity(to_entity(record, record.project_id, record.row_key))
+        except ResourceExistsError:
+            return False
+        return True
+
+    def get(self, project_id: str, row_key: str) -> ExportRecord | None:
+        return get_record(self.table, ExportRecord, project_id, row_key)
+
+    def list(self, project_id: str, iteration_id: str) -> list[ExportRecord]:
+        """The iteration's exports, oldest request first."""
+        rows = query_records(
+            self.table,
+            ExportRecord,
+            project_id,
+            row_filter="RowKey ge @low and RowKey lt @high",
+            parameters={"low": f"{iteration_id}.", "high": f"{iteration_id}/"},
+        )
+        return sorted(rows, key=lambda r: r.requested)
+
+    def update(
+        self, project_id: str, row_key: str, mutate: Callable[[ExportRecord], ExportRecord | None]
+    ) -> ExportRecord | None:
+        return update_record(self.table, ExportRecord, project_id, row_key, mutate)
+
+    def put_file(self, name: str, data: bytes | BinaryIO) -> None:
+        self.container.upload_blob(name, data, overwrite=True)
+
+    def stream(self, name: str) -> Iterator[bytes]:
+        """The blob's bytes in chunks; ResourceNotFoundError at once when it is gone."""
+        return self.container.download_blob(name).chunks()
+
+    def delete_iteration(self, project_id: str, iteration_id: str) -> None:
+        """Rows first, then the files (the sweeper removes files a crash in between leaves without an
+        iteration)."""
+        for record in self.list(project_id, iteration_id):
+            with contextlib.suppress(ResourceNotFoundError):
+                self.table.delete_entity(project_id, record.row_key)
+        for blob in self.container.list_blobs(name_starts_with=f"{project_id}/{iteration_id}/"):
+            with contextlib.suppress(ResourceNotFoundError):
+                self.container.delete_blob(blob.name)
