@@ -1,0 +1,137 @@
+"""ExportIteration, GetExports and GetArtifact in-process (real Azurite, no export job listening): each bad input
+gets its Custom Vision code and status and leaves the stored exports as they were; a good one answers Exporting at
+once and queues the export."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pipeline.contract.export_request import ExportMessage
+from pipeline.contract.exports import SUPPORTED
+from pipeline.core.settings import Settings
+from pipeline.core.vocabulary import IterationStatus
+from pipeline.store import StorageAccount
+from pipeline.store.exports import ExportStore
+from pipeline.store.iterations import IterationStore
+from pipeline.store.records import IterationRecord
+from tests.conftest import COMPACT_DOMAIN, PROJECTS
+
+
+def make_iteration(account: StorageAccount, project_id: str, status: IterationStatus) -> str:
+    iteration = IterationRecord(
+        id=str(uuid.uuid4()),
+        project_id=project_id,
+        name=f"Iteration {status}",
+        status=status,
+        domain_id=COMPACT_DOMAIN,
+        training_set_fingerprint="-",
+        model_blob=f"{project_id}/x/model.onnx" if status == IterationStatus.COMPLETED else None,
+    )
+    IterationStore(account).create(iteration)
+    return iteration.id
+
+
+@pytest.fixture()
+def iterations(client: TestClient, account: StorageAccount) -> dict[str, str]:
+    project = client.post(
+        PROJECTS, params={"name": f"export-{uuid.uuid4()}", "domainId": COMPACT_DOMAIN}
+    ).json()
+    return {
+        "project": project["id"],
+        **{status.value: make_iteration(account, project["id"], status) for status in IterationStatus},
+    }
+
+
+def export_url(iterations: dict[str, str], status: str = "Completed") -> str:
+    return f"{PROJECTS}/{iterations['project']}/iterations/{iterations[status]}/export"
+
+
+def queued(account: StorageAccount, settings: Settings, project_id: str) -> list[ExportMessage]:
+    queue = account.queue(settings.export_queue)
+    messages = [ExportMessage.decode(m.content) for m in queue.peek_messages(max_messages=32)]
+    return [m for m in messages if m.project_id == project_id]
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({}, "BadRequestExportValidationFailed"),
+        ({"platform": "Caffe"}, "BadRequestExportValidationFailed"),
+        ({"platform": "VAIDK"}, "BadRequestProjectUnsupportedExportPlatform"),
+        ({"platform": "ONNX", "flavor": "ONNX9"}, "BadRequestExportValidationFailed"),
+        ({"platform": "ONNX", "flavor": "Linux"}, "BadRequestExportValidationFailed"),
+        ({"platform": "OpenVino", "flavor": "ONNX12"}, "BadRequestExportValidationFailed"),
+        ({"platform": "ONNX", "precision": "FP8"}, "BadRequestExportValidationFailed"),
+        ({"platform": "DockerFile", "precision": "INT8"}, "BadRequestExportValidationFailed"),
+    ],
+)
+def test_bad_export_requests(
+    client: TestClient, account: StorageAccount, settings: Settings, iterations: dict[str, str], params, code
+) -> None:
+    response = client.post(export_url(iterations), params=params)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == code
+    assert ExportStore(account).list(iterations["project"], iterations["Completed"]) == []
+    assert queued(account, settings, iterations["project"]) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [("Training", "BadRequestExportWhileTraining"), ("Failed", "BadRequestIterationIsNotTrained")],
+)
+def test_only_a_completed_iteration_exports(
+    client: TestClient, account: StorageAccount, iterations: dict[str, str], status: str, code: str
+) -> None:
+    response = client.post(export_url(iterations, status), params={"platform": "ONNX"})
+    assert (response.status_code, response.json()["code"]) == (400, code)
+    assert ExportStore(account).list(iterations["project"], iterations[status]) == []
+    missing = f"{PROJECTS}/{iterations['project']}/iterations/{uuid.uuid4()}/export"
+    assert client.post(missing, params={"platform": "ONNX"}).json()["code"] == "NotFoundIteration"
+
+
+def test_export_answers_exporting_and_queues_one_export_at_a_time(
+    client: TestClient, account: StorageAccount, settings: Settings, iterations: dict[str, str]
+) -> None:
+    url = export_url(iterations)
+    started = client.post(url, params={"platform": "onnx", "flavor": "ONNX12", "precision": "int8"})
+    assert started.status_code == 200, started.text
+    assert started.json() == {
+        "platform": "ONNX",
+        "status": "Exporting",
+        "flavor": "ONNX12",
+        "newerVersionAvailable": False,
+        "precision": "INT8",
+    }
+    again = client.post(url, params={"platform": "ONNX", "flavor": "ONNX12", "precision": "INT8"})
+    assert (again.status_code, again.json()["code"]) == (400, "BadRequestExportAlreadyInProgress")
+    other = client.post(url, params={"platform": "ONNX"})  # FP32 is another export: it may run beside
+    assert other.status_code == 200 and other.json()["precision"] == "FP32"
+    listed = client.get(url).json()
+    assert [(e["precision"], e["status"]) for e in listed] == [("INT8", "Exporting"), ("FP32", "Exporting")]
+    assert all("downloadUri" not in e for e in listed)
+    messages = queued(account, settings, iterations["project"])
+    assert [(m.platform, m.flavor, m.precision) for m in messages] == [
+        ("ONNX", "ONNX12", "INT8"),
+        ("ONNX", "ONNX12", "FP32"),
+    ]
+
+
+def test_get_artifact_serves_only_done_exports(client: TestClient, iterations: dict[str, str]) -> None:
+    url = f"{PROJECTS}/{iterations['project']}/artifacts"
+    for path in (f"{iterations['Completed']}/ONNX-ONNX12-FP32/model.onnx", "../models/x", "", "/etc/passwd"):
+        response = client.get(url, params={"path": path})
+        assert (response.status_code, response.json()["code"]) == (400, "BadRequestInvalidArtifactUri"), path
+
+
+def test_completed_iterations_are_exportable_to_every_supported_platform(
+    client: TestClient, iterations: dict[str, str]
+) -> None:
+    at = f"{PROJECTS}/{iterations['project']}/iterations"
+    completed = client.get(f"{at}/{iterations['Completed']}").json()
+    assert completed["exportable"] is True
+    assert completed["exportableTo"] == [platform.value for platform in SUPPORTED]
+    training = client.get(f"{at}/{iterations['Training']}").json()
+    assert (training["exportable"], training["exportableTo"]) == (False, [])
