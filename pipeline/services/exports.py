@@ -135,7 +135,7 @@ def artifact(account: StorageAccount, project_id: str, path: str) -> Iterator[by
     project = get_project(account, project_id)
     invalid = bad_request("BadRequestInvalidArtifactUri", f"{path!r} is not an artifact of this project.")
     iteration_id = path.split("/", 1)[0]
-    if not iteration_id or iteration_id.startswith("."):
+    if not iteration_id:
         raise invalid
     store = ExportStore(account)
     wanted = f"{project.id}/{path}"

@@ -67,8 +67,9 @@ def parity_inputs(
     return np.stack(inputs)
 
 
-def export(account: StorageAccount, record: ExportRecord, workdir: Path) -> tuple[str, ParityReport]:
-    """Convert, check parity, upload; returns the blob name and the parity figures (ExportError: fails for good)."""
+def export(account: StorageAccount, record: ExportRecord, workdir: Path) -> tuple[str, ParityReport | None]:
+    """Convert, check parity, upload; returns the blob name and the parity figures (None: the export cannot run
+    here, its platform checked the file instead). ExportError: the export fails for good."""
     iteration = IterationStore(account).get(record.project_id, record.iteration_id)
     if iteration is None or not iteration.model_blob:
         raise ExportError("The iteration or its model is gone.")
@@ -76,8 +77,8 @@ def export(account: StorageAccount, record: ExportRecord, workdir: Path) -> tupl
     inputs = parity_inputs(account, record.project_id, record.iteration_id, source)
     source = dataclasses.replace(source, calibration=inputs)
     exported = exporter(record.platform).export(source, record.flavor, record.precision, workdir)
+    report = None
     if exported.runner is None:
-        report = ParityReport(record.precision.value, 0, 1.0, 0.0, True)
         log.info("%s cannot run here; the platform checked the file itself", record.platform.value)
     else:
         model_file = workdir / "source.onnx"
