@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline.contract.export_request import ExportMessage
-from pipeline.contract.exports import SUPPORTED
+from pipeline.contract.exports import SUPPORTED, ExportPlatform
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import IterationStatus
 from pipeline.store import StorageAccount
@@ -126,12 +126,17 @@ def test_get_artifact_serves_only_done_exports(client: TestClient, iterations: d
         assert (response.status_code, response.json()["code"]) == (400, "BadRequestInvalidArtifactUri"), path
 
 
-def test_completed_iterations_are_exportable_to_every_supported_platform(
+def test_completed_iterations_are_exportable_to_every_supported_platform_the_version_names(
     client: TestClient, iterations: dict[str, str]
 ) -> None:
-    at = f"{PROJECTS}/{iterations['project']}/iterations"
-    completed = client.get(f"{at}/{iterations['Completed']}").json()
+    preview = PROJECTS.replace("v3.3", "v3.4-preview")
+    completed = client.get(f"{preview}/{iterations['project']}/iterations/{iterations['Completed']}").json()
     assert completed["exportable"] is True
     assert completed["exportableTo"] == [platform.value for platform in SUPPORTED]
+    at = f"{PROJECTS}/{iterations['project']}/iterations"
+    v33 = client.get(f"{at}/{iterations['Completed']}").json()["exportableTo"]
+    assert v33 == [platform.value for platform in SUPPORTED if platform != ExportPlatform.OPENVINO]
+    refused = client.post(export_url(iterations), params={"platform": "OpenVino"})  # v3.3 has no OpenVino
+    assert refused.json()["code"] == "BadRequestExportValidationFailed"
     training = client.get(f"{at}/{iterations['Training']}").json()
     assert (training["exportable"], training["exportableTo"]) == (False, [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.api.mapping.exports import platforms_in
 from pipeline.api.wire.iterations import Iteration
 from pipeline.api.wire.projects import (
     Domain,
@@ -12,7 +13,6 @@ from pipeline.api.wire.projects import (
     Tag,
 )
 from pipeline.contract.detection import DETECTION
-from pipeline.contract.exports import SUPPORTED
 from pipeline.core.augmentation import augmentation_methods
 from pipeline.core.domains import DomainInfo, domain_of
 from pipeline.core.vocabulary import DomainType, IterationStatus
@@ -65,9 +65,10 @@ def tag_to_wire(tag: TagRecord, image_count: int) -> Tag:
     return Tag(id=tag.id, name=tag.name, description=tag.description, type=tag.type, image_count=image_count)
 
 
-def iteration_to_wire(iteration: IterationRecord) -> Iteration:
+def iteration_to_wire(iteration: IterationRecord, version: str) -> Iteration:
+    """A Completed iteration is exportable to every platform Seer exports that `version` can name."""
     completed = iteration.status == IterationStatus.COMPLETED
-    platforms = [platform.value for platform in SUPPORTED] if completed else []
+    platforms = [platform.value for platform in platforms_in(version)] if completed else []
     return Iteration(
         id=iteration.id,
         name=iteration.name,
