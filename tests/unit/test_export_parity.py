@@ -94,6 +94,17 @@ def test_detector_reduced_precision_compares_the_top_box() -> None:
     assert not detector_parity(reference, wrong, INT8).passed
 
 
+def test_detector_reduced_precision_finds_the_top_box_whichever_comes_first() -> None:
+    reference = detections(images=100)
+    reference[1][:, :2] = [0.80, 0.79]  # two objects, nearly as confident
+    reordered = [output.copy() for output in reference]
+    reordered[1][:, :2] = [0.78, 0.81]  # the other one now leads: both are still found
+    assert detector_parity(reference, reordered, INT8).passed
+    lost = [output.copy() for output in reference]
+    lost[1][:2, 0] = 0.001  # two images lose their top box
+    assert not detector_parity(reference, lost, INT8).passed
+
+
 def test_iou() -> None:
     assert iou(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1])) == 1.0
     assert iou(np.array([0, 0, 1, 1]), np.array([0.5, 0, 1, 1])) == 1 / 3
