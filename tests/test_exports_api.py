@@ -140,3 +140,16 @@ def test_completed_iterations_are_exportable_to_every_supported_platform_the_ver
     assert refused.json()["code"] == "BadRequestExportValidationFailed"
     training = client.get(f"{at}/{iterations['Training']}").json()
     assert (training["exportable"], training["exportableTo"]) == (False, [])
+
+
+def test_deleting_an_iteration_deletes_its_exports(
+    client: TestClient, account: StorageAccount, iterations: dict[str, str]
+) -> None:
+    assert client.post(export_url(iterations), params={"platform": "ONNX"}).status_code == 200
+    store = ExportStore(account)
+    [record] = store.list(iterations["project"], iterations["Completed"])
+    store.put_file(f"{record.project_id}/{record.iteration_id}/ONNX-ONNX12-FP32/model.onnx", b"onnx")
+    deleted = client.delete(f"{PROJECTS}/{iterations['project']}/iterations/{iterations['Completed']}")
+    assert deleted.status_code == 204
+    assert store.list(iterations["project"], iterations["Completed"]) == []
+    assert list(store.container.list_blobs(name_starts_with=f"{iterations['project']}/")) == []
