@@ -9,11 +9,13 @@ import uuid
 
 import pytest
 
-from pipeline.contract.export_request import ExportMessage, ExportStatus
+from pipeline.contract.export_request import ExportMessage
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.core.settings import Settings
+from pipeline.core.vocabulary import ExportStatus
 from pipeline.store import StorageAccount
-from pipeline.store.exports import ExportRecord, ExportStore
+from pipeline.store.exports import ExportStore
+from pipeline.store.records import ExportRecord
 from training_job.exports.job import handle
 
 

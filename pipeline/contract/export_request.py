@@ -1,20 +1,12 @@
-"""What an export request hands the export job (training_job/exports): the `exports` queue message, and the
-states an export goes through."""
+"""What an export request hands the export job (training_job/exports): the `exports` queue message."""
 
 from __future__ import annotations
 
 import base64
-from enum import StrEnum
 
 from pydantic import BaseModel
 
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
-
-
-class ExportStatus(StrEnum):
-    EXPORTING = "Exporting"
-    DONE = "Done"
-    FAILED = "Failed"
 
 
 class ExportMessage(BaseModel):

@@ -9,16 +9,16 @@ from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from pipeline.contract.export_request import ExportMessage, ExportStatus
+from pipeline.contract.export_request import ExportMessage
 from pipeline.contract.exports import SUPPORTED, ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.core.errors import CustomVisionError, bad_request, not_trained
 from pipeline.core.settings import Settings
-from pipeline.core.vocabulary import IterationStatus, new_id, parse_choice
+from pipeline.core.vocabulary import ExportStatus, IterationStatus, new_id, parse_choice
 from pipeline.services.iterations import get_iteration
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
-from pipeline.store.exports import CONTAINER, ExportRecord, ExportStore
-from pipeline.store.records import IterationRecord, utcnow
+from pipeline.store.exports import CONTAINER, ExportStore
+from pipeline.store.records import ExportRecord, IterationRecord, utcnow
 
 INVALID = "BadRequestExportValidationFailed"
 

@@ -5,53 +5,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import BinaryIO
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from pydantic import BaseModel, Field
 
-from pipeline.contract.export_request import ExportStatus
-from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.store.account import StorageAccount
 from pipeline.store.entities import get_record, query_records, to_entity, update_record
-from pipeline.store.records import utcnow
+from pipeline.store.records import ExportRecord
 
 TABLE = "exports"
 CONTAINER = "exports"
 
 
-class ExportRecord(BaseModel):
-    project_id: str
-    iteration_id: str
-    platform: ExportPlatform
-    flavor: ExportFlavor | None = None
-    precision: ExportPrecision = ExportPrecision.FP32
-    status: ExportStatus = ExportStatus.EXPORTING
-    request_id: str  # the request being served (pipeline.contract.export_request.ExportMessage)
-    reason: str | None = None  # why it Failed
-    blob: str | None = None  # set with Done, after the file is written
-    # The parity check's figures (training_job.exports.parity.ParityReport), for Done and for a failed check.
-    parity: dict[str, float | int | str] | None = None
-    requested: datetime = Field(default_factory=utcnow)
-    finished: datetime | None = None
-
-    @property
-    def row_key(self) -> str:
-        return export_key(self.iteration_id, self.platform, self.flavor, self.precision)
-
-
-def export_key(
-    iteration_id: str, platform: ExportPlatform, flavor: ExportFlavor | None, precision: ExportPrecision
-) -> str:
-    return f"{iteration_id}.{platform.value}.{flavor.value if flavor else '-'}.{precision.value}"
-
-
 def export_blob_name(record: ExportRecord, file: str) -> str:
     """`{project}/{iteration}/{platform}-{flavor}-{precision}/{file}`: the sweeper and DeleteProject find it by
     its project and iteration, like a model's artefacts."""
-    flavor = record.flavor.value if record.flavor else "default"
-    return f"{record.project_id}/{record.iteration_id}/{record.platform.value}-{flavor}-{record.precision.value}/{file}"
+    kind = f"{record.platform}-{record.flavor or 'default'}-{record.precision}"
+    return f"{record.project_id}/{record.iteration_id}/{kind}/{file}"
 
 
 class ExportStore:

@@ -18,15 +18,16 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueMessage
 from PIL import Image
 
-from pipeline.contract.export_request import ExportMessage, ExportStatus
+from pipeline.contract.export_request import ExportMessage
 from pipeline.core.settings import Settings, get_settings
+from pipeline.core.vocabulary import ExportStatus
 from pipeline.store import StorageAccount, get_storage
-from pipeline.store.exports import ExportRecord, ExportStore, export_blob_name, export_key
+from pipeline.store.exports import ExportStore, export_blob_name
 from pipeline.store.image_index import ALL
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.message_lease import MessageLease
-from pipeline.store.records import utcnow
+from pipeline.store.records import ExportRecord, export_key, utcnow
 from pipeline.vision.preprocessing import preprocess, preprocess_full
 from training_job.exports.onnx_format import onnx_runner
 from training_job.exports.parity import ParityReport, check_parity
@@ -67,24 +68,26 @@ def parity_inputs(
     return np.stack(inputs)
 
 
-def export(account: StorageAccount, record: ExportRecord, workdir: Path) -> tuple[str, ParityReport | None]:
-    """Convert, check parity, upload; returns the blob name and the parity figures (None: the export cannot run
-    here, its platform checked the file instead). ExportError: the export fails for good."""
+def export(
+    account: StorageAccount, request: ExportMessage, record: ExportRecord, workdir: Path
+) -> tuple[str, ParityReport | None]:
+    """Convert, check parity, upload under the record's blob name; returns the blob name and the parity figures
+    (None: the export cannot run here, its platform checked the file instead). ExportError: it fails for good."""
     iteration = IterationStore(account).get(record.project_id, record.iteration_id)
     if iteration is None or not iteration.model_blob:
         raise ExportError("The iteration or its model is gone.")
     source = SourceModel.from_bytes(IterationStore(account).read_artefact(iteration.model_blob))
     inputs = parity_inputs(account, record.project_id, record.iteration_id, source)
     source = dataclasses.replace(source, calibration=inputs)
-    exported = exporter(record.platform).export(source, record.flavor, record.precision, workdir)
+    exported = exporter(request.platform).export(source, request.flavor, request.precision, workdir)
     report = None
     if exported.runner is None:
-        log.info("%s cannot run here; the platform checked the file itself", record.platform.value)
+        log.info("%s cannot run here; the platform checked the file itself", request.platform.value)
     else:
         model_file = workdir / "source.onnx"
         model_file.write_bytes(source.onnx_bytes)
         report = check_parity(
-            onnx_runner(model_file), exported.runner, inputs, record.precision, source.is_detector
+            onnx_runner(model_file), exported.runner, inputs, request.precision, source.is_detector
         )
         log.info("%s", report.describe())
         if not report.passed:
@@ -164,7 +167,7 @@ def handle(account: StorageAccount, settings: Settings, queue_name: str, message
         log.info("exporting %s (try %d of %d)", key, message.dequeue_count, attempts)
         try:
             with tempfile.TemporaryDirectory(prefix="seer-export-") as workdir:
-                blob, report = export(account, record, Path(workdir))
+                blob, report = export(account, request, record, Path(workdir))
         except ExportError as error:
             log.warning("export %s failed: %s", key, error)
             figures = error.report if isinstance(error, ParityFailure) else None

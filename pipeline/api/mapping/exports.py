@@ -6,7 +6,7 @@ from __future__ import annotations
 from pipeline.api.wire.exports import Export
 from pipeline.contract.exports import SUPPORTED, ExportPlatform
 from pipeline.core.errors import bad_request
-from pipeline.store.exports import ExportRecord
+from pipeline.store.records import ExportRecord
 
 PREVIEW = "v3.4-preview"
 PREVIEW_PLATFORMS = {ExportPlatform.OPENVINO}
