@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pipeline.contract.export_request import ExportMessage
 from pipeline.contract.exports import SUPPORTED, ExportPlatform
 from pipeline.core.settings import Settings
-from pipeline.core.vocabulary import IterationStatus
+from pipeline.core.vocabulary import ExportStatus, IterationStatus
 from pipeline.store import StorageAccount
 from pipeline.store.exports import ExportStore
 from pipeline.store.iterations import IterationStore
@@ -153,3 +153,24 @@ def test_deleting_an_iteration_deletes_its_exports(
     assert deleted.status_code == 204
     assert store.list(iterations["project"], iterations["Completed"]) == []
     assert list(store.container.list_blobs(name_starts_with=f"{iterations['project']}/")) == []
+
+
+def test_a_finished_export_is_exported_again(
+    client: TestClient, account: StorageAccount, settings: Settings, iterations: dict[str, str]
+) -> None:
+    url = export_url(iterations)
+    first = client.post(url, params={"platform": "ONNX", "precision": "FP16"})
+    assert first.status_code == 200
+    store = ExportStore(account)
+    [record] = store.list(iterations["project"], iterations["Completed"])
+    store.update(
+        record.project_id, record.row_key, lambda r: r.model_copy(update={"status": ExportStatus.DONE})
+    )
+    again = client.post(url, params={"platform": "ONNX", "precision": "FP16"})
+    assert again.status_code == 200 and again.json()["status"] == "Exporting"
+    [rerun] = store.list(iterations["project"], iterations["Completed"])
+    assert rerun.request_id != record.request_id
+    assert [m.request_id for m in queued(account, settings, iterations["project"])] == [
+        record.request_id,
+        rerun.request_id,
+    ]

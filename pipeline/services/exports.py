@@ -100,15 +100,20 @@ def request_export(
     message = ExportMessage(
         project_id=fresh.project_id,
         iteration_id=fresh.iteration_id,
-        platform=fresh.platform,
-        flavor=fresh.flavor,
-        precision=fresh.precision,
+        platform=kind.platform,
+        flavor=kind.flavor,
+        precision=kind.precision,
         request_id=fresh.request_id,
     )
     try:
         account.queue(settings.export_queue).send_message(message.encode())
     except Exception:
-        store.update(fresh.project_id, fresh.row_key, lambda r: _failed(r, "The export could not be queued."))
+        unqueued = "The export could not be queued."
+        store.update(
+            fresh.project_id,
+            fresh.row_key,
+            lambda r: _failed(r, unqueued) if r.request_id == fresh.request_id else None,
+        )
         raise
     return fresh
 
