@@ -5,7 +5,8 @@
 //     folder's Event Grid blob trigger and the timers, with always-ready HTTP instances,
 //   - the Event Grid system topic on the data account and the subscription that delivers `uploads/` to the app,
 //   - the training worker: a Container Apps Job started by KEDA's azure-queue scaler (with the job's identity), one
-//     execution per message on the `training` queue,
+//     execution per message on the `training` queue, and the export worker, a second job on the same image and
+//     environment started per message on the `exports` queue (`python -m training_job.exports`),
 //   - Key Vault (API keys and the optional SMTP password), a container registry for the training image,
 //   - Log Analytics + Application Insights, diagnostic settings (storage, Key Vault, the app), user-assigned managed
 //     identities and their role assignments.
@@ -69,6 +70,27 @@ param uploadsEventSubscription bool = false
 
 @description('Name of the training queue. Must match the service setting SEER_TRAINING_QUEUE (default "training").')
 param trainingQueueName string = 'training'
+
+@description('Name of the export queue. Must match the service setting SEER_EXPORT_QUEUE (default "exports").')
+param exportQueueName string = 'exports'
+
+@description('Tries per export request before the export is marked Failed (SEER_EXPORT_MAX_ATTEMPTS).')
+@minValue(1)
+param exportMaxAttempts int = 3
+
+@description('Most export job executions running at once (each exports one model).')
+@minValue(1)
+param exportMaxConcurrentExecutions int = 4
+
+@description('Hard limit of one export execution, in seconds: converting, the parity check on up to 200 training images, and the upload.')
+@minValue(600)
+param exportReplicaTimeoutSeconds int = 3600
+
+@description('vCPUs per export execution (a decimal string, Consumption profile).')
+param exportCpu string = '2.0'
+
+@description('Memory per export execution (Consumption pairs 2Gi per vCPU).')
+param exportMemory string = '4Gi'
 
 @description('Longest Advanced training budget a client may reserve, in hours (SEER_MAX_ADVANCED_BUDGET_HOURS).')
 @minValue(1)
@@ -174,6 +196,7 @@ var logAnalyticsName = '${prefix}-logs-${suffix}'
 var appInsightsName = '${prefix}-appi-${suffix}'
 var containerAppsEnvironmentName = '${prefix}-cae-${suffix}'
 var trainingJobName = take('${prefix}-train-${suffix}', 32)
+var exportJobName = take('${prefix}-export-${suffix}', 32)
 var functionsIdentityName = '${prefix}-func-id-${suffix}'
 var trainingIdentityName = '${prefix}-train-id-${suffix}'
 
@@ -210,6 +233,14 @@ var sharedSeerSettings = [
   {
     name: 'SEER_TRAINING_MAX_ATTEMPTS'
     value: string(trainingMaxAttempts)
+  }
+  {
+    name: 'SEER_EXPORT_QUEUE'
+    value: exportQueueName
+  }
+  {
+    name: 'SEER_EXPORT_MAX_ATTEMPTS'
+    value: string(exportMaxAttempts)
   }
   {
     name: 'SEER_MAX_ADVANCED_BUDGET_HOURS'
@@ -279,6 +310,7 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     storageSku: storageSku
     trainingQueueName: trainingQueueName
+    exportQueueName: exportQueueName
     functionsIdentityName: identities.outputs.functionsIdentityName
     trainingIdentityName: identities.outputs.trainingIdentityName
     logAnalyticsName: monitoring.outputs.logAnalyticsName
@@ -346,6 +378,12 @@ module trainingJob 'modules/training-job.bicep' = {
     registryLoginServer: registry.outputs.registryLoginServer
     dataStorageAccountName: storage.outputs.dataStorageAccountName
     trainingQueueName: trainingQueueName
+    exportJobName: exportJobName
+    exportQueueName: exportQueueName
+    exportMaxConcurrentExecutions: exportMaxConcurrentExecutions
+    exportReplicaTimeoutSeconds: exportReplicaTimeoutSeconds
+    exportCpu: exportCpu
+    exportMemory: exportMemory
     maxAdvancedBudgetHours: maxAdvancedBudgetHours
     trainingOverheadSeconds: trainingOverheadSeconds
     trainingMaxConcurrentExecutions: trainingMaxConcurrentExecutions
@@ -390,4 +428,5 @@ output registryName string = registry.outputs.registryName
 output registryLoginServer string = registry.outputs.registryLoginServer
 output trainingJobName string = trainingJob.outputs.trainingJobName
 output trainingImage string = trainingJob.outputs.trainingImage
+output exportJobName string = trainingJob.outputs.exportJobName
 output applicationInsightsName string = monitoring.outputs.appInsightsName

@@ -73,6 +73,7 @@ def settings(storage_connection_string: str) -> Settings:
         allow_private_urls=True,
         # Requests to the in-process app queue here, where no job listens; the `service` runs the real jobs.
         training_queue="training-unattended",
+        export_queue="exports-unattended",
     )
 
 
@@ -151,7 +152,8 @@ def project_with_images(client: TestClient, tenant_account: StorageAccount) -> t
 @pytest.fixture(scope="session")
 def service(storage_connection_string: str) -> Iterator[str]:
     """The whole service as `scripts/run.sh` starts it: function_app.py on the local host (HTTP, blob, queue and
-    timer triggers) with the training job launched as a separate process per queued training request."""
+    timer triggers) with the training job launched as a separate process per queued training request, and the
+    export job per queued export."""
     import function_app
     from devhost import HostConfig, JobSpec, LocalHost
 
@@ -161,7 +163,12 @@ def service(storage_connection_string: str) -> Iterator[str]:
         port=free_port(),
         blob_poll_interval=0.3,
         queue_poll_interval=0.2,
-        jobs=[JobSpec(queue=get_settings().training_queue, command=(sys.executable, "-m", "training_job"))],
+        jobs=[
+            JobSpec(queue=get_settings().training_queue, command=(sys.executable, "-m", "training_job")),
+            JobSpec(
+                queue=get_settings().export_queue, command=(sys.executable, "-m", "training_job.exports")
+            ),
+        ],
         job_poll_interval=0.2,
         host_id=f"tests-{uuid.uuid4().hex[:8]}",
     )

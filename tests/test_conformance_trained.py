@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -118,8 +119,25 @@ def classifier_session(http: httpx.Client, image_url: str) -> None:
 
     ok(http.delete(f"{it}/publish"))
     assert "publishName" not in ok(http.get(it)).json()
+    exported = exported_onnx(http, it)
+    path = urlsplit(exported["downloadUri"]).path.split(f"/{pid}/", 1)[1]
+    artifact = ok(http.get(f"{at}/artifacts", params={"path": path}))
+    assert artifact.content == httpx.get(exported["downloadUri"]).content
     ok(http.delete(it))
     ok(http.delete(at))
+
+
+def exported_onnx(http: httpx.Client, it: str, timeout: float = 240.0) -> dict:
+    """ExportIteration, then GetExports until the export is Done."""
+    assert ok(http.post(f"{it}/export", params={"platform": "ONNX"})).json()["status"] == "Exporting"
+    deadline = time.monotonic() + timeout
+    while True:
+        [export] = ok(http.get(f"{it}/export")).json()
+        if export["status"] != "Exporting":
+            assert export["status"] == "Done", export
+            return export
+        assert time.monotonic() < deadline, "the export did not finish in time"
+        time.sleep(0.5)
 
 
 def detector_session(http: httpx.Client, detector: dict, image_url: str) -> None:

@@ -369,7 +369,9 @@ def app_settings(bicep: Bicep, function_app: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def job(bicep: Bicep) -> dict[str, Any]:
-    return bicep.resource(bicep.one_of_type("Microsoft.App/jobs"))
+    """The training job (the other Container Apps Job is the export job)."""
+    assert sorted(bicep.of_type("Microsoft.App/jobs")) == ["exportJob", "trainingJob"]
+    return bicep.resource("trainingJob")
 
 
 @pytest.fixture(scope="module")
@@ -538,6 +540,37 @@ def test_training_queue_is_the_one_the_app_uses(
     assert bicep.resolve(app_settings["SEER_TRAINING_QUEUE"]["value"]) == queue
     env = settings_list(bicep, job_container["env"])
     assert bicep.resolve(env["SEER_TRAINING_QUEUE"]["value"]) == queue
+
+
+def test_export_job_runs_the_export_module_from_the_exports_queue(
+    bicep: Bicep, app_settings: dict, job: dict, job_container: dict
+) -> None:
+    """The export job: the training image with `python -m training_job.exports`, started per message on the queue
+    the app sends exports to, with the training job's identity and settings."""
+    export = bicep.resource("exportJob")
+    queue = settings_default("export_queue")
+    queues = {
+        bicep.resolve(bicep.resource(n)["name"])
+        for n in bicep.of_type("Microsoft.Storage/storageAccounts/queueServices/queues")
+    }
+    assert {queue, f"{queue}-poison"} <= queues
+    config = export["properties"]["configuration"]
+    assert (config["triggerType"], config["replicaRetryLimit"]) == ("Event", 0)
+    (rule,) = config["eventTriggerConfig"]["scale"]["rules"]
+    assert rule["type"] == "azure-queue" and bicep.resolve(rule["metadata"]["queueName"]) == queue
+    assert rule["metadata"]["queueLengthStrategy"] == "all" and "auth" not in rule
+    assert reference_of(bicep.resolve(rule["identity"])) == "trainingIdentity.id"
+    (container,) = export["properties"]["template"]["containers"]
+    assert container["command"] == ["python", "-m", "training_job.exports"]
+    assert container["image"] == job_container["image"]
+    env = settings_list(bicep, container["env"])
+    assert bicep.resolve(env["SEER_EXPORT_QUEUE"]["value"]) == queue
+    assert bicep.resolve(app_settings["SEER_EXPORT_QUEUE"]["value"]) == queue
+    assert (
+        reference_of(bicep.resolve(env["SEER_DATA__clientId"]["value"]))
+        == "trainingIdentity.properties.clientId"
+    )
+    assert isinstance(bicep.resolve(config["replicaTimeout"]), int)
 
 
 def test_function_app_runs_python_311_on_flex_consumption(
@@ -731,14 +764,12 @@ def test_training_job_pulls_from_the_registry_with_its_identity(bicep: Bicep, jo
     (registry,) = config["registries"]
     assert "passwordSecretRef" not in registry and "username" not in registry
     assert "trainingIdentity" in json.dumps(registry["identity"])
-    assert "trainingIdentity" in json.dumps(
-        bicep.resources[bicep.one_of_type("Microsoft.App/jobs")]["config"]["identity"]
-    )
+    assert "trainingIdentity" in json.dumps(bicep.resources["trainingJob"]["config"]["identity"])
     assert "acrpull" in {r for r in ROLE_IDS if "trainingIdentity" in role_holders(bicep, r)}
     for secret in job_secrets(bicep, job):
         assert "value" not in secret, "job secrets come from Key Vault"
         assert reference_of(secret["identity"]) == "trainingIdentity.id"
-    depends = bicep.resources[bicep.one_of_type("Microsoft.App/jobs")]["config"].get("dependsOn") or []
+    depends = bicep.resources["trainingJob"]["config"].get("dependsOn") or []
     assert "trainingAcrPullRole" in depends and "trainingKeyVaultRole" in depends
 
 
@@ -760,7 +791,7 @@ def mail_bicep() -> Bicep:
 
 
 def job_env(bicep: Bicep) -> dict[str, Any]:
-    job = bicep.resource(bicep.one_of_type("Microsoft.App/jobs"))
+    job = bicep.resource("trainingJob")
     (container,) = job["properties"]["template"]["containers"]
     return settings_list(bicep, container["env"])
 
@@ -839,7 +870,7 @@ def test_smtp_password_reaches_the_job_only_through_key_vault(mail_bicep: Bicep)
     assert deployed(mail_bicep, secret)
     env = job_env(mail_bicep)["SEER_SMTP_PASSWORD"]
     assert set(env) == {"name", "secretRef"}, "the password is a job secret reference, never a value"
-    job = mail_bicep.resource(mail_bicep.one_of_type("Microsoft.App/jobs"))
+    job = mail_bicep.resource("trainingJob")
     (job_secret,) = [s for s in job_secrets(mail_bicep, job) if s["name"] == env["secretRef"]]
     assert "value" not in job_secret
     assert reference_of(job_secret["keyVaultUrl"]) == f"{secret}.properties.secretUri"
@@ -861,7 +892,7 @@ def test_no_smtp_password_no_secret_and_no_login() -> None:
     assert not deployed(bicep, smtp_password_secret(bicep))
     env = job_env(bicep)
     assert "SEER_SMTP_HOST" in env and "SEER_SMTP_PASSWORD" not in env
-    job = bicep.resource(bicep.one_of_type("Microsoft.App/jobs"))
+    job = bicep.resource("trainingJob")
     assert job_secrets(bicep, job) == []
 
 
@@ -1017,7 +1048,7 @@ def test_app_and_job_deploy_after_the_roles_and_storage_they_use(bicep: Bicep) -
         ),
         ("Microsoft.EventGrid/systemTopics/eventSubscriptions", {"functionApp", "uploadsContainer"}),
         (
-            "Microsoft.App/jobs",
+            "trainingJob",
             {
                 "trainingAcrPullRole",
                 "trainingKeyVaultRole",
@@ -1026,8 +1057,10 @@ def test_app_and_job_deploy_after_the_roles_and_storage_they_use(bicep: Bicep) -
                 "trainingPoisonQueue",
             },
         ),
+        ("exportJob", {"trainingAcrPullRole", "trainingStorageRoles", "exportQueue", "exportPoisonQueue"}),
     ):
-        depends = set(bicep.resource(bicep.one_of_type(resource_type)).get("dependsOn") or [])
+        name = resource_type if resource_type in bicep.resources else bicep.one_of_type(resource_type)
+        depends = set(bicep.resource(name).get("dependsOn") or [])
         assert needed <= depends, f"{resource_type} can start before {sorted(needed - depends)}"
 
 

@@ -21,6 +21,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 )
 from PIL import Image
 
+from pipeline.contract.exports import SUPPORTED
 from pipeline.core.settings import Settings
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
@@ -89,7 +90,7 @@ def test_trained_iteration_reports_like_custom_vision(trained: dict, service_tra
     assert iteration.trained_at is not None
     assert iteration.training_time_in_minutes >= 1
     assert iteration.domain_id == COMPACT_DOMAIN
-    assert iteration.exportable and iteration.exportable_to == ["ONNX"]
+    assert iteration.exportable and iteration.exportable_to == [platform.value for platform in SUPPORTED]
     assert iteration.publish_name == "quickstart"
     with pytest.raises(CustomVisionErrorException) as refused:
         service_trainer.train_project(trained["project"].id)  # nothing changed since

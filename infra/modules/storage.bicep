@@ -13,12 +13,14 @@ param location string
 param tags object
 param storageSku string
 param trainingQueueName string
+param exportQueueName string
 param functionsIdentityName string
 param trainingIdentityName string
 param logAnalyticsName string
 
 var uploadsContainerName = 'uploads'
 var trainingPoisonQueueName = '${trainingQueueName}-poison'
+var exportPoisonQueueName = '${exportQueueName}-poison'
 var deploymentContainerName = 'app-package'
 
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
@@ -154,6 +156,16 @@ resource trainingQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2
 resource trainingPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: trainingPoisonQueueName
+}
+
+resource exportQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: exportQueueName
+}
+
+resource exportPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: exportPoisonQueueName
 }
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {

@@ -14,6 +14,12 @@ param trainingIdentityName string
 param registryLoginServer string
 param dataStorageAccountName string
 param trainingQueueName string
+param exportJobName string
+param exportQueueName string
+param exportMaxConcurrentExecutions int
+param exportReplicaTimeoutSeconds int
+param exportCpu string
+param exportMemory string
 param maxAdvancedBudgetHours int
 param trainingOverheadSeconds int
 param trainingMaxConcurrentExecutions int
@@ -177,5 +183,76 @@ resource trainingJob 'Microsoft.App/jobs@2025-01-01' = {
   }
 }
 
+// The export worker: the same image, identity and environment, started per message on the exports queue. It runs
+// `python -m training_job.exports` (convert, parity check on the training images, upload) on the Consumption profile:
+// exporting needs no GPU. No SMTP settings: exports send no mail.
+resource exportJob 'Microsoft.App/jobs@2025-01-01' = {
+  name: exportJobName
+  location: location
+  tags: tags
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${trainingIdentity.id}': {}
+    }
+  }
+  properties: {
+    environmentId: containerAppsEnvironment.id
+    workloadProfileName: 'Consumption'
+    configuration: {
+      triggerType: 'Event'
+      replicaTimeout: exportReplicaTimeoutSeconds
+      replicaRetryLimit: 0
+      registries: [
+        {
+          server: registryLoginServer
+          identity: trainingIdentity.id
+        }
+      ]
+      eventTriggerConfig: {
+        parallelism: 1
+        replicaCompletionCount: 1
+        scale: {
+          minExecutions: 0
+          maxExecutions: exportMaxConcurrentExecutions
+          pollingInterval: trainingPollingIntervalSeconds
+          rules: [
+            {
+              name: 'export-queue'
+              type: 'azure-queue'
+              metadata: {
+                accountName: dataStorageAccountName
+                queueName: exportQueueName
+                queueLength: '1'
+                queueLengthStrategy: 'all'
+              }
+              identity: trainingIdentity.id
+            }
+          ]
+        }
+      }
+    }
+    template: {
+      containers: [
+        {
+          name: 'export'
+          image: trainingImageRef
+          command: [
+            'python'
+            '-m'
+            'training_job.exports'
+          ]
+          resources: {
+            cpu: json(exportCpu)
+            memory: exportMemory
+          }
+          env: concat(trainingJobStorageEnv, dataStorageSettings, sharedSeerSettings)
+        }
+      ]
+    }
+  }
+}
+
 output trainingJobName string = trainingJob.name
 output trainingImage string = trainingImageRef
+output exportJobName string = exportJob.name

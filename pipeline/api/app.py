@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipeline.api import (
     domains,
+    exports,
     images,
     iterations,
     performance,
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
         tags,
         images,
         iterations,
+        exports,
         performance,
         publishing,
         quick_test,

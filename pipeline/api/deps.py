@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from pipeline.api.pools import WorkPool
+from pipeline.api.routing import api_version
 from pipeline.core.limits import MAX_PAGE_SIZE
 from pipeline.core.settings import Settings
 from pipeline.services.prediction import Predictor
@@ -49,6 +50,7 @@ def _csv_query(alias: str):
 
 
 Config = Annotated[Settings, Depends(_settings)]
+ApiVersion = Annotated[str, Depends(api_version)]  # the Training API version the request names
 Storage = Annotated[StorageAccount, Depends(_account)]
 Engine = Annotated[Predictor, Depends(_predictor)]
 UrlFetches = Annotated[WorkPool, Depends(_url_fetches)]  # run work that downloads image URLs here

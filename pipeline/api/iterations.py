@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Query, Response
 
-from pipeline.api.deps import Config, Storage
+from pipeline.api.deps import ApiVersion, Config, Storage
 from pipeline.api.mapping.projects import iteration_to_wire
 from pipeline.api.wire.iterations import Iteration, IterationUpdate, TrainingParameters
 from pipeline.services import iterations, training
@@ -17,6 +17,7 @@ def train_project(
     project_id: str,
     storage: Storage,
     config: Config,
+    version: ApiVersion,
     training_type: str | None = Query(None, alias="trainingType"),
     reserved_budget_in_hours: int | None = Query(None, alias="reservedBudgetInHours"),
     force_train: bool = Query(False, alias="forceTrain"),
@@ -34,24 +35,30 @@ def train_project(
         selected,
         notification_email_address,
     )
-    return iteration_to_wire(iteration)
+    return iteration_to_wire(iteration, version)
 
 
 @router.get("/projects/{project_id}/iterations", response_model=list[Iteration])
-def get_iterations(project_id: str, storage: Storage) -> list[Iteration]:
-    return [iteration_to_wire(i) for i in iterations.list_iterations(storage, project_id)]
+def get_iterations(project_id: str, storage: Storage, version: ApiVersion) -> list[Iteration]:
+    return [iteration_to_wire(i, version) for i in iterations.list_iterations(storage, project_id)]
 
 
 @router.get("/projects/{project_id}/iterations/{iteration_id}", response_model=Iteration)
-def get_iteration(project_id: str, iteration_id: str, storage: Storage) -> Iteration:
-    return iteration_to_wire(iterations.get_iteration(storage, project_id, iteration_id))
+def get_iteration(project_id: str, iteration_id: str, storage: Storage, version: ApiVersion) -> Iteration:
+    return iteration_to_wire(iterations.get_iteration(storage, project_id, iteration_id), version)
 
 
 @router.patch("/projects/{project_id}/iterations/{iteration_id}", response_model=Iteration)
 def update_iteration(
-    project_id: str, iteration_id: str, storage: Storage, update: IterationUpdate = Body(...)
+    project_id: str,
+    iteration_id: str,
+    storage: Storage,
+    version: ApiVersion,
+    update: IterationUpdate = Body(...),
 ) -> Iteration:
-    return iteration_to_wire(iterations.rename_iteration(storage, project_id, iteration_id, update.name))
+    return iteration_to_wire(
+        iterations.rename_iteration(storage, project_id, iteration_id, update.name), version
+    )
 
 
 @router.delete("/projects/{project_id}/iterations/{iteration_id}", status_code=204, response_class=Response)

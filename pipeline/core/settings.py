@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     training_queue: str = "training"
     training_visibility_timeout_seconds: int = 120
     training_max_attempts: int = 5
+    # The export job's queue (training_job/exports), its visibility timeout (kept extended while a job runs) and
+    # the tries before an export is marked Failed.
+    export_queue: str = "exports"
+    export_visibility_timeout_seconds: int = 120
+    export_max_attempts: int = 3
     max_advanced_budget_hours: int = 24
     retrain_min_new_images: int = 10
 

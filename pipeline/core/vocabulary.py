@@ -18,6 +18,12 @@ class IterationStatus(StrEnum):
     FAILED = "Failed"
 
 
+class ExportStatus(StrEnum):
+    EXPORTING = "Exporting"
+    DONE = "Done"
+    FAILED = "Failed"
+
+
 class TagType(StrEnum):
     REGULAR = "Regular"
     NEGATIVE = "Negative"

@@ -8,6 +8,7 @@ from pipeline.core.vocabulary import IterationStatus
 from pipeline.services.names import iteration_name_claims, renamed
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
+from pipeline.store.exports import ExportStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.records import IterationRecord, utcnow
 
@@ -79,11 +80,17 @@ def rename_iteration(
     return updated
 
 
+def remove_iteration(account: StorageAccount, iteration: IterationRecord) -> None:
+    """The iteration's row and model artefacts, then its exports' rows and files."""
+    IterationStore(account).delete(iteration)
+    ExportStore(account).delete_iteration(iteration.project_id, iteration.id)
+
+
 def delete_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> None:
     iteration = get_iteration(account, project_id, iteration_id)
     if iteration.publish_name:
         raise bad_request("BadRequestIterationIsPublished", "Unpublish the iteration before deleting it.")
     if iteration.status == IterationStatus.TRAINING:
         raise bad_request("BadRequestTrainingAlreadyInProgress", "The iteration is still training.")
-    IterationStore(account).delete(iteration)
+    remove_iteration(account, iteration)
     iteration_name_claims(account, iteration.project_id).release(iteration.name, iteration.id)

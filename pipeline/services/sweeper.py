@@ -30,6 +30,7 @@ from pipeline.core.settings import Settings
 from pipeline.services.project_import import abandoned_import
 from pipeline.services.projects import delete_project, purge_project
 from pipeline.store import StorageAccount
+from pipeline.store import exports as export_blobs
 from pipeline.store import images as image_blobs
 from pipeline.store import iterations as model_blobs
 from pipeline.store import predictions as prediction_blobs
@@ -85,6 +86,7 @@ def sweep_project(account: StorageAccount, project_id: str, cutoff: datetime, re
     for kind, container, owners in (
         ("image blobs", image_blobs.CONTAINER, images.ids),
         ("model blobs", model_blobs.CONTAINER, iterations.ids),
+        ("export blobs", export_blobs.CONTAINER, iterations.ids),
         ("prediction blobs", prediction_blobs.CONTAINER, predictions.ids),
     ):
         orphans = _orphan_blobs(housekeeping, container, project_id, cutoff, owners)

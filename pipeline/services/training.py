@@ -24,6 +24,7 @@ from pipeline.core.vocabulary import (
     new_id,
     parse_choice,
 )
+from pipeline.services.iterations import remove_iteration
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
 from pipeline.store.image_index import LABELLED, MULTI, REVISION, ImageIndex, tag_view
@@ -140,8 +141,9 @@ def _next_name(existing: list[IterationRecord]) -> str:
     return f"Iteration {max(numbers, default=len(existing)) + 1}"
 
 
-def _make_room(store: IterationStore, existing: list[IterationRecord], limit: int) -> None:
-    """Keep at most `limit` iterations: drop the oldest unpublished finished ones, refuse if none can go."""
+def _make_room(account: StorageAccount, existing: list[IterationRecord], limit: int) -> None:
+    """Keep at most `limit` iterations: drop the oldest unpublished finished ones (and their exports), refuse if
+    none can go."""
     removable = [i for i in existing if not i.publish_name and i.status != IterationStatus.TRAINING]
     excess = len(existing) + 1 - limit
     if excess > len(removable):
@@ -150,7 +152,7 @@ def _make_room(store: IterationStore, existing: list[IterationRecord], limit: in
             f"A project keeps at most {limit} iterations; unpublish or delete one first.",
         )
     for iteration in removable[: max(0, excess)]:
-        store.delete(iteration)
+        remove_iteration(account, iteration)
 
 
 def _claim_training(account: StorageAccount, iteration: IterationRecord) -> None:
@@ -229,7 +231,7 @@ def request_training(
     )
     try:
         _claim_training(account, iteration)
-        _make_room(iterations, existing, settings.max_iterations_per_project)
+        _make_room(account, existing, settings.max_iterations_per_project)
     except CustomVisionError:
         iterations.delete(iteration)
         raise

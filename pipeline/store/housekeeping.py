@@ -15,7 +15,7 @@ from datetime import datetime
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from pipeline.store import images, iterations, predictions, project_exports, tags
+from pipeline.store import exports, images, iterations, predictions, project_exports, tags
 from pipeline.store.account import StorageAccount
 
 # In deletion order: the image rows first, so a project's images disappear before anything they point at.
@@ -25,11 +25,13 @@ PROJECT_TABLES = (
     images.HASH_TABLE,
     tags.TABLE,
     iterations.TABLE,
+    exports.TABLE,
     predictions.TABLE,
 )
 PROJECT_CONTAINERS = (
     images.CONTAINER,
     iterations.CONTAINER,
+    exports.CONTAINER,
     predictions.CONTAINER,
     project_exports.CONTAINER,
 )

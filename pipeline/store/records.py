@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from pipeline.core.vocabulary import ClassificationType, IterationStatus, TagType, TrainingType
+from pipeline.core.vocabulary import ClassificationType, ExportStatus, IterationStatus, TagType, TrainingType
 
 
 def utcnow() -> datetime:
@@ -143,3 +143,31 @@ class PredictionRecord(BaseModel):
     width: int
     height: int
     created: datetime = Field(default_factory=utcnow)
+
+
+def export_key(iteration_id: str, platform: str, flavor: str | None, precision: str) -> str:
+    """The row key of one kind of export of an iteration (`exports` table)."""
+    return f"{iteration_id}.{platform}.{flavor or '-'}.{precision}"
+
+
+class ExportRecord(BaseModel):
+    """One kind of export of an iteration: `platform`, `flavor` and `precision` are the values of
+    pipeline.contract.exports' enums."""
+
+    project_id: str
+    iteration_id: str
+    platform: str
+    flavor: str | None = None
+    precision: str
+    status: ExportStatus = ExportStatus.EXPORTING
+    request_id: str  # the request being served (pipeline.contract.export_request.ExportMessage)
+    reason: str | None = None  # why it Failed
+    blob: str | None = None  # set with Done, after the file is written
+    # The parity check's figures (training_job.exports.parity.ParityReport), for Done and for a failed check.
+    parity: dict[str, float | int | str] | None = None
+    requested: datetime = Field(default_factory=utcnow)
+    finished: datetime | None = None
+
+    @property
+    def row_key(self) -> str:
+        return export_key(self.iteration_id, self.platform, self.flavor, self.precision)

@@ -21,13 +21,15 @@ Runner = Callable[[np.ndarray], list[np.ndarray]]
 
 @dataclass(frozen=True)
 class SourceModel:
-    """The iteration's model as the service serves it (pipeline.contract.onnx_model)."""
+    """The iteration's model as the service serves it (pipeline.contract.onnx_model). `calibration`: some of the
+    iteration's training images as model inputs, for exporters that calibrate (INT8); the export job sets it."""
 
     onnx_bytes: bytes
     metadata: dict[str, str]
     labels: list[ModelLabel]
     input_size: int
     output_names: list[str]
+    calibration: np.ndarray | None = None
 
     @property
     def is_detector(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.api.mapping.exports import platforms_in
 from pipeline.api.wire.iterations import Iteration
 from pipeline.api.wire.projects import (
     Domain,
@@ -65,9 +66,10 @@ def tag_to_wire(tag: TagRecord, image_count: int) -> Tag:
     return Tag(id=tag.id, name=tag.name, description=tag.description, type=tag.type, image_count=image_count)
 
 
-def iteration_to_wire(iteration: IterationRecord) -> Iteration:
+def iteration_to_wire(iteration: IterationRecord, version: str) -> Iteration:
+    """A Completed iteration is exportable to every platform Seer exports that `version` can name."""
     completed = iteration.status == IterationStatus.COMPLETED
-    platforms = domain_of(iteration.domain_id).export_platforms if completed else []
+    platforms = [platform.value for platform in platforms_in(version)] if completed else []
     return Iteration(
         id=iteration.id,
         name=iteration.name,

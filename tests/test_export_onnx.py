@@ -1,0 +1,58 @@
+"""The ONNX platform on small real models (tests/trained_models.py): each precision passes the parity check on the
+models' own training pictures (what the export job checks on), and ONNX10, which these models cannot be faithfully expressed in, fails
+with its reason rather than giving a wrong model."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.contract.exports import ExportFlavor, ExportPrecision
+from pipeline.vision.preprocessing import preprocess, preprocess_full
+from tests.trained_models import classifier_onnx, classifier_pictures, detection_pictures, detector_onnx
+from training_job.exports.onnx_format import EXPORTER, onnx_runner
+from training_job.exports.parity import check_parity
+from training_job.exports.platform import ExportError, SourceModel
+
+
+def source_and_inputs(detector: bool) -> tuple[SourceModel, np.ndarray]:
+    if detector:
+        source = SourceModel.from_bytes(detector_onnx())
+        pictures = [image for image, _ in detection_pictures(range(16))]
+        inputs = np.stack([preprocess_full(image, source.input_size) for image in pictures])
+    else:
+        source = SourceModel.from_bytes(classifier_onnx())
+        pictures = [image for image, _ in classifier_pictures()]
+        inputs = np.stack([preprocess(image, source.input_size) for image in pictures])
+    return dataclasses.replace(source, calibration=inputs), inputs
+
+
+@pytest.mark.parametrize("detector", [False, True], ids=["classifier", "detector"])
+@pytest.mark.parametrize("precision", list(ExportPrecision))
+def test_every_precision_passes_parity(tmp_path: Path, detector: bool, precision: ExportPrecision) -> None:
+    source, inputs = source_and_inputs(detector)
+    exported = EXPORTER.export(source, ExportFlavor.ONNX12, precision, tmp_path)
+    assert exported.path.name == "model.onnx" and exported.runner is not None
+    reference_file = tmp_path / "source.onnx"
+    reference_file.write_bytes(source.onnx_bytes)
+    report = check_parity(onnx_runner(reference_file), exported.runner, inputs, precision, detector)
+    assert report.passed, report.describe()
+    if precision == ExportPrecision.FP32:
+        assert exported.path.read_bytes() == source.onnx_bytes  # ONNX12 FP32 is the model as served
+    else:
+        assert exported.path.stat().st_size < 0.6 * len(source.onnx_bytes)
+
+
+def test_onnx10_fails_with_its_reason(tmp_path: Path) -> None:
+    source, _ = source_and_inputs(detector=False)
+    with pytest.raises(ExportError, match="opset 10"):
+        EXPORTER.export(source, ExportFlavor.ONNX10, ExportPrecision.FP32, tmp_path)
+
+
+def test_int8_needs_calibration_images(tmp_path: Path) -> None:
+    source = SourceModel.from_bytes(classifier_onnx())
+    with pytest.raises(ExportError, match="calibrate"):
+        EXPORTER.export(source, ExportFlavor.ONNX12, ExportPrecision.INT8, tmp_path)

@@ -1,0 +1,152 @@
+"""Parity: the export, run on the iteration's own training images, must agree with the service before it is
+offered for download. Pure functions over model outputs, so each rule is unit-testable.
+
+The reference is the source model in ONNX Runtime (what the service serves). What "agree" means:
+- FP32: every classifier probability within 1e-4; for a detector, every box that matters (reference score at least
+  MIN_SCORE) is matched by a box of the same tag whose coordinates are within 1e-3 and whose score is within 1e-4,
+  and the export has no extra box that matters.
+- FP16 and INT8 (reduced precision changes every figure a little): top-1 agreement on at least 99 % of the images.
+  A classifier's top-1 is its most probable tag; a detector's is the reference's top box, which agrees when the
+  export finds a box that matters with the same tag overlapping it by IoU >= 0.5 (images where the reference finds
+  no box that matters agree when the export finds none either). The largest difference is reported alongside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from pipeline.contract.exports import ExportPrecision
+from training_job.exports.platform import Runner
+
+PROBABILITY_TOLERANCE = 1e-4
+BOX_TOLERANCE = 1e-3
+SCORE_TOLERANCE = 1e-4
+MIN_AGREEMENT = 0.99
+MIN_SCORE = 0.01  # a detector's boxes below this score do not matter (the service shows none that low)
+MIN_IOU = 0.5
+BATCH = 8
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """The figures stored on the export row: `images` compared, `agreement` (the share that agreed under the
+    precision's rule), `max_difference` (largest probability, score or box coordinate difference on what was
+    compared) and whether it `passed`."""
+
+    precision: str
+    images: int
+    agreement: float
+    max_difference: float
+    passed: bool
+
+    def figures(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (
+            f"{self.precision} parity on {self.images} training images: {self.agreement:.1%} agree, largest "
+            f"difference {self.max_difference:.3g}"
+        )
+
+
+def run_batched(runner: Runner, inputs: np.ndarray) -> list[np.ndarray]:
+    """The runner's outputs for every input, a few at a time (the outputs of each batch concatenated)."""
+    parts = [runner(inputs[i : i + BATCH]) for i in range(0, len(inputs), BATCH)]
+    return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
+
+
+def classifier_parity(
+    reference: np.ndarray, candidate: np.ndarray, precision: ExportPrecision
+) -> ParityReport:
+    """`reference`, `candidate`: [N, tags] probabilities."""
+    difference = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
+    largest = float(difference.max(initial=0.0))
+    if precision == ExportPrecision.FP32:
+        agreed = difference.max(axis=1, initial=0.0) <= PROBABILITY_TOLERANCE
+    else:
+        agreed = reference.argmax(axis=1) == candidate.argmax(axis=1)
+    return _report(precision, agreed, largest)
+
+
+def _report(precision: ExportPrecision, agreed: np.ndarray, largest: float) -> ParityReport:
+    images = int(agreed.size)
+    agreement = float(agreed.mean()) if images else 1.0
+    exact = precision == ExportPrecision.FP32
+    passed = bool(agreed.all()) if exact else agreement >= MIN_AGREEMENT
+    return ParityReport(precision.value, images, agreement, largest, passed and np.isfinite(largest))
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Overlap of two [left, top, width, height] boxes."""
+    width = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _image_boxes_agree(
+    reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]
+) -> tuple[bool, float]:
+    """FP32 rule on one image: each reference box that matters matched (greedily, nearest first) by an unused
+    candidate box of the same tag within the tolerances; no unmatched candidate box that matters."""
+    ref_boxes, ref_scores, ref_classes = reference
+    cand_boxes, cand_scores, cand_classes = candidate
+    unused = set(range(len(cand_scores)))
+    largest = 0.0
+    agreed = True
+    for i in np.flatnonzero(ref_scores >= MIN_SCORE):
+        same_tag = [j for j in unused if cand_classes[j] == ref_classes[i]]
+        if not same_tag:
+            return False, largest
+        j = min(same_tag, key=lambda k: float(np.abs(cand_boxes[k] - ref_boxes[i]).max()))
+        unused.discard(j)
+        box_difference = float(np.abs(cand_boxes[j] - ref_boxes[i]).max())
+        score_difference = abs(float(cand_scores[j]) - float(ref_scores[i]))
+        largest = max(largest, box_difference, score_difference)
+        agreed &= box_difference <= BOX_TOLERANCE and score_difference <= SCORE_TOLERANCE
+    extra = [j for j in unused if cand_scores[j] >= MIN_SCORE + SCORE_TOLERANCE]
+    return agreed and not extra, largest
+
+
+def _top_boxes_agree(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> tuple[bool, float]:
+    """Reduced precision rule on one image: the reference's top box is found again, as a candidate box that
+    matters with the same tag and IoU >= 0.5 (the best overlapping one; which of two near-equal boxes comes first
+    is not what reduced precision must keep). The difference is the two boxes' score difference."""
+    ref_top = int(np.argmax(reference[1]))
+    if reference[1][ref_top] < MIN_SCORE:
+        return not bool((candidate[1] >= MIN_SCORE).any()), float(candidate[1].max(initial=0.0))
+    same = np.flatnonzero((candidate[1] >= MIN_SCORE) & (candidate[2] == reference[2][ref_top]))
+    if not same.size:
+        return False, float(reference[1][ref_top])
+    overlaps = [iou(reference[0][ref_top], candidate[0][j]) for j in same]
+    best = int(same[int(np.argmax(overlaps))])
+    difference = abs(float(reference[1][ref_top]) - float(candidate[1][best]))
+    return max(overlaps) >= MIN_IOU, difference
+
+
+def detector_parity(
+    reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], precision: ExportPrecision
+) -> ParityReport:
+    """`reference`, `candidate`: the detector's outputs [N, K, 4] boxes, [N, K] scores, [N, K] tag indexes."""
+    rule = _image_boxes_agree if precision == ExportPrecision.FP32 else _top_boxes_agree
+    results = [
+        rule([output[n] for output in reference], [output[n] for output in candidate])
+        for n in range(len(reference[1]))
+    ]
+    agreed = np.array([ok for ok, _ in results], dtype=bool)
+    largest = max((difference for _, difference in results), default=0.0)
+    return _report(precision, agreed, largest)
+
+
+def check_parity(
+    reference: Runner, candidate: Runner, inputs: np.ndarray, precision: ExportPrecision, detector: bool
+) -> ParityReport:
+    """Run both on `inputs` (float32 [N, 3, S, S] from pipeline.vision.preprocessing) and compare."""
+    expected, actual = run_batched(reference, inputs), run_batched(candidate, inputs)
+    if detector:
+        return detector_parity(expected, actual, precision)
+    return classifier_parity(expected[0], actual[0], precision)
