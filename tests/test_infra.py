@@ -1245,6 +1245,8 @@ def test_dockerfile_requirements_resolve_inside_the_image() -> None:
             if word in ("-r", "--requirement"):
                 path = PurePosixPath(*_normalise((workdir / words[i + 1]).parts))
                 follow_requirements(path, files, seen)
+    # one image runs both jobs: the export job's converters, the training job's torch, the service's storage layer
+    assert PurePosixPath("/app/training_job/requirements-export.txt") in seen
     assert PurePosixPath("/app/training_job/requirements.txt") in seen
     assert PurePosixPath("/app/requirements.txt") in seen, (
         "training_job/requirements.txt includes ../requirements.txt"
