@@ -24,6 +24,7 @@ KEYS = {"training": TRAINING_KEY, "prediction": PREDICTION_KEY}
 TRAINING = "/customvision/v3.3/training"
 COMPACT_DOMAIN = "General (compact)"
 TRAINING_TIMEOUT_MS = 240_000
+EXPORT_TIMEOUT_MS = 120_000
 
 
 @pytest.fixture(scope="module")
@@ -174,11 +175,25 @@ def test_workflow_create_upload_tag_train_evaluate_test_publish(browser: Browser
     assert response.status_code == 200, response.text
     page.keyboard.press("Escape")
 
+    # Export to ONNX in INT8: the export job runs it, checks parity, and the dialog offers the download.
+    page.get_by_role("button", name="Export").click()
+    dialog = page.get_by_role("dialog", name=re.compile("^Export"))
+    dialog.get_by_label("Platform").select_option("ONNX")
+    dialog.get_by_label("Precision").select_option("INT8")
+    dialog.get_by_role("button", name="Export", exact=True).click()
+    row = dialog.get_by_role("row").filter(has_text="INT8")
+    expect(row).to_contain_text("Done", timeout=EXPORT_TIMEOUT_MS)
+    download = row.get_by_role("link", name="Download")
+    model = httpx.get(download.get_attribute("href"), timeout=30)
+    assert model.status_code == 200 and len(model.content) > 100_000
+    screenshot(page, "09-export")
+    page.keyboard.press("Escape")
+
     # Back on the projects page the new project has its first image as thumbnail.
     page.get_by_role("link", name="Projects").click()
     card = page.get_by_role("listitem").filter(has=page.get_by_role("link", name=name))
     expect(card.locator(".card-thumb img")).to_be_visible()
-    screenshot(page, "09-projects")
+    screenshot(page, "10-projects")
     page.context.close()
     assert not errors, errors
 
