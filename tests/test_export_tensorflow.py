@@ -179,6 +179,15 @@ def test_unsupported_requests_are_refused(
 
 
 def test_tensorflow_loads_only_when_a_model_is_converted() -> None:
-    """TensorFlow stays out of the pytest process (tests/tensorflow_export_child.py says why): the exporter module,
-    imported and used for the refusals above, loads it only to convert or run a model."""
-    assert "tensorflow" not in sys.modules
+    """The exporter module loads TensorFlow only to convert or run a model (tests/tensorflow_export_child.py says
+    why it must not load early), checked in a fresh interpreter: other tests (Core ML's) load it here."""
+    code = (
+        "import sys\n"
+        "from training_job.exports.tensorflow_format import EXPORTER\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPOSITORY
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == "False"

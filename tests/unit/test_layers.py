@@ -42,7 +42,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "pipeline.store.account",
         PACKAGE_ROOT_OF_STORE,
     ),
-    "pipeline.portal": ("pipeline.core",),
+    "pipeline.portal": (
+        "pipeline.core",
+        "pipeline.contract",
+    ),  # the Export dialog's options come from the contract
     # A client of the public API: its wire models, never the store.
     "pipeline.migrate": ("pipeline.api.wire",),
     "pipeline.triggers": ("pipeline.core", "pipeline.services", "pipeline.store"),
