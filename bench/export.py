@@ -1,0 +1,226 @@
+"""Exports on real photos (issue 13): each platform's export time, file size and parity, the exported models'
+CPU latency, and what INT8 costs in accuracy.
+
+    .venv/bin/python -m bench.export [--repeats 40] [--skip-lite2]
+
+Models, trained here with the training core as the training job trains them (Regular): efficientnet-lite0 and
+efficientnet-lite2 classifiers on hymenoptera/train, and an efficientnet-lite0 detector (320 px) on the Custom
+Vision quickstart's fork and scissors photos. For each model, every platform, flavor and precision Seer exports
+(pipeline.contract.exports.SUPPORTED) goes through its exporter as the export job calls it (calibration images
+included): the export's seconds, its file's size, and the export job's own parity check against ONNX Runtime on the
+source model (training_job.exports.parity), on hymenoptera/val for the classifiers and on the detection photos for
+the detector. Then the batch-1 CPU latency (median over --repeats images) of whatever runs here, and the INT8
+classifiers' accuracy on hymenoptera/val beside FP32's (target: at most 0.5 points lower, at least 1.5x faster).
+The datasets are ../shared/datasets (or $SEER_DATASETS); the benchmark is skipped when they are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch._dynamo  # noqa: F401  # before TensorFlow: TensorFlow loaded first makes torch's triton crash the process
+
+from bench.classifier_accuracy import HYMENOPTERA, load_folder, stored_image
+from bench.common import DATASETS, machine
+from pipeline.contract.exports import SUPPORTED, ExportFlavor, ExportPlatform, ExportPrecision
+from pipeline.contract.onnx_model import ModelLabel
+from pipeline.core.boxes import Box
+from pipeline.vision.preprocessing import preprocess, preprocess_full
+from training_job.exports.parity import run_batched
+from training_job.exports.platform import Runner, SourceModel
+
+DETECTION = DATASETS / "customvision-samples" / "detection"
+CALIBRATION_IMAGES = 64
+ACCURACY_DROP_TARGET = 0.005
+SPEEDUP_TARGET = 1.5
+
+
+@dataclass(frozen=True)
+class Case:
+    """A trained model and the images it is checked on: model inputs, and their true tags (classifiers)."""
+
+    name: str
+    onnx_bytes: bytes
+    inputs: np.ndarray
+    truth: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Row:
+    case: str
+    platform: str
+    flavor: str
+    precision: str
+    seconds: float
+    megabytes: float
+    parity: str
+    latency_ms: float | None
+    accuracy: float | None
+
+
+def classifier_case(backbone: str) -> Case:
+    from training_job.train import train_classifier
+
+    train, labels, _ = load_folder(HYMENOPTERA / "train", ["ants", "bees"])
+    val, _, _ = load_folder(HYMENOPTERA / "val", ["ants", "bees"])
+    result = train_classifier(train, labels, multilabel=False, backbone=backbone, training_type="Regular")
+    inputs = np.stack([preprocess(sample.image, result.image_size) for sample in val])
+    truth = np.array([next(iter(sample.labels)) for sample in val])
+    return Case(f"{backbone} classifier", result.onnx_model, inputs, truth)
+
+
+def detector_case() -> Case:
+    from training_job.detect import train_detector
+    from training_job.detection_cache import DetectionSample
+
+    regions = json.loads((DETECTION / "regions.json").read_text())
+    labels = [ModelLabel(tag_id=f"tag-{tag}", name=tag) for tag in ("fork", "scissors")]
+    samples = []
+    for name, boxes in sorted(regions.items()):
+        image = stored_image(DETECTION / name)
+        if image is None:
+            continue
+        found = tuple(Box(f"tag-{b['tag']}", b["left"], b["top"], b["width"], b["height"]) for b in boxes)
+        samples.append(DetectionSample(name, image, found))
+    result = train_detector(samples, labels, backbone="efficientnet-lite0")
+    inputs = np.stack([preprocess_full(sample.image, result.image_size) for sample in samples])
+    return Case("efficientnet-lite0 detector", result.onnx_model, inputs, None)
+
+
+def latency_ms(runner, inputs: np.ndarray, repeats: int) -> float:
+    """Median milliseconds of one image through the runner (after one warm-up call)."""
+    runner(inputs[:1])
+    times = []
+    for n in range(repeats):
+        image = inputs[n % len(inputs) : n % len(inputs) + 1]
+        started = time.perf_counter()
+        runner(image)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def exports_of(case: Case, repeats: int, workdir: Path) -> list[Row]:
+    """Every export Seer makes of the case's model, each checked as the export job checks it."""
+    from training_job.exports.onnx_format import onnx_runner
+    from training_job.exports.platform import SourceModel
+
+    source = dataclasses.replace(
+        SourceModel.from_bytes(case.onnx_bytes), calibration=case.inputs[:CALIBRATION_IMAGES]
+    )
+    model_file = workdir / f"{case.name}.onnx"
+    model_file.write_bytes(case.onnx_bytes)
+    reference = onnx_runner(model_file)
+    rows = []
+    for platform, spec in SUPPORTED.items():
+        for flavor in spec.flavors:
+            for precision in spec.precisions:
+                rows.append(_one_export(case, source, reference, platform, flavor, precision, repeats))
+                print(f"  {_line(rows[-1])}", flush=True)
+    return rows
+
+
+def _one_export(
+    case: Case,
+    source: SourceModel,
+    reference: Runner,
+    platform: ExportPlatform,
+    flavor: ExportFlavor | None,
+    precision: ExportPrecision,
+    repeats: int,
+) -> Row:
+    from training_job.exports.parity import check_parity
+    from training_job.exports.platform import ExportError
+    from training_job.exports.registry import exporter
+
+    row = Row(case.name, platform.value, flavor or "-", precision.value, 0.0, 0.0, "", None, None)
+    with tempfile.TemporaryDirectory() as workdir:
+        started = time.perf_counter()
+        try:
+            exported = exporter(platform).export(source, flavor, precision, Path(workdir))
+        except ExportError as error:
+            return dataclasses.replace(row, seconds=time.perf_counter() - started, parity=f"refused: {error}")
+        row = dataclasses.replace(
+            row, seconds=time.perf_counter() - started, megabytes=exported.path.stat().st_size / 2**20
+        )
+        if exported.runner is None:
+            return dataclasses.replace(row, parity="cannot run on Linux (its spec was checked)")
+        report = check_parity(reference, exported.runner, case.inputs, precision, source.is_detector)
+        accuracy = None
+        if case.truth is not None:
+            predicted = run_batched(exported.runner, case.inputs)[0].argmax(axis=1)
+            accuracy = float(np.mean(predicted == case.truth))
+        return dataclasses.replace(
+            row,
+            parity=f"{'passed' if report.passed else 'FAILED'}: {report.agreement:.1%} of {report.images} agree, "
+            f"largest difference {report.max_difference:.3g}",
+            latency_ms=latency_ms(exported.runner, case.inputs, repeats),
+            accuracy=accuracy,
+        )
+
+
+def _line(row: Row) -> str:
+    flavor = f"{row.platform}/{row.flavor}/{row.precision}"
+    latency = f"{row.latency_ms:7.1f} ms" if row.latency_ms is not None else "       -  "
+    accuracy = f"{row.accuracy:6.1%}" if row.accuracy is not None else "     -"
+    return f"{flavor:36} {row.seconds:6.1f} s {row.megabytes:6.1f} MB {latency} {accuracy}  {row.parity}"
+
+
+def int8_verdicts(rows: list[Row]) -> list[str]:
+    """The issue's INT8 target per classifier: accuracy at most 0.5 points below FP32's, at least 1.5x faster."""
+    verdicts = []
+    for case in sorted({row.case for row in rows if row.accuracy is not None}):
+        onnx = {
+            r.precision: r for r in rows if r.case == case and r.platform == "ONNX" and r.flavor == "ONNX12"
+        }
+        fp32, int8 = onnx.get("FP32"), onnx.get("INT8")
+        if not (fp32 and int8 and fp32.latency_ms and int8.latency_ms and int8.accuracy is not None):
+            verdicts.append(f"{case}: INT8 or FP32 ONNX missing")
+            continue
+        drop, speedup = fp32.accuracy - int8.accuracy, fp32.latency_ms / int8.latency_ms
+        met = drop <= ACCURACY_DROP_TARGET and speedup >= SPEEDUP_TARGET
+        verdicts.append(
+            f"{case}: val accuracy {fp32.accuracy:.1%} FP32, {int8.accuracy:.1%} INT8 ({drop * 100:.1f} points "
+            f"lower); {fp32.latency_ms:.1f} ms vs {int8.latency_ms:.1f} ms ({speedup:.2f}x) "
+            f"{'meets' if met else 'MISSES'}"
+        )
+    return verdicts
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=40, help="single-image runs per latency figure")
+    parser.add_argument(
+        "--skip-lite2", action="store_true", help="leave out the efficientnet-lite2 classifier"
+    )
+    return parser
+
+
+def main(args: argparse.Namespace) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
+    if not HYMENOPTERA.is_dir() or not DETECTION.is_dir():
+        print(f"SKIPPED: datasets not found under {DATASETS} (set SEER_DATASETS)")
+        return
+    backbones = ["efficientnet-lite0"] + ([] if args.skip_lite2 else ["efficientnet-lite2"])
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for make in [*(lambda b=b: classifier_case(b) for b in backbones), detector_case]:
+            case = make()
+            print(f"{case.name}: {len(case.inputs)} evaluation images")
+            rows.extend(exports_of(case, args.repeats, Path(workdir)))
+    print("\nINT8 target (at most 0.5 points lower on hymenoptera/val, at least 1.5x faster):")
+    for verdict in int8_verdicts(rows):
+        print(f"  {verdict}")
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
