@@ -22,17 +22,18 @@ from pipeline.core.vocabulary import ClassificationType, DomainType, IterationSt
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore, artefact_name
-from pipeline.store.message_lease import MessageLease
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import IterationRecord, utcnow
+from training_job import queue_job
 from training_job.common import TrainingInputError, label_index
 from training_job.data import TrainingData, load_training_data
 from training_job.notify import notify_training
+from training_job.queue_job import FailNow, JobQueue, Work, configure_logging, run_once
 
 log = logging.getLogger("training_job")
 
 
-class TrainingDataError(Exception):
+class TrainingDataError(FailNow):
     """A problem retrying cannot fix (the training set changed under the request): fail at once."""
 
 
@@ -194,65 +195,50 @@ def finish(
         notify_training(account, settings, project, stored)
 
 
-def poison(account: StorageAccount, queue_name: str, message: QueueMessage) -> None:
-    account.queue(f"{queue_name}-poison").send_message(message.content)
+def _queue(settings: Settings, name: str) -> JobQueue:
+    return JobQueue(name, settings.training_visibility_timeout_seconds, settings.training_max_attempts)
+
+
+def _work(account: StorageAccount, settings: Settings) -> Work[TrainingMessage]:
+    iterations = IterationStore(account)
+
+    def current(request: TrainingMessage) -> IterationRecord | None:
+        return iterations.get(request.project_id, request.iteration_id)
+
+    def still_wanted(request: TrainingMessage) -> bool:
+        iteration = current(request)
+        return iteration is not None and iteration.status == IterationStatus.TRAINING
+
+    def run(request: TrainingMessage) -> None:
+        iteration = current(request)
+        if iteration is not None:
+            finish(account, settings, train_iteration(account, iteration), IterationStatus.COMPLETED)
+
+    def fail(request: TrainingMessage, reason: str, error: Exception | None) -> None:
+        iteration = current(request)
+        if iteration is not None:
+            finish(account, settings, iteration, IterationStatus.FAILED, reason)
+
+    return Work(
+        noun="training request",
+        decode=TrainingMessage.decode,
+        describe=lambda request: f"training iteration {request.iteration_id}",
+        still_wanted=still_wanted,
+        run=run,
+        fail=fail,
+    )
 
 
 def handle(account: StorageAccount, settings: Settings, queue_name: str, message: QueueMessage) -> int:
-    queue = account.queue(queue_name)
-    with MessageLease(queue, message, settings.training_visibility_timeout_seconds) as lease:
-        try:
-            request = TrainingMessage.decode(message.content)
-        except ValueError:
-            log.error("message %s is not a training request; moved to %s-poison", message.id, queue_name)
-            poison(account, queue_name, message)
-            lease.complete()
-            return 0
-        iteration = IterationStore(account).get(request.project_id, request.iteration_id)
-        if iteration is None or iteration.status != IterationStatus.TRAINING:
-            log.info("iteration %s is gone or already finished; dropping its message", request.iteration_id)
-            lease.complete()
-            return 0
-        attempts = settings.training_max_attempts
-        if message.dequeue_count > attempts:
-            details = f"The training job stopped before finishing on each of its {attempts} tries (it crashed or was killed)."
-            log.error("iteration %s: %s", iteration.id, details)
-            finish(account, settings, iteration, IterationStatus.FAILED, details)
-            poison(account, queue_name, message)
-            lease.complete()
-            return 0
-        log.info("training iteration %s (try %d of %d)", iteration.id, message.dequeue_count, attempts)
-        try:
-            completed = train_iteration(account, iteration)
-        except TrainingDataError as error:
-            finish(account, settings, iteration, IterationStatus.FAILED, str(error))
-            lease.complete()
-            return 0
-        except Exception as error:
-            log.exception("training iteration %s failed", iteration.id)
-            if message.dequeue_count >= attempts:
-                finish(account, settings, iteration, IterationStatus.FAILED, f"Training failed: {error}")
-                poison(account, queue_name, message)
-                lease.complete()
-                return 0
-            return 1
-        finish(account, settings, completed, IterationStatus.COMPLETED)
-        lease.complete()
-        log.info("iteration %s completed", iteration.id)
-        return 0
+    """Settle one training message (see training_job.queue_job)."""
+    return queue_job.handle(account, _queue(settings, queue_name), message, _work(account, settings))
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     args = get_args_parser().parse_args(argv)
     settings = get_settings()
     account = get_storage()
-    queue_name = args.queue or settings.training_queue
-    messages = account.queue(queue_name).receive_messages(
-        max_messages=1, visibility_timeout=settings.training_visibility_timeout_seconds
+    return run_once(
+        account, _queue(settings, args.queue or settings.training_queue), _work(account, settings)
     )
-    message = next(iter(messages), None)
-    if message is None:
-        log.info("no training request waiting on %s", queue_name)
-        return 0
-    return handle(account, settings, queue_name, message)

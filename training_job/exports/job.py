@@ -26,13 +26,14 @@ from pipeline.store.exports import ExportStore, export_blob_name
 from pipeline.store.image_index import ALL
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
-from pipeline.store.message_lease import MessageLease
 from pipeline.store.records import ExportRecord, export_key, utcnow
 from pipeline.vision.preprocessing import preprocess, preprocess_full
+from training_job import queue_job
 from training_job.exports.onnx_format import onnx_runner
 from training_job.exports.parity import ParityReport, check_parity
 from training_job.exports.platform import ExportError, SourceModel
 from training_job.exports.registry import exporter
+from training_job.queue_job import JobQueue, Work, configure_logging, run_once
 
 log = logging.getLogger("training_job.exports")
 
@@ -132,73 +133,56 @@ def finish(
     ExportStore(account).update(message.project_id, key, apply)
 
 
-def poison(account: StorageAccount, queue_name: str, message: QueueMessage) -> None:
-    account.queue(f"{queue_name}-poison").send_message(message.content)
+def _queue(settings: Settings, name: str) -> JobQueue:
+    return JobQueue(name, settings.export_visibility_timeout_seconds, settings.export_max_attempts)
+
+
+def _key(request: ExportMessage) -> str:
+    return export_key(request.iteration_id, request.platform, request.flavor, request.precision)
+
+
+def _work(account: StorageAccount) -> Work[ExportMessage]:
+    exports = ExportStore(account)
+
+    def still_wanted(request: ExportMessage) -> bool:
+        record = exports.get(request.project_id, _key(request))
+        return (
+            record is not None
+            and record.status == ExportStatus.EXPORTING
+            and record.request_id == request.request_id
+        )
+
+    def run(request: ExportMessage) -> None:
+        record = exports.get(request.project_id, _key(request))
+        if record is None:
+            return  # deleted with its iteration meanwhile
+        with tempfile.TemporaryDirectory(prefix="seer-export-") as workdir:
+            blob, report = export(account, request, record, Path(workdir))
+        finish(account, request, ExportStatus.DONE, blob=blob, report=report)
+        log.info("export %s done: %s", _key(request), blob)
+
+    def fail(request: ExportMessage, reason: str, error: Exception | None) -> None:
+        figures = error.report if isinstance(error, ParityFailure) else None
+        finish(account, request, ExportStatus.FAILED, reason=reason, report=figures)
+
+    return Work(
+        noun="export request",
+        decode=ExportMessage.decode,
+        describe=lambda request: f"export {_key(request)}",
+        still_wanted=still_wanted,
+        run=run,
+        fail=fail,
+    )
 
 
 def handle(account: StorageAccount, settings: Settings, queue_name: str, message: QueueMessage) -> int:
-    queue = account.queue(queue_name)
-    with MessageLease(queue, message, settings.export_visibility_timeout_seconds) as lease:
-        try:
-            request = ExportMessage.decode(message.content)
-        except ValueError:
-            log.error("message %s is not an export request; moved to %s-poison", message.id, queue_name)
-            poison(account, queue_name, message)
-            lease.complete()
-            return 0
-        key = export_key(request.iteration_id, request.platform, request.flavor, request.precision)
-        record = ExportStore(account).get(request.project_id, key)
-        if (
-            record is None
-            or record.status != ExportStatus.EXPORTING
-            or record.request_id != request.request_id
-        ):
-            log.info("export %s is gone, finished or asked for again; dropping its message", key)
-            lease.complete()
-            return 0
-        attempts = settings.export_max_attempts
-        if message.dequeue_count > attempts:
-            reason = f"The export job stopped before finishing on each of its {attempts} tries (it crashed or was killed)."
-            log.error("export %s: %s", key, reason)
-            finish(account, request, ExportStatus.FAILED, reason=reason)
-            poison(account, queue_name, message)
-            lease.complete()
-            return 0
-        log.info("exporting %s (try %d of %d)", key, message.dequeue_count, attempts)
-        try:
-            with tempfile.TemporaryDirectory(prefix="seer-export-") as workdir:
-                blob, report = export(account, request, record, Path(workdir))
-        except ExportError as error:
-            log.warning("export %s failed: %s", key, error)
-            figures = error.report if isinstance(error, ParityFailure) else None
-            finish(account, request, ExportStatus.FAILED, reason=str(error), report=figures)
-            lease.complete()
-            return 0
-        except Exception as error:
-            log.exception("export %s failed", key)
-            if message.dequeue_count >= attempts:
-                finish(account, request, ExportStatus.FAILED, reason=f"The export failed: {error}")
-                poison(account, queue_name, message)
-                lease.complete()
-                return 0
-            return 1
-        finish(account, request, ExportStatus.DONE, blob=blob, report=report)
-        lease.complete()
-        log.info("export %s done: %s", key, blob)
-        return 0
+    """Settle one export message (see training_job.queue_job)."""
+    return queue_job.handle(account, _queue(settings, queue_name), message, _work(account))
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     args = get_args_parser().parse_args(argv)
     settings = get_settings()
     account = get_storage()
-    queue_name = args.queue or settings.export_queue
-    messages = account.queue(queue_name).receive_messages(
-        max_messages=1, visibility_timeout=settings.export_visibility_timeout_seconds
-    )
-    message = next(iter(messages), None)
-    if message is None:
-        log.info("no export request waiting on %s", queue_name)
-        return 0
-    return handle(account, settings, queue_name, message)
+    return run_once(account, _queue(settings, args.queue or settings.export_queue), _work(account))

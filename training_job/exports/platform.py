@@ -13,6 +13,7 @@ import onnx
 
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT, MetadataKey, ModelLabel, decode_labels
+from training_job.queue_job import FailNow
 
 # Runs the exported model on a batch shaped like the ONNX input (float32 [N, 3, S, S], RGB, 0..255, from
 # pipeline.vision.preprocessing) and returns the ONNX model's outputs, in its output order and layout.
@@ -74,5 +75,5 @@ class Exporter(Protocol):
         ...
 
 
-class ExportError(Exception):
-    """The export cannot be made (the reason ends up in the export's status)."""
+class ExportError(FailNow):
+    """The export cannot be made (the reason ends up in the export's status; no retry can change it)."""

@@ -1,0 +1,108 @@
+"""What the training and the export job share (each run is one Container Apps Job execution): take one message
+from the job's queue, keep it leased while working, and settle it. The queue gives the retries: a run that crashes
+or is killed leaves its message to reappear, and the run that sees it past the last try fails the request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from azure.storage.queue import QueueMessage
+
+from pipeline.store import StorageAccount
+from pipeline.store.message_lease import MessageLease
+
+log = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+
+
+class FailNow(Exception):
+    """A failure no retry can fix (bad data, a model the platform cannot express): the request fails at once."""
+
+
+@dataclass(frozen=True)
+class Work(Generic[Request]):
+    """One job's handling of its requests. `fail` records the failure reason (the exception, when there is one,
+    may carry more); `run` does the work and records its success."""
+
+    noun: str  # what a message holds, for logs: "training request", "export request"
+    decode: Callable[[str], Request]  # ValueError: not a request (the message is poisoned)
+    describe: Callable[[Request], str]
+    still_wanted: Callable[[Request], bool]  # False: gone, settled or asked for again: drop the message
+    run: Callable[[Request], None]
+    fail: Callable[[Request, str, Exception | None], None]
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    name: str
+    visibility_timeout_seconds: int
+    max_attempts: int
+
+
+def poison(account: StorageAccount, queue_name: str, message: QueueMessage) -> None:
+    account.queue(f"{queue_name}-poison").send_message(message.content)
+
+
+def handle(account: StorageAccount, queue: JobQueue, message: QueueMessage, work: Work[Request]) -> int:
+    """Settle one message; 1 when it is left to reappear for another try, else 0."""
+    with MessageLease(account.queue(queue.name), message, queue.visibility_timeout_seconds) as lease:
+        try:
+            request = work.decode(message.content)
+        except ValueError:
+            log.error("message %s is not a %s; moved to %s-poison", message.id, work.noun, queue.name)
+            poison(account, queue.name, message)
+            lease.complete()
+            return 0
+        name = work.describe(request)
+        if not work.still_wanted(request):
+            log.info("%s is gone, finished or asked for again; dropping its message", name)
+            lease.complete()
+            return 0
+        if message.dequeue_count > queue.max_attempts:
+            reason = (
+                f"The job stopped before finishing on each of its {queue.max_attempts} tries (it crashed or was "
+                "killed)."
+            )
+            log.error("%s: %s", name, reason)
+            work.fail(request, reason, None)
+            poison(account, queue.name, message)
+            lease.complete()
+            return 0
+        log.info("%s (try %d of %d)", name, message.dequeue_count, queue.max_attempts)
+        try:
+            work.run(request)
+        except FailNow as error:
+            log.warning("%s failed: %s", name, error)
+            work.fail(request, str(error), error)
+            lease.complete()
+            return 0
+        except Exception as error:
+            log.exception("%s failed", name)
+            if message.dequeue_count < queue.max_attempts:
+                return 1
+            work.fail(request, f"It failed on its last try: {error}", error)
+            poison(account, queue.name, message)
+            lease.complete()
+            return 0
+        lease.complete()
+        return 0
+
+
+def run_once(account: StorageAccount, queue: JobQueue, work: Work[Request]) -> int:
+    """Take one message, if any is waiting, and settle it."""
+    messages = account.queue(queue.name).receive_messages(
+        max_messages=1, visibility_timeout=queue.visibility_timeout_seconds
+    )
+    message = next(iter(messages), None)
+    if message is None:
+        log.info("no %s waiting on %s", work.noun, queue.name)
+        return 0
+    return handle(account, queue, message, work)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
