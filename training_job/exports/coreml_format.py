@@ -34,10 +34,9 @@ from onnx import numpy_helper
 
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.contract.onnx_model import DETECTED_BOXES, DETECTED_CLASSES, DETECTED_SCORES, INPUT, MetadataKey
-from training_job.exports.platform import ExportedModel, ExportError, SourceModel
+from training_job.exports.platform import LABELS_FILE, ExportedModel, ExportError, SourceModel
 
 PACKAGE = "model.mlpackage"
-LABELS = "labels.txt"
 README = "README.md"
 # What a Core ML classifier outputs (coremltools' names): the most likely tag's name, and every tag's probability.
 CLASS_LABEL = "classLabel"
@@ -67,7 +66,7 @@ class CoreMlExporter:
             for path in sorted(package.rglob("*")):
                 if path.is_file():
                     zipped.write(path, path.relative_to(workdir).as_posix())
-            zipped.writestr(LABELS, "".join(f"{label.name}\n" for label in source.labels))
+            zipped.writestr(LABELS_FILE, source.labels_text)
             zipped.writestr(README, readme(source, precision))
         return ExportedModel(path=archive, runner=None)
 
@@ -355,7 +354,7 @@ def readme(source: SourceModel, precision: ExportPrecision) -> str:
     return f"""# Seer model: Core ML ({precision})
 
 `{PACKAGE}` is a Core ML ML Program (iOS 15, macOS 12 or later); open it in Xcode or load it with
-`MLModel(contentsOf:)` after compiling. `{LABELS}` lists the tags in output order; the model's metadata
+`MLModel(contentsOf:)` after compiling. `{LABELS_FILE}` lists the tags in output order; the model's metadata
 (user-defined: labels with tag ids, preprocessing, classification type) holds the same facts.
 
 ## Input

@@ -14,11 +14,11 @@ import onnxruntime as ort
 
 from pipeline.contract.exports import SUPPORTED, ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.contract.onnx_model import INPUT
-from training_job.exports.platform import ExportedModel, ExportError, Runner, SourceModel
+from training_job.exports.platform import LABELS_FILE, ExportedModel, ExportError, Runner, SourceModel
 
 TEMPLATE = Path(__file__).with_name("docker_app")
 MODEL_ENTRY = "app/model.onnx"
-LABELS_ENTRY = "app/labels.txt"
+LABELS_ENTRY = f"app/{LABELS_FILE}"
 # Seer's own modules the server imports (numpy and Pillow only): the preprocessing, and the decoding steps the
 # service applies first (normalised and stored sizes, reduction, RGB with transparency flattened onto white).
 SHIPPED_MODULES = ("preprocessing.py", "reduced_decode.py")
@@ -77,7 +77,7 @@ class DockerExporter:
             for relative in template_files():
                 archive.write(TEMPLATE / relative, relative.as_posix())
             archive.writestr(MODEL_ENTRY, source.onnx_bytes)
-            archive.writestr(LABELS_ENTRY, "".join(f"{label.name}\n" for label in source.labels))
+            archive.writestr(LABELS_ENTRY, source.labels_text)
             for name in SHIPPED_MODULES:
                 archive.writestr(f"app/{name}", shipped_module(name))
         return ExportedModel(path=path, runner=zip_runner(path))

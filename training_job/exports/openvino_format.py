@@ -20,11 +20,10 @@ import openvino as ov
 
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.contract.onnx_model import INPUT, MetadataKey
-from training_job.exports.platform import ExportedModel, ExportError, Runner, SourceModel
+from training_job.exports.platform import LABELS_FILE, ExportedModel, ExportError, Runner, SourceModel
 
 MODEL_XML = "model.xml"
 MODEL_BIN = "model.bin"
-LABELS = "labels.txt"
 README = "README.md"
 RT_INFO_SECTION = "framework"  # where OpenVINO's ONNX frontend puts the source model's metadata
 PRECISE = {"INFERENCE_PRECISION_HINT": "f32"}
@@ -48,7 +47,7 @@ class OpenVinoExporter:
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
             zipped.write(ir_dir / MODEL_XML, MODEL_XML)
             zipped.write(ir_dir / MODEL_BIN, MODEL_BIN)
-            zipped.writestr(LABELS, "".join(f"{label.name}\n" for label in source.labels))
+            zipped.writestr(LABELS_FILE, source.labels_text)
             zipped.writestr(README, readme(source, precision))
         return ExportedModel(path=archive, runner=runner(ir_dir / MODEL_XML))
 
@@ -102,7 +101,7 @@ def readme(source: SourceModel, precision: ExportPrecision) -> str:
         )
     return f"""# Seer model: OpenVINO IR ({precision})
 
-`{MODEL_XML}` + `{MODEL_BIN}` is an OpenVINO IR (OpenVINO 2023.0 or later). `{LABELS}` lists the tags in output
+`{MODEL_XML}` + `{MODEL_BIN}` is an OpenVINO IR (OpenVINO 2023.0 or later). `{LABELS_FILE}` lists the tags in output
 order. The IR's rt_info holds the model's metadata under "{RT_INFO_SECTION}" (labels with tag ids, preprocessing,
 classification type).
 

@@ -15,6 +15,8 @@ from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecis
 from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT, MetadataKey, ModelLabel, decode_labels
 from training_job.queue_job import FailNow
 
+LABELS_FILE = "labels.txt"
+
 # Runs the exported model on a batch shaped like the ONNX input (float32 [N, 3, S, S], RGB, 0..255, from
 # pipeline.vision.preprocessing) and returns the ONNX model's outputs, in its output order and layout.
 Runner = Callable[[np.ndarray], list[np.ndarray]]
@@ -49,6 +51,11 @@ class SourceModel:
             input_size=int(size),
             output_names=[output.name for output in model.graph.output],
         )
+
+    @property
+    def labels_text(self) -> str:
+        """`labels.txt` as every export ships it: one tag name a line, in output order."""
+        return "".join(f"{label.name}\n" for label in self.labels)
 
     @property
     def classification_type(self) -> str:

@@ -33,16 +33,11 @@ from training_job.exports.onnx_to_tensorflow import (
     convert_to_saved_model,
     convert_to_tflite,
 )
-from training_job.exports.platform import ExportedModel, ExportError, Runner, SourceModel
+from training_job.exports.platform import LABELS_FILE, ExportedModel, ExportError, Runner, SourceModel
 
 SAVED_MODEL_FOLDER = "saved_model"
 TFLITE_FILE = "model.tflite"
-LABELS_FILE = "labels.txt"
 README_FILE = "README.md"
-
-
-def labels_text(source: SourceModel) -> str:
-    return "".join(f"{label.name}\n" for label in source.labels)
 
 
 def readme_text(source: SourceModel, flavor: ExportFlavor) -> str:
@@ -140,7 +135,7 @@ class TensorFlowExporter:
             saved_model.rename(content / SAVED_MODEL_FOLDER)
         else:
             convert_to_tflite(saved_model, content / TFLITE_FILE)
-        extra = {LABELS_FILE: labels_text(source), README_FILE: readme_text(source, flavor)}
+        extra = {LABELS_FILE: source.labels_text, README_FILE: readme_text(source, flavor)}
         archive = write_zip(workdir / f"{flavor}.zip", content, extra)
         return ExportedModel(
             path=archive, runner=unzipped_runner(archive, workdir / "unzipped", source, flavor)
