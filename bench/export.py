@@ -6,8 +6,8 @@ CPU latency, and what INT8 costs in accuracy.
 Models, trained here with the training core as the training job trains them (Regular): efficientnet-lite0 and
 efficientnet-lite2 classifiers on hymenoptera/train, and an efficientnet-lite0 detector (320 px) on the Custom
 Vision quickstart's fork and scissors photos. For each model, every platform, flavor and precision Seer exports
-(pipeline.contract.exports.SUPPORTED) goes through its exporter as the export job calls it (calibration images
-included): the export's seconds, its file's size, and the export job's own parity check against ONNX Runtime on the
+(pipeline.contract.exports.SUPPORTED) goes through its exporter as the export job calls it (with up to 200 training
+images to calibrate on): the export's seconds, its file's size, and the export job's own parity check against ONNX Runtime on the
 source model (training_job.exports.parity), on hymenoptera/val for the classifiers and on the detection photos for
 the detector. Then the batch-1 CPU latency (median over --repeats images) of whatever runs here, and the INT8
 classifiers' accuracy on hymenoptera/val beside FP32's (target: at most 0.5 points lower, at least 1.5x faster).
@@ -35,23 +35,25 @@ from pipeline.contract.exports import SUPPORTED, ExportFlavor, ExportPlatform, E
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.boxes import Box
 from pipeline.vision.preprocessing import preprocess, preprocess_full
+from training_job.exports.job import MAX_PARITY_IMAGES
 from training_job.exports.parity import run_batched
 from training_job.exports.platform import Runner, SourceModel
 
 DETECTION = DATASETS / "customvision-samples" / "detection"
-CALIBRATION_IMAGES = 64
 ACCURACY_DROP_TARGET = 0.005
 SPEEDUP_TARGET = 1.5
 
 
 @dataclass(frozen=True)
 class Case:
-    """A trained model and the images it is checked on: model inputs, and their true tags (classifiers)."""
+    """A trained model, the images it is checked on (model inputs, and their true tags for classifiers), and its
+    training images as the export job hands them to exporters that calibrate."""
 
     name: str
     onnx_bytes: bytes
     inputs: np.ndarray
     truth: np.ndarray | None
+    calibration: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ def classifier_case(backbone: str) -> Case:
     result = train_classifier(train, labels, multilabel=False, backbone=backbone, training_type="Regular")
     inputs = np.stack([preprocess(sample.image, result.image_size) for sample in val])
     truth = np.array([next(iter(sample.labels)) for sample in val])
-    return Case(f"{backbone} classifier", result.onnx_model, inputs, truth)
+    calibration = np.stack([preprocess(s.image, result.image_size) for s in train[:MAX_PARITY_IMAGES]])
+    return Case(f"{backbone} classifier", result.onnx_model, inputs, truth, calibration)
 
 
 def detector_case() -> Case:
@@ -93,7 +96,7 @@ def detector_case() -> Case:
         samples.append(DetectionSample(name, image, found))
     result = train_detector(samples, labels, backbone="efficientnet-lite0")
     inputs = np.stack([preprocess_full(sample.image, result.image_size) for sample in samples])
-    return Case("efficientnet-lite0 detector", result.onnx_model, inputs, None)
+    return Case("efficientnet-lite0 detector", result.onnx_model, inputs, None, inputs[:MAX_PARITY_IMAGES])
 
 
 def latency_ms(runner, inputs: np.ndarray, repeats: int) -> float:
@@ -113,9 +116,7 @@ def exports_of(case: Case, repeats: int, workdir: Path) -> list[Row]:
     from training_job.exports.onnx_format import onnx_runner
     from training_job.exports.platform import SourceModel
 
-    source = dataclasses.replace(
-        SourceModel.from_bytes(case.onnx_bytes), calibration=case.inputs[:CALIBRATION_IMAGES]
-    )
+    source = dataclasses.replace(SourceModel.from_bytes(case.onnx_bytes), calibration=case.calibration)
     model_file = workdir / f"{case.name}.onnx"
     model_file.write_bytes(case.onnx_bytes)
     reference = onnx_runner(model_file)
