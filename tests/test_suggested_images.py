@@ -126,6 +126,7 @@ def test_sorted_by_uncertainty_either_way_and_paged(client, suggested):
     body = {"threshold": 0.0, "sortBy": "UncertaintyAscending", "maxCount": 3}
     first = _query(client, s, body)
     assert first["token"]["continuation"] and first["token"]["sortBy"] == "UncertaintyAscending"
+    assert "tagIds" not in first["token"]  # none given: every tag, and no null for a list
     second = _query(client, s, first["token"])
     assert second["token"]["session"] == first["token"]["session"]
     assert "continuation" not in second["token"]

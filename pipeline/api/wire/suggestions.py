@@ -23,9 +23,10 @@ class TagFilter(WireModel):
 class SuggestedTagAndRegionQueryToken(TagFilter, OmitsUnset):
     """The query and, once answered, its continuation: the client sends the returned token back for the next page.
     `session` and `continuation` are non-nullable strings, so an unset one is left out: `continuation` is present
-    only while there is more to read. sortBy defaults to the most uncertain first."""
+    only while there is more to read; so are tagIds when none were given. sortBy defaults to the most uncertain
+    first."""
 
-    omitted_when_unset = ("session", "continuation")
+    omitted_when_unset = ("tag_ids", "session", "continuation")
 
     session: str | None = None
     continuation: str | None = None
