@@ -116,6 +116,7 @@ def classifier_session(http: httpx.Client, image_url: str) -> None:
     ).json()
     assert [s["id"] for s in suggestions] == added
     assert suggestions[0]["predictions"][0]["tagName"] == "kind 1"
+    suggested_images(http, at, iteration["id"], tags[1]["id"])
 
     ok(http.delete(f"{it}/publish"))
     assert "publishName" not in ok(http.get(it)).json()
@@ -125,6 +126,21 @@ def classifier_session(http: httpx.Client, image_url: str) -> None:
     assert artifact.content == httpx.get(exported["downloadUri"]).content
     ok(http.delete(it))
     ok(http.delete(at))
+
+
+def suggested_images(http: httpx.Client, at: str, iteration_id: str, tag_id: str) -> None:
+    """An untagged image gets a stored suggestion through SuggestTagsAndRegions, then QuerySuggestedImages lists it
+    and QuerySuggestedImageCount counts it."""
+    files = [("imageData", ("untagged.jpg", pattern_image(1, 1002), "image/jpeg"))]
+    untagged = ok(http.post(f"{at}/images", files=files)).json()["images"][0]["image"]["id"]
+    by_iteration = {"iterationId": iteration_id}
+    ok(http.post(f"{at}/tagsandregions/suggestions", params=by_iteration | {"imageIds": untagged}))
+    wanted = {"tagIds": [tag_id], "threshold": 0.0}
+    found = ok(http.post(f"{at}/images/suggested", params=by_iteration, json=wanted | {"maxCount": 5})).json()
+    assert [r["id"] for r in found["results"]] == [untagged]
+    assert ok(http.post(f"{at}/images/suggested/count", params=by_iteration, json=wanted)).json() == {
+        tag_id: 1
+    }
 
 
 def exported_onnx(http: httpx.Client, it: str, timeout: float = 240.0) -> dict:

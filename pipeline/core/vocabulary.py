@@ -53,6 +53,13 @@ class PredictionOrder(StrEnum):
     SUGGESTED = "Suggested"
 
 
+class SuggestionOrder(StrEnum):
+    """QuerySuggestedImages' orders, by the stored suggestion's uncertainty."""
+
+    UNCERTAINTY_ASCENDING = "UncertaintyAscending"
+    UNCERTAINTY_DESCENDING = "UncertaintyDescending"
+
+
 class TaggingStatus(StrEnum):
     ALL = "All"
     TAGGED = "Tagged"

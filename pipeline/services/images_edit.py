@@ -33,6 +33,7 @@ from pipeline.services.tags import project_tags
 from pipeline.store import StorageAccount
 from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord, ImageTagRecord, RegionRecord, TagRecord
+from pipeline.store.suggestions import SuggestionStore
 
 
 @dataclass
@@ -76,6 +77,7 @@ def delete_images(
         targets = [image for image in (store.get(project.id, i) for i in ids) if image is not None]
     for image in targets:
         store.delete(image)
+    SuggestionStore(account).delete_images(project.id, [image.id for image in targets])
     if any(image.thumbnail_blob == project.thumbnail_blob for image in targets):
         refresh_thumbnail(account, project.id)
 

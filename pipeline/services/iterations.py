@@ -11,6 +11,7 @@ from pipeline.store import StorageAccount
 from pipeline.store.exports import ExportStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.records import IterationRecord, utcnow
+from pipeline.store.suggestions import SuggestionStore
 
 
 def list_iterations(account: StorageAccount, project_id: str) -> list[IterationRecord]:
@@ -81,9 +82,10 @@ def rename_iteration(
 
 
 def remove_iteration(account: StorageAccount, iteration: IterationRecord) -> None:
-    """The iteration's row and model artefacts, then its exports' rows and files."""
+    """The iteration's row and model artefacts, then its exports' rows and files and its stored suggestions."""
     IterationStore(account).delete(iteration)
     ExportStore(account).delete_iteration(iteration.project_id, iteration.id)
+    SuggestionStore(account).delete_iteration(iteration.project_id, iteration.id)
 
 
 def delete_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> None:

@@ -1,7 +1,8 @@
 """Help with labelling: region proposals for one training image of a detection project (GetImageRegionProposals),
 from the project's newest trained detector, and suggested tags (with regions, for a detector) for several images
 of any project (SuggestTagsAndRegions, Custom Vision's Smart Labeler), from the iteration asked for; both run the
-model on the stored images. Before any detector is trained there is nothing to propose from, so proposals come
+model on the stored images. Suggestions are also stored per iteration and image, for QuerySuggestedImages
+(services/suggested_images.py). Before any detector is trained there is nothing to propose from, so proposals come
 back empty rather than as an error (Custom Vision's portal asks for them on every image)."""
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from pipeline.services.iterations import completed_iteration, latest_completed_i
 from pipeline.services.prediction import Predictor
 from pipeline.services.projects import get_project
 from pipeline.store.images import ImageStore
-from pipeline.store.records import ImageRecord, IterationRecord, PredictedTag, ProjectRecord, utcnow
+from pipeline.store.records import (
+    ImageRecord,
+    IterationRecord,
+    PredictedTag,
+    ProjectRecord,
+    SuggestionRecord,
+    utcnow,
+)
+from pipeline.store.suggestions import SuggestionStore
 
 
 @dataclass(frozen=True)
@@ -75,14 +84,25 @@ def suggest_tags_and_regions(
     predictor: Predictor, project_id: str, iteration_id: str, image_ids: Sequence[str]
 ) -> list[Suggestion]:
     """The iteration's predicted tags (a detector's: tagged boxes) for each image that exists, in the order asked
-    for."""
+    for; each is stored too, replacing the image's earlier suggestion from that iteration."""
     project = get_project(predictor.account, project_id)
     if not image_ids or len(image_ids) > MAX_SUGGESTION_IMAGES:
         raise bad_request("BadRequestInvalidIds", f"Give 1 to {MAX_SUGGESTION_IMAGES} imageIds.")
     iteration = completed_iteration(predictor.account, project.id, iteration_id)
-    suggestions = []
+    suggestions, store = [], SuggestionStore(predictor.account)
     for record in get_images_by_ids(predictor.account, project.id, image_ids):
         predictions = predictor.run(iteration, _image(predictor, record))
         uncertainty = 1.0 - max((p.probability for p in predictions), default=0.0)
-        suggestions.append(Suggestion(record.id, project.id, iteration.id, predictions, uncertainty))
+        suggestion = Suggestion(record.id, project.id, iteration.id, predictions, uncertainty)
+        store.put(
+            SuggestionRecord(
+                project_id=project.id,
+                iteration_id=iteration.id,
+                image_id=record.id,
+                predictions=predictions,
+                uncertainty=uncertainty,
+                created=suggestion.created,
+            )
+        )
+        suggestions.append(suggestion)
     return suggestions

@@ -12,7 +12,8 @@ recognises per project id found in any table partition or blob folder:
   prediction blobs whose image, iteration or prediction row does not exist; and hash claims whose image row does
   not exist (sooner when the claim's owner is provably dead); image index members and counters that disagree with
   the image rows (store.image_reconcile, which a crash between an image's row and its index rows leaves); and
-  training-set snapshots whose iteration row is gone (an iteration row is written before its snapshot).
+  training-set snapshots whose iteration row is gone (an iteration row is written before its snapshot); and stored
+  suggestions whose image or iteration row is gone (both rows are written before the suggestion).
 Every step is idempotent and safe next to live writers; a run stops starting projects after `sweep_max_seconds`.
 """
 
@@ -40,6 +41,7 @@ from pipeline.store.iterations import IterationStore
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import utcnow
+from pipeline.store.suggestions import SuggestionStore
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ def sweep_project(account: StorageAccount, project_id: str, cutoff: datetime, re
     for iteration_id in dead:
         images.drop_snapshot(project_id, iteration_id)
     _count(report, "training-set snapshots", len(dead))
+    _count(report, "stored suggestions", _drop_orphan_suggestions(account, project_id))
 
 
 def _count(report: SweepReport, kind: str, removed: int) -> None:
@@ -127,6 +130,22 @@ def _orphan_blobs(
         return []
     known = owner_ids(project_id)
     return [blob for blob in candidates if blob.owner_id not in known]
+
+
+def _drop_orphan_suggestions(account: StorageAccount, project_id: str) -> int:
+    """Suggestion rows whose image or iteration was deleted; the rows are listed before the owners are read, so a
+    row written meanwhile belongs to owners that exist."""
+    suggestions = SuggestionStore(account)
+    rows = list(suggestions.keys(project_id))
+    if not rows:
+        return 0
+    images, iterations = ImageStore(account).ids(project_id), IterationStore(account).ids(project_id)
+    orphans = [
+        key
+        for key, iteration_id, image_id in rows
+        if iteration_id not in iterations or image_id not in images
+    ]
+    return suggestions.delete(project_id, orphans)
 
 
 def _drop_stale_claims(images: ImageStore, project_id: str, cutoff: datetime) -> int:

@@ -1,7 +1,7 @@
 """Listing and deleting by project across every table and container: what DeleteProject and the sweeper need.
 
 Everything a project owns lives in a partition named by its id (`images`, `imagehashes`, `tags`, `iterations`,
-`predictions`) or under a blob folder `{project}/{owner}/...` (`images`, `models`, `predictions`, where the owner is
+`predictions`, `suggestions`) or under a blob folder `{project}/{owner}/...` (`images`, `models`, `predictions`, where the owner is
 the image, iteration or prediction id), or `{project}/{file}` (`projectexports`)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import datetime
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from pipeline.store import exports, images, iterations, predictions, project_exports, tags
+from pipeline.store import exports, images, iterations, predictions, project_exports, suggestions, tags
 from pipeline.store.account import StorageAccount
 
 # In deletion order: the image rows first, so a project's images disappear before anything they point at.
@@ -27,6 +27,7 @@ PROJECT_TABLES = (
     iterations.TABLE,
     exports.TABLE,
     predictions.TABLE,
+    suggestions.TABLE,
 )
 PROJECT_CONTAINERS = (
     images.CONTAINER,

@@ -145,6 +145,19 @@ class PredictionRecord(BaseModel):
     created: datetime = Field(default_factory=utcnow)
 
 
+class SuggestionRecord(BaseModel):
+    """SuggestTagsAndRegions' answer for one image from one iteration, kept for QuerySuggestedImages: the tags
+    (a detector's: tagged boxes) the iteration predicted and `uncertainty`, 1 minus the most probable one's
+    probability."""
+
+    project_id: str
+    iteration_id: str
+    image_id: str
+    predictions: list[PredictedTag] = Field(default_factory=list)
+    uncertainty: float
+    created: datetime = Field(default_factory=utcnow)
+
+
 def export_key(iteration_id: str, platform: str, flavor: str | None, precision: str) -> str:
     """The row key of one kind of export of an iteration (`exports` table)."""
     return f"{iteration_id}.{platform}.{flavor or '-'}.{precision}"
