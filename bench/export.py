@@ -176,7 +176,8 @@ def _line(row: Row) -> str:
 
 
 def int8_verdicts(rows: list[Row]) -> list[str]:
-    """The issue's INT8 target per classifier: accuracy at most 0.5 points below FP32's, at least 1.5x faster."""
+    """The issue's INT8 target per classifier: accuracy at most 0.5 points below FP32's, at least 1.5x faster, and
+    the export job's parity check passed."""
     verdicts = []
     for case in sorted({row.case for row in rows if row.accuracy is not None}):
         onnx = {
@@ -187,10 +188,12 @@ def int8_verdicts(rows: list[Row]) -> list[str]:
             verdicts.append(f"{case}: INT8 or FP32 ONNX missing")
             continue
         drop, speedup = fp32.accuracy - int8.accuracy, fp32.latency_ms / int8.latency_ms
-        met = drop <= ACCURACY_DROP_TARGET and speedup >= SPEEDUP_TARGET
+        passed = int8.parity.startswith("passed")  # the export job would refuse a file that fails parity
+        met = passed and drop <= ACCURACY_DROP_TARGET and speedup >= SPEEDUP_TARGET
         verdicts.append(
             f"{case}: val accuracy {fp32.accuracy:.1%} FP32, {int8.accuracy:.1%} INT8 ({drop * 100:.1f} points "
-            f"lower); {fp32.latency_ms:.1f} ms vs {int8.latency_ms:.1f} ms ({speedup:.2f}x) "
+            f"lower); {fp32.latency_ms:.1f} ms vs {int8.latency_ms:.1f} ms ({speedup:.2f}x); parity "
+            f"{'passed' if passed else 'FAILED'}; "
             f"{'meets' if met else 'MISSES'}"
         )
     return verdicts
