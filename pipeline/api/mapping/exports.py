@@ -6,6 +6,7 @@ from __future__ import annotations
 from pipeline.api.wire.exports import Export
 from pipeline.contract.exports import SUPPORTED, ExportPlatform
 from pipeline.core.errors import bad_request
+from pipeline.core.vocabulary import ExportStatus
 from pipeline.store.records import ExportRecord
 
 PREVIEW = "v3.4-preview"
@@ -33,4 +34,5 @@ def export_to_wire(record: ExportRecord, download_uri: str | None) -> Export:
         flavor=record.flavor,
         newer_version_available=False,
         precision=record.precision,
+        reason=record.reason if record.status == ExportStatus.FAILED else None,
     )

@@ -1,4 +1,5 @@
-"""An iteration's export on the wire (the spec's Export), plus Seer's `precision` (pipeline.contract.exports)."""
+"""An iteration's export on the wire (the spec's Export), plus Seer's `precision` (pipeline.contract.exports) and
+`reason` (why a Failed export failed; the spec's Export has no place for it, and the official SDK ignores it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pipeline.api.wire.base import OmitsUnset
 class Export(OmitsUnset):
     """`downloadUri` is a non-nullable string in the spec: left out until the export is Done."""
 
-    omitted_when_unset = ("download_uri",)
+    omitted_when_unset = ("download_uri", "reason")
 
     platform: str
     status: str
@@ -16,3 +17,4 @@ class Export(OmitsUnset):
     flavor: str | None = None
     newer_version_available: bool = False
     precision: str  # Seer's extension: FP32, FP16 or INT8
+    reason: str | None = None  # Seer's extension: a Failed export's reason, e.g. its parity figures
