@@ -199,31 +199,26 @@ def _queue(settings: Settings, name: str) -> JobQueue:
     return JobQueue(name, settings.training_visibility_timeout_seconds, settings.training_max_attempts)
 
 
-def _work(account: StorageAccount, settings: Settings) -> Work[TrainingMessage]:
+def _work(account: StorageAccount, settings: Settings) -> Work[TrainingMessage, IterationRecord]:
     iterations = IterationStore(account)
 
-    def current(request: TrainingMessage) -> IterationRecord | None:
-        return iterations.get(request.project_id, request.iteration_id)
+    def load(request: TrainingMessage) -> IterationRecord | None:
+        iteration = iterations.get(request.project_id, request.iteration_id)
+        return iteration if iteration is not None and iteration.status == IterationStatus.TRAINING else None
 
-    def still_wanted(request: TrainingMessage) -> bool:
-        iteration = current(request)
-        return iteration is not None and iteration.status == IterationStatus.TRAINING
+    def run(request: TrainingMessage, iteration: IterationRecord) -> None:
+        finish(account, settings, train_iteration(account, iteration), IterationStatus.COMPLETED)
 
-    def run(request: TrainingMessage) -> None:
-        iteration = current(request)
-        if iteration is not None:
-            finish(account, settings, train_iteration(account, iteration), IterationStatus.COMPLETED)
-
-    def fail(request: TrainingMessage, reason: str, error: Exception | None) -> None:
-        iteration = current(request)
-        if iteration is not None:
-            finish(account, settings, iteration, IterationStatus.FAILED, reason)
+    def fail(
+        request: TrainingMessage, iteration: IterationRecord, reason: str, error: Exception | None
+    ) -> None:
+        finish(account, settings, iteration, IterationStatus.FAILED, reason)
 
     return Work(
         noun="training request",
         decode=TrainingMessage.decode,
         describe=lambda request: f"training iteration {request.iteration_id}",
-        still_wanted=still_wanted,
+        load=load,
         run=run,
         fail=fail,
     )

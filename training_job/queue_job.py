@@ -17,6 +17,7 @@ from pipeline.store.message_lease import MessageLease
 log = logging.getLogger(__name__)
 
 Request = TypeVar("Request")
+Subject = TypeVar("Subject")
 
 
 class FailNow(Exception):
@@ -24,16 +25,17 @@ class FailNow(Exception):
 
 
 @dataclass(frozen=True)
-class Work(Generic[Request]):
-    """One job's handling of its requests. `fail` records the failure reason (the exception, when there is one,
-    may carry more); `run` does the work and records its success."""
+class Work(Generic[Request, Subject]):
+    """One job's handling of its requests. `load` reads what a request is about (the iteration, the export row)
+    once; `run` does the work on it and records its success; `fail` records the failure reason (the exception,
+    when there is one, may carry more)."""
 
     noun: str  # what a message holds, for logs: "training request", "export request"
     decode: Callable[[str], Request]  # ValueError: not a request (the message is poisoned)
     describe: Callable[[Request], str]
-    still_wanted: Callable[[Request], bool]  # False: gone, settled or asked for again: drop the message
-    run: Callable[[Request], None]
-    fail: Callable[[Request, str, Exception | None], None]
+    load: Callable[[Request], Subject | None]  # None: gone, settled or asked for again: drop the message
+    run: Callable[[Request, Subject], None]
+    fail: Callable[[Request, Subject, str, Exception | None], None]
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,9 @@ def poison(account: StorageAccount, queue_name: str, message: QueueMessage) -> N
     account.queue(f"{queue_name}-poison").send_message(message.content)
 
 
-def handle(account: StorageAccount, queue: JobQueue, message: QueueMessage, work: Work[Request]) -> int:
+def handle(
+    account: StorageAccount, queue: JobQueue, message: QueueMessage, work: Work[Request, Subject]
+) -> int:
     """Settle one message; 1 when it is left to reappear for another try, else 0."""
     with MessageLease(account.queue(queue.name), message, queue.visibility_timeout_seconds) as lease:
         try:
@@ -58,7 +62,8 @@ def handle(account: StorageAccount, queue: JobQueue, message: QueueMessage, work
             lease.complete()
             return 0
         name = work.describe(request)
-        if not work.still_wanted(request):
+        subject = work.load(request)
+        if subject is None:
             log.info("%s is gone, finished or asked for again; dropping its message", name)
             lease.complete()
             return 0
@@ -68,23 +73,23 @@ def handle(account: StorageAccount, queue: JobQueue, message: QueueMessage, work
                 "killed)."
             )
             log.error("%s: %s", name, reason)
-            work.fail(request, reason, None)
+            work.fail(request, subject, reason, None)
             poison(account, queue.name, message)
             lease.complete()
             return 0
         log.info("%s (try %d of %d)", name, message.dequeue_count, queue.max_attempts)
         try:
-            work.run(request)
+            work.run(request, subject)
         except FailNow as error:
             log.warning("%s failed: %s", name, error)
-            work.fail(request, str(error), error)
+            work.fail(request, subject, str(error), error)
             lease.complete()
             return 0
         except Exception as error:
             log.exception("%s failed", name)
             if message.dequeue_count < queue.max_attempts:
                 return 1
-            work.fail(request, f"It failed on its last try: {error}", error)
+            work.fail(request, subject, f"It failed on its last try: {error}", error)
             poison(account, queue.name, message)
             lease.complete()
             return 0
@@ -92,7 +97,7 @@ def handle(account: StorageAccount, queue: JobQueue, message: QueueMessage, work
         return 0
 
 
-def run_once(account: StorageAccount, queue: JobQueue, work: Work[Request]) -> int:
+def run_once(account: StorageAccount, queue: JobQueue, work: Work[Request, Subject]) -> int:
     """Take one message, if any is waiting, and settle it."""
     messages = account.queue(queue.name).receive_messages(
         max_messages=1, visibility_timeout=queue.visibility_timeout_seconds

@@ -141,27 +141,25 @@ def _key(request: ExportMessage) -> str:
     return export_key(request.iteration_id, request.platform, request.flavor, request.precision)
 
 
-def _work(account: StorageAccount) -> Work[ExportMessage]:
+def _work(account: StorageAccount) -> Work[ExportMessage, ExportRecord]:
     exports = ExportStore(account)
 
-    def still_wanted(request: ExportMessage) -> bool:
+    def load(request: ExportMessage) -> ExportRecord | None:
         record = exports.get(request.project_id, _key(request))
-        return (
+        wanted = (
             record is not None
             and record.status == ExportStatus.EXPORTING
             and record.request_id == request.request_id
         )
+        return record if wanted else None
 
-    def run(request: ExportMessage) -> None:
-        record = exports.get(request.project_id, _key(request))
-        if record is None:
-            return  # deleted with its iteration meanwhile
+    def run(request: ExportMessage, record: ExportRecord) -> None:
         with tempfile.TemporaryDirectory(prefix="seer-export-") as workdir:
             blob, report = export(account, request, record, Path(workdir))
         finish(account, request, ExportStatus.DONE, blob=blob, report=report)
         log.info("export %s done: %s", _key(request), blob)
 
-    def fail(request: ExportMessage, reason: str, error: Exception | None) -> None:
+    def fail(request: ExportMessage, record: ExportRecord, reason: str, error: Exception | None) -> None:
         figures = error.report if isinstance(error, ParityFailure) else None
         finish(account, request, ExportStatus.FAILED, reason=reason, report=figures)
 
@@ -169,7 +167,7 @@ def _work(account: StorageAccount) -> Work[ExportMessage]:
         noun="export request",
         decode=ExportMessage.decode,
         describe=lambda request: f"export {_key(request)}",
-        still_wanted=still_wanted,
+        load=load,
         run=run,
         fail=fail,
     )
