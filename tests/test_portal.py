@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from pipeline.services import images_query
+from tests.conftest import COMPACT_DOMAIN as COMPACT_CLASSIFICATION
 from tests.conftest import PREDICTION_KEY, TRAINING_KEY
 from tests.images import make_image, pattern_image
 from tests.portal_browser import PHONE, chromium, open_page, screenshot
@@ -386,3 +387,131 @@ def test_object_detection_regions_drawn_moved_and_deleted(page: Page, live_url: 
         page.keyboard.press("Delete")
         expect(dialog.get_by_role("button", name=re.compile("^fork region"))).to_have_count(0)
         assert regions() == []
+
+
+# --- suggestions in the untagged view -----------------------------------------------------------------------------
+
+
+def trained_classifier(base_url: str, per_tag: int = 6) -> tuple[dict, dict[str, str], str]:
+    """A compact Multiclass project with "warm stripes" and "cool discs", trained by the whole service: the
+    project, {tag name: id} and the Completed iteration's id."""
+    project = make_project(base_url, domain=COMPACT_CLASSIFICATION)
+    base = f"/projects/{project['id']}"
+    with api(base_url) as client:
+        tags = {
+            name: client.post(f"{base}/tags", params={"name": name}).json()["id"]
+            for name in ("warm stripes", "cool discs")
+        }
+        for kind, tag in enumerate(tags.values()):
+            for seed in range(per_tag):
+                response = client.post(
+                    f"{base}/images", params={"tagIds": tag}, content=pattern_image(kind, seed)
+                )
+                assert response.status_code == 200, response.text
+        iteration = client.post(f"{base}/train").json()
+        deadline = time.monotonic() + TRAINING_TIMEOUT_MS / 1000
+        while iteration["status"] == "Training":
+            assert time.monotonic() < deadline, "training did not finish in time"
+            time.sleep(0.5)
+            iteration = client.get(f"{base}/iterations/{iteration['id']}").json()
+    assert iteration["status"] == "Completed", iteration
+    return project, tags, iteration["id"]
+
+
+def test_untagged_suggestions_filtered_and_confirmed_in_bulk(browser: Browser, service: str) -> None:
+    """Suggestions for the untagged images from a trained iteration, narrowed to one tag and a threshold, confirmed
+    for the whole filtered set; an image deleted meanwhile is reported as failed while the others are tagged."""
+    project, tags, iteration_id = trained_classifier(service)
+    pid, base = project["id"], f"/projects/{project['id']}"
+    with api(service) as client:
+        untagged = [
+            client.post(f"{base}/images", content=pattern_image(kind, seed)).json()["images"][0]["image"][
+                "id"
+            ]
+            for kind in (0, 1)
+            for seed in range(50, 54)
+        ]
+
+        page, errors = open_page(browser, KEYS)
+        page.goto(f"{service}/#/projects/{pid}/images")
+        page.get_by_role("button", name=re.compile(r"^Untagged \(8\)")).click()
+        expect(page.get_by_role("list", name="Training images").get_by_role("listitem")).to_have_count(8)
+        panel = page.get_by_role("region", name="Suggested tags")
+        expect(panel.get_by_label("Iteration")).to_have_value(iteration_id)
+        progress = panel.locator("p[role=status]")
+        get_suggestions = panel.get_by_role("button", name="Get suggestions")
+        tab_to(page, get_suggestions)
+        with page.expect_response(lambda r: "/tagsandregions/suggestions" in r.url):
+            page.keyboard.press("Enter")
+        grid = page.get_by_role("list", name="Suggested images")
+        expect(grid.get_by_role("listitem")).to_have_count(8)  # two tags: the likelier always reaches 50 %
+        expect(progress).to_contain_text("suggested tags for 8 images")
+
+        # One tag from a threshold on: the grid shows what the API answers for the same filter, with the counts.
+        panel.get_by_role("checkbox", name=re.compile("^cool discs")).check()
+        with page.expect_response(
+            lambda r: (
+                r.url.split("?")[0].endswith("/images/suggested")
+                and r.request.post_data_json.get("threshold") == 0.6
+            )
+        ):
+            panel.get_by_label("Suggestion threshold").fill("60")
+        wanted = {"tagIds": [tags["cool discs"]], "threshold": 0.6}
+        query = {"iterationId": iteration_id}
+        expected = client.post(f"{base}/images/suggested", params=query, json=wanted).json()["results"]
+        count = client.post(f"{base}/images/suggested/count", params=query, json=wanted).json()
+        assert len(expected) >= 3 and count == {tags["cool discs"]: len(expected)}
+        expect(grid.get_by_role("listitem")).to_have_count(len(expected))
+        expect(panel.get_by_role("checkbox", name=re.compile("^cool discs"))).to_have_accessible_name(
+            f"cool discs ({len(expected)})"
+        )
+        expect(grid.get_by_role("listitem").first).to_contain_text(re.compile(r"cool discs \d+\.\d%"))
+
+        # One image on its own, by keyboard: its suggestion and the tag confirming would give.
+        grid.get_by_role("button", name=re.compile("^Open suggested image 1")).focus()
+        page.keyboard.press("Enter")
+        dialog = page.get_by_role("dialog", name="Suggested tags")
+        expect(dialog).to_contain_text("Confirming tags the image cool discs.")
+        expect(dialog.get_by_role("table", name="Predictions").get_by_role("row")).to_have_count(3)
+        screenshot(page, "16-suggestion-detail")
+        page.keyboard.press("Escape")
+        screenshot(page, "17-suggestions")
+
+        # Select the whole filtered set and confirm it; one image deleted meanwhile fails alone.
+        page.get_by_role("button", name="Select all").click()
+        expect(page.get_by_text(f"{len(expected)} selected")).to_be_visible()
+        gone = expected[-1]["id"]
+        assert client.delete(f"{base}/images", params={"imageIds": gone}).status_code == 204
+        page.get_by_role("button", name="Confirm suggestions").click()
+        report = page.get_by_role("alert").filter(has_text="not confirmed")
+        expect(report).to_contain_text(f"1 of {len(expected)} images not confirmed")
+        expect(report).to_contain_text(f"Image {gone}: NotFoundImage")
+        expect(progress).to_have_text(f"Confirmed {len(expected) - 1} images; 1 failed.")
+        expect(grid).to_contain_text(
+            "No untagged image has a suggestion of the chosen tags at or above 60.0%"
+        )
+        expect(
+            page.get_by_role("button", name=re.compile(rf"^Untagged \({8 - len(expected)}\)"))
+        ).to_be_visible()
+        screenshot(page, "18-suggestions-confirmed")
+
+        confirmed = [s["id"] for s in expected[:-1]]
+        images = client.get(f"{base}/images/id", params={"imageIds": ",".join(confirmed)}).json()
+        assert sorted(i["id"] for i in images) == sorted(confirmed)
+        assert all([t["tagId"] for t in i["tags"]] == [tags["cool discs"]] for i in images), images
+        left = client.get(f"{base}/images/untagged", params={"take": 50}).json()
+        assert {i["id"] for i in left} == set(untagged) - set(confirmed) - {gone}
+    page.context.close()
+    assert not errors, errors
+
+    # The phone layout: the stored suggestions come back for the rest, without horizontal scrolling.
+    phone, errors = open_page(browser, KEYS, viewport=PHONE)
+    phone.goto(f"{service}/#/projects/{pid}/images")
+    phone.get_by_role("button", name=re.compile(r"^Untagged \(")).click()
+    expect(phone.get_by_role("list", name="Suggested images").get_by_role("listitem").first).to_contain_text(
+        re.compile(r"(warm stripes|cool discs) \d+\.\d%")
+    )
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(phone, "19-phone-suggestions")
+    phone.context.close()
+    assert not errors, errors

@@ -48,6 +48,28 @@ export function field(label, control, hint) {
 
 export const percent = (value) => `${(value * 100).toFixed(1)}%`;
 
+/** A labelled 0-100 % range input whose label shows its value; `onChange(fraction)` runs as it moves. */
+export function slider(label, value, onChange) {
+  const input = h('input', { type: 'range', min: 0, max: 100, step: 1, value: Math.round(value * 100) });
+  const output = h('output', {}, `${Math.round(value * 100)}%`);
+  input.addEventListener('input', () => {
+    output.textContent = `${input.value}%`;
+    onChange(Number(input.value) / 100);
+  });
+  const wrapper = field(label, input);
+  wrapper.classList.add('slider');
+  wrapper.querySelector('label').append(': ', output);
+  return wrapper;
+}
+
+/** Position an absolutely placed element over a picture by a normalised box (0..1, as the API has them). */
+export function placeBox(el, box) {
+  el.style.left = `${box.left * 100}%`;
+  el.style.top = `${box.top * 100}%`;
+  el.style.width = `${box.width * 100}%`;
+  el.style.height = `${box.height * 100}%`;
+}
+
 export function debounce(fn, ms) {
   let timer;
   return (...args) => {

@@ -1,15 +1,11 @@
 /** An image with its predictions: tags sorted by probability, and for detection the boxes drawn over it. */
 
-import { h, percent } from './dom.js';
+import { h, percent, placeBox } from './dom.js';
 
 function box(prediction) {
   const el = h('div', { class: 'prediction-box', 'aria-hidden': 'true' },
     h('span', {}, `${prediction.tagName} ${percent(prediction.probability)}`));
-  const b = prediction.boundingBox;
-  el.style.left = `${b.left * 100}%`;
-  el.style.top = `${b.top * 100}%`;
-  el.style.width = `${b.width * 100}%`;
-  el.style.height = `${b.height * 100}%`;
+  placeBox(el, prediction.boundingBox);
   return el;
 }
 

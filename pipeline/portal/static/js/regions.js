@@ -3,7 +3,7 @@
  * deleted (the API has no region update). */
 
 import { api } from './api.js';
-import { h, uid } from './dom.js';
+import { h, placeBox, uid } from './dom.js';
 
 const MIN_SIZE = 0.01;
 const KEY_STEP = 0.01;
@@ -19,13 +19,6 @@ function normalised(box) {
     width: clamp(Math.abs(box.width), 0, 1 - left),
     height: clamp(Math.abs(box.height), 0, 1 - top),
   };
-}
-
-function place(el, box) {
-  el.style.left = `${box.left * 100}%`;
-  el.style.top = `${box.top * 100}%`;
-  el.style.width = `${box.width * 100}%`;
-  el.style.height = `${box.height * 100}%`;
 }
 
 /** `image` is an API Image; `onChanged(image)` receives the image re-read after every edit. */
@@ -119,7 +112,7 @@ export function regionEditor(ctx, image, onChanged) {
         if (mode.includes('s')) box = { ...box, height: region.height + dy };
         box = normalised(box);
       }
-      place(el, box);
+      placeBox(el, box);
     };
     const up = () => {
       el.removeEventListener('pointermove', move);
@@ -150,7 +143,7 @@ export function regionEditor(ctx, image, onChanged) {
       box.top = clamp(box.top + delta[1] * KEY_STEP, 0, 1 - box.height);
     }
     el.pending = box;
-    place(el, box);
+    placeBox(el, box);
     clearTimeout(el.timer);
     el.timer = setTimeout(() => save(box, region.regionId), 700);
   }
@@ -163,7 +156,7 @@ export function regionEditor(ctx, image, onChanged) {
       h('span', { class: 'region-label' }, region.tagName),
       ['nw', 'ne', 'sw', 'se'].map((corner) => h('span', { class: `handle ${corner}`, 'data-corner': corner })),
     );
-    place(el, region);
+    placeBox(el, region);
     el.addEventListener('pointerdown', (event) => drag(event, region, el, event.target.dataset.corner || 'move'));
     el.addEventListener('keydown', (event) => keys(event, region, el));
     return el;
@@ -197,7 +190,7 @@ export function regionEditor(ctx, image, onChanged) {
     const move = (e) => {
       const p = point(e);
       box = normalised({ left: start.x, top: start.y, width: p.x - start.x, height: p.y - start.y });
-      place(draft, box);
+      placeBox(draft, box);
     };
     const up = () => {
       stage.removeEventListener('pointermove', move);

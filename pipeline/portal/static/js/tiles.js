@@ -4,9 +4,10 @@ import { h } from './dom.js';
 
 /**
  * One tile: the picture opens the item, the checkbox selects it.
- * `selection` is a Set of ids shared by the grid; `onSelectionChange` runs after each toggle.
+ * `selection` is a Set of ids shared by the grid; `onSelectionChange` runs after each toggle. `overlay`: elements
+ * drawn over the picture (boxes), decorative.
  */
-export function imageTile({ id, src, label, caption, wrong = false, selection, onSelectionChange, onOpen }) {
+export function imageTile({ id, src, label, caption, wrong = false, selection, onSelectionChange, onOpen, overlay }) {
   const check = h('input', { type: 'checkbox', checked: selection?.has(id), 'aria-label': `Select ${label}` });
   check.addEventListener('change', () => {
     if (check.checked) selection.add(id);
@@ -15,7 +16,7 @@ export function imageTile({ id, src, label, caption, wrong = false, selection, o
     onSelectionChange?.();
   });
   const open = h('button', { type: 'button', class: 'tile-open', 'aria-label': `Open ${label}` },
-    h('img', { src, alt: '', loading: 'lazy' }));
+    h('img', { src, alt: '', loading: 'lazy' }), overlay);
   open.addEventListener('click', onOpen);
   const tile = h(
     'li',
@@ -27,12 +28,14 @@ export function imageTile({ id, src, label, caption, wrong = false, selection, o
   return tile;
 }
 
-/** A toolbar line saying how many items are selected, with Select all / Clear. */
-export function selectionBar(selection, allIds, onChange) {
+/** A toolbar line saying how many items are selected, with Select all / Clear. `loadAll()`, where given, loads the
+ * pages not shown yet before Select all takes every id. */
+export function selectionBar(selection, allIds, onChange, loadAll) {
   const count = h('span', { class: 'selection-count', 'aria-live': 'polite' });
   const all = h('button', { type: 'button', class: 'button small' }, 'Select all');
   const none = h('button', { type: 'button', class: 'button small' }, 'Clear selection');
-  all.addEventListener('click', () => {
+  all.addEventListener('click', async () => {
+    await loadAll?.();
     allIds().forEach((id) => selection.add(id));
     onChange();
   });

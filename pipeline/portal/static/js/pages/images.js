@@ -6,6 +6,7 @@ import { confirmDialog, errorBox, openDialog } from '../dialog.js';
 import { h, uid } from '../dom.js';
 import { openImageDialog } from '../image-dialog.js';
 import { announce } from '../status.js';
+import { suggestionsPanel } from '../suggested-view.js';
 import { tagPicker } from '../tag-picker.js';
 import { imageTile, selectionBar } from '../tiles.js';
 import { openUploadDialog } from '../upload.js';
@@ -57,6 +58,16 @@ export async function renderImages(panel, ctx, params, signal) {
   const tagSelected = h('button', { type: 'button', class: 'button', disabled: true }, 'Tag images');
   const deleteSelected = h('button', { type: 'button', class: 'button danger-text', disabled: true }, 'Delete');
   const bar = selectionBar(selection, () => state.images.map((i) => i.id), () => renderGrid());
+  const plainActions = h('span', { class: 'toolbar-group' }, tagSelected, deleteSelected, bar.element);
+  const plainList = h('div', {}, summary, grid, more);
+  const suggestions = suggestionsPanel(ctx, {
+    shownIds: () => state.images.map((i) => i.id),
+    onActive: (active) => {
+      plainActions.hidden = plainList.hidden = active;
+    },
+    onConfirmed: refresh,
+    signal,
+  });
 
   const caption = (image) => (ctx.detection
     ? `${image.regions.length} region${image.regions.length === 1 ? '' : 's'}`
@@ -111,6 +122,8 @@ export async function renderImages(panel, ctx, params, signal) {
         state.status = value;
         renderTags();
         loadImages();
+        if (value === 'Untagged') suggestions.open();
+        else suggestions.close();
       });
       return button;
     }));
@@ -180,8 +193,8 @@ export async function renderImages(panel, ctx, params, signal) {
       h('h2', { id: 'tags-heading' }, 'Tags'), counts, tagList, tagForm, tagError.element),
     h('div', { class: 'main-panel' },
       h('div', { class: 'toolbar' }, h('h2', { tabindex: '-1', class: 'visually-hidden' }, 'Training images'),
-        addImages, tagSelected, deleteSelected, bar.element),
-      summary, grid, more),
+        addImages, plainActions),
+      suggestions.element, plainList),
   );
   workspace.addEventListener('dragover', (event) => event.preventDefault());
   workspace.addEventListener('drop', (event) => {

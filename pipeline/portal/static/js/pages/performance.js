@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { confirmDialog, formDialog, openDialog } from '../dialog.js';
-import { debounce, field, formatDate, h, percent } from '../dom.js';
+import { debounce, field, formatDate, h, percent, slider } from '../dom.js';
 import { confusionMatrix, precisionRecallCurve } from '../charts.js';
 import { predictionView } from '../prediction-view.js';
 import { openExportDialog } from '../export.js';
@@ -43,19 +43,6 @@ function metric(label, value, deviation) {
   return h('div', { class: 'metric' }, h('span', { class: 'metric-value' }, percent(value)),
     h('span', { class: 'metric-label' }, label),
     deviation ? h('span', { class: 'metric-deviation' }, `± ${percent(deviation)}`) : null);
-}
-
-function slider(label, value, onChange) {
-  const input = h('input', { type: 'range', min: 0, max: 100, step: 1, value: Math.round(value * 100) });
-  const output = h('output', {}, `${Math.round(value * 100)}%`);
-  input.addEventListener('input', () => {
-    output.textContent = `${input.value}%`;
-    onChange(Number(input.value) / 100);
-  });
-  const wrapper = field(label, input);
-  wrapper.classList.add('slider');
-  wrapper.querySelector('label').append(': ', output);
-  return wrapper;
 }
 
 function iterationButton(iteration, selected, onSelect) {
