@@ -16,14 +16,19 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from pipeline.services import images_query
+from pipeline.store import StorageAccount
+from pipeline.store.records import PredictedTag, SuggestionRecord
+from pipeline.store.suggestions import SuggestionStore
 from tests.conftest import COMPACT_DOMAIN as COMPACT_CLASSIFICATION
 from tests.conftest import PREDICTION_KEY, TRAINING_KEY
 from tests.images import make_image, pattern_image
 from tests.portal_browser import PHONE, chromium, open_page, screenshot
+from tests.published import published_iteration
 
 KEYS = {"training": TRAINING_KEY, "prediction": PREDICTION_KEY}
 TRAINING = "/customvision/v3.3/training"
 COMPACT_DOMAIN = "General (compact)"
+DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"
 TRAINING_TIMEOUT_MS = 240_000
 EXPORT_TIMEOUT_MS = 120_000
 
@@ -349,7 +354,7 @@ def test_a_page_that_loads_slowly_does_not_take_the_focus_back(
 
 
 def test_object_detection_regions_drawn_moved_and_deleted(page: Page, live_url: str) -> None:
-    project = make_project(live_url, domain="da2e3a8a-40a5-4171-82f4-58522f70fbc1")
+    project = make_project(live_url, domain=DETECTION_DOMAIN)
     base = f"/projects/{project['id']}"
     with api(live_url) as client:
         client.post(f"{base}/tags", params={"name": "fork"})
@@ -515,3 +520,59 @@ def test_untagged_suggestions_filtered_and_confirmed_in_bulk(browser: Browser, s
     screenshot(phone, "19-phone-suggestions")
     phone.context.close()
     assert not errors, errors
+
+
+def test_detection_suggestions_drawn_on_tiles_and_confirmed_as_regions(
+    page: Page, live_url: str, account: StorageAccount
+) -> None:
+    """A detector's stored suggestions (for a completed iteration row: querying never runs its model) are boxes on
+    the tiles and in the dialog; the threshold decides which boxes show and which confirming adds as regions."""
+    project = make_project(live_url, domain=DETECTION_DOMAIN)
+    pid, base = project["id"], f"/projects/{project['id']}"
+    with api(live_url) as client:
+        fork = client.post(f"{base}/tags", params={"name": "fork"}).json()["id"]
+        image = client.post(f"{base}/images", content=make_image(400, 300, seed=7)).json()["images"][0][
+            "image"
+        ]
+        iteration = published_iteration(account, project, "suggesting", b"never loaded")
+        boxes = {0.9: (0.1, 0.2, 0.3, 0.4), 0.3: (0.55, 0.5, 0.4, 0.3)}
+        SuggestionStore(account).put(
+            SuggestionRecord(
+                project_id=pid,
+                iteration_id=iteration.id,
+                image_id=image["id"],
+                predictions=[
+                    PredictedTag(
+                        tag_id=fork, tag_name="fork", probability=p, left=x, top=y, width=w, height=h
+                    )
+                    for p, (x, y, w, h) in boxes.items()
+                ],
+                uncertainty=0.1,
+            )
+        )
+
+        page.goto(f"{live_url}/#/projects/{pid}/images")
+        page.get_by_role("button", name=re.compile(r"^Untagged \(1\)")).click()
+        tile = page.get_by_role("list", name="Suggested images").get_by_role("listitem")
+        expect(tile).to_have_text(re.compile("1 region: fork"))
+        expect(tile.locator(".tile-box")).to_have_count(1)
+        page.get_by_label("Suggestion threshold").fill("20")
+        expect(tile).to_have_text(re.compile("2 regions: fork"))
+        expect(tile.locator(".tile-box")).to_have_count(2)
+        page.get_by_role("button", name=re.compile("^Open suggested image 1")).click()
+        dialog = page.get_by_role("dialog", name="Suggested tags")
+        expect(dialog.locator(".prediction-box")).to_have_count(2)
+        expect(dialog).to_contain_text("Confirming adds 2 regions (probability ≥ 20.0%).")
+        screenshot(page, "20-detection-suggestion")
+        page.keyboard.press("Escape")
+        screenshot(page, "21-detection-suggestions")
+
+        page.get_by_label("Suggestion threshold").fill("50")
+        expect(tile.locator(".tile-box")).to_have_count(1)
+        tile.get_by_role("checkbox").check()
+        page.get_by_role("button", name="Confirm suggestions").click()
+        expect(page.get_by_role("button", name=re.compile(r"^Untagged \(0\)"))).to_be_visible()
+        [tagged] = client.get(f"{base}/images/id", params={"imageIds": image["id"]}).json()
+    [region] = tagged["regions"]
+    assert region["tagId"] == fork
+    assert [region[k] for k in ("left", "top", "width", "height")] == pytest.approx(list(boxes[0.9]))
