@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from onnx import TensorProto, helper
 
-from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT, MetadataKey, ModelLabel, encode_labels
+from pipeline.contract.onnx_model import (
+    CLASSIFIER_OUTPUT,
+    FEATURES,
+    INPUT,
+    MetadataKey,
+    ModelLabel,
+    encode_labels,
+)
 from pipeline.core.vocabulary import IterationStatus, new_id
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.store.records import IterationRecord
 
 
-def tiny_classifier(labels: list[ModelLabel], size: int = 32) -> bytes:
-    """An ONNX classifier in the shape Seer exports (mean colour -> two scores -> softmax) for two labels."""
-    weights = helper.make_tensor("w", TensorProto.FLOAT, [3, 2], [1.0, -1.0, 0.5, 0.5, -1.0, 1.0])
+def tiny_classifier(labels: list[ModelLabel], size: int = 32, scale: float = 1.0) -> bytes:
+    """An ONNX classifier in the shape Seer exports (features: the mean colour -> two scores -> softmax) for two
+    labels: the first tag's score minus the second's is 2 * scale * (red - blue)."""
+    weights = helper.make_tensor(
+        "w", TensorProto.FLOAT, [3, 2], [scale * w for w in (1, -1, 0.5, 0.5, -1, 1)]
+    )
     graph = helper.make_graph(
         [
             helper.make_node("GlobalAveragePool", [INPUT], ["pooled"]),
-            helper.make_node("Flatten", ["pooled"], ["flat"]),
-            helper.make_node("MatMul", ["flat", "w"], ["scores"]),
+            helper.make_node("Flatten", ["pooled"], [FEATURES]),
+            helper.make_node("MatMul", [FEATURES, "w"], ["scores"]),
             helper.make_node("Softmax", ["scores"], [CLASSIFIER_OUTPUT], axis=1),
         ],
         "tiny",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import IterationStatus, new_id
 from pipeline.services.sweeper import SweepReport, sweep_project
@@ -14,7 +15,8 @@ from pipeline.store.iterations import IterationStore
 from pipeline.store.records import IterationRecord, PredictedTag, SuggestionRecord, utcnow
 from pipeline.store.suggestions import SuggestionStore
 from tests.conftest import PROJECTS
-from tests.images import pattern_image
+from tests.images import make_image, pattern_image
+from tests.published import published_iteration, tiny_classifier
 
 # Image name -> probabilities its suggestion gives tags "a" and "b"; uncertainty is 1 minus the larger.
 SUGGESTED = {
@@ -219,3 +221,43 @@ def test_suggest_tags_and_regions_stores_what_it_answers(client, account, traine
     body = {"threshold": 0.0}
     assert _query(client, {"pid": pid, "it": iteration}, body)["results"] == []
     assert set(_count(client, {"pid": pid, "it": iteration}, body).values()) == {0}
+
+
+def test_label_first_orders_unlike_uncertain_images_first_and_pages(client, account, project: dict):
+    """Real suggestions from a classifier whose features are the mean colour: three near-identical green pictures
+    and a magenta one the model cannot decide on (red = blue), two red ones it is sure of. Uncertainty alone would
+    list the greens together; labelFirst lists one green, then the magenta, and pages through all of them once."""
+    pid = project["id"]
+    tags = [client.post(f"{PROJECTS}/{pid}/tags", params={"name": n}).json() for n in ("a", "b")]
+    model = tiny_classifier([ModelLabel(t["id"], t["name"]) for t in tags], scale=0.01)
+    iteration = published_iteration(account, project, "label-first", model)
+    colours = {"green": (120, 200, 120), "magenta": (130, 40, 130), "red": (250, 10, 10)}
+    pictures = [("green", 0), ("green", 1), ("green", 2), ("magenta", 3), ("red", 4), ("red", 5)]
+    names = {}
+    for colour, seed in pictures:
+        files = [("imageData", (f"{colour}.jpg", make_image(color=colours[colour], seed=seed), "image/jpeg"))]
+        response = client.post(f"{PROJECTS}/{pid}/images", params={}, files=files)
+        assert response.status_code == 200, response.text
+        names[response.json()["images"][0]["image"]["id"]] = colour
+    response = client.post(
+        f"{PROJECTS}/{pid}/tagsandregions/suggestions",
+        params={"iterationId": iteration.id, "imageIds": ",".join(names)},
+    )
+    assert response.status_code == 200, response.text
+    assert all(r.embedding for r in SuggestionStore(account).of_iteration(pid, iteration.id))
+
+    s = {"pid": pid, "it": iteration.id}
+    first = _query(client, s, {"threshold": 0.0, "labelFirst": True, "maxCount": 2})
+    assert sorted(names[r["id"]] for r in first["results"]) == ["green", "magenta"]
+    assert first["token"]["labelFirst"] is True and first["token"]["continuation"] == "2"
+    listed, token = [r["id"] for r in first["results"]], first["token"]
+    while "continuation" in token:
+        page = _query(client, s, token)
+        listed, token = listed + [r["id"] for r in page["results"]], page["token"]
+    assert sorted(listed) == sorted(names) and "tagIds" not in token
+    plain = _query(client, s, {"threshold": 0.0})
+    assert "labelFirst" not in plain["token"]  # the spec's shape unless asked for
+    assert (
+        _query(client, s, {"threshold": 0.0, "labelFirst": True, "continuation": "x"}, status=400)["code"]
+        == "BadRequestInvalid"
+    )

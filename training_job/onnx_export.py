@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from pipeline.contract.onnx_model import (
     CLASSIFIER_OUTPUT,
     DETECTOR_OUTPUTS,
+    FEATURES,
     INPUT,
     MetadataKey,
     ModelLabel,
@@ -34,7 +35,6 @@ from training_job.classifier import Classifier, FeatureExtractor, torch_threads
 from training_job.detector import Detector
 
 OPSET = 17
-FEATURES = "features"  # the backbone's pooled features: the training-time model's output, not served
 TOLERANCE = 1e-4
 DETECTION_TOLERANCE = 1e-3  # boxes pass through exp and NMS: a little more float drift
 

@@ -11,9 +11,9 @@ import onnx
 import torch
 from torch import nn
 
-from pipeline.contract.onnx_model import INPUT
+from pipeline.contract.onnx_model import FEATURES, INPUT
 from training_job.classifier import Classifier, FeatureExtractor, fit_head, head_targets, probabilities
-from training_job.onnx_export import FEATURES, session
+from training_job.onnx_export import session
 from training_job.samples import Sample, map_views
 from training_job.scoring import Candidate, score
 

@@ -13,6 +13,9 @@ from pipeline.store.records import TagRecord
 
 INPUT = "data"  # float32 [N, 3, S, S], RGB, 0..255 (see pipeline.vision.preprocessing)
 CLASSIFIER_OUTPUT = "model_outputs"  # float32 [N, tags]: softmax (Multiclass) or sigmoid (Multilabel)
+# float32 [N, D]: a classifier's pooled backbone features. The training job's feature model outputs it; in the
+# served model it is an inner tensor that labelling help (pipeline.vision.embedding) exposes for itself.
+FEATURES = "features"
 # The detector decodes and suppresses inside the graph: [N, 200, 4] normalised left, top, width, height;
 # [N, 200] scores by falling value (0 pads); [N, 200] tag indexes into the labels.
 DETECTED_BOXES = "detected_boxes"

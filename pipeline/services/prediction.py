@@ -9,9 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 from PIL import Image
 
-from pipeline.contract.onnx_model import DETECTED_BOXES, DETECTED_CLASSES, DETECTED_SCORES
+from pipeline.contract.onnx_model import (
+    CLASSIFIER_OUTPUT,
+    DETECTED_BOXES,
+    DETECTED_CLASSES,
+    DETECTED_SCORES,
+    FEATURES,
+)
 from pipeline.core.boxes import Box
 from pipeline.core.domains import domain_of
 from pipeline.core.errors import bad_request, not_trained
@@ -23,6 +30,7 @@ from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.records import IterationRecord, PredictedTag, PredictionRecord, utcnow
+from pipeline.vision.embedding import exposing_features
 from pipeline.vision.fetch import FetchError, FetchTooLarge, fetch_url
 from pipeline.vision.imaging import DecodedImage, ImageRejected, decode_image, stored_copies
 from pipeline.vision.inference import LoadedModel, ModelCache
@@ -95,7 +103,10 @@ def fetch_image(url: str, settings: Settings) -> bytes:
 
 
 def _classify(model: LoadedModel, image: Image.Image) -> list[PredictedTag]:
-    probabilities = model.run(preprocess(image, model.input_size))[0]
+    return _classified(model, model.run(preprocess(image, model.input_size))[0])
+
+
+def _classified(model: LoadedModel, probabilities: np.ndarray) -> list[PredictedTag]:
     return by_probability(
         [
             predicted(label.tag_id, label.name, float(p), tag_type=label.type)
@@ -138,14 +149,30 @@ class Predictor:
         self.published = PublishedIterations(account, settings.published_cache_seconds)
 
     def model(self, iteration: IterationRecord) -> LoadedModel:
-        blob = iteration.model_blob
-        if not blob:
+        return self.models.get(iteration.model_blob or "", lambda: self._model_bytes(iteration))
+
+    def _model_bytes(self, iteration: IterationRecord) -> bytes:
+        """The iteration's ONNX model (NotTrained when it has none: the cache keeps nothing for a failed load)."""
+        if not iteration.model_blob:
             raise not_trained(f"Iteration {iteration.name} is not trained.")
-        return self.models.get(blob, lambda: IterationStore(self.account).read_artefact(blob))
+        return IterationStore(self.account).read_artefact(iteration.model_blob)
 
     def run(self, iteration: IterationRecord, image: Image.Image) -> list[PredictedTag]:
         """The iteration's predictions for a decoded image, most probable first (boxes for detectors)."""
         return _PREDICT[domain_of(iteration.domain_id).type](self.model(iteration), image)
+
+    def run_with_features(
+        self, iteration: IterationRecord, image: Image.Image
+    ) -> tuple[list[PredictedTag], np.ndarray | None]:
+        """`run`'s predictions and, for a classifier, its pooled features (labelling help ranks untagged images
+        by them), from one pass of a copy of the model that exposes them (pipeline.vision.embedding)."""
+        if domain_of(iteration.domain_id).type != DomainType.CLASSIFICATION:
+            return self.run(iteration, image), None
+        model = self.models.get(
+            f"{iteration.model_blob}#{FEATURES}", lambda: exposing_features(self._model_bytes(iteration))
+        )
+        outputs = dict(zip(model.output_names, model.run(preprocess(image, model.input_size)), strict=True))
+        return _classified(model, outputs[CLASSIFIER_OUTPUT]), outputs.get(FEATURES)
 
     def predict(self, request: PredictionRequest, data: bytes) -> PredictionResult:
         iteration = request.iteration

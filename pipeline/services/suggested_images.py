@@ -9,6 +9,8 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from pipeline.core.errors import bad_request, tag_not_found
 from pipeline.core.vocabulary import SuggestionOrder, new_id, parse_choice
 from pipeline.services.iterations import completed_iteration
@@ -17,6 +19,7 @@ from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord, IterationRecord, SuggestionRecord
 from pipeline.store.suggestions import SuggestionStore
 from pipeline.store.tags import TagStore
+from pipeline.vision.active_learning import decode_embedding, label_first_order, margin_uncertainty
 
 _INVALID = "BadRequestInvalid"
 
@@ -38,6 +41,7 @@ class SuggestedImageQuery:
     sort_by: str = SuggestionOrder.UNCERTAINTY_DESCENDING
     session: str | None = None
     continuation: str | None = None
+    label_first: bool = False  # Seer's order (see _label_first_page) instead of sort_by
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,10 @@ def query_suggested_images(
     and go."""
     iteration = completed_iteration(account, project_id, iteration_id)
     order = parse_choice(SuggestionOrder, query.sort_by, "sortBy", code=_INVALID)
-    cursor = _cursor(query.continuation) if query.continuation else None
     tags = replace(query.filter, tag_ids=_checked_tags(account, iteration, query.filter.tag_ids))
+    if query.label_first:
+        return _label_first_page(account, iteration, tags, replace(query, sort_by=order))
+    cursor = _cursor(query.continuation) if query.continuation else None
     descending = order == SuggestionOrder.UNCERTAINTY_DESCENDING
     ranked = sorted(
         (((s.uncertainty, s.image_id), s, image) for s, image in _untagged_matches(account, iteration, tags)),
@@ -119,6 +125,41 @@ def query_suggested_images(
         continuation=f"{last[0]!r}|{last[1]}" if more and last else None,
     )
     return [SuggestedImage(s, image, iteration.domain_id) for _, s, image in page], following
+
+
+def _label_first_page(
+    account: StorageAccount, iteration: IterationRecord, tags: TagThreshold, query: SuggestedImageQuery
+) -> tuple[list[SuggestedImage], SuggestedImageQuery]:
+    """One page of the "label these first" order (pipeline.vision.active_learning): a classifier's suggestions by
+    the margin between their two most probable tags and their distance in the model's feature space from the
+    images ranked before them; a detector's (no features stored) by uncertainty alone. The order is computed
+    afresh for each page over what still matches, and the continuation is how many images were returned so far,
+    so an image tagged between two pages only shifts the rest of the list up by one."""
+    offset = _offset(query.continuation) if query.continuation else 0
+    matches = sorted(_untagged_matches(account, iteration, tags), key=lambda m: m[0].image_id)
+    with_features = bool(matches) and all(s.embedding for s, _ in matches)
+    uncertainties = [
+        margin_uncertainty([p.probability for p in s.predictions]) if with_features else s.uncertainty
+        for s, _ in matches
+    ]
+    embeddings = (
+        np.stack([decode_embedding(s.embedding) for s, _ in matches if s.embedding])
+        if with_features
+        else None
+    )
+    ranked = label_first_order(uncertainties, embeddings, offset + query.max_count + 1)
+    page = [matches[i] for i in ranked[offset : offset + query.max_count]]
+    more = len(ranked) > offset + len(page)
+    following = replace(
+        query, session=query.session or new_id(), continuation=str(offset + len(page)) if more else None
+    )
+    return [SuggestedImage(s, image, iteration.domain_id) for s, image in page], following
+
+
+def _offset(continuation: str) -> int:
+    if continuation.isdigit():
+        return int(continuation)
+    raise bad_request(_INVALID, "continuation is not one this query returned.")
 
 
 def count_suggested_images(

@@ -32,6 +32,7 @@ from pipeline.store.records import (
     utcnow,
 )
 from pipeline.store.suggestions import SuggestionStore
+from pipeline.vision.active_learning import encode_embedding
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def suggest_tags_and_regions(
     iteration = completed_iteration(predictor.account, project.id, iteration_id)
     suggestions, store = [], SuggestionStore(predictor.account)
     for record in get_images_by_ids(predictor.account, project.id, image_ids):
-        predictions = predictor.run(iteration, _image(predictor, record))
+        predictions, features = predictor.run_with_features(iteration, _image(predictor, record))
         uncertainty = 1.0 - max((p.probability for p in predictions), default=0.0)
         suggestion = Suggestion(record.id, project.id, iteration.id, predictions, uncertainty)
         store.put(
@@ -102,6 +103,7 @@ def suggest_tags_and_regions(
                 predictions=predictions,
                 uncertainty=uncertainty,
                 created=suggestion.created,
+                embedding=None if features is None else encode_embedding(features),
             )
         )
         suggestions.append(suggestion)

@@ -156,6 +156,9 @@ class SuggestionRecord(BaseModel):
     predictions: list[PredictedTag] = Field(default_factory=list)
     uncertainty: float
     created: datetime = Field(default_factory=utcnow)
+    # a classifier's features for this image (pipeline.vision.active_learning.encode_embedding), which the
+    # labelFirst order compares images by; None for a detector
+    embedding: str | None = None
 
 
 def export_key(iteration_id: str, platform: str, flavor: str | None, precision: str) -> str:

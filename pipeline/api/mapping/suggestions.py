@@ -23,6 +23,7 @@ def suggested_query_from_wire(token: SuggestedTagAndRegionQueryToken) -> Suggest
         sort_by=token.sort_by,
         session=token.session,
         continuation=token.continuation,
+        label_first=bool(token.label_first),
     )
 
 
@@ -34,6 +35,7 @@ def suggested_query_to_wire(query: SuggestedImageQuery) -> SuggestedTagAndRegion
         continuation=query.continuation,
         max_count=query.max_count,
         sort_by=query.sort_by,
+        label_first=query.label_first or None,
     )
 
 

@@ -24,14 +24,17 @@ class SuggestedTagAndRegionQueryToken(TagFilter, OmitsUnset):
     """The query and, once answered, its continuation: the client sends the returned token back for the next page.
     `session` and `continuation` are non-nullable strings, so an unset one is left out: `continuation` is present
     only while there is more to read; so are tagIds when none were given. sortBy defaults to the most uncertain
-    first."""
+    first. `labelFirst` (Seer's extension, absent unless sent; the official SDK neither sends nor reads it): true
+    orders the images by what labelling them would teach the model (uncertainty and diversity, see the README)
+    instead of sortBy, and is echoed in the token for the next page."""
 
-    omitted_when_unset = ("tag_ids", "session", "continuation")
+    omitted_when_unset = ("tag_ids", "session", "continuation", "label_first")
 
     session: str | None = None
     continuation: str | None = None
     max_count: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
     sort_by: str = SuggestionOrder.UNCERTAINTY_DESCENDING
+    label_first: bool | None = None
 
 
 class StoredSuggestedTagAndRegion(WireModel):
