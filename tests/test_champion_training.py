@@ -12,9 +12,8 @@ from PIL import Image
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.vocabulary import PublishDecision, TrainingType
 from tests.images import make_image, pattern_image
-from training_job.champion import ChampionRecipe, Score, decide
+from training_job.champion import ChampionRecipe, decide
 from training_job.samples import Sample
-from training_job.scoring import CvScore
 from training_job.train import TrainingResult, train_classifier
 
 BACKBONE = "efficientnet-lite0"
@@ -41,14 +40,10 @@ def contest(samples: list[Sample], seen: set[str]) -> TrainingResult:
     return train_classifier(samples, LABELS, multilabel=False, backbone=BACKBONE, champion=champion)
 
 
-def as_score(score: CvScore) -> Score:
-    return Score(score.average_precision, score.key())
-
-
 def test_a_champion_trained_on_every_image_ties_and_is_kept(samples: list[Sample]) -> None:
     result = contest(samples, {s.image_id for s in samples})
     assert result.champion_score == result.scores[TrainingType.REGULAR]
-    outcome = decide(as_score(result.scores[result.mode]), as_score(result.champion_score))
+    outcome = decide(result.scores[result.mode].comparable(), result.champion_score.comparable())
     assert outcome == PublishDecision.KEPT_CHAMPION
 
 
@@ -59,4 +54,4 @@ def test_a_champion_that_never_saw_a_tag_loses(samples: list[Sample]) -> None:
     # It gives the tag it never saw almost no probability: confidently wrong on those pictures.
     assert challenger.average_precision == 1.0 and challenger.log_loss < 0.1
     assert result.champion_score.average_precision < 1.0 and result.champion_score.log_loss > 1.0
-    assert decide(as_score(challenger), as_score(result.champion_score)) == PublishDecision.PUBLISHED
+    assert decide(challenger.comparable(), result.champion_score.comparable()) == PublishDecision.PUBLISHED

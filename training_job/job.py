@@ -105,15 +105,8 @@ def _classifier(
             for p in result.fold_predictions
         ],
     )
-    kept = result.scores[result.mode]
-    return Trained(
-        result.onnx_model,
-        evaluation,
-        Score(kept.average_precision, kept.key()),
-        None
-        if result.champion_score is None
-        else Score(result.champion_score.average_precision, result.champion_score.key()),
-    )
+    champion_score = None if result.champion_score is None else result.champion_score.comparable()
+    return Trained(result.onnx_model, evaluation, result.scores[result.mode].comparable(), champion_score)
 
 
 def _detector(
