@@ -10,6 +10,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+from devhost.admin import describe_master_key, master_key_from_settings
 from devhost.app_loader import load_app
 from devhost.azurite import Azurite
 from devhost.connections import is_development_storage
@@ -92,6 +93,8 @@ def main(args: argparse.Namespace) -> None:
     settings = get_settings()
     for line in settings.describe_keys():
         log.info(line)
+    master_key = master_key_from_settings()
+    log.info(describe_master_key(master_key))
 
     stopping = threading.Event()
 
@@ -121,6 +124,7 @@ def main(args: argparse.Namespace) -> None:
             jobs=jobs,
             job_poll_interval=args.job_poll_interval,
             host_id=default_host_id(app_dir),
+            master_key=master_key,
         )
         host.start()
         try:

@@ -10,6 +10,7 @@ from typing import Any
 
 import azure.functions as func
 
+from devhost.admin import ADMIN_FUNCTIONS_PATH, AdminFunctions
 from devhost.app_loader import (
     HTTP_TRIGGER,
     FunctionInfo,
@@ -61,7 +62,9 @@ class LocalHost:
         jobs: Sequence[JobSpec] = (),
         job_poll_interval: float = 2.0,
         host_id: str | None = None,
+        master_key: str | None = None,
     ) -> None:
+        """`master_key` authorises the admin API (`devhost.admin`); None refuses every admin request."""
         self.config = host_config or HostConfig()
         self.host_id = host_id or default_host_id(Path.cwd())
         self._blob_poll_interval = blob_poll_interval
@@ -92,8 +95,10 @@ class LocalHost:
             if function.full_name not in event_grid:
                 self.workers.append(dispatchers[function.trigger_type](function))
         runtime = self._event_grid_blob_triggers(event_grid) if event_grid else {}
+        self.admin = AdminFunctions(self.functions, master_key)
+        runtime[ADMIN_FUNCTIONS_PATH] = self.admin
         self.http: HttpServer | None = None
-        if asgi_app is not None or runtime:
+        if asgi_app is not None or self.workers:
             self.http = HttpServer(
                 asgi_app, host=host, port=port, route_prefix=self.config.route_prefix, runtime=runtime
             )
@@ -126,6 +131,7 @@ class LocalHost:
             stoppable.request_stop()
         for stoppable in stoppables:
             stoppable.join()
+        self.admin.close()
         log.info("host %s stopped", self.host_id)
 
     def _account(self, connection: str | None) -> StorageAccount:

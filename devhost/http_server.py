@@ -39,14 +39,20 @@ async def _not_found(scope: Scope, receive: Any, send: Any) -> None:
 
 
 class HostRoutes:
-    """ASGI router: the host's own endpoints by exact path (they ignore routePrefix), everything else to the app."""
+    """ASGI router: the host's own endpoints (they ignore routePrefix) by exact path, or by prefix for a key that
+    ends with '/'; everything else to the app."""
 
     def __init__(self, app: Any, runtime: dict[str, Any]) -> None:
         self.app = app
         self.runtime = runtime
 
+    def endpoint(self, path: str) -> Any | None:
+        if path in self.runtime:
+            return self.runtime[path]
+        return next((e for p, e in self.runtime.items() if p.endswith("/") and path.startswith(p)), None)
+
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        endpoint = self.runtime.get(scope.get("path", "")) if scope["type"] == "http" else None
+        endpoint = self.endpoint(scope.get("path", "")) if scope["type"] == "http" else None
         await (endpoint or self.app)(scope, receive, send)
 
 

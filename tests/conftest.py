@@ -25,6 +25,7 @@ from tests.serving import QuietHandler, handler_served, served
 
 TRAINING_KEY = "test-training-key"
 PREDICTION_KEY = "test-prediction-key"
+MASTER_KEY = uuid.uuid4().hex  # the `service` host's admin key (POST /admin/functions/{name})
 # A second account on the tests' Azurite, standing for a user's own storage: a project's notification queue lives
 # there (Seer refuses to post to its own account).
 TENANT_ACCOUNT = "tenantaccount"
@@ -171,6 +172,7 @@ def service(storage_connection_string: str) -> Iterator[str]:
         ],
         job_poll_interval=0.2,
         host_id=f"tests-{uuid.uuid4().hex[:8]}",
+        master_key=MASTER_KEY,
     )
     host.start()
     yield host.url

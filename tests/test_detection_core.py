@@ -6,6 +6,7 @@ enough to check by hand. efficientnet-lite0 at a small input size keeps it quick
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import numpy as np
@@ -21,10 +22,12 @@ from pipeline.vision.preprocessing import FULL_PREPROCESSING, preprocess_full
 from tests.images import detection_scene
 from training_job import onnx_export as export
 from training_job.augment import crop_boxes, detection_view
+from training_job.backbones import load_backbone
 from training_job.common import TrainingInputError
 from training_job.detect import DetectionResult, train_detector
-from training_job.detection_cache import DetectionSample, DetectorSettings
-from training_job.detector import Targets, suppress
+from training_job.detection_cache import DetectionSample, DetectorSettings, build_cache
+from training_job.detection_heads import fit_heads, fit_held_out
+from training_job.detector import Levels, Targets, suppress
 
 BACKBONE = "efficientnet-lite0"
 SETTINGS = DetectorSettings(image_size=192, augmented_views=3, epochs=30, max_folds=2)
@@ -218,3 +221,18 @@ def test_detection_metrics_by_hand() -> None:
     # one true box found twice: the second match is a false positive
     twice = [DetectedImage(0, a, [Box("a", 0.0, 0.0, 0.5, 0.5, 0.9), Box("a", 0.0, 0.0, 0.5, 0.49, 0.8)])]
     assert detection_performance(twice, ["a"]).precision.value == pytest.approx(0.5)
+
+
+def test_a_champion_on_every_image_detects_as_the_folds_do_and_one_on_none_finds_nothing() -> None:
+    """The champion's per-fold heads (training_job/champion.py): trained on every sample of the other folds they
+    are the cross-validation's own fold heads; with nothing it was trained on, a fold gets no detections."""
+    few = samples(range(8))
+    settings = DetectorSettings(image_size=192, augmented_views=1, epochs=5, max_folds=2)
+    cache = build_cache(few, LABELS, Levels(load_backbone(BACKBONE)).eval(), settings)
+    folds = np.array([0, 1] * 4)
+    _, found = fit_heads(cache, LABELS, folds, settings, math.inf)
+    assert fit_held_out(cache, LABELS, folds, np.ones(8, dtype=bool), settings, math.inf) == found
+    only_fold_0 = folds == 0  # the champion saw fold 0 alone: fold 1's head learns it, fold 0's has nothing
+    held_out = fit_held_out(cache, LABELS, folds, only_fold_0, settings, math.inf)
+    assert all(not held_out[row] for row in np.flatnonzero(folds == 0))
+    assert any(held_out[row] for row in np.flatnonzero(folds == 1))

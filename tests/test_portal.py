@@ -10,14 +10,18 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from pipeline.contract.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
+from pipeline.core.vocabulary import IterationStatus, PublishDecision
 from pipeline.services import images_query
 from pipeline.store import StorageAccount
-from pipeline.store.records import PredictedTag, SuggestionRecord
+from pipeline.store.iterations import IterationStore
+from pipeline.store.records import IterationRecord, PredictedTag, SuggestionRecord
 from pipeline.store.suggestions import SuggestionStore
 from tests.conftest import COMPACT_DOMAIN as COMPACT_CLASSIFICATION
 from tests.conftest import PREDICTION_KEY, TRAINING_KEY
@@ -576,3 +580,71 @@ def test_detection_suggestions_drawn_on_tiles_and_confirmed_as_regions(
     [region] = tagged["regions"]
     assert region["tagId"] == fork
     assert [region[k] for k in ("left", "top", "width", "height")] == pytest.approx(list(boxes[0.9]))
+
+
+def test_publish_better_retrains_setting_and_a_retrains_decision(
+    page: Page, live_url: str, account: StorageAccount
+) -> None:
+    """Seer's extension in the portal: the project setting in the edit dialog, and a scheduled retrain's decision
+    with both scores on the performance page (iterations written as the training job leaves them)."""
+    project = make_project(live_url)
+    with api(live_url) as client:
+        tags = [client.post(f"/projects/{project['id']}/tags", params={"name": n}).json() for n in ("a", "b")]
+    evaluation = EvaluationRecord(
+        classification_type="Multiclass",
+        labels=[EvaluatedLabel(tag_id=t["id"], name=t["name"]) for t in tags],
+        images=[
+            EvaluatedImage(image_id=f"i{n}", fold=n % 2, truth=[t["id"]], probabilities={t["id"]: 0.9})
+            for n, t in enumerate(tags * 2)
+        ],
+    )
+    store = IterationStore(account)
+    champion = write_iteration(store, project["id"], "Iteration 1", evaluation, publish_name="live")
+    write_iteration(
+        store,
+        project["id"],
+        "Iteration 2",
+        evaluation,
+        scheduled=True,
+        publish_decision=PublishDecision.KEPT_CHAMPION,
+        champion_iteration_id=champion.id,
+        champion_score=0.9,
+        challenger_score=0.875,
+    )
+    page.goto(f"{live_url}/#/projects/{project['id']}/performance")
+    decision = page.locator(".retrain-decision")
+    expect(decision).to_contain_text("did not score better than Iteration 1")
+    expect(decision).to_contain_text("87.5% against 90.0%")
+    expect(page.get_by_text("Quick training · scheduled")).to_be_visible()
+    screenshot(page, "22-retrain-decision")
+
+    page.goto(f"{live_url}/#/")
+    page.get_by_role("button", name=f"Edit {project['name']}").click()
+    dialog = page.get_by_role("dialog", name="Edit project")
+    dialog.get_by_role("checkbox", name="Publish scheduled retrains that score better").check()
+    dialog.get_by_role("button", name="Save changes").click()
+    expect(dialog).to_be_hidden()
+    with api(live_url) as client:
+        assert client.get(f"/projects/{project['id']}").json()["settings"]["publishBetterRetrains"] is True
+
+
+def write_iteration(
+    store: IterationStore, project_id: str, name: str, evaluation: EvaluationRecord, **fields: object
+) -> IterationRecord:
+    """A Completed iteration with its evaluation, as the training job writes them (no model: nothing predicts)."""
+    iteration_id = str(uuid.uuid4())
+    blob = f"{project_id}/{iteration_id}/evaluation.json"
+    store.put_artefact(blob, evaluation.dumps())
+    return store.create(
+        IterationRecord(
+            id=iteration_id,
+            project_id=project_id,
+            name=name,
+            status=IterationStatus.COMPLETED,
+            domain_id=COMPACT_CLASSIFICATION,
+            training_set_fingerprint="portal",
+            trained_at=datetime.now(UTC),
+            evaluation_blob=blob,
+            **fields,
+        )
+    )

@@ -46,8 +46,10 @@ def http(live_url: str) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def exported(http: httpx.Client) -> Iterator[tuple[dict, dict]]:
-    """A detector with regions and metadata, and its ProjectExport."""
+    """A detector with regions and metadata that publishes better retrains, and its ProjectExport."""
     project = fill_project(http, f"export-{uuid.uuid4()}", detection=True)
+    better = {"settings": {"publishBetterRetrains": True}}
+    assert http.patch(f"{PROJECTS}/{project['id']}", json=better).status_code == 200
     answer = http.get(f"{PROJECTS}/{project['id']}/export")
     assert answer.status_code == 200, answer.text
     yield project, answer.json()
@@ -84,6 +86,7 @@ def test_import_into_the_same_seer_copies_everything(http: httpx.Client, exporte
     try:
         assert copy["name"] == name and copy["id"] != project["id"]
         assert contents(http, copy["id"]) == contents(http, project["id"])
+        assert copy["settings"]["publishBetterRetrains"] is True
     finally:
         http.delete(f"{PROJECTS}/{copy['id']}")
 

@@ -23,6 +23,7 @@ from pipeline.vision.metrics import DetectedImage, detection_performance
 from pipeline.vision.preprocessing import preprocess_full
 from training_job.augment import DEFAULT_AUGMENTATION, Methods
 from training_job.backbones import get_spec, load_backbone
+from training_job.champion import ChampionRecipe
 from training_job.classifier import torch_threads
 from training_job.common import (
     VERIFY_IMAGES,
@@ -33,8 +34,14 @@ from training_job.common import (
     stratified_folds,
     training_type_of,
 )
-from training_job.detection_cache import DEFAULTS, DetectionSample, DetectorSettings, build_cache
-from training_job.detection_heads import fit_heads
+from training_job.detection_cache import (
+    DEFAULTS,
+    DetectionSample,
+    DetectorSettings,
+    FeatureCache,
+    build_cache,
+)
+from training_job.detection_heads import fit_heads, fit_held_out
 from training_job.detector import Detector, Levels
 from training_job.onnx_export import package_detector, verify_detections
 
@@ -62,6 +69,7 @@ class DetectionResult:
     model: Detector
     elapsed: float
     timings: dict[str, float] = field(default_factory=dict)
+    champion_score: float | None = None  # the published iteration's recipe on the same folds (champion.py)
 
 
 def validate(
@@ -91,6 +99,39 @@ def evaluated(sample: DetectionSample, prediction: FoldDetections) -> DetectedIm
     return DetectedImage(fold=prediction.fold, truth=sample.regions, detections=prediction.detections)
 
 
+def out_of_fold_score(
+    samples: Sequence[DetectionSample], labels: Sequence[ModelLabel], predictions: Sequence[FoldDetections]
+) -> float:
+    """Mean average precision (overlap 0.5) of out-of-fold detections."""
+    return detection_performance(
+        [evaluated(s, p) for s, p in zip(samples, predictions, strict=True)], [lb.tag_id for lb in labels]
+    ).average_precision
+
+
+def champion_score(
+    recipe: ChampionRecipe,
+    samples: Sequence[DetectionSample],
+    labels: Sequence[ModelLabel],
+    folds: np.ndarray,
+    cache: FeatureCache,
+    backbone: str,
+    settings: DetectorSettings,
+    augmentation: Methods,
+    deadline: float,
+) -> float:
+    """The champion's out-of-fold score on the challenger's samples and folds: heads on its backbone's cache
+    (the challenger's cache and settings when the backbone is the same), each fitted on the fold's samples it
+    was trained on."""
+    if recipe.backbone != backbone:
+        settings = DEFAULTS[recipe.backbone]
+        levels = Levels(load_backbone(recipe.backbone)).eval()
+        cache = build_cache(samples, labels, levels, settings, augmentation)
+    seen = np.array([sample.image_id in recipe.seen for sample in samples])
+    found = fit_held_out(cache, labels, folds, seen, settings, deadline)
+    predictions = [FoldDetections(s.image_id, int(folds[row]), found[row]) for row, s in enumerate(samples)]
+    return out_of_fold_score(samples, labels, predictions)
+
+
 def train_detector(
     samples: Sequence[DetectionSample],
     labels: Sequence[ModelLabel],
@@ -100,9 +141,11 @@ def train_detector(
     budget_seconds: float | None = None,
     settings: DetectorSettings | None = None,
     augmentation: Methods = DEFAULT_AUGMENTATION,
+    champion: ChampionRecipe | None = None,
 ) -> DetectionResult:
     """Train, cross-validate, export and verify. Uses every CPU core (sets torch's thread count). "Advanced"
-    trains each head twice as long, within `budget_seconds`."""
+    trains each head twice as long, within `budget_seconds`. With a `champion`, its recipe is scored on the
+    same folds too."""
     watch = Stopwatch()
     kind = validate(samples, labels, training_type)
     get_spec(backbone)  # refuses an unknown backbone before any work
@@ -121,6 +164,12 @@ def train_detector(
     folds = stratified_folds(label_sets, len(labels), max_folds=settings.max_folds)
     final_head, found = fit_heads(cache, labels, folds, settings, deadline)
     watch.lap("heads")
+    champion_map = None
+    if champion is not None:
+        champion_map = champion_score(
+            champion, samples, labels, folds, cache, backbone, settings, augmentation, deadline
+        )
+        watch.lap("champion_heads")
     model = Detector(levels, final_head).eval()
     onnx_bytes = package_detector(model, labels, size, backbone)
     watch.lap("final_model")
@@ -129,9 +178,7 @@ def train_detector(
         difference = verify_detections(onnx_bytes, model, check)
     watch.lap("verify")
     predictions = [FoldDetections(s.image_id, int(folds[row]), found[row]) for row, s in enumerate(samples)]
-    cv_score = detection_performance(
-        [evaluated(s, p) for s, p in zip(samples, predictions, strict=True)], [lb.tag_id for lb in labels]
-    ).average_precision
+    cv_score = out_of_fold_score(samples, labels, predictions)
     elapsed = watch.elapsed
     log.info(
         "trained a %s detector on %d images in %.1f s: %s", backbone, len(samples), elapsed, watch.timings
@@ -147,4 +194,5 @@ def train_detector(
         model=model,
         elapsed=elapsed,
         timings=watch.timings,
+        champion_score=champion_map,
     )

@@ -79,6 +79,34 @@ def detected_boxes(
     ]
 
 
+def _fit_all(
+    cache: FeatureCache,
+    labels: Sequence[ModelLabel],
+    training_rows: Sequence[np.ndarray],
+    settings: DetectorSettings,
+    deadline: float,
+) -> list[Head]:
+    """One head per set of training rows. The heads are independent: one single-threaded fit per core at a time
+    (small convolutions scale badly across threads, the more so on shared cores)."""
+    heads = [new_head(cache, len(labels), settings) for _ in training_rows]
+    with torch_threads(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(
+            pool.map(lambda head, rows: fit_head(head, cache, rows, settings, deadline), heads, training_rows)
+        )
+
+
+def _held_out(
+    cache: FeatureCache, labels: Sequence[ModelLabel], folds: np.ndarray, fold_heads: dict[int, Head]
+) -> list[list[Box]]:
+    """Each sample's detections by its fold's head, in sample order (none for a fold without a head)."""
+    found: list[list[Box]] = [[] for _ in range(len(cache.first))]
+    for fold, head in fold_heads.items():
+        held = np.flatnonzero(folds == fold)
+        for row, boxes, scores, tags in zip(held, *detect_cached(cache, head, held), strict=True):
+            found[row] = detected_boxes(labels, boxes, scores, tags)
+    return found
+
+
 def fit_heads(
     cache: FeatureCache,
     labels: Sequence[ModelLabel],
@@ -87,18 +115,23 @@ def fit_heads(
     deadline: float,
 ) -> tuple[Head, list[list[Box]]]:
     """The final head (fitted on every sample) and each sample's out-of-fold detections, in sample order."""
-    samples = len(cache.first)
-    # The final head and the k fold heads are independent: one single-threaded fit per core at a time (small
-    # convolutions scale badly across threads, the more so on shared cores).
-    training_rows = [np.arange(samples)] + [np.flatnonzero(folds != fold) for fold in range(folds.max() + 1)]
-    heads = [new_head(cache, len(labels), settings) for _ in training_rows]
-    with torch_threads(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        final_head, *fold_heads = pool.map(
-            lambda head, rows: fit_head(head, cache, rows, settings, deadline), heads, training_rows
-        )
-    found: list[list[Box]] = [[] for _ in range(samples)]
-    for fold, head in enumerate(fold_heads):
-        held = np.flatnonzero(folds == fold)
-        for row, boxes, scores, tags in zip(held, *detect_cached(cache, head, held), strict=True):
-            found[row] = detected_boxes(labels, boxes, scores, tags)
-    return final_head, found
+    training_rows = [np.arange(len(cache.first))]
+    training_rows += [np.flatnonzero(folds != fold) for fold in range(folds.max() + 1)]
+    final_head, *fold_heads = _fit_all(cache, labels, training_rows, settings, deadline)
+    return final_head, _held_out(cache, labels, folds, dict(enumerate(fold_heads)))
+
+
+def fit_held_out(
+    cache: FeatureCache,
+    labels: Sequence[ModelLabel],
+    folds: np.ndarray,
+    trainable: np.ndarray,
+    settings: DetectorSettings,
+    deadline: float,
+) -> list[list[Box]]:
+    """Each sample's detections by a head fitted on only the `trainable` samples of the other folds (a published
+    iteration's recipe on what it was trained on: training_job/champion)."""
+    rows = {fold: np.flatnonzero((folds != fold) & trainable) for fold in range(folds.max() + 1)}
+    rows = {fold: kept for fold, kept in rows.items() if len(kept)}
+    heads = _fit_all(cache, labels, list(rows.values()), settings, deadline)
+    return _held_out(cache, labels, folds, dict(zip(rows, heads, strict=True)))

@@ -8,6 +8,7 @@ import argparse
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 from azure.storage.queue import QueueMessage
 
@@ -18,13 +19,21 @@ from pipeline.core.augmentation import enabled_methods
 from pipeline.core.boxes import Box
 from pipeline.core.domains import domain_of
 from pipeline.core.settings import Settings, get_settings
-from pipeline.core.vocabulary import ClassificationType, DomainType, IterationStatus, TagType, TrainingType
+from pipeline.core.vocabulary import (
+    ClassificationType,
+    DomainType,
+    IterationStatus,
+    PublishDecision,
+    TagType,
+    TrainingType,
+)
 from pipeline.store import StorageAccount, get_storage
 from pipeline.store.images import ImageStore
-from pipeline.store.iterations import IterationStore, artefact_name
+from pipeline.store.iterations import IterationStore, artefact_name, unpublished
 from pipeline.store.projects import ProjectStore
 from pipeline.store.records import IterationRecord, utcnow
 from training_job import queue_job
+from training_job.champion import ChampionRecipe, Score, decide, find_champion, recipe_of
 from training_job.common import TrainingInputError, label_index
 from training_job.data import TrainingData, load_training_data
 from training_job.notify import notify_training
@@ -52,9 +61,17 @@ def _budget(iteration: IterationRecord) -> float | None:
     )
 
 
+@dataclass(frozen=True)
+class Trained:
+    onnx_model: bytes
+    evaluation: EvaluationRecord
+    score: Score  # out of fold
+    champion_score: Score | None = None  # the champion's recipe on the same folds, when one was given
+
+
 def _classifier(
-    data: TrainingData, iteration: IterationRecord, backbone: str
-) -> tuple[bytes, EvaluationRecord]:
+    data: TrainingData, iteration: IterationRecord, backbone: str, champion: ChampionRecipe | None
+) -> Trained:
     from training_job.samples import Sample
     from training_job.train import train_classifier
 
@@ -73,6 +90,7 @@ def _classifier(
         training_type=iteration.training_type,
         budget_seconds=_budget(iteration),
         augmentation=enabled_methods(iteration.augmentation_methods),
+        champion=champion,
     )
     evaluation = EvaluationRecord(
         classification_type=iteration.classification_type,
@@ -87,12 +105,13 @@ def _classifier(
             for p in result.fold_predictions
         ],
     )
-    return result.onnx_model, evaluation
+    champion_score = None if result.champion_score is None else result.champion_score.comparable()
+    return Trained(result.onnx_model, evaluation, result.scores[result.mode].comparable(), champion_score)
 
 
 def _detector(
-    data: TrainingData, iteration: IterationRecord, backbone: str
-) -> tuple[bytes, EvaluationRecord]:
+    data: TrainingData, iteration: IterationRecord, backbone: str, champion: ChampionRecipe | None
+) -> Trained:
     """Images train a detector through their regions of the iteration's tags (whole-image tags do not count)."""
     from training_job.detect import train_detector
     from training_job.detection_cache import DetectionSample
@@ -120,6 +139,7 @@ def _detector(
         training_type=iteration.training_type,
         budget_seconds=_budget(iteration),
         augmentation=enabled_methods(iteration.augmentation_methods),
+        champion=champion,
     )
     evaluation = EvaluationRecord(
         classification_type=None,
@@ -136,27 +156,67 @@ def _detector(
             for p in result.fold_predictions
         ],
     )
-    return result.onnx_model, evaluation
+    champion_score = (
+        None if result.champion_score is None else Score(result.champion_score, (result.champion_score,))
+    )
+    return Trained(result.onnx_model, evaluation, Score(result.cv_score, (result.cv_score,)), champion_score)
+
+
+def _contest(account: StorageAccount, iteration: IterationRecord) -> tuple[bool, IterationRecord | None]:
+    """Whether this run competes with the published iteration (a scheduled retrain of a project that publishes
+    only better retrains), and the champion it competes with (None: nothing is published)."""
+    project = ProjectStore(account).get(iteration.project_id)
+    if not iteration.scheduled or project is None or not project.publish_better_retrains:
+        return False, None
+    return True, find_champion(IterationStore(account).list(iteration.project_id), iteration)
+
+
+def _outcome(
+    account: StorageAccount, champion: IterationRecord | None, trained: Trained
+) -> dict[str, object]:
+    """The challenger's decision and scores, and the champion's publish name and resource when it takes them
+    (read again now: a champion unpublished while the challenger trained leaves nothing to replace)."""
+    decision = decide(trained.score, trained.champion_score)
+    fields: dict[str, object] = {
+        "publish_decision": decision,
+        "champion_iteration_id": champion.id if champion else None,
+        "champion_score": trained.champion_score.value if trained.champion_score else None,
+        "challenger_score": trained.score.value,
+    }
+    if decision == PublishDecision.PUBLISHED:
+        assert champion is not None
+        current = IterationStore(account).get(champion.project_id, champion.id)
+        if current is None or current.publish_name != champion.publish_name:
+            fields["publish_decision"] = PublishDecision.NO_CHAMPION
+        else:
+            fields["publish_name"] = current.publish_name
+            fields["original_publish_resource_id"] = current.original_publish_resource_id
+    return fields
 
 
 def train_iteration(account: StorageAccount, iteration: IterationRecord) -> IterationRecord:
-    """Train, export and evaluate; store the artefacts; return the iteration as Completed."""
+    """Train, export and evaluate; store the artefacts; return the iteration as Completed (for a scheduled retrain
+    that competes with the published iteration, with the outcome: training_job/champion)."""
     started = time.monotonic()
     data: TrainingData = load_training_data(account, iteration)
     if not data.images:
         raise TrainingDataError("The project has no tagged images any more.")
     domain = domain_of(iteration.domain_id)
     trainer = _detector if domain.type == DomainType.OBJECT_DETECTION else _classifier
+    store = IterationStore(account)
+    contested, champion = _contest(account, iteration)
+    recipe = None
+    if champion is not None and champion.evaluation_blob:
+        recipe = recipe_of(champion, EvaluationRecord.loads(store.read_artefact(champion.evaluation_blob)))
     try:
-        onnx_model, evaluation = trainer(data, iteration, domain.backbone)
+        trained = trainer(data, iteration, domain.backbone, recipe)
     except TrainingInputError as error:
         raise TrainingDataError(str(error)) from error
     ImageStore(account).write_snapshot(iteration.project_id, iteration.id, [i.record for i in data.images])
-    store = IterationStore(account)
     model_blob = artefact_name(iteration.project_id, iteration.id, "model.onnx")
     evaluation_blob = artefact_name(iteration.project_id, iteration.id, "evaluation.json")
-    store.put_artefact(model_blob, onnx_model)
-    store.put_artefact(evaluation_blob, evaluation.dumps())
+    store.put_artefact(model_blob, trained.onnx_model)
+    store.put_artefact(evaluation_blob, trained.evaluation.dumps())
     minutes = math.ceil((time.monotonic() - started) / 60)
     return iteration.model_copy(
         update={
@@ -167,6 +227,7 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
             "model_blob": model_blob,
             "evaluation_blob": evaluation_blob,
             "training_error_details": None,
+            **(_outcome(account, champion, trained) if contested else {}),
         }
     )
 
@@ -189,10 +250,25 @@ def finish(
             update={"status": status, "training_error_details": details, "last_modified": utcnow()}
         )
 
-    stored = IterationStore(account).update(iteration.project_id, iteration.id, apply)
+    store = IterationStore(account)
+    stored = store.update(iteration.project_id, iteration.id, apply)
+    if stored is not None and stored.publish_decision == PublishDecision.PUBLISHED:
+        _retire_champion(store, stored)
     project = ProjectStore(account).get(iteration.project_id)
     if stored is not None and project is not None:
         notify_training(account, settings, project, stored)
+
+
+def _retire_champion(store: IterationStore, challenger: IterationRecord) -> None:
+    """Unpublish the champion a challenger replaced, unless its name changed meanwhile. The challenger was
+    published first (in the write that completed it), so the name never stops answering; until this write the
+    prediction URL still finds the champion, the older holder of the name."""
+    assert challenger.champion_iteration_id is not None
+    store.update(
+        challenger.project_id,
+        challenger.champion_iteration_id,
+        lambda i: unpublished(i) if i.publish_name == challenger.publish_name else None,
+    )
 
 
 def _queue(settings: Settings, name: str) -> JobQueue:

@@ -41,17 +41,35 @@ def fit_on_views(features: np.ndarray, truth: np.ndarray, multilabel: bool) -> n
     return fit_head(rows, targets, truth.shape[1], multilabel, WEIGHT_DECAY)
 
 
+def out_of_fold(
+    features: np.ndarray,
+    truth: np.ndarray,
+    folds: np.ndarray,
+    multilabel: bool,
+    trainable: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[nn.Linear]]:
+    """Each sample's probabilities from a head fitted on the other folds' samples, only the `trainable` ones
+    when given (a published iteration's recipe on what it was trained on: training_job/champion); and each
+    fold's head. A fold with nothing to train on predicts each tag's chance level."""
+    oof = np.full(truth.shape, 0.5 if multilabel else 1 / truth.shape[1], dtype=np.float32)
+    heads = []
+    for fold in range(folds.max() + 1):
+        train, held = folds != fold, folds == fold
+        if trainable is not None:
+            train &= trainable
+        if not train.any():
+            continue
+        head = fit_on_views(features[train], truth[train], multilabel)
+        oof[held] = probabilities(head(torch.from_numpy(features[held, 0])), multilabel).numpy()
+        heads.append(head)
+    return oof, heads
+
+
 def train_regular(
     extractor: FeatureExtractor, features: np.ndarray, truth: np.ndarray, folds: np.ndarray, multilabel: bool
 ) -> tuple[Candidate, list[nn.Linear]]:
     """Head-only cross-validation on cached features; also returns each fold's head (Advanced starts there)."""
-    oof = np.zeros(truth.shape, dtype=np.float32)
-    heads = []
-    for fold in range(folds.max() + 1):
-        train, held = folds != fold, folds == fold
-        head = fit_on_views(features[train], truth[train], multilabel)
-        oof[held] = probabilities(head(torch.from_numpy(features[held, 0])), multilabel).numpy()
-        heads.append(head)
+    oof, heads = out_of_fold(features, truth, folds, multilabel)
 
     def final() -> Classifier:
         return Classifier(extractor, fit_on_views(features, truth, multilabel), multilabel)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.vision.metrics import ranked_average_precision
+from training_job.champion import Score
 from training_job.classifier import Classifier
 
 
@@ -19,6 +20,10 @@ class CvScore:
 
     def key(self) -> tuple[float, float]:
         return (self.average_precision, -self.log_loss)
+
+    def comparable(self) -> Score:
+        """As a retrain's contest compares it (training_job/champion)."""
+        return Score(self.average_precision, self.key())
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pipeline.core.vocabulary import TrainingType
 from pipeline.vision.preprocessing import preprocess_batch
 from training_job.augment import DEFAULT_AUGMENTATION, Methods
 from training_job.backbones import get_spec
+from training_job.champion import ChampionRecipe
 from training_job.classifier import Classifier, feature_extractor
 from training_job.common import (
     VERIFY_IMAGES,
@@ -31,9 +32,9 @@ from training_job.common import (
 )
 from training_job.finetune import FineTuner, train_advanced
 from training_job.onnx_export import export_features, package_classifier, verify
-from training_job.regular import compute_features, fit_on_views, train_regular
+from training_job.regular import compute_features, fit_on_views, out_of_fold, train_regular
 from training_job.samples import Sample
-from training_job.scoring import Candidate, CvScore
+from training_job.scoring import Candidate, CvScore, score
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class TrainingResult:
     model: Classifier  # the exported model, in torch
     elapsed: float
     timings: dict[str, float] = field(default_factory=dict)
+    champion_score: CvScore | None = None  # the published iteration's recipe on the same folds (champion.py)
 
 
 def validate(
@@ -98,6 +100,26 @@ def fold_predictions(
     ]
 
 
+def champion_score(
+    recipe: ChampionRecipe,
+    samples: Sequence[Sample],
+    truth: np.ndarray,
+    folds: np.ndarray,
+    features: np.ndarray,
+    backbone: str,
+    multilabel: bool,
+) -> CvScore:
+    """The champion's out-of-fold score on the challenger's samples and folds: Regular heads on its backbone's
+    features (the challenger's when the backbone is the same), each fitted on the fold's samples it was trained
+    on."""
+    if recipe.backbone != backbone:
+        size = get_spec(recipe.backbone).image_size
+        features = compute_features(samples, size, export_features(feature_extractor(recipe.backbone), size))
+    seen = np.array([sample.image_id in recipe.seen for sample in samples])
+    oof, _ = out_of_fold(features, truth, folds, recipe.multilabel, seen)
+    return score(oof, truth, multilabel)
+
+
 def train_classifier(
     samples: Sequence[Sample],
     labels: Sequence[ModelLabel],
@@ -107,9 +129,11 @@ def train_classifier(
     training_type: str = TrainingType.REGULAR,
     budget_seconds: float | None = None,
     augmentation: Methods = DEFAULT_AUGMENTATION,
+    champion: ChampionRecipe | None = None,
 ) -> TrainingResult:
     """Train, cross-validate, export and verify. Uses every CPU core (sets torch's thread count). Regular
-    training learns from the serving view alone; Advanced fine-tunes on views augmented by `augmentation`."""
+    training learns from the serving view alone; Advanced fine-tunes on views augmented by `augmentation`.
+    With a `champion`, its recipe is scored on the same folds too."""
     watch = Stopwatch()
     kind = validate(samples, labels, multilabel, training_type)
     size = get_spec(backbone).image_size
@@ -127,6 +151,10 @@ def train_classifier(
     regular, fold_heads = train_regular(extractor, features, truth, folds, multilabel)
     candidates: dict[TrainingType, Candidate] = {TrainingType.REGULAR: regular}
     watch.lap("regular_cv")
+    champion_cv = None
+    if champion is not None:
+        champion_cv = champion_score(champion, samples, truth, folds, features, backbone, multilabel)
+        watch.lap("champion_cv")
     if kind == TrainingType.ADVANCED:
         deadline = time.monotonic() + (budget_seconds if budget_seconds is not None else float("inf"))
         tuner = FineTuner(extractor, samples, size, multilabel, deadline, augmentation)
@@ -165,4 +193,5 @@ def train_classifier(
         model=model,
         elapsed=elapsed,
         timings=watch.timings,
+        champion_score=champion_cv,
     )

@@ -40,6 +40,14 @@ class TrainingType(StrEnum):
     ADVANCED = "Advanced"
 
 
+class PublishDecision(StrEnum):
+    """What a scheduled retrain of a project with `publishBetterRetrains` did with its new iteration (Seer's)."""
+
+    PUBLISHED = "Published"  # it scored better than the published iteration and took its name
+    KEPT_CHAMPION = "KeptChampion"  # it did not score better: the published iteration stays
+    NO_CHAMPION = "NoChampion"  # nothing was published to compare with: nothing changed
+
+
 class Order(StrEnum):
     NEWEST = "Newest"
     OLDEST = "Oldest"

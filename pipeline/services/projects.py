@@ -195,6 +195,7 @@ class ProjectChanges:
     augmentation_methods: Mapping[str, bool] | None = None
     notification_queue_uri: str | None = None
     export_model_container_uri: str | None = None
+    publish_better_retrains: bool | None = None  # Seer's extension (ProjectRecord)
 
 
 def _replaced_uri(current: str | None, given: str | None, what: str) -> str | None:
@@ -251,6 +252,9 @@ def update_project(
                 "augmentation_methods": methods,
                 "notification_queue_uri": queue_uri,
                 "export_model_container_uri": container_uri,
+                "publish_better_retrains": project.publish_better_retrains
+                if changes.publish_better_retrains is None
+                else changes.publish_better_retrains,
                 "last_modified": utcnow(),
             }
         )

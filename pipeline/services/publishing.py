@@ -10,8 +10,8 @@ from pipeline.core.limits import URL_SAFE_NAME
 from pipeline.services.iterations import completed_iteration, get_iteration
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
-from pipeline.store.iterations import IterationStore
-from pipeline.store.records import IterationRecord, utcnow
+from pipeline.store.iterations import IterationStore, published_as, unpublished
+from pipeline.store.records import IterationRecord
 
 
 def _holder(account: StorageAccount, project_id: str, publish_name: str) -> IterationRecord | None:
@@ -45,34 +45,16 @@ def publish_iteration(
                 "BadRequestInvalidPublishName",
                 f"Iteration {holder.name} is already published as '{publish_name}'; pass overwrite=true.",
             )
-        store.update(holder.project_id, holder.id, _unpublished)
-    published = store.update(
-        iteration.project_id,
-        iteration.id,
-        lambda i: i.model_copy(
-            update={
-                "publish_name": publish_name,
-                "original_publish_resource_id": prediction_id,
-                "last_modified": utcnow(),
-            }
-        ),
-    )
+        store.update(holder.project_id, holder.id, unpublished)
+    published = store.update(iteration.project_id, iteration.id, published_as(publish_name, prediction_id))
     return published or iteration
-
-
-def _unpublished(iteration: IterationRecord) -> IterationRecord | None:
-    if not iteration.publish_name:
-        return None
-    return iteration.model_copy(
-        update={"publish_name": None, "original_publish_resource_id": None, "last_modified": utcnow()}
-    )
 
 
 def unpublish_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> None:
     iteration = get_iteration(account, project_id, iteration_id)
     if not iteration.publish_name:
         raise bad_request("BadRequestIterationNotPublished", f"Iteration {iteration.name} is not published.")
-    IterationStore(account).update(iteration.project_id, iteration.id, _unpublished)
+    IterationStore(account).update(iteration.project_id, iteration.id, unpublished)
 
 
 def published_iteration(account: StorageAccount, project_id: str, publish_name: str) -> IterationRecord:

@@ -60,7 +60,7 @@ def retrain_due_projects(account: StorageAccount, settings: Settings) -> list[st
         if added is None or added < settings.retrain_min_new_images:
             continue
         try:
-            iteration = request_training(account, settings, project.id)
+            iteration = request_training(account, settings, project.id, scheduled=True)
         except CustomVisionError as error:
             log.info("project %s not retrained: %s %s", project.id, error.code, error.message)
             continue

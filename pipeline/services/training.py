@@ -184,7 +184,9 @@ def request_training(
     force_train: bool = False,
     selected_tag_ids: list[str] | None = None,
     notification_email_address: str | None = None,
+    scheduled: bool = False,
 ) -> IterationRecord:
+    """`scheduled`: asked for by the retraining timer (services.retrain), not by a user."""
     project = get_project(account, project_id)
     email = email_address(notification_email_address)
     kind, budget = _parse_training_type(training_type, reserved_budget_in_hours, settings)
@@ -227,6 +229,7 @@ def request_training(
             labelled_mark=totals.get(LABELLED, 0),
             notification_email_address=email,
             augmentation_methods=project.augmentation_methods,
+            scheduled=scheduled,
         )
     )
     try:

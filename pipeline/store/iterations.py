@@ -9,7 +9,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from pipeline.store.account import StorageAccount
 from pipeline.store.entities import get_record, query_records, to_entity, update_record
-from pipeline.store.records import IterationRecord
+from pipeline.store.records import IterationRecord, utcnow
 
 TABLE = "iterations"
 CONTAINER = "models"
@@ -17,6 +17,30 @@ CONTAINER = "models"
 
 def artefact_name(project_id: str, iteration_id: str, file: str) -> str:
     return f"{project_id}/{iteration_id}/{file}"
+
+
+def published_as(publish_name: str, resource_id: str) -> Callable[[IterationRecord], IterationRecord]:
+    """The update that serves an iteration under `publish_name` (PublishIteration, or a better retrain)."""
+
+    def apply(iteration: IterationRecord) -> IterationRecord:
+        return iteration.model_copy(
+            update={
+                "publish_name": publish_name,
+                "original_publish_resource_id": resource_id,
+                "last_modified": utcnow(),
+            }
+        )
+
+    return apply
+
+
+def unpublished(iteration: IterationRecord) -> IterationRecord | None:
+    """The update that stops serving an iteration; None (no write) if it is not published."""
+    if not iteration.publish_name:
+        return None
+    return iteration.model_copy(
+        update={"publish_name": None, "original_publish_resource_id": None, "last_modified": utcnow()}
+    )
 
 
 class IterationStore:

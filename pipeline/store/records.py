@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from pipeline.core.vocabulary import ClassificationType, ExportStatus, IterationStatus, TagType, TrainingType
+from pipeline.core.vocabulary import (
+    ClassificationType,
+    ExportStatus,
+    IterationStatus,
+    PublishDecision,
+    TagType,
+    TrainingType,
+)
 
 
 def utcnow() -> datetime:
@@ -24,6 +31,8 @@ class ProjectRecord(BaseModel):
     export_model_container_uri: str | None = None
     # imageProcessingSettings.augmentationMethods as last set (pipeline.core.augmentation); None: the defaults.
     augmentation_methods: dict[str, bool] | None = None
+    # Seer's: a scheduled retrain replaces the published iteration only when it scores better (training_job/champion).
+    publish_better_retrains: bool = False
     thumbnail_blob: str | None = None  # the newest image's thumbnail: the project's `thumbnailUri`
     training_iteration_id: str | None = (
         None  # the iteration that claimed training last (see services.training)
@@ -108,6 +117,13 @@ class IterationRecord(BaseModel):
     notification_email_address: str | None = None  # TrainProject's: mailed when the run ends
     # The project's augmentation methods when training was asked for (None: the defaults).
     augmentation_methods: dict[str, bool] | None = None
+    scheduled: bool = False  # asked for by the retraining timer, not by a user
+    # A scheduled retrain's outcome when its project publishes better retrains: the decision, the published
+    # iteration it was compared with and both out-of-fold scores on the same images (training_job/champion).
+    publish_decision: PublishDecision | None = None
+    champion_iteration_id: str | None = None
+    champion_score: float | None = None
+    challenger_score: float | None = None
     created: datetime = Field(default_factory=utcnow)
     last_modified: datetime = Field(default_factory=utcnow)
     trained_at: datetime | None = None

@@ -54,6 +54,7 @@ def project_to_wire(project: ProjectRecord, thumbnail_uri: str | None) -> Projec
             ),
             export_model_container_uri=project.export_model_container_uri,
             notification_queue_uri=project.notification_queue_uri,
+            publish_better_retrains=project.publish_better_retrains,
         ),
         created=project.created,
         last_modified=project.last_modified,
@@ -88,4 +89,9 @@ def iteration_to_wire(iteration: IterationRecord, version: str) -> Iteration:
         publish_name=iteration.publish_name,
         original_publish_resource_id=iteration.original_publish_resource_id,
         training_error_details=iteration.training_error_details,
+        scheduled=iteration.scheduled,
+        publish_decision=iteration.publish_decision,
+        champion_iteration_id=iteration.champion_iteration_id,
+        champion_score=iteration.champion_score,
+        challenger_score=iteration.challenger_score,
     )

@@ -21,7 +21,14 @@ class Iteration(OmitsUnset):
     """An unpublished iteration has no publish name or resource: the spec's strings are non-nullable, so they are
     left out until it is published."""
 
-    omitted_when_unset = ("publish_name", "original_publish_resource_id")
+    omitted_when_unset = (
+        "publish_name",
+        "original_publish_resource_id",
+        "publish_decision",
+        "champion_iteration_id",
+        "champion_score",
+        "challenger_score",
+    )
 
     id: str
     name: str
@@ -41,6 +48,15 @@ class Iteration(OmitsUnset):
     original_publish_resource_id: str | None = None
     custom_base_model_info: CustomBaseModelInfo | None = None
     training_error_details: str | None = None
+    # Seer's extensions (the SDK ignores them; left out while unset): whether the timer asked for the iteration,
+    # and for a scheduled retrain of a project with `publishBetterRetrains`, what became of it (Published,
+    # KeptChampion or NoChampion), the published iteration it was compared with and both out-of-fold scores
+    # (mean average precision on the same images and folds).
+    scheduled: bool = False
+    publish_decision: str | None = None
+    champion_iteration_id: str | None = None
+    champion_score: float | None = None
+    challenger_score: float | None = None
 
 
 class IterationUpdate(WireModel):

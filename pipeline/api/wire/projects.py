@@ -37,6 +37,9 @@ class ProjectSettings(WireModel):
     image_processing_settings: ImageProcessingSettings | None = None
     export_model_container_uri: str | None = None
     notification_queue_uri: str | None = None
+    # Seer's extension (the SDK ignores it): a scheduled retrain replaces the published iteration, under the same
+    # publish name and prediction resource, only when it scores better out of fold on the same images.
+    publish_better_retrains: bool | None = None
 
 
 class Project(WireModel):

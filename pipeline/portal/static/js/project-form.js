@@ -1,4 +1,5 @@
-/** The create/edit project dialog: name, description, project type, classification type and domain. */
+/** The create/edit project dialog: name, description, project type, classification type and domain; when editing,
+ * Seer's `publishBetterRetrains` (scheduled retrains replace the published iteration only when they score better). */
 
 import { api } from './api.js';
 import { formDialog } from './dialog.js';
@@ -37,6 +38,10 @@ export async function openProjectForm(project, onSaved) {
     ['Multilabel', 'Multilabel (multiple tags per image)'],
   ], project?.settings.classificationType || 'Multiclass');
   const domain = h('select', { name: 'domainId' });
+  const betterRetrains = h('input', { type: 'checkbox', name: 'publishBetterRetrains',
+    checked: Boolean(project?.settings.publishBetterRetrains) });
+  const retrainHint = 'After each scheduled retrain, the new iteration takes the published one\'s name and prediction '
+    + 'resource only if it scores better out of fold on the same images.';
   const fields = h(
     'div',
     {},
@@ -45,6 +50,8 @@ export async function openProjectForm(project, onSaved) {
     projectType,
     classificationType,
     field('Domain', domain, 'Compact domains export to ONNX and run on small devices.'),
+    project ? h('div', { class: 'field' }, h('label', { class: 'checkbox' }, betterRetrains,
+      ' Publish scheduled retrains that score better'), h('p', { class: 'hint' }, retrainHint)) : null,
   );
   const checked = (group) => group.querySelector('input:checked').value;
 
@@ -69,7 +76,11 @@ export async function openProjectForm(project, onSaved) {
         ? await api.patch(`/projects/${project.id}`, {
           name: values.name,
           description: values.description,
-          settings: { domainId: values.domainId, classificationType: classification },
+          settings: {
+            domainId: values.domainId,
+            classificationType: classification,
+            publishBetterRetrains: betterRetrains.checked,
+          },
         })
         : await api.post('/projects', { query: { ...values, classificationType: classification } });
       await onSaved(saved);

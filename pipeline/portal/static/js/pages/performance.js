@@ -149,6 +149,24 @@ async function renderMetrics(container, ctx, iteration, signal) {
   renderImages();
 }
 
+const DECISIONS = {
+  Published: 'published in place of',
+  KeptChampion: 'kept unpublished: it did not score better than',
+  NoChampion: 'not published: no iteration was published to compare with',
+};
+
+/** A scheduled retrain's outcome when its project publishes better retrains (Seer's extension fields). */
+function retrainDecision(iteration, iterations) {
+  if (!iteration.publishDecision) return null;
+  const champion = iterations.find((i) => i.id === iteration.championIterationId);
+  const against = iteration.championIterationId ? ` ${champion?.name || 'an iteration since deleted'}` : '';
+  const scores = iteration.championScore == null
+    ? `its mean AP out of fold ${percent(iteration.challengerScore)}`
+    : `mean AP out of fold on the same images ${percent(iteration.challengerScore)} against ${percent(iteration.championScore)}`;
+  return h('p', { class: 'retrain-decision', 'data-decision': iteration.publishDecision },
+    h('strong', {}, 'Scheduled retrain: '), `${DECISIONS[iteration.publishDecision] || iteration.publishDecision}${against}; ${scores}.`);
+}
+
 function iterationActions(ctx, iteration, reload) {
   const rename = h('button', { type: 'button', class: 'button small' }, 'Rename');
   rename.addEventListener('click', () => {
@@ -216,8 +234,10 @@ export async function renderPerformance(panel, ctx, params, signal) {
         h('h2', { tabindex: '-1' }, selected.name),
         iterationActions(ctx, selected, reload)),
       h('p', { class: 'meta' }, `${selected.trainingType === 'Advanced' ? 'Advanced' : 'Quick'} training · `,
+        selected.scheduled ? 'scheduled · ' : '',
         selected.trainedAt ? `trained ${formatDate(selected.trainedAt)}` : `started ${formatDate(selected.created)}`,
         selected.publishName ? ` · published as ${selected.publishName}` : ''),
+      retrainDecision(selected, iterations),
     );
     if (selected.status === 'Training') {
       detail.append(h('p', { class: 'training-progress', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }),
