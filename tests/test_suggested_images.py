@@ -225,8 +225,9 @@ def test_suggest_tags_and_regions_stores_what_it_answers(client, account, traine
 
 def test_label_first_orders_unlike_uncertain_images_first_and_pages(client, account, project: dict):
     """Real suggestions from a classifier whose features are the mean colour: three near-identical green pictures
-    and a magenta one the model cannot decide on (red = blue), two red ones it is sure of. Uncertainty alone would
-    list the greens together; labelFirst lists one green, then the magenta, and pages through all of them once."""
+    and a magenta one that the model cannot decide on (red = blue), two red ones that it is sure of. Uncertainty
+    alone lists the greens and the magenta first; labelFirst lists one picture of each colour before any
+    near-duplicate, and pages through all of them once."""
     pid = project["id"]
     tags = [client.post(f"{PROJECTS}/{pid}/tags", params={"name": n}).json() for n in ("a", "b")]
     model = tiny_classifier([ModelLabel(t["id"], t["name"]) for t in tags], scale=0.01)
@@ -247,16 +248,17 @@ def test_label_first_orders_unlike_uncertain_images_first_and_pages(client, acco
     assert all(r.embedding for r in SuggestionStore(account).of_iteration(pid, iteration.id))
 
     s = {"pid": pid, "it": iteration.id}
-    first = _query(client, s, {"threshold": 0.0, "labelFirst": True, "maxCount": 2})
-    assert sorted(names[r["id"]] for r in first["results"]) == ["green", "magenta"]
-    assert first["token"]["labelFirst"] is True and first["token"]["continuation"] == "2"
+    first = _query(client, s, {"threshold": 0.0, "labelFirst": True, "maxCount": 3})
+    assert sorted(names[r["id"]] for r in first["results"]) == ["green", "magenta", "red"]
+    assert first["token"]["labelFirst"] is True and first["token"]["continuation"] == "3"
     listed, token = [r["id"] for r in first["results"]], first["token"]
     while "continuation" in token:
         page = _query(client, s, token)
         listed, token = listed + [r["id"] for r in page["results"]], page["token"]
     assert sorted(listed) == sorted(names) and "tagIds" not in token
-    plain = _query(client, s, {"threshold": 0.0})
+    plain = _query(client, s, {"threshold": 0.0, "maxCount": 4})
     assert "labelFirst" not in plain["token"]  # the spec's shape unless asked for
+    assert sorted(names[r["id"]] for r in plain["results"]) == ["green", "green", "green", "magenta"]
     assert (
         _query(client, s, {"threshold": 0.0, "labelFirst": True, "continuation": "x"}, status=400)["code"]
         == "BadRequestInvalid"

@@ -19,7 +19,7 @@ from pipeline.store.images import ImageStore
 from pipeline.store.records import ImageRecord, IterationRecord, SuggestionRecord
 from pipeline.store.suggestions import SuggestionStore
 from pipeline.store.tags import TagStore
-from pipeline.vision.active_learning import decode_embedding, label_first_order, margin_uncertainty
+from pipeline.vision.active_learning import decode_embedding, label_first_order
 
 _INVALID = "BadRequestInvalid"
 
@@ -131,23 +131,19 @@ def _label_first_page(
     account: StorageAccount, iteration: IterationRecord, tags: TagThreshold, query: SuggestedImageQuery
 ) -> tuple[list[SuggestedImage], SuggestedImageQuery]:
     """One page of the "label these first" order (pipeline.vision.active_learning): a classifier's suggestions by
-    the margin between their two most probable tags and their distance in the model's feature space from the
-    images ranked before them; a detector's (no features stored) by uncertainty alone. The order is computed
+    how typical they are in the model's feature space and how far from the images ranked before them; a
+    detector's (no features stored) by uncertainty alone. The order is computed
     afresh for each page over what still matches, and the continuation is how many images were returned so far,
     so an image tagged between two pages only shifts the rest of the list up by one."""
     offset = _offset(query.continuation) if query.continuation else 0
     matches = sorted(_untagged_matches(account, iteration, tags), key=lambda m: m[0].image_id)
     with_features = bool(matches) and all(s.embedding for s, _ in matches)
-    uncertainties = [
-        margin_uncertainty([p.probability for p in s.predictions]) if with_features else s.uncertainty
-        for s, _ in matches
-    ]
     embeddings = (
         np.stack([decode_embedding(s.embedding) for s, _ in matches if s.embedding])
         if with_features
         else None
     )
-    ranked = label_first_order(uncertainties, embeddings, offset + query.max_count + 1)
+    ranked = label_first_order(embeddings, [s.uncertainty for s, _ in matches], offset + query.max_count + 1)
     page = [matches[i] for i in ranked[offset : offset + query.max_count]]
     more = len(ranked) > offset + len(page)
     following = replace(
