@@ -467,6 +467,20 @@ def test_untagged_suggestions_filtered_and_confirmed_in_bulk(browser: Browser, s
             panel.get_by_label("Suggestion threshold").fill("60")
         wanted = {"tagIds": [tags["cool discs"]], "threshold": 0.6}
         query = {"iterationId": iteration_id}
+        with page.expect_response(
+            lambda r: (
+                r.url.split("?")[0].endswith("/images/suggested")
+                and "labelFirst" not in r.request.post_data_json
+            )
+        ):
+            panel.get_by_label("Order").select_option(label="Most uncertain first")
+        with page.expect_response(
+            lambda r: (
+                r.url.split("?")[0].endswith("/images/suggested")
+                and r.request.post_data_json.get("labelFirst") is True
+            )
+        ):
+            panel.get_by_label("Order").select_option(label="Label these first")
         expected = client.post(f"{base}/images/suggested", params=query, json=wanted).json()["results"]
         count = client.post(f"{base}/images/suggested/count", params=query, json=wanted).json()
         assert len(expected) >= 3 and count == {tags["cool discs"]: len(expected)}

@@ -5,7 +5,7 @@
 
 import { confirmSuggestions } from './confirm-suggestions.js';
 import { errorBox, openDialog } from './dialog.js';
-import { debounce, h, percent, placeBox, slider, uid } from './dom.js';
+import { debounce, field, h, percent, placeBox, slider, uid } from './dom.js';
 import { iterationSelect } from './iteration-select.js';
 import { predictionView } from './prediction-view.js';
 import { announce } from './status.js';
@@ -53,7 +53,9 @@ function failureReport(failed, total) {
  * `onConfirmed()` after images were tagged.
  */
 export function suggestionsPanel(ctx, { shownIds, onActive, onConfirmed, signal }) {
-  const state = { open: false, active: false, any: false, tagIds: new Set(), threshold: 0.5, results: [], token: null };
+  const state = {
+    open: false, active: false, any: false, tagIds: new Set(), threshold: 0.5, labelFirst: true, results: [], token: null,
+  };
   let select = null;
   let generation = 0;
   let busy = false;
@@ -71,13 +73,22 @@ export function suggestionsPanel(ctx, { shownIds, onActive, onConfirmed, signal 
     state.threshold = value;
     reload();
   }, 250));
+  const order = h('select', {},
+    h('option', { value: 'first', selected: true }, 'Label these first'),
+    h('option', { value: 'uncertain' }, 'Most uncertain first'));
+  order.addEventListener('change', () => {
+    state.labelFirst = order.value === 'first';
+    reload();
+  });
   const confirm = h('button', { type: 'button', class: 'button primary', disabled: true }, 'Confirm suggestions');
   const bar = selectionBar(selection, () => state.results.map((s) => s.id), () => renderGrid(), loadRest);
   const summary = h('p', { class: 'grid-summary', 'aria-live': 'polite' });
   const grid = h('ul', { class: 'image-grid suggested', 'aria-label': 'Suggested images' });
   const more = h('button', { type: 'button', class: 'button', hidden: true }, 'Load more');
   const filters = h('div', { class: 'suggest-filters', hidden: true },
-    h('fieldset', {}, h('legend', {}, 'Suggested tag (none chosen: any)'), tagChoices), threshold);
+    h('fieldset', {}, h('legend', {}, 'Suggested tag (none chosen: any)'), tagChoices), threshold,
+    field('Order', order, 'Label these first: images typical of many others and unlike those listed before them, '
+      + 'which teach the model most in the first rounds of labelling.'));
   const results = h('div', { hidden: true },
     h('div', { class: 'toolbar' }, confirm, bar.element), report, summary, grid, more);
   const element = h('div', { hidden: true },
@@ -86,7 +97,7 @@ export function suggestionsPanel(ctx, { shownIds, onActive, onConfirmed, signal 
       progress, errors.element, filters),
     results);
 
-  const filter = () => ({ tagIds: [...state.tagIds], threshold: state.threshold });
+  const filter = () => ({ tagIds: [...state.tagIds], threshold: state.threshold, labelFirst: state.labelFirst });
   const iterationName = () => select.selectedOptions[0]?.textContent || '';
 
   function setBusy(value) {

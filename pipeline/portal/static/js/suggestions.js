@@ -20,9 +20,10 @@ export async function requestSuggestions(ctx, iterationId, imageIds, onProgress)
 const tagFilter = ({ tagIds, threshold }) => ({ tagIds: tagIds.length ? tagIds : undefined, threshold });
 
 /** The first page of untagged images whose stored suggestion passes `filter`; its answer's token is the query for
- * the next page (`nextSuggested`) while it has a continuation. */
+ * the next page (`nextSuggested`) while it has a continuation. `filter.labelFirst`: Seer's "label these first"
+ * order (typical images unlike those before them) instead of the most uncertain first. */
 export function querySuggested(ctx, iterationId, filter, maxCount) {
-  return nextSuggested(ctx, iterationId, { ...tagFilter(filter), maxCount });
+  return nextSuggested(ctx, iterationId, { ...tagFilter(filter), labelFirst: filter.labelFirst || undefined, maxCount });
 }
 
 export function nextSuggested(ctx, iterationId, token) {
