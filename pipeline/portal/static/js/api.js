@@ -86,3 +86,19 @@ export function chunks(items, size) {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/** `items` in order, split into batches for calls with limits: a new batch starts when `full(batch, item)` says
+ * that adding `item` would take the current, non-empty batch past a limit. */
+export function inBatches(items, full) {
+  const batches = [];
+  let batch = [];
+  for (const item of items) {
+    if (batch.length && full(batch, item)) {
+      batches.push(batch);
+      batch = [];
+    }
+    batch.push(item);
+  }
+  if (batch.length) batches.push(batch);
+  return batches;
+}

@@ -3,7 +3,7 @@
  * refused (one image deleted meanwhile fails its whole batch) the batch is sent again image by image: the failures
  * are then exactly the images at fault, and every other image stays confirmed. */
 
-import { api, ApiError, chunks } from './api.js';
+import { api, ApiError, chunks, inBatches } from './api.js';
 
 const KINDS = {
   tags: {
@@ -24,22 +24,8 @@ const KINDS = {
 
 /** Whole groups (one per image) packed into batches of at most `limit` entries; a group larger than the limit
  * is a batch of its own (sent in several calls). */
-function pack(groups, limit) {
-  const batches = [];
-  let batch = [];
-  let size = 0;
-  for (const group of groups) {
-    if (batch.length && size + group.entries.length > limit) {
-      batches.push(batch);
-      batch = [];
-      size = 0;
-    }
-    batch.push(group);
-    size += group.entries.length;
-  }
-  if (batch.length) batches.push(batch);
-  return batches;
-}
+const pack = (groups, limit) => inBatches(groups, (batch, group) => entryCount(batch) + group.entries.length > limit);
+const entryCount = (groups) => groups.reduce((total, group) => total + group.entries.length, 0);
 
 /** Send a batch; an entry the API answers as exceeded fails its image. Throws the API's error for the call. */
 async function send(ctx, kind, batch, failed) {

@@ -1,7 +1,7 @@
 /** The Add images dialog: drop or pick many files, choose tags, upload in batches with per-file progress and
  * each file's ImageCreateResult status. */
 
-import { uploadImages } from './api.js';
+import { inBatches, uploadImages } from './api.js';
 import { openDialog } from './dialog.js';
 import { h, uid } from './dom.js';
 import { announce } from './status.js';
@@ -29,22 +29,8 @@ const STATUS_TEXT = {
 const succeeded = (status) => status === 'OK' || status === 'OKDuplicate';
 
 /** Split file rows into requests of at most BATCH_FILES files and about BATCH_BYTES bytes. */
-function batches(rows) {
-  const out = [];
-  let current = [];
-  let bytes = 0;
-  for (const row of rows) {
-    if (current.length && (current.length >= BATCH_FILES || bytes + row.file.size > BATCH_BYTES)) {
-      out.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(row);
-    bytes += row.file.size;
-  }
-  if (current.length) out.push(current);
-  return out;
-}
+const batches = (rows) => inBatches(rows, (batch, row) => batch.length >= BATCH_FILES
+  || batch.reduce((bytes, r) => bytes + r.file.size, 0) + row.file.size > BATCH_BYTES);
 
 function fileRow(file) {
   const progress = h('progress', { max: 1, value: 0, 'aria-label': `Upload progress of ${file.name}` });
