@@ -23,7 +23,7 @@ from pipeline.store import StorageAccount, get_storage
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.store.projects import ProjectStore
-from pipeline.store.records import IterationRecord, utcnow
+from pipeline.store.records import CalibrationRecord, IterationRecord, utcnow
 from training_job import queue_job
 from training_job.common import TrainingInputError, label_index
 from training_job.data import TrainingData, load_training_data
@@ -54,7 +54,7 @@ def _budget(iteration: IterationRecord) -> float | None:
 
 def _classifier(
     data: TrainingData, iteration: IterationRecord, backbone: str
-) -> tuple[bytes, EvaluationRecord]:
+) -> tuple[bytes, EvaluationRecord, CalibrationRecord | None]:
     from training_job.samples import Sample
     from training_job.train import train_classifier
 
@@ -87,12 +87,19 @@ def _classifier(
             for p in result.fold_predictions
         ],
     )
-    return result.onnx_model, evaluation
+    calibration = CalibrationRecord(
+        temperature=result.calibration.temperature,
+        ece_before=result.calibration.ece_before,
+        ece_after=result.calibration.ece_after,
+        unknown_threshold=result.unknown.threshold,
+        unknown_training_rate=result.unknown.known_above,
+    )
+    return result.onnx_model, evaluation, calibration
 
 
 def _detector(
     data: TrainingData, iteration: IterationRecord, backbone: str
-) -> tuple[bytes, EvaluationRecord]:
+) -> tuple[bytes, EvaluationRecord, CalibrationRecord | None]:
     """Images train a detector through their regions of the iteration's tags (whole-image tags do not count)."""
     from training_job.detect import train_detector
     from training_job.detection_cache import DetectionSample
@@ -136,7 +143,7 @@ def _detector(
             for p in result.fold_predictions
         ],
     )
-    return result.onnx_model, evaluation
+    return result.onnx_model, evaluation, None
 
 
 def train_iteration(account: StorageAccount, iteration: IterationRecord) -> IterationRecord:
@@ -148,7 +155,7 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
     domain = domain_of(iteration.domain_id)
     trainer = _detector if domain.type == DomainType.OBJECT_DETECTION else _classifier
     try:
-        onnx_model, evaluation = trainer(data, iteration, domain.backbone)
+        onnx_model, evaluation, calibration = trainer(data, iteration, domain.backbone)
     except TrainingInputError as error:
         raise TrainingDataError(str(error)) from error
     ImageStore(account).write_snapshot(iteration.project_id, iteration.id, [i.record for i in data.images])
@@ -166,6 +173,7 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
             "training_time_in_minutes": minutes,
             "model_blob": model_blob,
             "evaluation_blob": evaluation_blob,
+            "calibration": calibration,
             "training_error_details": None,
         }
     )

@@ -13,6 +13,10 @@ from pipeline.store.records import TagRecord
 
 INPUT = "data"  # float32 [N, 3, S, S], RGB, 0..255 (see pipeline.vision.preprocessing)
 CLASSIFIER_OUTPUT = "model_outputs"  # float32 [N, tags]: softmax (Multiclass) or sigmoid (Multilabel)
+# A classifier's second output (models trained before it have none): float32 [N], how unlike the training images
+# the image is (1 - cosine similarity of its pooled features to the k-th nearest training image's); above the
+# metadata's UNKNOWN_THRESHOLD it is "unknown", none of the tags.
+UNKNOWN_OUTPUT = "unknown_score"
 # The detector decodes and suppresses inside the graph: [N, 200, 4] normalised left, top, width, height;
 # [N, 200] scores by falling value (0 pads); [N, 200] tag indexes into the labels.
 DETECTED_BOXES = "detected_boxes"
@@ -28,6 +32,8 @@ class MetadataKey(StrEnum):
     DOMAIN_TYPE = "domain_type"
     BACKBONE = "backbone"
     OUTPUTS = "outputs"  # JSON list of the output names
+    TEMPERATURE = "temperature"  # the calibration temperature already folded into the head (informational)
+    UNKNOWN_THRESHOLD = "unknown_threshold"  # UNKNOWN_OUTPUT above this: none of the tags
 
 
 @dataclass(frozen=True)
