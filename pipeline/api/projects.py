@@ -76,6 +76,7 @@ def update_project(
         augmentation_methods=processing.augmentation_methods,
         notification_queue_uri=settings.notification_queue_uri,
         export_model_container_uri=settings.export_model_container_uri,
+        unknown_detection=settings.unknown_detection,
     )
     return _wire(storage, service.update_project(storage, config, project_id, changes))
 

@@ -195,6 +195,7 @@ class ProjectChanges:
     augmentation_methods: Mapping[str, bool] | None = None
     notification_queue_uri: str | None = None
     export_model_container_uri: str | None = None
+    unknown_detection: bool | None = None
 
 
 def _replaced_uri(current: str | None, given: str | None, what: str) -> str | None:
@@ -251,6 +252,9 @@ def update_project(
                 "augmentation_methods": methods,
                 "notification_queue_uri": queue_uri,
                 "export_model_container_uri": container_uri,
+                "unknown_detection": project.unknown_detection
+                if changes.unknown_detection is None
+                else changes.unknown_detection,
                 "last_modified": utcnow(),
             }
         )

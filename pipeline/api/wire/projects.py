@@ -37,6 +37,9 @@ class ProjectSettings(WireModel):
     image_processing_settings: ImageProcessingSettings | None = None
     export_model_container_uri: str | None = None
     notification_queue_uri: str | None = None
+    # Seer's extension (the SDK ignores it and sends none back, which changes nothing): predictions add
+    # `unknown`, whether the image is none of the tags (README, "Unknown images").
+    unknown_detection: bool | None = None
 
 
 class Project(WireModel):
