@@ -112,8 +112,9 @@ def attach_unknown_score(model: onnx.ModelProto, unknown: UnknownScore) -> None:
         [
             numpy_helper.from_array(unknown.bank.T.astype(np.float32), "unknown.bank"),
             numpy_helper.from_array(np.array([k], dtype=np.int64), "unknown.k"),
-            numpy_helper.from_array(np.array(1e-12, dtype=np.float32), "unknown.epsilon"),
-            numpy_helper.from_array(np.array(1.0, dtype=np.float32), "unknown.one"),
+            # shape [1], not scalars: coremltools cannot broadcast a rank-0 constant in Max
+            numpy_helper.from_array(np.array([1e-12], dtype=np.float32), "unknown.epsilon"),
+            numpy_helper.from_array(np.array([1.0], dtype=np.float32), "unknown.one"),
         ]
     )
     graph.node.extend(

@@ -167,6 +167,15 @@ _PREDICT: dict[
 }
 
 
+def model_predictions(
+    model: LoadedModel, kind: DomainType, image: Image.Image
+) -> tuple[list[PredictedTag], UnknownVerdict | None]:
+    """A loaded model's predictions for a decoded image, most probable first, and its unknown verdict."""
+    outputs, predictions = _PREDICT[kind]
+    row = outputs(model, image)
+    return predictions(model, row), unknown_verdict(model, row)
+
+
 class Predictor:
     """One per app: owns the bounded cache of loaded models, keyed by model blob (written once per iteration)."""
 
@@ -190,10 +199,7 @@ class Predictor:
         self, iteration: IterationRecord, image: Image.Image
     ) -> tuple[list[PredictedTag], UnknownVerdict | None]:
         """`run`'s predictions, and whether the image is none of the tags where the model says."""
-        model = self.model(iteration)
-        outputs, predictions = _PREDICT[domain_of(iteration.domain_id).type]
-        row = outputs(model, image)
-        return predictions(model, row), unknown_verdict(model, row)
+        return model_predictions(self.model(iteration), domain_of(iteration.domain_id).type, image)
 
     def predict(self, request: PredictionRequest, data: bytes) -> PredictionResult:
         iteration = request.iteration
