@@ -55,6 +55,7 @@ class ProjectPackage(BaseModel):
     classification_type: str | None = None
     target_export_platforms: list[str] = Field(default_factory=list)
     augmentation_methods: dict[str, bool] | None = None
+    unknown_detection: bool = False  # Seer's setting; packages written before it had none (off)
     tags: list[PackagedTag] = Field(default_factory=list)
     images: list[PackagedImage] = Field(default_factory=list)  # in creation order
 

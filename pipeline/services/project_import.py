@@ -136,10 +136,12 @@ def _check_results(packaged: list[PackagedImage], results: list[CreateResult]) -
 def _fill(
     account: StorageAccount, settings: Settings, project: ProjectRecord, package: ProjectPackage
 ) -> None:
-    if package.augmentation_methods is not None:
-        update_project(
-            account, settings, project.id, ProjectChanges(augmentation_methods=package.augmentation_methods)
+    if package.augmentation_methods is not None or package.unknown_detection:
+        changes = ProjectChanges(
+            augmentation_methods=package.augmentation_methods,
+            unknown_detection=package.unknown_detection or None,
         )
+        update_project(account, settings, project.id, changes)
     tag_ids = {
         tag.id: create_tag(account, settings, project.id, tag.name, tag.description, tag.type).id
         for tag in package.tags
