@@ -13,7 +13,8 @@ ECE_BINS = 15
 _LOG_T_RANGE = (-3.0, 3.0)  # T between 0.05 and 20
 # A gaussian prior on log T (standard deviation 0.5, worth one image's likelihood each): where every out-of-fold
 # prediction is right (a few easy images), the likelihood alone keeps falling as T -> 0 and would make the model
-# certain of everything; with hundreds of images the data decide (hymenoptera: T = 0.66 either way).
+# certain of everything; with hundreds of images the data decide (hymenoptera, 244 images: T = 0.71, against
+# 0.66 without the prior; val ECE 0.035 -> 0.033, against 0.029: one or two of its 153 images either way).
 _LOG_T_PRIOR_SD = 0.5
 _EPSILON = 1e-7
 
