@@ -62,7 +62,7 @@ def weight_types(spec: Any) -> set[str]:
 def classifier(tmp_path_factory: pytest.TempPathFactory) -> tuple[SourceModel, Any, list[str]]:
     source = SourceModel.from_bytes(classifier_onnx())
     spec, names = exported_spec(source, ExportPrecision.FP16, tmp_path_factory.mktemp("classifier"))
-    return source, spec, names
+    return source.without_unknown_score(), spec, names  # what the exporter converts and checks
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,10 @@ def test_fp16_classifier_is_an_image_classifier_with_the_tags_as_labels(classifi
     metadata = dict(spec.description.metadata.userDefined)
     assert metadata[MetadataKey.LABELS] == source.metadata[MetadataKey.LABELS]
     assert "FLOAT16" in weight_types(spec)
+    # a Core ML classifier has exactly its label and probabilities: the unknown score is left out, and so is its
+    # threshold
+    assert set(outputs) == {CLASS_LABEL, CLASS_PROBABILITIES}
+    assert MetadataKey.UNKNOWN_THRESHOLD not in metadata
 
 
 def test_fp32_detector_keeps_its_three_outputs(detector) -> None:

@@ -33,7 +33,8 @@ from devhost.ports import free_port
 from pipeline.contract.exports import ExportFlavor, ExportPrecision
 from pipeline.contract.onnx_model import INPUT
 from pipeline.core.settings import Settings
-from pipeline.services.prediction import _classify, _detect
+from pipeline.core.vocabulary import DomainType
+from pipeline.services.prediction import model_predictions
 from pipeline.store.records import PredictedTag
 from pipeline.vision.imaging import decode_image
 from pipeline.vision.inference import LoadedModel
@@ -160,7 +161,8 @@ def service_predictions(onnx_bytes: bytes, data: bytes) -> list[PredictedTag]:
     model = LoadedModel(onnx_bytes, workers=1)
     try:
         is_detector = "model_outputs" not in model.output_names
-        return (_detect if is_detector else _classify)(model, image)
+        kind = DomainType.OBJECT_DETECTION if is_detector else DomainType.CLASSIFICATION
+        return model_predictions(model, kind, image)[0]
     finally:
         model.close()
 
@@ -282,10 +284,11 @@ def test_the_runner_runs_the_model_in_the_zip_on_the_batch_as_given(classifier: 
     assert classifier.export.runner is not None
     batch = preprocess_batch([image for image, _ in classifier_pictures(1, first_seed=500)], 224)
     session = ort.InferenceSession(classifier_onnx(), providers=["CPUExecutionProvider"])
-    [outputs] = classifier.export.runner(batch)
-    [reference] = session.run(None, {INPUT: batch})
-    assert outputs.shape == (3, 3)
+    outputs, unknown = classifier.export.runner(batch)
+    reference, reference_unknown = session.run(None, {INPUT: batch})
+    assert outputs.shape == (3, 3) and unknown.shape == (3,)
     np.testing.assert_array_equal(outputs, reference)
+    np.testing.assert_array_equal(unknown, reference_unknown)
 
 
 def test_the_classifier_answers_like_the_service(

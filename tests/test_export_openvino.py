@@ -48,16 +48,19 @@ def test_fp32_classifier_matches_onnx_runtime_and_describes_itself(classifier, t
     source, batch = classifier
     exported = EXPORTER.export(source, None, ExportPrecision.FP32, tmp_path)
 
-    [expected] = reference(source, batch)
-    [got] = exported.runner(batch)
-    assert got.shape == expected.shape
-    assert np.abs(got - expected).max() <= 1e-4
+    expected = reference(source, batch)  # probabilities and the unknown score
+    got = exported.runner(batch)
+    assert len(got) == len(expected) == 2
+    for got_output, expected_output in zip(got, expected, strict=True):
+        assert got_output.shape == expected_output.shape
+        assert np.abs(got_output - expected_output).max() <= 1e-4
 
     unpacked = tmp_path / "unpacked"
     with zipfile.ZipFile(exported.path) as zipped:
         assert sorted(zipped.namelist()) == ["README.md", "labels.txt", MODEL_BIN, MODEL_XML]
         assert zipped.read("labels.txt").decode().splitlines() == [label.name for label in source.labels]
         assert f"[N, 3, {source.input_size}, {source.input_size}]" in zipped.read("README.md").decode()
+        assert "`unknown_score` float32 [N]" in zipped.read("README.md").decode()
         zipped.extractall(unpacked)
     model = ov.Core().read_model(unpacked / MODEL_XML)
     for key in (MetadataKey.LABELS, MetadataKey.PREPROCESSING, MetadataKey.CLASSIFICATION_TYPE):
@@ -71,8 +74,8 @@ def test_fp16_classifier_halves_the_weights_and_keeps_top1(classifier, tmp_path:
         assert zipped.getinfo(MODEL_BIN).file_size < 0.6 * len(
             source.onnx_bytes
         )  # float32 weights in the ONNX
-    [expected] = reference(source, batch)
-    [got] = exported.runner(batch)
+    expected, _ = reference(source, batch)
+    got, _ = exported.runner(batch)
     np.testing.assert_array_equal(got.argmax(axis=1), expected.argmax(axis=1))
     assert np.abs(got - expected).max() < 1e-2
 

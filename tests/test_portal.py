@@ -6,6 +6,7 @@ The workflow test runs the whole service (`service` fixture: the local host with
 
 from __future__ import annotations
 
+import io
 import re
 import time
 import uuid
@@ -13,7 +14,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from pipeline.contract.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
@@ -28,6 +31,7 @@ from tests.conftest import PREDICTION_KEY, TRAINING_KEY
 from tests.images import make_image, pattern_image
 from tests.portal_browser import PHONE, chromium, open_page, screenshot
 from tests.published import published_iteration
+from tests.trained_models import classifier_onnx
 
 KEYS = {"training": TRAINING_KEY, "prediction": PREDICTION_KEY}
 TRAINING = "/customvision/v3.3/training"
@@ -662,3 +666,38 @@ def write_iteration(
             **fields,
         )
     )
+
+
+def test_unknown_detection_is_a_project_setting_and_the_quick_test_says_unknown(
+    page: Page, live_url: str, account: StorageAccount
+) -> None:
+    """The project dialog turns Seer's unknownDetection on; then a quick test of noise on a small real classifier
+    (tests/trained_models.py) says "Unknown (none of the tags)" above the probabilities, and so does its tile on
+    the Predictions page."""
+    project = make_project(live_url)
+    pid = project["id"]
+    published_iteration(account, project, "colours", classifier_onnx())
+    page.goto(live_url)
+    page.get_by_role("button", name=f"Edit {project['name']}").click()
+    dialog = page.get_by_role("dialog", name="Edit project")
+    setting = dialog.get_by_label(re.compile("Say when an image is none of the tags"))
+    expect(setting).not_to_be_checked()
+    setting.check()
+    dialog.get_by_role("button", name="Save changes").click()
+    expect(dialog).to_be_hidden()
+    with api(live_url) as client:
+        assert client.get(f"/projects/{pid}").json()["settings"]["unknownDetection"] is True
+
+    page.goto(f"{live_url}/#/projects/{pid}/quicktest")
+    noise = np.random.default_rng(5).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    page.get_by_label("Browse local files").set_input_files(
+        {"name": "noise.png", "mimeType": "image/png", "buffer": buffer.getvalue()}
+    )
+    expect(page.locator(".unknown-verdict")).to_contain_text("Unknown (none of the tags)")
+    expect(page.get_by_role("table", name="Predictions").get_by_role("row")).to_have_count(4)
+    screenshot(page, "22-quick-test-unknown")
+    page.get_by_role("link", name="Predictions").click()
+    tile = page.get_by_role("list", name="Predictions").get_by_role("listitem")
+    expect(tile).to_contain_text("Unknown (none of the tags)")

@@ -212,3 +212,18 @@ def test_an_imported_project_is_no_longer_importing(http: httpx.Client, exported
     assert imported["status"] == "Succeeded"
     assert http.get(f"{PROJECTS}/{imported['id']}").json()["status"] == "Succeeded"
     http.delete(f"{PROJECTS}/{imported['id']}")
+
+
+def test_an_import_keeps_seers_unknown_detection(http: httpx.Client) -> None:
+    project = http.post(PROJECTS, params={"name": f"unknown-{uuid.uuid4()}"}).json()
+    at = f"{PROJECTS}/{project['id']}"
+    assert http.patch(at, json={"settings": {"unknownDetection": True}}).status_code == 200
+    token = http.get(f"{at}/export").json()["token"]
+    imported = http.post(IMPORT, params={"token": token, "name": f"unknown-copy-{uuid.uuid4()}"})
+    assert imported.status_code == 200, imported.text
+    copy = http.get(f"{PROJECTS}/{imported.json()['id']}").json()
+    try:
+        assert copy["settings"]["unknownDetection"] is True
+    finally:
+        http.delete(at)
+        http.delete(f"{PROJECTS}/{copy['id']}")

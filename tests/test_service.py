@@ -299,6 +299,10 @@ def test_exported_model_metadata(trained: dict, account: StorageAccount) -> None
     outputs = session.run(None, {"data": batch})[0]
     assert outputs.shape == (2, 2)
     assert np.allclose(outputs.sum(axis=1), 1.0, atol=1e-5)
+    # the job records the calibration and the unknown threshold on the iteration, as the model carries them
+    calibration = IterationStore(account).get(project.id, iteration.id).calibration
+    assert calibration is not None and calibration.unknown_threshold == float(metadata["unknown_threshold"])
+    assert calibration.temperature == float(metadata["temperature"])
 
 
 def test_image_reads_by_iteration_are_its_training_set(trained: dict, service_trainer) -> None:

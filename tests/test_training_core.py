@@ -99,8 +99,9 @@ def test_onnx_matches_torch_and_carries_metadata(
 
     session = ort.InferenceSession(regular.onnx_model, providers=["CPUExecutionProvider"])
     [data] = session.get_inputs()
-    [output] = session.get_outputs()
+    output, unknown = session.get_outputs()
     assert (data.name, data.shape[1:], output.name) == ("data", [3, SIZE, SIZE], "model_outputs")
+    assert (unknown.name, len(unknown.shape)) == ("unknown_score", 1)
     assert not isinstance(data.shape[0], int)  # dynamic batch
     metadata = session.get_modelmeta().custom_metadata_map
     assert json.loads(metadata["labels"]) == [
@@ -109,6 +110,43 @@ def test_onnx_matches_torch_and_carries_metadata(
     assert json.loads(metadata["preprocessing"]) == {**PREPROCESSING, "size": SIZE}
     assert metadata["classification_type"] == "Multiclass"
     assert metadata["backbone"] == BACKBONE
+    assert float(metadata["unknown_threshold"]) == regular.unknown.threshold
+    assert float(metadata["temperature"]) == regular.calibration.temperature
+
+
+@pytest.mark.slow
+def test_unknown_score_flags_pictures_unlike_the_training_set(
+    regular: TrainingResult, multiclass: tuple[list[Sample], list[ModelLabel]]
+) -> None:
+    """The served model's second output is the training job's kNN score of its own features, and noise and
+    plain pictures score above the iteration's threshold while new pictures like the training ones do not."""
+    rng = np.random.default_rng(7)
+    noise = [Image.fromarray(rng.integers(0, 256, (256, 320, 3), dtype=np.uint8)) for _ in range(3)]
+    noise += [Image.new("RGB", (300, 300), (128, 128, 128)), Image.new("RGB", (300, 300), (250, 250, 250))]
+    known = [picture(COLOURS[name], seed=7000 + i) for name in ("red", "green") for i in range(3)]
+    session = ort.InferenceSession(regular.onnx_model, providers=["CPUExecutionProvider"])
+    pixels = preprocess_batch(noise + known, SIZE)
+    probabilities, scores = session.run(["model_outputs", "unknown_score"], {"data": pixels})
+    with torch.inference_mode():
+        features = regular.model.features(torch.from_numpy(pixels)).numpy()
+    np.testing.assert_allclose(scores, regular.unknown.scores(features), atol=1e-4)
+    threshold = regular.unknown.threshold
+    assert (scores[: len(noise)] > threshold).all(), (scores, threshold)
+    assert (scores[len(noise) :] <= threshold).all(), (scores, threshold)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)  # the spec's output is unchanged
+
+
+@pytest.mark.slow
+def test_calibration_keeps_every_ranking(regular: TrainingResult) -> None:
+    """The temperature is fitted out of fold and folded into the head: the out-of-fold predictions the
+    iteration reports are the calibrated ones, with the same top tag as before."""
+    calibration = regular.calibration
+    assert (
+        calibration.temperature > 0 and 0 <= calibration.ece_after <= 1 and 0 <= calibration.ece_before <= 1
+    )
+    reported = np.array([list(p.probabilities.values()) for p in regular.fold_predictions])
+    np.testing.assert_allclose(reported, calibration.oof, atol=1e-6)
+    assert regular.cv_score == pytest.approx(1.0)  # average precision is a ranking: unchanged
 
 
 @pytest.mark.slow

@@ -49,6 +49,16 @@ class Classifier(nn.Module):
         return probabilities(self.logits(x), self.multilabel)
 
 
+def with_temperature(model: Classifier, temperature: float) -> Classifier:
+    """`model` with its logits divided by `temperature`, folded into the head's weights (so the exported Gemm
+    computes the calibrated logits and no export needs to know)."""
+    head = nn.Linear(model.head.in_features, model.head.out_features).requires_grad_(False)
+    with torch.no_grad():
+        head.weight.copy_(model.head.weight / temperature)
+        head.bias.copy_(model.head.bias / temperature)
+    return Classifier(model.features, head, model.multilabel)
+
+
 def probabilities(logits: torch.Tensor, multilabel: bool) -> torch.Tensor:
     return torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=-1)
 

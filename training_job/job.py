@@ -31,7 +31,7 @@ from pipeline.store import StorageAccount, get_storage
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore, artefact_name, unpublished
 from pipeline.store.projects import ProjectStore
-from pipeline.store.records import IterationRecord, utcnow
+from pipeline.store.records import CalibrationRecord, IterationRecord, utcnow
 from training_job import queue_job
 from training_job.champion import ChampionRecipe, Score, decide, find_champion, recipe_of
 from training_job.common import TrainingInputError, label_index
@@ -67,6 +67,7 @@ class Trained:
     evaluation: EvaluationRecord
     score: Score  # out of fold
     champion_score: Score | None = None  # the champion's recipe on the same folds, when one was given
+    calibration: CalibrationRecord | None = None  # a classifier's (pipeline.store.records.CalibrationRecord)
 
 
 def _classifier(
@@ -105,8 +106,17 @@ def _classifier(
             for p in result.fold_predictions
         ],
     )
+    calibration = CalibrationRecord(
+        temperature=result.calibration.temperature,
+        ece_before=result.calibration.ece_before,
+        ece_after=result.calibration.ece_after,
+        unknown_threshold=result.unknown.threshold,
+        unknown_training_rate=result.unknown.known_above,
+    )
     champion_score = None if result.champion_score is None else result.champion_score.comparable()
-    return Trained(result.onnx_model, evaluation, result.scores[result.mode].comparable(), champion_score)
+    return Trained(
+        result.onnx_model, evaluation, result.scores[result.mode].comparable(), champion_score, calibration
+    )
 
 
 def _detector(
@@ -226,6 +236,7 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
             "training_time_in_minutes": minutes,
             "model_blob": model_blob,
             "evaluation_blob": evaluation_blob,
+            "calibration": trained.calibration,
             "training_error_details": None,
             **(_outcome(account, champion, trained) if contested else {}),
         }

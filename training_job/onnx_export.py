@@ -25,14 +25,16 @@ from pipeline.contract.onnx_model import (
     DETECTOR_OUTPUTS,
     FEATURES,
     INPUT,
+    UNKNOWN_OUTPUT,
     MetadataKey,
     ModelLabel,
     encode_labels,
 )
 from pipeline.core.vocabulary import ClassificationType, DomainType
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, describe
-from training_job.classifier import Classifier, FeatureExtractor, torch_threads
+from training_job.classifier import Classifier, FeatureExtractor, probabilities, torch_threads
 from training_job.detector import Detector
+from training_job.unknown import UnknownScore
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -101,11 +103,52 @@ def attach_head(
     return model
 
 
+def attach_unknown_score(model: onnx.ModelProto, unknown: UnknownScore) -> None:
+    """Add UNKNOWN_OUTPUT, computed from FEATURES as `UnknownScore.scores` computes it: unit-length features,
+    cosine similarity to every bank row, the k-th largest (TopK, then its minimum), 1 minus that."""
+    graph = model.graph
+    k = min(unknown.k, len(unknown.bank))
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(unknown.bank.T.astype(np.float32), "unknown.bank"),
+            numpy_helper.from_array(np.array([k], dtype=np.int64), "unknown.k"),
+            # shape [1], not scalars: coremltools cannot broadcast a rank-0 constant in Max
+            numpy_helper.from_array(np.array([1e-12], dtype=np.float32), "unknown.epsilon"),
+            numpy_helper.from_array(np.array([1.0], dtype=np.float32), "unknown.one"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("ReduceL2", [FEATURES], ["unknown.norm"], axes=[1], keepdims=1),
+            helper.make_node("Max", ["unknown.norm", "unknown.epsilon"], ["unknown.safe_norm"]),
+            helper.make_node("Div", [FEATURES, "unknown.safe_norm"], ["unknown.unit"]),
+            helper.make_node("MatMul", ["unknown.unit", "unknown.bank"], ["unknown.similarity"]),
+            helper.make_node(
+                "TopK",
+                ["unknown.similarity", "unknown.k"],
+                ["unknown.nearest", "unknown.nearest_index"],
+                axis=1,
+            ),
+            helper.make_node("ReduceMin", ["unknown.nearest"], ["unknown.kth"], axes=[1], keepdims=0),
+            helper.make_node("Sub", ["unknown.one", "unknown.kth"], [UNKNOWN_OUTPUT]),
+        ]
+    )
+    graph.output.append(helper.make_tensor_value_info(UNKNOWN_OUTPUT, TensorProto.FLOAT, ["batch"]))
+
+
 def package_classifier(
-    features: onnx.ModelProto, model: Classifier, labels: Sequence[ModelLabel], size: int, backbone: str
+    features: onnx.ModelProto,
+    model: Classifier,
+    labels: Sequence[ModelLabel],
+    size: int,
+    backbone: str,
+    unknown: UnknownScore | None = None,
+    temperature: float = 1.0,
 ) -> bytes:
-    """The served model: `features` (the exported backbone of `model`) with `model`'s head attached, and the
-    metadata serving and offline users need (labels in output order, preprocessing, classification type)."""
+    """The served model: `features` (the exported backbone of `model`) with `model`'s head attached (its
+    calibration temperature already folded in), the unknown score as a second output when given, and the
+    metadata serving and offline users need (labels in output order, preprocessing, classification type, the
+    unknown threshold)."""
     head = model.head
     packaged = attach_head(
         features, head.weight.detach().numpy(), head.bias.detach().numpy(), model.multilabel
@@ -117,7 +160,12 @@ def package_classifier(
         if model.multilabel
         else ClassificationType.MULTICLASS,
         MetadataKey.BACKBONE: backbone,
+        MetadataKey.TEMPERATURE: repr(temperature),
     }
+    if unknown is not None:
+        attach_unknown_score(packaged, unknown)
+        entries[MetadataKey.UNKNOWN_THRESHOLD] = repr(unknown.threshold)
+        entries[MetadataKey.OUTPUTS] = json.dumps([CLASSIFIER_OUTPUT, UNKNOWN_OUTPUT])
     return with_metadata(packaged, entries)
 
 
@@ -142,12 +190,19 @@ def with_metadata(model: onnx.ModelProto, entries: dict[str, str]) -> bytes:
     return model.SerializeToString()
 
 
-def verify(model: bytes, classifier: Classifier, inputs: np.ndarray) -> float:
-    """Max abs difference between ONNX Runtime and torch on `inputs`; raises past TOLERANCE."""
-    onnx_out = session(model).run([CLASSIFIER_OUTPUT], {INPUT: inputs})[0]
+def verify(
+    model: bytes, classifier: Classifier, inputs: np.ndarray, unknown: UnknownScore | None = None
+) -> float:
+    """Max abs difference between ONNX Runtime and torch on `inputs` (probabilities, and the unknown score
+    against `unknown.scores` of torch's features); raises past TOLERANCE."""
+    names = [CLASSIFIER_OUTPUT] + ([UNKNOWN_OUTPUT] if unknown is not None else [])
+    onnx_out = session(model).run(names, {INPUT: inputs})
     with torch.inference_mode(), torch_threads(1):  # a handful of images: one thread wastes least
-        torch_out = classifier.eval()(torch.from_numpy(inputs)).numpy()
-    difference = float(np.abs(onnx_out - torch_out).max())
+        features = classifier.eval().features(torch.from_numpy(inputs))
+        torch_out = [probabilities(classifier.head(features), classifier.multilabel).numpy()]
+    if unknown is not None:
+        torch_out.append(unknown.scores(features.numpy()))
+    difference = max(float(np.abs(a - b).max()) for a, b in zip(onnx_out, torch_out, strict=True))
     if not difference <= TOLERANCE:
         raise ExportVerificationError(
             f"ONNX and torch outputs differ by {difference:.2e} (> {TOLERANCE:.0e})"

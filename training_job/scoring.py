@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.vision.metrics import ranked_average_precision
+from training_job.calibration import negative_log_likelihood
 from training_job.champion import Score
 from training_job.classifier import Classifier
 
@@ -40,9 +41,4 @@ def score(oof: np.ndarray, truth: np.ndarray, multilabel: bool) -> CvScore:
     mean_ap = float(
         np.mean([ranked_average_precision(oof[:, j], truth[:, j]) for j in range(truth.shape[1])])
     )
-    p = np.clip(oof, 1e-7, 1 - 1e-7)
-    if multilabel:
-        log_loss = float(-(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean())
-    else:
-        log_loss = float(-np.log(p[truth.astype(bool)]).mean())
-    return CvScore(mean_ap, log_loss)
+    return CvScore(mean_ap, negative_log_likelihood(oof, truth, multilabel))

@@ -1,8 +1,9 @@
 """Training a classifier the way Custom Vision does, fast on a CPU, read top to bottom: validate the input, deal
 stratified folds, cross-validate Regular training (a linear head on frozen backbone features, `regular`) and,
 for "Advanced", fine-tuning (`finetune`) on the same folds within the budget; keep whichever scores better out
-of fold (so Advanced is never worse than Regular there), build its final model on everything, export it with
-its metadata and check the export against torch."""
+of fold (so Advanced is never worse than Regular there), build its final model on everything, calibrate it
+(a temperature fitted out of fold, `calibration`), export it with its metadata and its unknown score (`unknown`)
+and check the export against torch."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from pipeline.core.vocabulary import TrainingType
 from pipeline.vision.preprocessing import preprocess_batch
 from training_job.augment import DEFAULT_AUGMENTATION, Methods
 from training_job.backbones import get_spec
+from training_job.calibration import Calibration, calibrate
 from training_job.champion import ChampionRecipe
-from training_job.classifier import Classifier, feature_extractor
+from training_job.classifier import Classifier, feature_extractor, with_temperature
 from training_job.common import (
     VERIFY_IMAGES,
     Stopwatch,
@@ -35,6 +37,7 @@ from training_job.onnx_export import export_features, package_classifier, verify
 from training_job.regular import compute_features, fit_on_views, out_of_fold, train_regular
 from training_job.samples import Sample
 from training_job.scoring import Candidate, CvScore, score
+from training_job.unknown import UnknownScore, fit_unknown
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class TrainingResult:
     image_size: int
     export_difference: float  # max |onnx - torch| on real training images
     model: Classifier  # the exported model, in torch
+    calibration: Calibration  # the temperature folded into `model` and its out-of-fold effect
+    unknown: UnknownScore  # the exported model's second output and its threshold
     elapsed: float
     timings: dict[str, float] = field(default_factory=dict)
     champion_score: CvScore | None = None  # the published iteration's recipe on the same folds (champion.py)
@@ -166,15 +171,20 @@ def train_classifier(
 
     mode = max(candidates, key=lambda name: candidates[name].score.key())
     kept = candidates[mode]
-    model = kept.final()
+    calibration = calibrate(kept.oof, truth, multilabel)
+    model = with_temperature(kept.final(), calibration.temperature)
     if mode != TrainingType.REGULAR:
         features_onnx = export_features(model.features, size)
-    onnx_bytes = package_classifier(features_onnx, model, labels, size, backbone)
+        features = compute_features(samples, size, features_onnx)
+    unknown = fit_unknown(features[:, 0], folds)
+    onnx_bytes = package_classifier(
+        features_onnx, model, labels, size, backbone, unknown, calibration.temperature
+    )
     watch.lap("final_model")
     check = preprocess_batch([s.image for s in samples[:VERIFY_IMAGES]], size)
-    difference = verify(onnx_bytes, model, check)
+    difference = verify(onnx_bytes, model, check, unknown)
     watch.lap("verify")
-    predictions = fold_predictions(samples, labels, folds, kept.oof)
+    predictions = fold_predictions(samples, labels, folds, calibration.oof)
     elapsed = watch.elapsed
     log.info(
         "trained %s (%s) on %d images in %.1f s: %s", backbone, mode, len(samples), elapsed, watch.timings
@@ -191,6 +201,8 @@ def train_classifier(
         image_size=size,
         export_difference=difference,
         model=model,
+        calibration=calibration,
+        unknown=unknown,
         elapsed=elapsed,
         timings=watch.timings,
         champion_score=champion_cv,

@@ -21,8 +21,14 @@ KINDS = {"classify": DomainType.CLASSIFICATION, "detect": DomainType.OBJECT_DETE
 def _request(
     engine: Predictor, project_id: str, published_name: str, kind: str, store: bool, application: str | None
 ) -> PredictionRequest:
-    iteration = engine.published.get(project_id, published_name)
-    return PredictionRequest(iteration=iteration, kind=KINDS[kind], store=store, application=application)
+    target = engine.published.get(project_id, published_name)
+    return PredictionRequest(
+        iteration=target.iteration,
+        kind=KINDS[kind],
+        store=store,
+        application=application,
+        unknown_detection=target.unknown_detection,
+    )
 
 
 def _image_endpoint(kind: str, store: bool):

@@ -77,6 +77,7 @@ def update_project(
         notification_queue_uri=settings.notification_queue_uri,
         export_model_container_uri=settings.export_model_container_uri,
         publish_better_retrains=settings.publish_better_retrains,
+        unknown_detection=settings.unknown_detection,
     )
     return _wire(storage, service.update_project(storage, config, project_id, changes))
 

@@ -12,6 +12,7 @@ from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
 from pipeline.core.domains import domain_of
 from pipeline.services.iterations import completed_iteration, latest_completed_iteration
 from pipeline.services.prediction import PredictionRequest, Predictor, fetch_image
+from pipeline.services.projects import get_project
 
 router = APIRouter(tags=["quick test"])
 
@@ -23,7 +24,12 @@ def _request(engine: Predictor, project_id: str, iteration_id: str | None, store
         if iteration_id
         else latest_completed_iteration(account, project_id)
     )
-    return PredictionRequest(iteration=iteration, kind=domain_of(iteration.domain_id).type, store=store)
+    return PredictionRequest(
+        iteration=iteration,
+        kind=domain_of(iteration.domain_id).type,
+        store=store,
+        unknown_detection=get_project(account, project_id).unknown_detection,
+    )
 
 
 @router.post("/projects/{project_id}/quicktest/image", response_model=ImagePrediction)

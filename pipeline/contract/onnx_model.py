@@ -16,6 +16,10 @@ CLASSIFIER_OUTPUT = "model_outputs"  # float32 [N, tags]: softmax (Multiclass) o
 # float32 [N, D]: a classifier's pooled backbone features. The training job's feature model outputs it; in the
 # served model it is an inner tensor that labelling help (pipeline.vision.embedding) exposes for itself.
 FEATURES = "features"
+# A classifier's second output (models trained before it have none): float32 [N], how unlike the training images
+# the image is (1 - cosine similarity of its pooled features to the k-th nearest training image's); above the
+# metadata's UNKNOWN_THRESHOLD it is "unknown", none of the tags.
+UNKNOWN_OUTPUT = "unknown_score"
 # The detector decodes and suppresses inside the graph: [N, 200, 4] normalised left, top, width, height;
 # [N, 200] scores by falling value (0 pads); [N, 200] tag indexes into the labels.
 DETECTED_BOXES = "detected_boxes"
@@ -31,6 +35,8 @@ class MetadataKey(StrEnum):
     DOMAIN_TYPE = "domain_type"
     BACKBONE = "backbone"
     OUTPUTS = "outputs"  # JSON list of the output names
+    TEMPERATURE = "temperature"  # the calibration temperature already folded into the head (informational)
+    UNKNOWN_THRESHOLD = "unknown_threshold"  # UNKNOWN_OUTPUT above this: none of the tags
 
 
 @dataclass(frozen=True)

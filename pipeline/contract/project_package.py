@@ -56,6 +56,7 @@ class ProjectPackage(BaseModel):
     target_export_platforms: list[str] = Field(default_factory=list)
     augmentation_methods: dict[str, bool] | None = None
     publish_better_retrains: bool = False  # Seer's project setting (packages written before it: off)
+    unknown_detection: bool = False  # Seer's setting; packages written before it had none (off)
     tags: list[PackagedTag] = Field(default_factory=list)
     images: list[PackagedImage] = Field(default_factory=list)  # in creation order
 

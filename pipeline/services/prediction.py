@@ -18,6 +18,8 @@ from pipeline.contract.onnx_model import (
     DETECTED_CLASSES,
     DETECTED_SCORES,
     FEATURES,
+    UNKNOWN_OUTPUT,
+    MetadataKey,
 )
 from pipeline.core.boxes import Box
 from pipeline.core.domains import domain_of
@@ -29,7 +31,13 @@ from pipeline.services.publishing import PublishedIterations
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from pipeline.store.predictions import PredictionStore
-from pipeline.store.records import IterationRecord, PredictedTag, PredictionRecord, utcnow
+from pipeline.store.records import (
+    IterationRecord,
+    PredictedTag,
+    PredictionRecord,
+    UnknownVerdict,
+    utcnow,
+)
 from pipeline.vision.embedding import exposing_features
 from pipeline.vision.fetch import FetchError, FetchTooLarge, fetch_url
 from pipeline.vision.imaging import DecodedImage, ImageRejected, decode_image, stored_copies
@@ -51,6 +59,7 @@ class PredictionRequest:
     kind: DomainType  # the route's kind, checked against the iteration
     store: bool = True
     application: str | None = None
+    unknown_detection: bool = False  # the project's setting: say whether the image is none of the tags
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class PredictionResult:
     predictions: list[PredictedTag]
     id: str = field(default_factory=new_id)
     created: datetime = field(default_factory=utcnow)
+    unknown: UnknownVerdict | None = None
 
 
 def predicted(
@@ -102,11 +112,22 @@ def fetch_image(url: str, settings: Settings) -> bytes:
         raise bad_request("BadRequestImageUrl", str(error)) from error
 
 
-def _classify(model: LoadedModel, image: Image.Image) -> list[PredictedTag]:
-    return _classified(model, model.run(preprocess(image, model.input_size))[0])
+def unknown_verdict(model: LoadedModel, outputs: dict[str, np.ndarray]) -> UnknownVerdict | None:
+    """The model's unknown score against its threshold; None for models without them (detectors, classifiers
+    trained before they were added)."""
+    threshold = model.metadata.get(MetadataKey.UNKNOWN_THRESHOLD)
+    if UNKNOWN_OUTPUT not in outputs or threshold is None:
+        return None
+    score = float(outputs[UNKNOWN_OUTPUT])
+    return UnknownVerdict(is_unknown=score > float(threshold), score=score, threshold=float(threshold))
 
 
-def _classified(model: LoadedModel, probabilities: np.ndarray) -> list[PredictedTag]:
+def _classify(model: LoadedModel, image: Image.Image) -> Outputs:
+    return dict(zip(model.output_names, model.run(preprocess(image, model.input_size)), strict=True))
+
+
+def _classifications(model: LoadedModel, outputs: Outputs) -> list[PredictedTag]:
+    probabilities = outputs[CLASSIFIER_OUTPUT]
     return by_probability(
         [
             predicted(label.tag_id, label.name, float(p), tag_type=label.type)
@@ -115,10 +136,13 @@ def _classified(model: LoadedModel, probabilities: np.ndarray) -> list[Predicted
     )
 
 
-def _detect(model: LoadedModel, image: Image.Image) -> list[PredictedTag]:
+def _detect(model: LoadedModel, image: Image.Image) -> Outputs:
+    return dict(zip(model.output_names, model.run(preprocess_full(image, model.input_size)), strict=True))
+
+
+def _detections(model: LoadedModel, outputs: Outputs) -> list[PredictedTag]:
     """The exported detector already decodes and suppresses: its boxes come normalised, by falling score, at
     most 200, padded with score 0."""
-    outputs = dict(zip(model.output_names, model.run(preprocess_full(image, model.input_size)), strict=True))
     predictions = []
     for (left, top, width, height), score, index in zip(
         outputs[DETECTED_BOXES].tolist(),
@@ -133,10 +157,25 @@ def _detect(model: LoadedModel, image: Image.Image) -> list[PredictedTag]:
     return by_probability(predictions)
 
 
-_PREDICT: dict[DomainType, Callable[[LoadedModel, Image.Image], list[PredictedTag]]] = {
-    DomainType.CLASSIFICATION: _classify,
-    DomainType.OBJECT_DETECTION: _detect,
+Outputs = dict[str, np.ndarray]  # one image's row of each of the model's outputs, by output name
+_PREDICT: dict[
+    DomainType,
+    tuple[
+        Callable[[LoadedModel, Image.Image], Outputs], Callable[[LoadedModel, Outputs], list[PredictedTag]]
+    ],
+] = {
+    DomainType.CLASSIFICATION: (_classify, _classifications),
+    DomainType.OBJECT_DETECTION: (_detect, _detections),
 }
+
+
+def model_predictions(
+    model: LoadedModel, kind: DomainType, image: Image.Image
+) -> tuple[list[PredictedTag], UnknownVerdict | None]:
+    """A loaded model's predictions for a decoded image, most probable first, and its unknown verdict."""
+    outputs, predictions = _PREDICT[kind]
+    row = outputs(model, image)
+    return predictions(model, row), unknown_verdict(model, row)
 
 
 class Predictor:
@@ -159,7 +198,13 @@ class Predictor:
 
     def run(self, iteration: IterationRecord, image: Image.Image) -> list[PredictedTag]:
         """The iteration's predictions for a decoded image, most probable first (boxes for detectors)."""
-        return _PREDICT[domain_of(iteration.domain_id).type](self.model(iteration), image)
+        return self.run_with_verdict(iteration, image)[0]
+
+    def run_with_verdict(
+        self, iteration: IterationRecord, image: Image.Image
+    ) -> tuple[list[PredictedTag], UnknownVerdict | None]:
+        """`run`'s predictions, and whether the image is none of the tags where the model says."""
+        return model_predictions(self.model(iteration), domain_of(iteration.domain_id).type, image)
 
     def run_with_features(
         self, iteration: IterationRecord, image: Image.Image
@@ -171,8 +216,8 @@ class Predictor:
         model = self.models.get(
             f"{iteration.model_blob}#{FEATURES}", lambda: exposing_features(self._model_bytes(iteration))
         )
-        outputs = dict(zip(model.output_names, model.run(preprocess(image, model.input_size)), strict=True))
-        return _classified(model, outputs[CLASSIFIER_OUTPUT]), outputs.get(FEATURES)
+        outputs = _classify(model, image)
+        return _classifications(model, outputs), outputs.get(FEATURES)
 
     def predict(self, request: PredictionRequest, data: bytes) -> PredictionResult:
         iteration = request.iteration
@@ -189,7 +234,13 @@ class Predictor:
                 "application must be 1 to 64 letters, digits, '.', '-' or '_'.",
             )
         decoded = _decode(data, self.settings)
-        result = PredictionResult(iteration.project_id, iteration.id, self.run(iteration, decoded.image))
+        predictions, verdict = self.run_with_verdict(iteration, decoded.image)
+        result = PredictionResult(
+            iteration.project_id,
+            iteration.id,
+            predictions,
+            unknown=verdict if request.unknown_detection else None,
+        )
         if request.store:
             self._store(request, data, decoded, result)
         return result
@@ -222,5 +273,6 @@ class Predictor:
                 width=decoded.width,
                 height=decoded.height,
                 created=result.created,
+                unknown=result.unknown,
             )
         )

@@ -66,6 +66,7 @@ def export_project(account: StorageAccount, project_id: str) -> ProjectExportSum
         target_export_platforms=project.target_export_platforms,
         augmentation_methods=project.augmentation_methods,
         publish_better_retrains=project.publish_better_retrains,
+        unknown_detection=project.unknown_detection,
         tags=[
             PackagedTag(id=t.id, name=t.name, description=t.description, type=t.type)
             for t in project_tags(account, project.id).values()

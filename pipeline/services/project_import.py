@@ -136,10 +136,15 @@ def _check_results(packaged: list[PackagedImage], results: list[CreateResult]) -
 def _fill(
     account: StorageAccount, settings: Settings, project: ProjectRecord, package: ProjectPackage
 ) -> None:
-    if package.augmentation_methods is not None or package.publish_better_retrains:
+    if (
+        package.augmentation_methods is not None
+        or package.publish_better_retrains
+        or package.unknown_detection
+    ):
         changes = ProjectChanges(
             augmentation_methods=package.augmentation_methods,
             publish_better_retrains=package.publish_better_retrains,
+            unknown_detection=package.unknown_detection or None,
         )
         update_project(account, settings, project.id, changes)
     tag_ids = {

@@ -196,6 +196,7 @@ class ProjectChanges:
     notification_queue_uri: str | None = None
     export_model_container_uri: str | None = None
     publish_better_retrains: bool | None = None  # Seer's extension (ProjectRecord)
+    unknown_detection: bool | None = None
 
 
 def _replaced_uri(current: str | None, given: str | None, what: str) -> str | None:
@@ -255,6 +256,9 @@ def update_project(
                 "publish_better_retrains": project.publish_better_retrains
                 if changes.publish_better_retrains is None
                 else changes.publish_better_retrains,
+                "unknown_detection": project.unknown_detection
+                if changes.unknown_detection is None
+                else changes.unknown_detection,
                 "last_modified": utcnow(),
             }
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 from pipeline.core.errors import bad_request, not_found
 from pipeline.core.limits import URL_SAFE_NAME
@@ -57,7 +58,15 @@ def unpublish_iteration(account: StorageAccount, project_id: str, iteration_id: 
     IterationStore(account).update(iteration.project_id, iteration.id, unpublished)
 
 
-def published_iteration(account: StorageAccount, project_id: str, publish_name: str) -> IterationRecord:
+@dataclass(frozen=True)
+class PublishedTarget:
+    """What a prediction URL predicts with: the published iteration, and the project's unknownDetection."""
+
+    iteration: IterationRecord
+    unknown_detection: bool = False
+
+
+def published_iteration(account: StorageAccount, project_id: str, publish_name: str) -> PublishedTarget:
     """The iteration a prediction URL names, or the Custom Vision 404."""
     project = get_project(account, project_id)
     iteration = _holder(account, project.id, publish_name)
@@ -65,34 +74,34 @@ def published_iteration(account: StorageAccount, project_id: str, publish_name: 
         raise not_found(
             "NotFoundIteration", f"No iteration of project {project.id} is published as '{publish_name}'."
         )
-    return iteration
+    return PublishedTarget(iteration, project.unknown_detection)
 
 
 class PublishedIterations:
-    """Prediction URL -> published iteration, remembered for `ttl` seconds so the hot prediction path skips two
-    storage round trips; a publish or unpublish takes effect everywhere within `ttl` (Custom Vision's own
-    publishing is not instantaneous either). Unknown names are not remembered, nor are names past `ttl`: a
+    """Prediction URL -> published iteration (and the project's unknownDetection), remembered for `ttl` seconds
+    so the hot prediction path skips two storage round trips; a publish, an unpublish or a change of the setting
+    takes effect everywhere within `ttl` (Custom Vision's own publishing is not instantaneous either). Unknown names are not remembered, nor are names past `ttl`: a
     service that has seen many projects come and go holds only the recent ones."""
 
     def __init__(self, account: StorageAccount, ttl: float) -> None:
         self.account = account
         self.ttl = ttl
-        self._entries: dict[tuple[str, str], tuple[float, IterationRecord]] = {}
+        self._entries: dict[tuple[str, str], tuple[float, PublishedTarget]] = {}
         self._lock = threading.Lock()
 
-    def get(self, project_id: str, publish_name: str) -> IterationRecord:
+    def get(self, project_id: str, publish_name: str) -> PublishedTarget:
         key = (project_id.lower(), publish_name)
         now = time.monotonic()
         with self._lock:
             cached = self._entries.get(key)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
-        iteration = published_iteration(self.account, project_id, publish_name)
+        target = published_iteration(self.account, project_id, publish_name)
         with self._lock:
             # expired entries go as new ones come, so the map holds only what was asked for within `ttl`
             self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}
-            self._entries[key] = (now, iteration)
-        return iteration
+            self._entries[key] = (now, target)
+        return target
 
     def __len__(self) -> int:
         return len(self._entries)

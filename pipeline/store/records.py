@@ -46,6 +46,8 @@ class ProjectRecord(BaseModel):
     # deletes an import that its process left unfinished (see services.project_import).
     importing_since: datetime | None = None
     importing_owner: str | None = None
+    # Seer's `unknownDetection` setting: predictions say when an image is none of the tags (UnknownVerdict).
+    unknown_detection: bool = False
 
     @property
     def deleting(self) -> bool:
@@ -98,6 +100,18 @@ class ImageRecord(BaseModel):
         return {t.tag_id for t in self.tags} | {r.tag_id for r in self.regions}
 
 
+class CalibrationRecord(BaseModel):
+    """A classifier iteration's calibration (the temperature folded into its model, and the expected calibration
+    error of its out-of-fold probabilities before and after it) and its unknown score's threshold, with the share
+    of training images above it out of fold (training_job.calibration, training_job.unknown)."""
+
+    temperature: float
+    ece_before: float
+    ece_after: float
+    unknown_threshold: float
+    unknown_training_rate: float
+
+
 class IterationRecord(BaseModel):
     id: str
     project_id: str
@@ -133,6 +147,7 @@ class IterationRecord(BaseModel):
     original_publish_resource_id: str | None = None
     model_blob: str | None = None
     evaluation_blob: str | None = None
+    calibration: CalibrationRecord | None = None  # classifiers trained since it was kept
 
 
 class PredictedTag(BaseModel):
@@ -144,6 +159,14 @@ class PredictedTag(BaseModel):
     top: float | None = None
     width: float | None = None
     height: float | None = None
+
+
+class UnknownVerdict(BaseModel):
+    """Whether an image is none of the model's tags: its unknown score against the model's threshold."""
+
+    is_unknown: bool
+    score: float
+    threshold: float
 
 
 class PredictionRecord(BaseModel):
@@ -159,6 +182,7 @@ class PredictionRecord(BaseModel):
     width: int
     height: int
     created: datetime = Field(default_factory=utcnow)
+    unknown: UnknownVerdict | None = None  # with the project's unknownDetection on, for models that score it
 
 
 class SuggestionRecord(BaseModel):

@@ -83,6 +83,19 @@ def ranked_average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
     return float(precision_at_rank[hits].mean())
 
 
+def auroc(negatives: np.ndarray, positives: np.ndarray) -> float:
+    """Area under the ROC curve of a score meant to be higher for `positives`: the chance that a random positive
+    scores above a random negative, ties counting half (Mann-Whitney U over both counts)."""
+    if not len(negatives) or not len(positives):
+        return float("nan")
+    values = np.concatenate([negatives, positives])
+    ranks = values.argsort(kind="stable").argsort() + 1.0
+    _, tie, count = np.unique(values, return_inverse=True, return_counts=True)
+    ranks = (np.bincount(tie, weights=ranks) / count)[tie]  # tied values share their mean rank
+    u = ranks[len(negatives) :].sum() - len(positives) * (len(positives) + 1) / 2
+    return float(u / (len(negatives) * len(positives)))
+
+
 def average_precision(images: Sequence[ScoredImage], tag_id: str) -> float:
     """Area under the tag's precision-recall curve (the ranking form, as used for Custom Vision's AP)."""
     scores = np.array([image.probabilities.get(tag_id, 0.0) for image in images])

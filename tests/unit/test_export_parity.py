@@ -127,3 +127,22 @@ def test_a_broken_runner_fails_the_check() -> None:
     assert check_parity(model, model, inputs, INT8, detector=False).passed
     assert not check_parity(model, broken, inputs, FP32, detector=False).passed
     assert not check_parity(model, broken, inputs, INT8, detector=False).passed
+
+
+def test_fp32_compares_a_classifiers_unknown_score_too() -> None:
+    inputs = np.random.default_rng(4).uniform(0, 255, (10, 3, 2, 2)).astype(np.float32)
+    rows = probabilities(rows=10)
+
+    def model(batch: np.ndarray) -> list[np.ndarray]:
+        return [rows[: len(batch)], batch.mean(axis=(1, 2, 3)) / 255]
+
+    def moved(batch: np.ndarray) -> list[np.ndarray]:
+        return [model(batch)[0], model(batch)[1] + 1e-3]
+
+    def dropped(batch: np.ndarray) -> list[np.ndarray]:
+        return model(batch)[:1]
+
+    assert check_parity(model, model, inputs, FP32, detector=False).passed
+    assert not check_parity(model, moved, inputs, FP32, detector=False).passed
+    assert not check_parity(model, dropped, inputs, FP32, detector=False).passed
+    assert check_parity(model, moved, inputs, INT8, detector=False).passed  # reduced precision: top-1 only

@@ -57,6 +57,9 @@ class CoreMlExporter:
     ) -> ExportedModel:
         if precision not in (ExportPrecision.FP32, ExportPrecision.FP16):
             raise ExportError(f"Core ML exports FP32 or FP16, not {precision}.")
+        source = (
+            source.without_unknown_score()
+        )  # a Core ML classifier outputs its label and probabilities only
         model = convert(source, precision)
         package = workdir / PACKAGE
         model.save(str(package))

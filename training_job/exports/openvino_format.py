@@ -98,7 +98,7 @@ def readme(source: SourceModel, precision: ExportPrecision) -> str:
     else:
         outputs = (
             f"- `model_outputs` float32 [N, {len(source.labels)}]: one probability per line of labels.txt\n"
-        )
+        ) + source.unknown_text()
     return f"""# Seer model: OpenVINO IR ({precision})
 
 `{MODEL_XML}` + `{MODEL_BIN}` is an OpenVINO IR (OpenVINO 2023.0 or later). `{LABELS_FILE}` lists the tags in output

@@ -4,15 +4,23 @@ the result runs on Linux, a runner the export job compares with the service (`tr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import onnx
+import onnx.utils
 
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
-from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT, MetadataKey, ModelLabel, decode_labels
+from pipeline.contract.onnx_model import (
+    CLASSIFIER_OUTPUT,
+    INPUT,
+    UNKNOWN_OUTPUT,
+    MetadataKey,
+    ModelLabel,
+    decode_labels,
+)
 from training_job.queue_job import FailNow
 
 LABELS_FILE = "labels.txt"
@@ -60,6 +68,33 @@ class SourceModel:
     @property
     def classification_type(self) -> str:
         return self.metadata.get(MetadataKey.CLASSIFICATION_TYPE, "null")
+
+    def without_unknown_score(self) -> SourceModel:
+        """The classifier with its probabilities as its only output (and no metadata about the unknown score),
+        for platforms whose classifier form has no room for another output; the model itself if it has none."""
+        if UNKNOWN_OUTPUT not in self.output_names:
+            return self
+        model = onnx.load_from_string(self.onnx_bytes)
+        pruned = onnx.utils.Extractor(model).extract_model([INPUT], [CLASSIFIER_OUTPUT])
+        dropped = {MetadataKey.UNKNOWN_THRESHOLD, MetadataKey.OUTPUTS}
+        metadata = {key: value for key, value in self.metadata.items() if key not in dropped}
+        del pruned.metadata_props[:]
+        for key, value in metadata.items():
+            pruned.metadata_props.add(key=key, value=value)
+        return replace(
+            self, onnx_bytes=pruned.SerializeToString(), metadata=metadata, output_names=[CLASSIFIER_OUTPUT]
+        )
+
+    def unknown_text(self, batch: int | str = "N") -> str:
+        """A README line for the unknown score, for models that have one (empty otherwise)."""
+        if UNKNOWN_OUTPUT not in self.output_names:
+            return ""
+        threshold = self.metadata.get(MetadataKey.UNKNOWN_THRESHOLD, "?")
+        return (
+            f"- `{UNKNOWN_OUTPUT}` float32 [{batch}]: how unlike the training images the picture is (1 - cosine "
+            f"similarity of its features to the 5th nearest training image's); above {threshold} (metadata "
+            f"`{MetadataKey.UNKNOWN_THRESHOLD}`) it is none of the tags\n"
+        )
 
 
 @dataclass(frozen=True)

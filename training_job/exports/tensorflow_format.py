@@ -69,7 +69,7 @@ def outputs_text(source: SourceModel, batch: int | str) -> str:
     return (
         f"- `{CLASSIFIER_OUTPUT}`: float32 [{batch}, {len(source.labels)}], one probability per line of "
         f"`{LABELS_FILE}` ({source.classification_type})\n"
-    )
+    ) + source.unknown_text(batch)
 
 
 def write_zip(path: Path, folder: Path, extra: dict[str, str]) -> Path:

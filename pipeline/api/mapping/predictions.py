@@ -15,6 +15,7 @@ from pipeline.api.wire.predictions import (
     RegionProposal,
     StoredImagePrediction,
     SuggestedTagAndRegion,
+    UnknownImage,
 )
 from pipeline.services.performance import IterationMetrics
 from pipeline.services.prediction import PredictionResult
@@ -25,7 +26,7 @@ from pipeline.services.stored_predictions import (
     TagWindow,
 )
 from pipeline.services.suggestions import RegionProposals, Suggestion
-from pipeline.store.records import PredictedTag, PredictionRecord
+from pipeline.store.records import PredictedTag, PredictionRecord, UnknownVerdict
 
 
 def query_from_wire(token: PredictionQueryToken) -> PredictionQuery:
@@ -74,7 +75,14 @@ def image_prediction_to_wire(result: PredictionResult) -> ImagePrediction:
         iteration=result.iteration_id,
         created=result.created,
         predictions=[prediction_to_wire(p) for p in result.predictions],
+        unknown=unknown_to_wire(result.unknown),
     )
+
+
+def unknown_to_wire(verdict: UnknownVerdict | None) -> UnknownImage | None:
+    if verdict is None:
+        return None
+    return UnknownImage(is_unknown=verdict.is_unknown, score=verdict.score, threshold=verdict.threshold)
 
 
 def stored_prediction_to_wire(prediction: PredictionRecord, links: Links) -> StoredImagePrediction:
@@ -88,6 +96,7 @@ def stored_prediction_to_wire(prediction: PredictionRecord, links: Links) -> Sto
         thumbnail_uri=links(prediction.thumbnail_blob),
         original_image_uri=links(prediction.original_blob),
         predictions=[prediction_to_wire(p) for p in prediction.predictions],
+        unknown=unknown_to_wire(prediction.unknown),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.api.mapping.exports import platforms_in
-from pipeline.api.wire.iterations import Iteration
+from pipeline.api.wire.iterations import Iteration, IterationCalibration
 from pipeline.api.wire.projects import (
     Domain,
     ImageProcessingSettings,
@@ -17,6 +17,7 @@ from pipeline.core.augmentation import augmentation_methods
 from pipeline.core.domains import DomainInfo, domain_of
 from pipeline.core.vocabulary import DomainType, IterationStatus
 from pipeline.store.records import (
+    CalibrationRecord,
     IterationRecord,
     ProjectRecord,
     TagRecord,
@@ -55,6 +56,7 @@ def project_to_wire(project: ProjectRecord, thumbnail_uri: str | None) -> Projec
             export_model_container_uri=project.export_model_container_uri,
             notification_queue_uri=project.notification_queue_uri,
             publish_better_retrains=project.publish_better_retrains,
+            unknown_detection=project.unknown_detection,
         ),
         created=project.created,
         last_modified=project.last_modified,
@@ -94,4 +96,17 @@ def iteration_to_wire(iteration: IterationRecord, version: str) -> Iteration:
         champion_iteration_id=iteration.champion_iteration_id,
         champion_score=iteration.champion_score,
         challenger_score=iteration.challenger_score,
+        calibration=calibration_to_wire(iteration.calibration),
+    )
+
+
+def calibration_to_wire(calibration: CalibrationRecord | None) -> IterationCalibration | None:
+    if calibration is None:
+        return None
+    return IterationCalibration(
+        temperature=calibration.temperature,
+        expected_calibration_error_before=calibration.ece_before,
+        expected_calibration_error_after=calibration.ece_after,
+        unknown_threshold=calibration.unknown_threshold,
+        unknown_training_rate=calibration.unknown_training_rate,
     )

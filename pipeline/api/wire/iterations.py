@@ -17,9 +17,23 @@ class TrainingParameters(WireModel):
     custom_base_model_info: CustomBaseModelInfo | None = None
 
 
+class IterationCalibration(WireModel):
+    """Seer's extension on a classifier iteration (the SDK ignores it): the temperature folded into its model,
+    the expected calibration error of its out-of-fold probabilities before and after it, the threshold above
+    which a prediction's unknown score says "none of the tags", and the share of its training images above it
+    out of fold."""
+
+    temperature: float
+    expected_calibration_error_before: float
+    expected_calibration_error_after: float
+    unknown_threshold: float
+    unknown_training_rate: float
+
+
 class Iteration(OmitsUnset):
     """An unpublished iteration has no publish name or resource: the spec's strings are non-nullable, so they are
-    left out until it is published."""
+    left out until it is published. Seer's `calibration` is left out where there is none (detectors, iterations
+    not trained or trained before it was kept)."""
 
     omitted_when_unset = (
         "publish_name",
@@ -28,6 +42,7 @@ class Iteration(OmitsUnset):
         "champion_iteration_id",
         "champion_score",
         "challenger_score",
+        "calibration",
     )
 
     id: str
@@ -57,6 +72,7 @@ class Iteration(OmitsUnset):
     champion_iteration_id: str | None = None
     champion_score: float | None = None
     challenger_score: float | None = None
+    calibration: IterationCalibration | None = None
 
 
 class IterationUpdate(WireModel):

@@ -28,12 +28,27 @@ class Prediction(WireModel):
     tag_type: str = TagType.REGULAR
 
 
-class ImagePrediction(WireModel):
+class UnknownImage(WireModel):
+    """Seer's extension (the SDK ignores it): with the project's `unknownDetection` on, whether the image is none
+    of the tags, i.e. its unknown score (1 - cosine similarity to the k-th nearest training image, in the model's
+    pooled features) is above the iteration's threshold."""
+
+    is_unknown: bool
+    score: float
+    threshold: float
+
+
+class ImagePrediction(OmitsUnset):
+    """`unknown` is present only with the project's unknownDetection on and a model that scores it."""
+
+    omitted_when_unset = ("unknown",)
+
     id: str
     project: str
     iteration: str
     created: datetime
     predictions: list[Prediction]
+    unknown: UnknownImage | None = None
 
 
 class ImageUrl(WireModel):

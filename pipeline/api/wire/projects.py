@@ -40,6 +40,9 @@ class ProjectSettings(WireModel):
     # Seer's extension (the SDK ignores it): a scheduled retrain replaces the published iteration, under the same
     # publish name and prediction resource, only when it scores better out of fold on the same images.
     publish_better_retrains: bool | None = None
+    # Seer's extension (the SDK ignores it and sends none back, which changes nothing): predictions add
+    # `unknown`, whether the image is none of the tags (README, "Unknown images").
+    unknown_detection: bool | None = None
 
 
 class Project(WireModel):

@@ -42,6 +42,9 @@ export async function openProjectForm(project, onSaved) {
     checked: Boolean(project?.settings.publishBetterRetrains) });
   const retrainHint = 'After each scheduled retrain, the new iteration takes the published one\'s name and prediction '
     + 'resource only if it scores better out of fold on the same images.';
+  const unknownDetection = h('input', { type: 'checkbox', name: 'unknownDetection', checked: Boolean(project?.settings.unknownDetection) });
+  const unknownField = h('label', { class: 'checkbox' }, unknownDetection,
+    ' Say when an image is none of the tags (Seer\'s unknown detection; predictions add "unknown")');
   const fields = h(
     'div',
     {},
@@ -52,12 +55,14 @@ export async function openProjectForm(project, onSaved) {
     field('Domain', domain, 'Compact domains export to ONNX and run on small devices.'),
     project ? h('div', { class: 'field' }, h('label', { class: 'checkbox' }, betterRetrains,
       ' Publish scheduled retrains that score better'), h('p', { class: 'hint' }, retrainHint)) : null,
+    unknownField,
   );
   const checked = (group) => group.querySelector('input:checked').value;
 
   function refresh() {
     const type = checked(projectType);
     classificationType.hidden = type !== 'Classification';
+    unknownField.hidden = type !== 'Classification';
     const chosen = domain.value || current?.id;
     const options = domains.filter((d) => d.type === type && d.enabled);
     domain.replaceChildren(...options.map((d) => h('option', { value: d.id }, d.name)));
@@ -72,17 +77,15 @@ export async function openProjectForm(project, onSaved) {
     onSubmit: async () => {
       const classification = checked(projectType) === 'Classification' ? checked(classificationType) : undefined;
       const values = { name: name.value, description: description.value, domainId: domain.value };
-      const saved = project
-        ? await api.patch(`/projects/${project.id}`, {
-          name: values.name,
-          description: values.description,
-          settings: {
-            domainId: values.domainId,
-            classificationType: classification,
-            publishBetterRetrains: betterRetrains.checked,
-          },
-        })
+      const settings = { domainId: values.domainId, classificationType: classification };
+      if (project) settings.publishBetterRetrains = betterRetrains.checked;
+      if (classification) settings.unknownDetection = unknownDetection.checked;
+      let saved = project
+        ? await api.patch(`/projects/${project.id}`, { name: values.name, description: values.description, settings })
         : await api.post('/projects', { query: { ...values, classificationType: classification } });
+      if (!project && classification && unknownDetection.checked) {
+        saved = await api.patch(`/projects/${saved.id}`, { settings: { unknownDetection: true } });
+      }
       await onSaved(saved);
     },
   });

@@ -137,10 +137,14 @@ async function renderMetrics(container, ctx, iteration, signal) {
     await loadCurve();
     await refresh();
   }, 250);
+  const calibration = iteration.calibration;
   container.append(
     h('div', { class: 'sliders' },
       slider('Probability threshold', threshold, onThreshold),
       ctx.detection ? slider('Overlap threshold', overlap, onOverlap) : null),
+    calibration ? h('p', { class: 'hint' }, `Probabilities calibrated out of fold (temperature ${calibration.temperature.toFixed(2)}): `
+      + `expected calibration error ${percent(calibration.expectedCalibrationErrorBefore)} → ${percent(calibration.expectedCalibrationErrorAfter)}. `
+      + `Unknown threshold ${calibration.unknownThreshold.toFixed(3)} (${percent(calibration.unknownTrainingRate)} of training images above it).`) : null,
     metrics, perTag, h('div', { class: 'charts' }, curve, matrix), results,
   );
   await loadCurve();

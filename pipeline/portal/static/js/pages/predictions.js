@@ -5,7 +5,7 @@ import { api, ApiError, chunks } from '../api.js';
 import { confirmDialog, errorBox, openDialog } from '../dialog.js';
 import { field, h, percent } from '../dom.js';
 import { iterationSelect } from '../iteration-select.js';
-import { predictionView } from '../prediction-view.js';
+import { predictionView, unknownCaption } from '../prediction-view.js';
 import { announce } from '../status.js';
 import { tagPicker } from '../tag-picker.js';
 import { imageTile, selectionBar } from '../tiles.js';
@@ -25,7 +25,7 @@ function openStored(ctx, stored, done) {
     title: 'Image detail',
     wide: true,
     content: h('div', { class: 'image-detail' },
-      predictionView({ src: stored.resizedImageUri, predictions: stored.predictions, detection: ctx.detection, threshold: SUGGEST_AT }),
+      predictionView({ src: stored.resizedImageUri, predictions: stored.predictions, detection: ctx.detection, threshold: SUGGEST_AT, unknown: stored.unknown }),
       h('div', {}, picker.element, errors.element, h('div', { class: 'dialog-actions' }, save))),
   });
   save.addEventListener('click', async () => {
@@ -64,7 +64,7 @@ export async function renderPredictions(panel, ctx, params, signal) {
   function render() {
     grid.replaceChildren(...results.map((stored) => {
       const best = top(stored);
-      const caption = best ? `${best.tagName} ${percent(best.probability)}` : 'No prediction';
+      const caption = unknownCaption(stored.unknown) || (best ? `${best.tagName} ${percent(best.probability)}` : 'No prediction');
       return imageTile({
         id: stored.id,
         src: stored.thumbnailUri,

@@ -29,7 +29,7 @@ export async function renderQuickTest(panel, ctx, params, signal) {
     result.replaceChildren(h('p', { class: 'loading' }, 'Predicting…'));
     try {
       const prediction = await call();
-      last = { src, predictions: prediction.predictions };
+      last = { src, predictions: prediction.predictions, unknown: prediction.unknown };
       show();
       announce('Prediction ready.');
     } catch (error) {
