@@ -141,14 +141,14 @@ def main(args: argparse.Namespace) -> None:
         for name, choose in strategies.items():
             results[name].append(run_strategy(choose, labelled, pool, val, labels, args, seed))
             print(f"  seed {seed} {name:9}: " + " ".join(f"{a:.1%}" for a in results[name][-1]), flush=True)
-    seer, chance = np.mean(results["seer"], axis=0), np.mean(results["random"], axis=0)
+    means = {name: np.mean(runs, axis=0) for name, runs in results.items()}
+    seer, chance = means["seer"], means["random"]
     print(f"\nval accuracy, mean of {args.seeds} seeds ({time.perf_counter() - started:.0f} s in all):")
-    print(
-        "  labelled   " + " ".join(f"{START_PER_CLASS * 2 + r * args.per_round:>7}" for r in range(len(seer)))
-    )
-    print("  seer       " + " ".join(f"{a:7.1%}" for a in seer))
-    print("  random     " + " ".join(f"{a:7.1%}" for a in chance))
-    print("  difference " + " ".join(f"{(s - c) * 100:+7.1f}" for s, c in zip(seer, chance, strict=True)))
+    rounds = range(len(seer))
+    print("  labelled    " + " ".join(f"{START_PER_CLASS * 2 + r * args.per_round:>7}" for r in rounds))
+    for name, mean in means.items():
+        print(f"  {name:11} " + " ".join(f"{a:7.1%}" for a in mean))
+    print("  seer-random " + " ".join(f"{(s - c) * 100:+7.1f}" for s, c in zip(seer, chance, strict=True)))
     beats = all(s > c for s, c in zip(seer[2:], chance[2:], strict=True))
     print(f"target (Seer above random in every round after the first): {'met' if beats else 'MISSED'}")
 
