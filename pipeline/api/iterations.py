@@ -25,6 +25,7 @@ def train_project(
     parameters: TrainingParameters | None = Body(default=None),
 ) -> Iteration:
     selected = [t.lower() for t in (parameters.selected_tags or [])] if parameters else []
+    base = parameters.custom_base_model_info if parameters else None
     iteration = training.request_training(
         storage,
         config,
@@ -34,6 +35,7 @@ def train_project(
         force_train,
         selected,
         notification_email_address,
+        (base.project_id, base.iteration_id) if base else None,
     )
     return iteration_to_wire(iteration, version)
 

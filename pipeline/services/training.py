@@ -24,6 +24,7 @@ from pipeline.core.vocabulary import (
     new_id,
     parse_choice,
 )
+from pipeline.services.base_model import base_iteration
 from pipeline.services.iterations import remove_iteration
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
@@ -185,11 +186,14 @@ def request_training(
     selected_tag_ids: list[str] | None = None,
     notification_email_address: str | None = None,
     scheduled: bool = False,
+    base_model: tuple[str, str] | None = None,
 ) -> IterationRecord:
-    """`scheduled`: asked for by the retraining timer (services.retrain), not by a user."""
+    """`scheduled`: asked for by the retraining timer (services.retrain), not by a user. `base_model` is
+    customBaseModelInfo's (project id, iteration id): the trained iteration to start from."""
     project = get_project(account, project_id)
     email = email_address(notification_email_address)
     kind, budget = _parse_training_type(training_type, reserved_budget_in_hours, settings)
+    base = base_iteration(account, project, *base_model) if base_model else None
     iterations = IterationStore(account)
     existing = iterations.list(project.id)
     if any(i.status == IterationStatus.TRAINING for i in existing):
@@ -230,6 +234,8 @@ def request_training(
             notification_email_address=email,
             augmentation_methods=project.augmentation_methods,
             scheduled=scheduled,
+            base_project_id=base.project_id if base else None,
+            base_iteration_id=base.id if base else None,
         )
     )
     try:

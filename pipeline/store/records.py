@@ -112,6 +112,18 @@ class CalibrationRecord(BaseModel):
     unknown_training_rate: float
 
 
+class WarmStartRecord(BaseModel):
+    """What a run that started from a base iteration (TrainProject's customBaseModelInfo) took from it: images
+    whose backbone features were reused or computed, whether the head and the fine-tuned backbone started from the
+    base's, and the run's seconds per phase."""
+
+    reused_features: int = 0
+    computed_features: int = 0
+    head: bool = False
+    backbone: bool = False
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
 class IterationRecord(BaseModel):
     id: str
     project_id: str
@@ -148,6 +160,10 @@ class IterationRecord(BaseModel):
     model_blob: str | None = None
     evaluation_blob: str | None = None
     calibration: CalibrationRecord | None = None  # classifiers trained since it was kept
+    # TrainProject's customBaseModelInfo: the Completed iteration (of this or another project) it starts from.
+    base_project_id: str | None = None
+    base_iteration_id: str | None = None
+    warm_start: WarmStartRecord | None = None  # set by the training job of a run with a base
 
 
 class PredictedTag(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.api.mapping.exports import platforms_in
-from pipeline.api.wire.iterations import Iteration, IterationCalibration
+from pipeline.api.wire.iterations import CustomBaseModelInfo, Iteration, IterationCalibration, WarmStart
 from pipeline.api.wire.projects import (
     Domain,
     ImageProcessingSettings,
@@ -70,7 +70,9 @@ def tag_to_wire(tag: TagRecord, image_count: int) -> Tag:
 
 
 def iteration_to_wire(iteration: IterationRecord, version: str) -> Iteration:
-    """A Completed iteration is exportable to every platform Seer exports that `version` can name."""
+    """A Completed iteration is exportable to every platform Seer exports that `version` can name. The base it
+    started from is `customBaseModelInfo` (v3.4-preview's field; an extra one on v3.3, which the SDK ignores),
+    and what the run reused from it Seer's extra `warmStart`."""
     completed = iteration.status == IterationStatus.COMPLETED
     platforms = [platform.value for platform in platforms_in(version)] if completed else []
     return Iteration(
@@ -97,6 +99,12 @@ def iteration_to_wire(iteration: IterationRecord, version: str) -> Iteration:
         champion_score=iteration.champion_score,
         challenger_score=iteration.challenger_score,
         calibration=calibration_to_wire(iteration.calibration),
+        custom_base_model_info=CustomBaseModelInfo(
+            project_id=iteration.base_project_id, iteration_id=iteration.base_iteration_id
+        )
+        if iteration.base_project_id and iteration.base_iteration_id
+        else None,
+        warm_start=WarmStart(**iteration.warm_start.model_dump()) if iteration.warm_start else None,
     )
 
 

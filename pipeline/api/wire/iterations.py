@@ -8,8 +8,20 @@ from pipeline.api.wire.base import OmitsUnset, WireModel
 
 
 class CustomBaseModelInfo(WireModel):
-    project_id: str | None = None
-    iteration_id: str | None = None
+    """The trained iteration a new one starts from (v3.4-preview; Seer also takes and reports it on v3.3)."""
+
+    project_id: str
+    iteration_id: str
+
+
+class WarmStart(WireModel):
+    """Seer's extra field on an iteration trained from a base (the SDK ignores it): what the run reused."""
+
+    reused_features: int
+    computed_features: int
+    head: bool
+    backbone: bool
+    timings: dict[str, float]
 
 
 class TrainingParameters(WireModel):
@@ -43,6 +55,7 @@ class Iteration(OmitsUnset):
         "champion_score",
         "challenger_score",
         "calibration",
+        "warm_start",
     )
 
     id: str
@@ -73,6 +86,7 @@ class Iteration(OmitsUnset):
     champion_score: float | None = None
     challenger_score: float | None = None
     calibration: IterationCalibration | None = None
+    warm_start: WarmStart | None = None
 
 
 class IterationUpdate(WireModel):
