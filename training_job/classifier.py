@@ -81,12 +81,23 @@ def loss(logits: torch.Tensor, targets: torch.Tensor, multilabel: bool) -> torch
 
 
 def fit_head(
-    features: torch.Tensor, targets: torch.Tensor, num_labels: int, multilabel: bool, weight_decay: float
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    num_labels: int,
+    multilabel: bool,
+    weight_decay: float,
+    initial: nn.Linear | None = None,
 ) -> nn.Linear:
     """Regularised logistic regression on cached features, full batch with L-BFGS: a fraction of a second for
     a thousand feature rows, and deterministic. An L2 penalty (no label smoothing, which hurt both accuracy and
-    log loss on hymenoptera) keeps the probabilities calibrated."""
+    log loss on hymenoptera) keeps the probabilities calibrated. The problem is convex, so starting from
+    `initial` (a base iteration's head) reaches the same optimum in fewer steps."""
     dim = features.shape[1]
+    start = (
+        torch.cat([initial.weight.detach().flatten(), initial.bias.detach()])
+        if initial is not None
+        else torch.zeros(num_labels * (dim + 1))
+    )
 
     def objective(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         params = params.detach().requires_grad_(True)
@@ -98,7 +109,7 @@ def fit_head(
         return value.detach(), gradient
 
     with torch.enable_grad(), torch_threads(1):
-        params = lbfgs(objective, torch.zeros(num_labels * (dim + 1)))
+        params = lbfgs(objective, start)
     head = nn.Linear(dim, num_labels).requires_grad_(False)
     head.weight.copy_(params[: num_labels * dim].view(num_labels, dim))
     head.bias.copy_(params[num_labels * dim :])

@@ -27,6 +27,8 @@ from training_job.scoring import Candidate, score
 FINETUNE_AUGMENTED_VIEWS = 3
 FINETUNE_BLOCKS = 2  # the last blocks (plus the head convolution) that are trained
 FINETUNE_EPOCHS = 8
+# From a base iteration's fine-tuned blocks: they already fit most of the images, so half the passes.
+WARM_FINETUNE_EPOCHS = 4
 FINETUNE_BATCH = 32
 FINETUNE_LR = {"backbone": 1e-4, "head": 1e-3}
 
@@ -44,10 +46,12 @@ class FineTuner:
         multilabel: bool,
         deadline: float,
         methods: Methods,
+        epochs: int = FINETUNE_EPOCHS,
     ) -> None:
         self.extractor = extractor
         self.multilabel = multilabel
         self.deadline = deadline
+        self.epochs = epochs
         self.split = extractor.backbone.num_blocks - FINETUNE_BLOCKS
         self.activations: torch.Tensor | None = None
 
@@ -66,7 +70,7 @@ class FineTuner:
         self.activations = stacked.reshape(len(samples), 1 + FINETUNE_AUGMENTED_VIEWS, *stacked.shape[1:])
 
     def train(self, rows: np.ndarray, truth: np.ndarray, head: nn.Linear, seconds: float) -> Classifier:
-        """Fine-tune a copy of the model on the samples `rows` for at most FINETUNE_EPOCHS or `seconds`."""
+        """Fine-tune a copy of the model on the samples `rows` for at most `epochs` or `seconds`."""
         assert self.activations is not None
         model = Classifier(copy.deepcopy(self.extractor), copy.deepcopy(head), self.multilabel)
         model.eval().requires_grad_(False)
@@ -86,7 +90,7 @@ class FineTuner:
         generator = torch.Generator().manual_seed(SEED)
         stop = time.monotonic() + seconds
         with torch.enable_grad():
-            for _ in range(FINETUNE_EPOCHS):
+            for _ in range(self.epochs):
                 for batch in torch.randperm(len(inputs), generator=generator).split(FINETUNE_BATCH):
                     if time.monotonic() > stop:
                         return model.requires_grad_(False)

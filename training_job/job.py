@@ -8,8 +8,10 @@ import argparse
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueMessage
 
 from pipeline.contract.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
@@ -31,13 +33,16 @@ from pipeline.store import StorageAccount, get_storage
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore, artefact_name, unpublished
 from pipeline.store.projects import ProjectStore
-from pipeline.store.records import CalibrationRecord, IterationRecord, utcnow
+from pipeline.store.records import CalibrationRecord, IterationRecord, WarmStartRecord, utcnow
 from training_job import queue_job
 from training_job.champion import ChampionRecipe, Score, decide, find_champion, recipe_of
 from training_job.common import TrainingInputError, label_index
 from training_job.data import TrainingData, load_training_data
 from training_job.notify import notify_training
 from training_job.queue_job import FailNow, JobQueue, Work, configure_logging, run_once
+
+if TYPE_CHECKING:
+    from training_job.warm_start import WarmStartReport
 
 log = logging.getLogger("training_job")
 
@@ -63,25 +68,67 @@ def _budget(iteration: IterationRecord) -> float | None:
 
 @dataclass(frozen=True)
 class Trained:
+    """What a trainer hands back: the model, its evaluation and scores, other artefacts by file name, and what
+    the run took from its base iteration."""
+
     onnx_model: bytes
     evaluation: EvaluationRecord
     score: Score  # out of fold
     champion_score: Score | None = None  # the champion's recipe on the same folds, when one was given
     calibration: CalibrationRecord | None = None  # a classifier's (pipeline.store.records.CalibrationRecord)
+    artefacts: dict[str, bytes] = field(default_factory=dict)
+    warm_start: WarmStartRecord | None = None
+
+
+def _base_state(account: StorageAccount, iteration: IterationRecord) -> bytes | None:
+    """The base iteration's warm-start artefact; None without a base, or when the base has none (trained before
+    they were kept, or deleted since the request): the run then starts from scratch and says so."""
+    if not (iteration.base_project_id and iteration.base_iteration_id):
+        return None
+    from training_job.warm_start import WARM_START_FILE
+
+    name = artefact_name(iteration.base_project_id, iteration.base_iteration_id, WARM_START_FILE)
+    try:
+        return IterationStore(account).read_artefact(name)
+    except ResourceNotFoundError:
+        log.warning("base iteration %s has no %s: training from scratch", iteration.base_iteration_id, name)
+        return None
+
+
+def _warm_start(
+    iteration: IterationRecord, images: int, timings: dict[str, float], report: WarmStartReport | None = None
+) -> WarmStartRecord | None:
+    """What a run with a base took from it (nothing, when the base left no state); None without a base."""
+    if not iteration.base_iteration_id:
+        return None
+    if report is None:
+        return WarmStartRecord(computed_features=images, timings=timings)
+    return WarmStartRecord(**vars(report), timings=timings)
 
 
 def _classifier(
-    data: TrainingData, iteration: IterationRecord, backbone: str, champion: ChampionRecipe | None
+    account: StorageAccount,
+    data: TrainingData,
+    iteration: IterationRecord,
+    backbone: str,
+    champion: ChampionRecipe | None,
 ) -> Trained:
     from training_job.samples import Sample
     from training_job.train import train_classifier
+    from training_job.warm_start import WARM_START_FILE, ClassifierState
 
     labels = [model_label(t) for t in data.tags]
     index = label_index(labels)
     samples = [
-        Sample(image_id=i.record.id, image=i.image, labels={index[t] for t in i.record.tag_ids if t in index})
+        Sample(
+            image_id=i.record.id,
+            image=i.image,
+            labels={index[t] for t in i.record.tag_ids if t in index},
+            key=f"{i.record.content_hash}:{i.image.width}x{i.image.height}",
+        )
         for i in data.images
     ]
+    stored = _base_state(account, iteration)
     truths = {i.record.id: sorted(i.record.tag_ids & index.keys()) for i in data.images}
     result = train_classifier(
         samples,
@@ -92,6 +139,7 @@ def _classifier(
         budget_seconds=_budget(iteration),
         augmentation=enabled_methods(iteration.augmentation_methods),
         champion=champion,
+        base=ClassifierState.loads(stored) if stored else None,
     )
     evaluation = EvaluationRecord(
         classification_type=iteration.classification_type,
@@ -115,12 +163,22 @@ def _classifier(
     )
     champion_score = None if result.champion_score is None else result.champion_score.comparable()
     return Trained(
-        result.onnx_model, evaluation, result.scores[result.mode].comparable(), champion_score, calibration
+        result.onnx_model,
+        evaluation,
+        result.scores[result.mode].comparable(),
+        champion_score,
+        calibration,
+        {WARM_START_FILE: result.state.dumps()},
+        _warm_start(iteration, len(samples), result.timings, result.warm_start),
     )
 
 
 def _detector(
-    data: TrainingData, iteration: IterationRecord, backbone: str, champion: ChampionRecipe | None
+    account: StorageAccount,
+    data: TrainingData,
+    iteration: IterationRecord,
+    backbone: str,
+    champion: ChampionRecipe | None,
 ) -> Trained:
     """Images train a detector through their regions of the iteration's tags (whole-image tags do not count)."""
     from training_job.detect import train_detector
@@ -169,7 +227,14 @@ def _detector(
     champion_score = (
         None if result.champion_score is None else Score(result.champion_score, (result.champion_score,))
     )
-    return Trained(result.onnx_model, evaluation, Score(result.cv_score, (result.cv_score,)), champion_score)
+    # A detector trains from scratch (features and head), whatever its base: the record says it reused nothing.
+    return Trained(
+        result.onnx_model,
+        evaluation,
+        Score(result.cv_score, (result.cv_score,)),
+        champion_score,
+        warm_start=_warm_start(iteration, len(samples), result.timings),
+    )
 
 
 def _contest(account: StorageAccount, iteration: IterationRecord) -> tuple[bool, IterationRecord | None]:
@@ -219,12 +284,14 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
     if champion is not None and champion.evaluation_blob:
         recipe = recipe_of(champion, EvaluationRecord.loads(store.read_artefact(champion.evaluation_blob)))
     try:
-        trained = trainer(data, iteration, domain.backbone, recipe)
+        trained = trainer(account, data, iteration, domain.backbone, recipe)
     except TrainingInputError as error:
         raise TrainingDataError(str(error)) from error
     ImageStore(account).write_snapshot(iteration.project_id, iteration.id, [i.record for i in data.images])
     model_blob = artefact_name(iteration.project_id, iteration.id, "model.onnx")
     evaluation_blob = artefact_name(iteration.project_id, iteration.id, "evaluation.json")
+    for file, content in trained.artefacts.items():
+        store.put_artefact(artefact_name(iteration.project_id, iteration.id, file), content)
     store.put_artefact(model_blob, trained.onnx_model)
     store.put_artefact(evaluation_blob, trained.evaluation.dumps())
     minutes = math.ceil((time.monotonic() - started) / 60)
@@ -239,6 +306,7 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
             "calibration": trained.calibration,
             "training_error_details": None,
             **(_outcome(account, champion, trained) if contested else {}),
+            "warm_start": trained.warm_start,
         }
     )
 

@@ -4,7 +4,7 @@ the head, so every image gets its out-of-fold prediction cheaply."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -24,21 +24,37 @@ REGULAR_AUGMENTED_VIEWS = 0
 WEIGHT_DECAY = 1e-2  # head L2: best val log loss on hymenoptera among 1e-3..3e-2 (accuracy within 1 image)
 
 
-def compute_features(samples: Sequence[Sample], size: int, features: onnx.ModelProto) -> np.ndarray:
-    """[N, V, D] pooled features of every view of every sample, in ONNX Runtime."""
-    runner = session(features, threads=1)
-    rows = map_views(
-        samples, size, REGULAR_AUGMENTED_VIEWS, lambda pixels: runner.run([FEATURES], {INPUT: pixels})[0]
-    )
-    return np.concatenate(rows).reshape(len(samples), 1 + REGULAR_AUGMENTED_VIEWS, -1)
+def compute_features(
+    samples: Sequence[Sample],
+    size: int,
+    features: onnx.ModelProto,
+    known: Mapping[int, np.ndarray] | None = None,
+) -> np.ndarray:
+    """[N, V, D] pooled features of every view of every sample, in ONNX Runtime; rows in `known` (a base
+    iteration's, by sample index) are taken as they are instead."""
+    rows = dict(known or {})
+    missing = [i for i in range(len(samples)) if i not in rows]
+    if missing:
+        runner = session(features, threads=1)
+        computed = map_views(
+            [samples[i] for i in missing],
+            size,
+            REGULAR_AUGMENTED_VIEWS,
+            lambda pixels: runner.run([FEATURES], {INPUT: pixels})[0],
+        )
+        views = np.concatenate(computed).reshape(len(missing), 1 + REGULAR_AUGMENTED_VIEWS, -1)
+        rows.update(zip(missing, views, strict=True))
+    return np.stack([rows[i] for i in range(len(samples))])
 
 
-def fit_on_views(features: np.ndarray, truth: np.ndarray, multilabel: bool) -> nn.Linear:
-    """A head fitted on every view of the given samples ([n, V, D] features, [n, L] truth)."""
+def fit_on_views(
+    features: np.ndarray, truth: np.ndarray, multilabel: bool, initial: nn.Linear | None = None
+) -> nn.Linear:
+    """A head fitted on every view of the given samples ([n, V, D] features, [n, L] truth), from `initial`."""
     views_per_sample = features.shape[1]
     rows = torch.from_numpy(features.reshape(-1, features.shape[-1]))
     targets = head_targets(np.repeat(truth, views_per_sample, axis=0), multilabel)
-    return fit_head(rows, targets, truth.shape[1], multilabel, WEIGHT_DECAY)
+    return fit_head(rows, targets, truth.shape[1], multilabel, WEIGHT_DECAY, initial)
 
 
 def out_of_fold(
@@ -47,10 +63,12 @@ def out_of_fold(
     folds: np.ndarray,
     multilabel: bool,
     trainable: np.ndarray | None = None,
+    initial: nn.Linear | None = None,
 ) -> tuple[np.ndarray, list[nn.Linear]]:
     """Each sample's probabilities from a head fitted on the other folds' samples, only the `trainable` ones
     when given (a published iteration's recipe on what it was trained on: training_job/champion); and each
-    fold's head. A fold with nothing to train on predicts each tag's chance level."""
+    fold's head, each fitted from `initial` when given. A fold with nothing to train on predicts each tag's
+    chance level."""
     oof = np.full(truth.shape, 0.5 if multilabel else 1 / truth.shape[1], dtype=np.float32)
     heads = []
     for fold in range(folds.max() + 1):
@@ -59,19 +77,25 @@ def out_of_fold(
             train &= trainable
         if not train.any():
             continue
-        head = fit_on_views(features[train], truth[train], multilabel)
+        head = fit_on_views(features[train], truth[train], multilabel, initial)
         oof[held] = probabilities(head(torch.from_numpy(features[held, 0])), multilabel).numpy()
         heads.append(head)
     return oof, heads
 
 
 def train_regular(
-    extractor: FeatureExtractor, features: np.ndarray, truth: np.ndarray, folds: np.ndarray, multilabel: bool
+    extractor: FeatureExtractor,
+    features: np.ndarray,
+    truth: np.ndarray,
+    folds: np.ndarray,
+    multilabel: bool,
+    initial: nn.Linear | None = None,
 ) -> tuple[Candidate, list[nn.Linear]]:
-    """Head-only cross-validation on cached features; also returns each fold's head (Advanced starts there)."""
-    oof, heads = out_of_fold(features, truth, folds, multilabel)
+    """Head-only cross-validation on cached features; also returns each fold's head (Advanced starts there).
+    Every head starts from `initial` (a base iteration's), else from zero."""
+    oof, heads = out_of_fold(features, truth, folds, multilabel, initial=initial)
 
     def final() -> Classifier:
-        return Classifier(extractor, fit_on_views(features, truth, multilabel), multilabel)
+        return Classifier(extractor, fit_on_views(features, truth, multilabel, initial), multilabel)
 
     return Candidate(oof, score(oof, truth, multilabel), final), heads

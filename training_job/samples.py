@@ -24,6 +24,7 @@ class Sample:
     image_id: str
     image: Image.Image
     labels: set[int]  # indexes into the labels list
+    key: str = ""  # what identifies its pixels across runs (training_job.warm_start.feature_key)
 
 
 def map_views(

@@ -3,7 +3,8 @@ stratified folds, cross-validate Regular training (a linear head on frozen backb
 for "Advanced", fine-tuning (`finetune`) on the same folds within the budget; keep whichever scores better out
 of fold (so Advanced is never worse than Regular there), build its final model on everything, calibrate it
 (a temperature fitted out of fold, `calibration`), export it with its metadata and its unknown score (`unknown`)
-and check the export against torch."""
+and check the export against torch. A run from a base iteration (`warm_start`) reuses the base's features of the
+images it had and starts the heads and fine-tuning from the base's weights."""
 
 from __future__ import annotations
 
@@ -32,12 +33,13 @@ from training_job.common import (
     stratified_folds,
     training_type_of,
 )
-from training_job.finetune import FineTuner, train_advanced
+from training_job.finetune import WARM_FINETUNE_EPOCHS, FineTuner, train_advanced
 from training_job.onnx_export import export_features, package_classifier, verify
 from training_job.regular import compute_features, fit_on_views, out_of_fold, train_regular
 from training_job.samples import Sample
 from training_job.scoring import Candidate, CvScore, score
 from training_job.unknown import UnknownScore, fit_unknown
+from training_job.warm_start import ClassifierState, WarmStartReport
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ class TrainingResult:
     calibration: Calibration  # the temperature folded into `model` and its out-of-fold effect
     unknown: UnknownScore  # the exported model's second output and its threshold
     elapsed: float
+    state: ClassifierState  # what a later run can start from
+    warm_start: WarmStartReport | None = None  # what this run took from its base, if it had one
     timings: dict[str, float] = field(default_factory=dict)
     champion_score: CvScore | None = None  # the published iteration's recipe on the same folds (champion.py)
 
@@ -135,10 +139,17 @@ def train_classifier(
     budget_seconds: float | None = None,
     augmentation: Methods = DEFAULT_AUGMENTATION,
     champion: ChampionRecipe | None = None,
+    base: ClassifierState | None = None,
 ) -> TrainingResult:
     """Train, cross-validate, export and verify. Uses every CPU core (sets torch's thread count). Regular
     training learns from the serving view alone; Advanced fine-tunes on views augmented by `augmentation`.
-    With a `champion`, its recipe is scored on the same folds too."""
+    With a `champion`, its recipe is scored on the same folds too.
+
+    From a `base` (an earlier run's state): its features of the same images are reused, every head starts from
+    its head, and fine-tuning starts from its fine-tuned blocks and head (for WARM_FINETUNE_EPOCHS). The base saw
+    images the folds now hold out, so a warm-started fine-tuning's out-of-fold score flatters it a little
+    (`bench/incremental.py` compares on a held-out set); the Regular heads converge to the same optimum
+    whatever their start."""
     watch = Stopwatch()
     kind = validate(samples, labels, multilabel, training_type)
     size = get_spec(backbone).image_size
@@ -151,19 +162,30 @@ def train_classifier(
     extractor = feature_extractor(backbone)
     features_onnx = export_features(extractor, size)
     watch.lap("export_backbone")
-    features = compute_features(samples, size, features_onnx)
+    known = base.known_features(samples, backbone, size) if base else {}
+    features = regular_features = compute_features(samples, size, features_onnx, known)
     watch.lap("features")
-    regular, fold_heads = train_regular(extractor, features, truth, folds, multilabel)
+    initial = base.regular.for_labels(labels) if base else None
+    regular, fold_heads = train_regular(extractor, features, truth, folds, multilabel, initial)
     candidates: dict[TrainingType, Candidate] = {TrainingType.REGULAR: regular}
     watch.lap("regular_cv")
     champion_cv = None
     if champion is not None:
         champion_cv = champion_score(champion, samples, truth, folds, features, backbone, multilabel)
         watch.lap("champion_cv")
+    tuned_start = None
     if kind == TrainingType.ADVANCED:
         deadline = time.monotonic() + (budget_seconds if budget_seconds is not None else float("inf"))
-        tuner = FineTuner(extractor, samples, size, multilabel, deadline, augmentation)
-        final_head = fit_on_views(features, truth, multilabel)
+        tuned_start = base.tuned_start(extractor, labels) if base else None
+        if tuned_start is not None:
+            tuned_extractor, final_head = tuned_start
+            tuner = FineTuner(
+                tuned_extractor, samples, size, multilabel, deadline, augmentation, WARM_FINETUNE_EPOCHS
+            )
+            fold_heads = [final_head] * len(fold_heads)
+        else:
+            tuner = FineTuner(extractor, samples, size, multilabel, deadline, augmentation)
+            final_head = fit_on_views(features, truth, multilabel, initial)
         advanced = train_advanced(tuner, truth, folds, fold_heads, final_head)
         if advanced is not None:
             candidates[TrainingType.ADVANCED] = advanced
@@ -172,7 +194,8 @@ def train_classifier(
     mode = max(candidates, key=lambda name: candidates[name].score.key())
     kept = candidates[mode]
     calibration = calibrate(kept.oof, truth, multilabel)
-    model = with_temperature(kept.final(), calibration.temperature)
+    final = kept.final()  # uncalibrated: what a later run starts from (warm_start)
+    model = with_temperature(final, calibration.temperature)
     if mode != TrainingType.REGULAR:
         features_onnx = export_features(model.features, size)
         features = compute_features(samples, size, features_onnx)
@@ -185,6 +208,14 @@ def train_classifier(
     difference = verify(onnx_bytes, model, check, unknown)
     watch.lap("verify")
     predictions = fold_predictions(samples, labels, folds, calibration.oof)
+    tuned = final if mode == TrainingType.ADVANCED else None
+    regular_head = final.head if tuned is None else fit_on_views(regular_features, truth, multilabel, initial)
+    state = ClassifierState.of(backbone, size, samples, labels, regular_features, regular_head, tuned)
+    report = (
+        WarmStartReport(len(known), len(samples) - len(known), head=True, backbone=tuned_start is not None)
+        if base
+        else None
+    )
     elapsed = watch.elapsed
     log.info(
         "trained %s (%s) on %d images in %.1f s: %s", backbone, mode, len(samples), elapsed, watch.timings
@@ -204,6 +235,8 @@ def train_classifier(
         calibration=calibration,
         unknown=unknown,
         elapsed=elapsed,
+        state=state,
+        warm_start=report,
         timings=watch.timings,
         champion_score=champion_cv,
     )
