@@ -23,10 +23,14 @@ from pipeline.store.iterations import IterationStore
 from pipeline.store.records import IterationRecord
 from tests.conftest import COMPACT_DOMAIN
 from tests.images import pattern_image
+from tests.trained_models import BACKBONE, DETECTION_LABELS, detection_pictures
 from training_job.classifier import Classifier, feature_extractor
+from training_job.detect import train_detector
+from training_job.detection_cache import DetectionSample, DetectorSettings
+from training_job.detector import Head
 from training_job.finetune import FINETUNE_BLOCKS
 from training_job.job import finish, train_iteration
-from training_job.warm_start import ClassifierState
+from training_job.warm_start import ClassifierState, DetectorState
 
 PREVIEW = "/customvision/v3.4-preview/training/projects"
 
@@ -107,3 +111,25 @@ def test_a_fine_tuned_state_restores_its_blocks_and_head() -> None:
     ):
         assert torch.equal(ours, theirs)
     assert torch.equal(start_head.weight[1], head.weight[1]) and not start_head.weight[0].any()
+
+
+def test_a_detector_starts_its_heads_from_its_base() -> None:
+    """A detector keeps no per-image features (random crops, frozen backbone); its heads start from the base's
+    final head (the tags it knew; a new tag fresh) for half the epochs, and it still finds the boxes."""
+    settings = DetectorSettings(image_size=192, augmented_views=2, epochs=16, max_folds=2)
+    pictures = detection_pictures(range(16))
+    scenes = [DetectionSample(f"scene-{n}", image, boxes) for n, (image, boxes) in enumerate(pictures)]
+    base = train_detector(scenes[:12], DETECTION_LABELS, backbone=BACKBONE, settings=settings)
+    state = DetectorState.loads(base.state.dumps())
+    warm = train_detector(scenes, DETECTION_LABELS, backbone=BACKBONE, settings=settings, base=state)
+    assert warm.warm_start is not None and warm.warm_start.head and warm.warm_start.computed_features == 16
+    assert warm.cv_score > 0.5, warm.cv_score
+
+    renamed = [DETECTION_LABELS[1], ModelLabel("t-green", "green")]
+    channels = state.head["fine.weight"].shape[1], state.head["coarse.weight"].shape[1]
+    fresh = Head(*channels, len(renamed), settings.width, settings.depth)
+    started = state.start(fresh, renamed, BACKBONE, 192)
+    assert started is not None
+    assert torch.equal(started.classes.weight[0], state.head["classes.weight"][1])  # blue, the base's second
+    assert torch.equal(started.tower[0].weight, state.head["tower.0.weight"])
+    assert state.start(fresh, renamed, BACKBONE, 224) is None  # another size: another head

@@ -3,6 +3,7 @@ fold head's detections on the images it did not see."""
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -85,10 +86,12 @@ def _fit_all(
     training_rows: Sequence[np.ndarray],
     settings: DetectorSettings,
     deadline: float,
+    start: Head | None = None,
 ) -> list[Head]:
-    """One head per set of training rows. The heads are independent: one single-threaded fit per core at a time
-    (small convolutions scale badly across threads, the more so on shared cores)."""
-    heads = [new_head(cache, len(labels), settings) for _ in training_rows]
+    """One head per set of training rows, each a copy of `start` or a fresh one. The heads are independent: one
+    single-threaded fit per core at a time (small convolutions scale badly across threads, the more so on shared
+    cores)."""
+    heads = [copy.deepcopy(start) if start else new_head(cache, len(labels), settings) for _ in training_rows]
     with torch_threads(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return list(
             pool.map(lambda head, rows: fit_head(head, cache, rows, settings, deadline), heads, training_rows)
@@ -113,11 +116,13 @@ def fit_heads(
     folds: np.ndarray,
     settings: DetectorSettings,
     deadline: float,
+    start: Head | None = None,
 ) -> tuple[Head, list[list[Box]]]:
-    """The final head (fitted on every sample) and each sample's out-of-fold detections, in sample order."""
+    """The final head (fitted on every sample) and each sample's out-of-fold detections, in sample order. Every
+    head starts from `start` (a base iteration's) when given, else freshly initialised."""
     training_rows = [np.arange(len(cache.first))]
     training_rows += [np.flatnonzero(folds != fold) for fold in range(folds.max() + 1)]
-    final_head, *fold_heads = _fit_all(cache, labels, training_rows, settings, deadline)
+    final_head, *fold_heads = _fit_all(cache, labels, training_rows, settings, deadline, start)
     return final_head, _held_out(cache, labels, folds, dict(enumerate(fold_heads)))
 
 

@@ -183,6 +183,7 @@ def _detector(
     """Images train a detector through their regions of the iteration's tags (whole-image tags do not count)."""
     from training_job.detect import train_detector
     from training_job.detection_cache import DetectionSample
+    from training_job.warm_start import WARM_START_FILE, DetectorState
 
     wanted = {t.id for t in data.tags if t.type != TagType.NEGATIVE}
     regions = {
@@ -200,6 +201,7 @@ def _detector(
         for i in data.images
         if regions[i.record.id]
     ]
+    stored = _base_state(account, iteration)
     result = train_detector(
         samples,
         [model_label(t) for t in tags],
@@ -208,6 +210,7 @@ def _detector(
         budget_seconds=_budget(iteration),
         augmentation=enabled_methods(iteration.augmentation_methods),
         champion=champion,
+        base=DetectorState.loads(stored) if stored else None,
     )
     evaluation = EvaluationRecord(
         classification_type=None,
@@ -227,13 +230,13 @@ def _detector(
     champion_score = (
         None if result.champion_score is None else Score(result.champion_score, (result.champion_score,))
     )
-    # A detector trains from scratch (features and head), whatever its base: the record says it reused nothing.
     return Trained(
         result.onnx_model,
         evaluation,
         Score(result.cv_score, (result.cv_score,)),
         champion_score,
-        warm_start=_warm_start(iteration, len(samples), result.timings),
+        artefacts={WARM_START_FILE: result.state.dumps()},
+        warm_start=_warm_start(iteration, len(samples), result.timings, result.warm_start),
     )
 
 
