@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline.core.vocabulary import IterationStatus
+from pipeline.services.training import request_training
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
 from pipeline.store.projects import ProjectStore
@@ -130,3 +131,12 @@ def test_the_iteration_reports_its_base(client, account, trainable, prefix: str)
         IterationStore(account).update(
             trainable, started["id"], lambda i: i.model_copy(update={"status": IterationStatus.FAILED})
         )
+
+
+def test_making_room_for_the_new_iteration_keeps_its_base(account, settings, trainable) -> None:
+    """At the iteration limit the oldest unpublished iteration goes, unless it is the base the new one starts
+    from."""
+    oldest, _newer = (_iteration(account, trainable, IterationStatus.COMPLETED) for _ in range(2))
+    full = settings.model_copy(update={"max_iterations_per_project": 2})
+    started = request_training(account, full, trainable, force_train=True, base_model=(trainable, oldest))
+    assert {i.id for i in IterationStore(account).list(trainable)} == {oldest, started.id}  # not `newer`

@@ -142,10 +142,14 @@ def _next_name(existing: list[IterationRecord]) -> str:
     return f"Iteration {max(numbers, default=len(existing)) + 1}"
 
 
-def _make_room(account: StorageAccount, existing: list[IterationRecord], limit: int) -> None:
-    """Keep at most `limit` iterations: drop the oldest unpublished finished ones (and their exports), refuse if
-    none can go."""
-    removable = [i for i in existing if not i.publish_name and i.status != IterationStatus.TRAINING]
+def _make_room(
+    account: StorageAccount, existing: list[IterationRecord], limit: int, keep: str | None = None
+) -> None:
+    """Keep at most `limit` iterations: drop the oldest unpublished finished ones (and their exports) but `keep`
+    (the base the new iteration starts from), refuse if none can go."""
+    removable = [
+        i for i in existing if not i.publish_name and i.status != IterationStatus.TRAINING and i.id != keep
+    ]
     excess = len(existing) + 1 - limit
     if excess > len(removable):
         raise bad_request(
@@ -240,7 +244,7 @@ def request_training(
     )
     try:
         _claim_training(account, iteration)
-        _make_room(account, existing, settings.max_iterations_per_project)
+        _make_room(account, existing, settings.max_iterations_per_project, base.id if base else None)
     except CustomVisionError:
         iterations.delete(iteration)
         raise
