@@ -90,6 +90,11 @@ def test_a_base_that_does_not_exist_where_named_is_404(client, account, trainabl
     ]
     for base, code in cases:
         _refused(client, account, trainable, base, 404, code)
+    for malformed in (
+        {"projectId": "not/a 'uuid'#?", "iterationId": theirs},
+        {"projectId": elsewhere, "iterationId": "x"},
+    ):
+        _refused(client, account, trainable, malformed, 400, "BadRequestInvalid")
 
 
 def test_a_base_trained_for_another_kind_of_model_is_refused(client, account, trainable) -> None:

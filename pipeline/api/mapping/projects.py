@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from pipeline.api.mapping.exports import platforms_in
 from pipeline.api.wire.iterations import CustomBaseModelInfo, Iteration, IterationCalibration, WarmStart
 from pipeline.api.wire.projects import (
@@ -100,7 +102,7 @@ def iteration_to_wire(iteration: IterationRecord, version: str) -> Iteration:
         challenger_score=iteration.challenger_score,
         calibration=calibration_to_wire(iteration.calibration),
         custom_base_model_info=CustomBaseModelInfo(
-            project_id=iteration.base_project_id, iteration_id=iteration.base_iteration_id
+            project_id=UUID(iteration.base_project_id), iteration_id=UUID(iteration.base_iteration_id)
         )
         if iteration.base_project_id and iteration.base_iteration_id
         else None,

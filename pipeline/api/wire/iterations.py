@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 from pipeline.api.wire.base import OmitsUnset, WireModel
 
 
 class CustomBaseModelInfo(WireModel):
-    """The trained iteration a new one starts from (v3.4-preview; Seer also takes and reports it on v3.3)."""
+    """The trained iteration a new one starts from (v3.4-preview; Seer also takes and reports it on v3.3). Both
+    ids are uuids, as the spec declares them (anything else is BadRequestInvalid, never a storage key)."""
 
-    project_id: str
-    iteration_id: str
+    project_id: UUID
+    iteration_id: UUID
 
 
 class WarmStart(WireModel):
