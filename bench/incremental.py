@@ -193,7 +193,7 @@ def main() -> None:
         rows += compare_detectors()
     print(f"load average after: {os.getloadavg()[0]:.2f}; backbone {BACKBONE}\n")
     print(
-        "| case | images | train call (s) | features (s) | reused | kept | CV mAP | CV log loss | val accuracy |"
+        "| case | images | train call (s) | features (s) | reused | kept | CV mAP | CV log loss | held out |"
     )
     print("|---|---:|---:|---:|---|---|---:|---:|---:|")
     for row in rows:
