@@ -35,7 +35,7 @@ def train_project(
         force_train,
         selected,
         notification_email_address,
-        (str(base.project_id), str(base.iteration_id)) if base else None,
+        base_model=(str(base.project_id), str(base.iteration_id)) if base else None,
     )
     return iteration_to_wire(iteration, version)
 
