@@ -21,6 +21,7 @@ import io
 import os
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,23 +53,31 @@ class Row:
     outcome: str
 
 
-def stored_image(path: Path) -> Image.Image | None:
-    """The image training would read for this upload (None if the upload would be refused)."""
+def stored_upload(data: bytes) -> Image.Image | None:
+    """The image training would read for an upload of `data` (None if the upload would be refused)."""
     settings = get_settings()
     try:
-        decoded = decode_image(path.read_bytes(), settings, max_bytes=settings.max_training_image_bytes)
+        decoded = decode_image(data, settings, max_bytes=settings.max_training_image_bytes)
     except ImageRejected:
         return None
     resized, _ = stored_copies(decoded.image, settings)
     return Image.open(io.BytesIO(resized)).convert("RGB")
 
 
-def load_folder(root: Path, tags: list[str]) -> tuple[list[Sample], list[ModelLabel], list[Path]]:
+def stored_image(path: Path) -> Image.Image | None:
+    """The image training would read for this file uploaded as it is."""
+    return stored_upload(path.read_bytes())
+
+
+def load_folder(
+    root: Path, tags: list[str], load: Callable[[Path], Image.Image | None] = stored_image
+) -> tuple[list[Sample], list[ModelLabel], list[Path]]:
+    """Each tag's folder under `root` as samples (each file read by `load`), and the files left out."""
     labels = [ModelLabel(tag_id=f"tag-{tag}", name=tag) for tag in tags]
     samples, left_out = [], []
     for index, tag in enumerate(tags):
         for path in sorted((root / tag).iterdir()):
-            image = None if path.name in PLACEHOLDERS else stored_image(path)
+            image = None if path.name in PLACEHOLDERS else load(path)
             if image is None:
                 left_out.append(path)
             else:
