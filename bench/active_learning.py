@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from bench.classifier_accuracy import HYMENOPTERA, load_folder, onnx_probabilities
+from bench.classifier_accuracy import hymenoptera_splits, onnx_probabilities
 from bench.common import machine
 from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, FEATURES, INPUT, ModelLabel
 from pipeline.vision.active_learning import label_first_order, normalised
@@ -128,12 +128,11 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}; backbone {args.backbone}")
-    if not HYMENOPTERA.is_dir():
-        print(f"SKIPPED: {HYMENOPTERA} not found (set SEER_DATASETS)")
+    splits = hymenoptera_splits()
+    if splits is None:
         return
     started = time.perf_counter()
-    train, labels, _ = load_folder(HYMENOPTERA / "train", ["ants", "bees"])
-    val, _, _ = load_folder(HYMENOPTERA / "val", ["ants", "bees"])
+    train, labels, val = splits
     strategies = {"seer": seer_choice, "uncertain": uncertain_choice, "random": random_choice}
     results: dict[str, list[list[float]]] = {name: [] for name in strategies}
     for seed in range(args.seeds):

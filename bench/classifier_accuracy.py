@@ -85,6 +85,17 @@ def load_folder(
     return samples, labels, left_out
 
 
+def hymenoptera_splits() -> tuple[list[Sample], list[ModelLabel], list[Sample]] | None:
+    """hymenoptera's train/ (its placeholder left out), its labels and val/, as uploads store them; None, after
+    saying so, when the dataset is absent."""
+    if not HYMENOPTERA.is_dir():
+        print(f"SKIPPED: {HYMENOPTERA} not found (set SEER_DATASETS)")
+        return None
+    train, labels, _ = load_folder(HYMENOPTERA / "train", ["ants", "bees"])
+    val, _, _ = load_folder(HYMENOPTERA / "val", ["ants", "bees"])
+    return train, labels, val
+
+
 def timed_training(
     samples: list[Sample], labels: list[ModelLabel], **options: object
 ) -> tuple[TrainingResult, float]:

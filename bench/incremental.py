@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.classifier_accuracy import BACKBONE, HYMENOPTERA, load_folder, onnx_probabilities, stored_image
+from bench.classifier_accuracy import BACKBONE, hymenoptera_splits, onnx_probabilities, stored_image
 from bench.common import DATASETS, machine
 from bench.detect import boxes, split
 from pipeline.contract.onnx_model import ModelLabel
@@ -179,12 +179,11 @@ def main() -> None:
     parser.add_argument("--skip-detector", action="store_true")
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
-    if not HYMENOPTERA.is_dir():
-        print(f"SKIPPED: hymenoptera not found under {DATASETS} (set SEER_DATASETS)")
+    splits = hymenoptera_splits()
+    if splits is None:
         return
     started = time.perf_counter()
-    train, labels, _ = load_folder(HYMENOPTERA / "train", ["ants", "bees"])
-    val, _, _ = load_folder(HYMENOPTERA / "val", ["ants", "bees"])
+    train, labels, val = splits
     print(f"  {len(train)} training images ({HELD_BACK} per class held back from the base), {len(val)} val")
     rows = compare("Regular", labels, train, val, None)
     if not args.skip_advanced:
