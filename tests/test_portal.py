@@ -634,6 +634,7 @@ def test_publish_better_retrains_setting_and_a_retrains_decision(
     expect(decision).to_contain_text("did not score better than Iteration 1")
     expect(decision).to_contain_text("87.5% against 90.0%")
     expect(page.get_by_text("Quick training · scheduled")).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text("null")  # an iteration without calibration figures
     screenshot(page, "22-retrain-decision")
 
     page.goto(f"{live_url}/#/")

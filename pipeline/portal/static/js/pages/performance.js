@@ -138,7 +138,7 @@ async function renderMetrics(container, ctx, iteration, signal) {
     await refresh();
   }, 250);
   const calibration = iteration.calibration;
-  container.append(
+  container.append(...[ // Element.append would show a null as the text "null"
     h('div', { class: 'sliders' },
       slider('Probability threshold', threshold, onThreshold),
       ctx.detection ? slider('Overlap threshold', overlap, onOverlap) : null),
@@ -146,7 +146,7 @@ async function renderMetrics(container, ctx, iteration, signal) {
       + `expected calibration error ${percent(calibration.expectedCalibrationErrorBefore)} → ${percent(calibration.expectedCalibrationErrorAfter)}. `
       + `Unknown threshold ${calibration.unknownThreshold.toFixed(3)} (${percent(calibration.unknownTrainingRate)} of training images above it).`) : null,
     metrics, perTag, h('div', { class: 'charts' }, curve, matrix), results,
-  );
+  ].filter(Boolean));
   await loadCurve();
   await refresh();
   images = await imagePerformances(ctx, iteration);
