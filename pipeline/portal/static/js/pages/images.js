@@ -48,6 +48,7 @@ function openTagSelected(ctx, ids, done) {
 
 export async function renderImages(panel, ctx, params, signal) {
   const state = { status: 'All', tagIds: new Set(), images: [], more: false };
+  let latestLoad = 0; // loadImages' calls, numbered: only the newest sets the list
   const selection = new Set();
   const counts = h('div', { class: 'status-toggle', role: 'group', 'aria-label': 'Tagging status' });
   const tagList = h('ul', { class: 'tag-list' });
@@ -97,10 +98,13 @@ export async function renderImages(panel, ctx, params, signal) {
   }
 
   async function loadImages(append = false) {
+    const load = ++latestLoad;
     const skip = append ? state.images.length : 0;
     const query = { taggingStatus: state.status, tagIds: [...state.tagIds], take: PAGE, skip };
     const page = await api.get(`${ctx.base}/images`, query);
-    if (signal.aborted) return;
+    // An earlier filter's answer arriving late would otherwise replace the list, and Select all would take
+    // images the grid no longer shows.
+    if (signal.aborted || load !== latestLoad) return;
     state.images = append ? state.images.concat(page) : page;
     state.more = page.length === PAGE;
     if (!append) selection.clear();
