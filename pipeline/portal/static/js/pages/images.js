@@ -49,6 +49,7 @@ function openTagSelected(ctx, ids, done) {
 export async function renderImages(panel, ctx, params, signal) {
   const state = { status: 'All', tagIds: new Set(), images: [], more: false };
   let latestLoad = 0; // loadImages' calls, numbered: only the newest sets the list
+  let latestTags = 0; // renderTags' calls, likewise
   const selection = new Set();
   const counts = h('div', { class: 'status-toggle', role: 'group', 'aria-label': 'Tagging status' });
   const tagList = h('ul', { class: 'tag-list' });
@@ -113,11 +114,13 @@ export async function renderImages(panel, ctx, params, signal) {
   }
 
   async function renderTags() {
+    const render = ++latestTags;
     const [tags, tagged, untagged] = await Promise.all([
       ctx.loadTags(),
       api.get(`${ctx.base}/images/tagged/count`),
       api.get(`${ctx.base}/images/untagged/count`),
     ]);
+    if (render !== latestTags) return; // an earlier call's counts arriving late would hide the newer ones
     const number = { All: tagged + untagged, Tagged: tagged, Untagged: untagged };
     counts.replaceChildren(...STATUSES.map(([value, label]) => {
       const button = h('button', { type: 'button', class: 'toggle', 'aria-pressed': String(state.status === value) },
