@@ -8,16 +8,41 @@ import { setCrumbs } from '../layout.js';
 import { openProjectForm } from '../project-form.js';
 import { announce } from '../status.js';
 
-async function thumbnail(project) {
-  const [first] = await api.get(`/projects/${project.id}/images`, { take: 1 }).catch(() => []);
-  return first?.thumbnailUri;
+/**
+ * Fetches a card's thumbnail only once the card scrolls into view, and cancels what is in flight when the page is
+ * left: with hundreds of projects, fetching every card's first image at once would queue the next page's requests
+ * behind them (browsers open only a few connections per server).
+ */
+function lazyThumbnails(signal) {
+  const pending = new Map();
+  const observer = new IntersectionObserver((entries) => {
+    for (const entry of entries.filter((e) => e.isIntersecting)) {
+      const load = pending.get(entry.target);
+      observer.unobserve(entry.target);
+      pending.delete(entry.target);
+      load();
+    }
+  });
+  const forget = () => {
+    observer.disconnect();
+    pending.clear();
+  };
+  signal.addEventListener('abort', forget);
+  return {
+    forget,
+    show(picture, project) {
+      pending.set(picture, async () => {
+        const [first] = await api.get(`/projects/${project.id}/images`, { take: 1 }, { signal }).catch(() => []);
+        if (first?.thumbnailUri) picture.append(h('img', { src: first.thumbnailUri, alt: '' }));
+      });
+      observer.observe(picture);
+    },
+  };
 }
 
-function projectCard(project, domain, reload) {
+function projectCard(project, domain, reload, thumbnails) {
   const picture = h('div', { class: 'card-thumb', 'aria-hidden': 'true' });
-  thumbnail(project).then((uri) => {
-    if (uri) picture.append(h('img', { src: uri, alt: '', loading: 'lazy' }));
-  });
+  thumbnails.show(picture, project);
   const edit = h('button', { type: 'button', class: 'button small' }, 'Edit');
   const remove = h('button', { type: 'button', class: 'button small danger-text' }, 'Delete');
   edit.setAttribute('aria-label', `Edit ${project.name}`);
@@ -55,15 +80,17 @@ export async function renderProjects(main, signal) {
   setCrumbs([{ label: 'Projects' }]);
   document.title = 'Projects · Seer';
   const list = h('ul', { class: 'card-grid', 'aria-label': 'Projects' });
+  const thumbnails = lazyThumbnails(signal);
   const create = h('button', { type: 'button', class: 'button primary' }, '+ New project');
   const reload = async () => {
     const [projects, domains] = await Promise.all([api.get('/projects'), loadDomains()]);
     if (signal.aborted) return;
     empty.hidden = projects.length > 0;
+    thumbnails.forget();
     list.replaceChildren(
       ...projects
         .sort((a, b) => b.lastModified.localeCompare(a.lastModified))
-        .map((p) => projectCard(p, domains.find((d) => d.id === p.settings.domainId), reload)),
+        .map((p) => projectCard(p, domains.find((d) => d.id === p.settings.domainId), reload, thumbnails)),
     );
   };
   const openCreate = () =>
