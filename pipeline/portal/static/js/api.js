@@ -35,7 +35,7 @@ async function toError(status, text) {
   return error;
 }
 
-async function call(method, path, { query, json, body, signal } = {}) {
+async function call(method, path, { query, json, body } = {}) {
   const headers = { 'Training-Key': getKey('training') };
   let payload = body;
   if (json !== undefined) {
@@ -44,9 +44,8 @@ async function call(method, path, { query, json, body, signal } = {}) {
   }
   let response;
   try {
-    response = await fetch(buildUrl(path, query), { method, headers, body: payload, signal });
-  } catch (error) {
-    if (signal?.aborted) throw error;
+    response = await fetch(buildUrl(path, query), { method, headers, body: payload });
+  } catch {
     throw new ApiError(0, 'NetworkError', 'Could not reach the Seer server. Is it running?');
   }
   const text = await response.text();
@@ -54,10 +53,9 @@ async function call(method, path, { query, json, body, signal } = {}) {
   return text ? JSON.parse(text) : null;
 }
 
-/** Training API calls; paths are relative to /customvision/v3.3/training. A GET given a `signal` is cancelled
- * when it aborts, so a page left behind does not hold the browser's few connections to the server. */
+/** Training API calls; paths are relative to /customvision/v3.3/training. */
 export const api = {
-  get: (path, query, { signal } = {}) => call('GET', path, { query, signal }),
+  get: (path, query) => call('GET', path, { query }),
   post: (path, options) => call('POST', path, options),
   patch: (path, json) => call('PATCH', path, { json }),
   del: (path, query) => call('DELETE', path, { query }),

@@ -1,4 +1,4 @@
-/** The Projects page: one card per project with its first image as thumbnail; create, edit, delete. */
+/** The Projects page: one card per project with its newest image as thumbnail; create, edit, delete. */
 
 import { api } from '../api.js';
 import { confirmDialog } from '../dialog.js';
@@ -8,41 +8,14 @@ import { setCrumbs } from '../layout.js';
 import { openProjectForm } from '../project-form.js';
 import { announce } from '../status.js';
 
-/**
- * Fetches a card's thumbnail only once the card scrolls into view, and cancels what is in flight when the page is
- * left: with hundreds of projects, fetching every card's first image at once would queue the next page's requests
- * behind them (browsers open only a few connections per server).
- */
-function lazyThumbnails(signal) {
-  const pending = new Map();
-  const observer = new IntersectionObserver((entries) => {
-    for (const entry of entries.filter((e) => e.isIntersecting)) {
-      const load = pending.get(entry.target);
-      observer.unobserve(entry.target);
-      pending.delete(entry.target);
-      load();
-    }
-  });
-  const forget = () => {
-    observer.disconnect();
-    pending.clear();
-  };
-  signal.addEventListener('abort', forget);
-  return {
-    forget,
-    show(picture, project) {
-      pending.set(picture, async () => {
-        const [first] = await api.get(`/projects/${project.id}/images`, { take: 1 }, { signal }).catch(() => []);
-        if (first?.thumbnailUri) picture.append(h('img', { src: first.thumbnailUri, alt: '' }));
-      });
-      observer.observe(picture);
-    },
-  };
-}
-
-function projectCard(project, domain, reload, thumbnails) {
-  const picture = h('div', { class: 'card-thumb', 'aria-hidden': 'true' });
-  thumbnails.show(picture, project);
+function projectCard(project, domain, reload) {
+  // GetProjects' thumbnailUri (the newest image's): a request per card would queue the next page's requests
+  // behind hundreds of them, as browsers open only a few connections per server.
+  const picture = h(
+    'div',
+    { class: 'card-thumb', 'aria-hidden': 'true' },
+    project.thumbnailUri ? h('img', { src: project.thumbnailUri, alt: '', loading: 'lazy' }) : null,
+  );
   const edit = h('button', { type: 'button', class: 'button small' }, 'Edit');
   const remove = h('button', { type: 'button', class: 'button small danger-text' }, 'Delete');
   edit.setAttribute('aria-label', `Edit ${project.name}`);
@@ -80,17 +53,15 @@ export async function renderProjects(main, signal) {
   setCrumbs([{ label: 'Projects' }]);
   document.title = 'Projects · Seer';
   const list = h('ul', { class: 'card-grid', 'aria-label': 'Projects' });
-  const thumbnails = lazyThumbnails(signal);
   const create = h('button', { type: 'button', class: 'button primary' }, '+ New project');
   const reload = async () => {
     const [projects, domains] = await Promise.all([api.get('/projects'), loadDomains()]);
     if (signal.aborted) return;
     empty.hidden = projects.length > 0;
-    thumbnails.forget();
     list.replaceChildren(
       ...projects
         .sort((a, b) => b.lastModified.localeCompare(a.lastModified))
-        .map((p) => projectCard(p, domains.find((d) => d.id === p.settings.domainId), reload, thumbnails)),
+        .map((p) => projectCard(p, domains.find((d) => d.id === p.settings.domainId), reload)),
     );
   };
   const openCreate = () =>
