@@ -26,6 +26,10 @@ import httpx
 from pipeline.core.settings import Settings
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Named in the refusal, so whoever runs Seer on a private network learns the switch from the error itself.
+PRIVATE_URLS_HINT = (
+    "Seer fetches images only from public addresses unless its SEER_ALLOW_PRIVATE_URLS setting is true."
+)
 # NAT64 prefixes (RFC 6052 well-known, RFC 8215 local use): the last 32 bits are the IPv4 address reached.
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
@@ -89,7 +93,9 @@ def check_url(url: str, settings: Settings, own_endpoints: Iterable[str] = ()) -
         raise OutboundRefused(f"Cannot resolve {parts.hostname!r}.") from exc
     refused = sorted({str(info[4][0]) for info in infos if not is_public(str(info[4][0]))})
     if refused:
-        raise OutboundRefused(f"{parts.hostname!r} resolves to a non-public address ({', '.join(refused)}).")
+        raise OutboundRefused(
+            f"{parts.hostname!r} resolves to a non-public address ({', '.join(refused)}). {PRIVATE_URLS_HINT}"
+        )
 
 
 class _PublicPeersOnly(httpcore.SyncBackend):
@@ -108,7 +114,8 @@ class _PublicPeersOnly(httpcore.SyncBackend):
         peer = stream.get_extra_info("server_addr")
         if peer is None or not is_public(peer[0]):
             stream.close()
-            raise OutboundRefused(f"Refusing to connect to {peer[0] if peer else 'an unknown address'}.")
+            address = peer[0] if peer else "an unknown address"
+            raise OutboundRefused(f"Refusing to connect to {address}. {PRIVATE_URLS_HINT}")
         return stream
 
 

@@ -76,8 +76,12 @@ def test_the_connected_address_is_checked_before_anything_is_sent(counting_serve
     """As if DNS had answered a public address to `check_url` and loopback to the connection: the client itself
     refuses the connection, and the server never sees a request."""
     url, seen = counting_server
-    with outbound_client(STRICT, timeout=5) as client, pytest.raises(OutboundRefused, match=r"127\.0\.0\.1"):
+    with (
+        outbound_client(STRICT, timeout=5) as client,
+        pytest.raises(OutboundRefused, match=r"127\.0\.0\.1") as refused,
+    ):
         client.get(f"{url}/secret")
+    assert "SEER_ALLOW_PRIVATE_URLS" in str(refused.value)
     assert seen == []
     with outbound_client(LENIENT, timeout=5) as client:
         assert client.get(f"{url}/allowed").text == "ok"
@@ -86,7 +90,8 @@ def test_the_connected_address_is_checked_before_anything_is_sent(counting_serve
 
 def test_fetch_reports_a_refused_url_as_a_fetch_error(counting_server):
     url, seen = counting_server
-    with pytest.raises(FetchError, match="non-public"):
+    with pytest.raises(FetchError, match="non-public") as refused:
         fetch_url(f"{url}/a.jpg", STRICT, max_bytes=1024)
+    assert "SEER_ALLOW_PRIVATE_URLS" in str(refused.value)  # the error names the switch
     assert seen == []
     assert fetch_url(f"{url}/a.jpg", LENIENT, max_bytes=1024) == b"ok"
