@@ -7,11 +7,14 @@ The workflow test runs the whole service (`service` fixture: the local host with
 from __future__ import annotations
 
 import io
+import json
 import re
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -94,7 +97,24 @@ def upload(page: Page, payload: list[dict], new_tag: str | None = None) -> None:
 # --- the workflow a Custom Vision user follows -----------------------------------------------------------------
 
 
-def test_workflow_create_upload_tag_train_evaluate_test_publish(browser: Browser, service: str) -> None:
+def run_pasted_curl(command: str, workdir: Path, image: bytes) -> dict:
+    """Run a curl example as a person pastes it into a shell, in a folder holding its `image.jpg`."""
+    (workdir / "image.jpg").write_bytes(image)
+    done = subprocess.run(
+        ["bash", "-c", f"{command} --silent --show-error --fail-with-body"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, (command, done.stdout, done.stderr)
+    return json.loads(done.stdout)
+
+
+def test_workflow_create_upload_tag_train_evaluate_test_publish(
+    browser: Browser, service: str, image_server, tmp_path: Path
+) -> None:
     page, errors = open_page(browser, KEYS)
     page.goto(service)
 
@@ -155,6 +175,21 @@ def test_workflow_create_upload_tag_train_evaluate_test_publish(browser: Browser
     expect(metrics.nth(1)).to_have_text(f"{expected.json()['recall'] * 100:.1f}%")
     screenshot(page, "05-performance")
 
+    # Images added after training leave the iteration's counts as they were when it trained.
+    with api(service) as client:
+        tags = {t["name"]: t["id"] for t in client.get(f"/projects/{project_id}/tags").json()}
+        added = client.post(
+            f"/projects/{project_id}/images",
+            params={"tagIds": tags["warm stripes"]},
+            content=pattern_image(0, 50),
+        )
+        assert added.status_code == 200, added.text
+    page.reload()
+    stripes = page.get_by_role("table", name="Performance per tag").get_by_role(
+        "row", name=re.compile("warm stripes")
+    )
+    expect(stripes.get_by_role("cell").last).to_have_text("8")
+
     # Quick test with a new image.
     page.get_by_role("link", name="Quick Test").click()
     page.get_by_label("Browse local files").set_input_files(
@@ -175,6 +210,7 @@ def test_workflow_create_upload_tag_train_evaluate_test_publish(browser: Browser
     page.get_by_role("button", name="Publish").click()
     dialog = page.get_by_role("dialog", name=re.compile("^Publish"))
     dialog.get_by_label("Model name").fill("trees")
+    expect(dialog.get_by_label("Prediction resource id (optional)")).to_be_hidden()
     dialog.get_by_role("button", name="Publish").click()
     expect(page.locator(".iteration .published")).to_have_text("Published as trees")
     page.get_by_role("button", name="Prediction URL").click()
@@ -185,8 +221,15 @@ def test_workflow_create_upload_tag_train_evaluate_test_publish(browser: Browser
         f"Prediction-Key: {PREDICTION_KEY}"
     )
     screenshot(page, "08-prediction-url")
-    response = httpx.post(url, headers={"Prediction-Key": PREDICTION_KEY}, content=pattern_image(0, 77))
-    assert response.status_code == 200, response.text
+    # Both curl examples, run as pasted (the example image URL swapped for a loopback one serving an image).
+    served_base, served = image_server
+    served["/curl-example.jpg"] = pattern_image(0, 78)
+    for label in ("curl with an image URL", "curl with an image file"):
+        command = dialog.get_by_label(label, exact=True).inner_text()
+        command = command.replace("https://example.com/image.png", f"{served_base}/curl-example.jpg")
+        answer = run_pasted_curl(command, tmp_path, pattern_image(0, 77))
+        assert {p["tagName"] for p in answer["predictions"]} == {"warm stripes", "cool discs"}, label
+        assert answer["iteration"] == iteration_id
     page.keyboard.press("Escape")
 
     # Export to ONNX in INT8: the export job runs it, checks parity, and the dialog offers the download.
@@ -215,26 +258,60 @@ def test_workflow_create_upload_tag_train_evaluate_test_publish(browser: Browser
 # --- keys, errors, small screens, keyboard, regions ------------------------------------------------------------
 
 
-def test_keys_dialog_asks_once_and_reopens_on_a_rejected_key(browser: Browser, live_url: str) -> None:
+def test_keys_dialog_checks_keys_before_saving_and_cancel_says_how_to_come_back(
+    browser: Browser, live_url: str
+) -> None:
     page, errors = open_page(browser, keys=None)
     page.goto(live_url)
     dialog = page.get_by_role("dialog", name="Settings")
     training = dialog.get_by_label("Training key")
-    expect(training).to_have_attribute("placeholder", "seer-dev-training-key")
+    expect(training).to_have_attribute("placeholder", "Paste the Training-Key")
     expect(training).to_have_value("")
     screenshot(page, "00-keys-dialog")
-    training.fill("wrong-key")
-    dialog.get_by_role("button", name="Save").click()
-    expect(page.get_by_role("alert").first).to_contain_text("Unauthorized")
+
+    # Cancel on the first visit: the page says what is missing and how to get the dialog back.
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("heading", level=1, name="Seer needs a Training key")).to_be_visible()
+    expect(page.get_by_text("the gear (Settings) at the top right")).to_be_visible()
+    screenshot(page, "00-no-keys")
+    page.get_by_role("button", name="Enter keys").click()
+
+    # A wrong key is named at once, in Seer's words, and nothing is saved.
     dialog = page.get_by_role("dialog", name="Settings")
+    dialog.get_by_label("Training key").fill("wrong-key")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("refused this Training key")
+    expect(dialog.get_by_role("alert")).to_contain_text("SEER_TRAINING_KEY")
+    expect(dialog.get_by_role("alert")).not_to_contain_text("subscription")
+    screenshot(page, "00-keys-refused")
+    assert page.evaluate("localStorage.getItem('seer.trainingKey')") is None
     dialog.get_by_label("Training key").fill(TRAINING_KEY)
+    dialog.get_by_label("Prediction key").fill("wrong-prediction-key")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("refused this Prediction key")
+    assert page.evaluate("localStorage.getItem('seer.trainingKey')") is None
+
     dialog.get_by_label("Prediction key").fill(PREDICTION_KEY)
     dialog.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", level=1, name="Projects")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text("Keys checked and saved.")
     assert page.evaluate("localStorage.getItem('seer.trainingKey')") == TRAINING_KEY
     page.reload()
     expect(page.get_by_role("heading", level=1, name="Projects")).to_be_visible()
     expect(page.get_by_role("dialog")).to_have_count(0)
+    page.context.close()
+    assert not errors, errors
+
+
+def test_a_stored_key_the_server_refuses_reopens_the_dialog_with_seers_words(
+    browser: Browser, live_url: str
+) -> None:
+    page, errors = open_page(browser, {"training": "stale-key", "prediction": PREDICTION_KEY})
+    page.goto(live_url)
+    expect(page.get_by_role("dialog", name="Settings")).to_be_visible()
+    banner = page.locator("#alerts").get_by_role("alert")
+    expect(banner).to_contain_text("refused this Training key")
+    expect(banner).not_to_contain_text("regional API endpoint")
     page.context.close()
     assert not errors, errors
 
@@ -417,6 +494,110 @@ def test_object_detection_regions_drawn_moved_and_deleted(page: Page, live_url: 
         page.keyboard.press("Delete")
         expect(dialog.get_by_role("button", name=re.compile("^fork region"))).to_have_count(0)
         assert regions() == []
+
+
+def test_box_editor_new_tag_on_enter_and_a_typed_name_tags_the_next_box(page: Page, live_url: str) -> None:
+    """The walkthrough's trap: Enter in "New tag name" did nothing, so the next box silently got the previous
+    tag. Enter now creates and selects the tag; a name left typed is the tag of the box drawn next; each new tag
+    shows at once in the open image's region list."""
+    project = make_project(live_url, domain=DETECTION_DOMAIN)
+    base = f"/projects/{project['id']}"
+    with api(live_url) as client:
+        client.post(f"{base}/tags", params={"name": "fork"})
+        client.post(f"{base}/images", content=make_image(400, 300, seed=8))
+
+        def region_tags() -> list[str]:
+            return sorted(r["tagName"] for r in client.get(f"{base}/images").json()[0]["regions"])
+
+        page.goto(f"{live_url}/#/projects/{project['id']}/images")
+        page.get_by_role("button", name=re.compile("^Open image 1")).click()
+        dialog = page.get_by_role("dialog", name="Image details")
+        stage = dialog.locator(".region-stage")
+        expect(stage).to_be_visible()
+
+        def draw(x0: float, y0: float, x1: float, y1: float) -> None:
+            box = stage.bounding_box()
+            page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=5)
+            page.mouse.up()
+
+        dialog.get_by_placeholder("New tag name").fill("knife")
+        dialog.get_by_placeholder("New tag name").press("Enter")
+        expect(dialog.get_by_label("Tag for new regions")).to_have_value(re.compile(".+"))
+        expect(dialog.get_by_label("Tag for new regions").locator("option:checked")).to_have_text("knife")
+        draw(0.1, 0.1, 0.4, 0.4)
+        expect(dialog.get_by_role("button", name=re.compile("^knife region"))).to_have_count(1)
+
+        dialog.get_by_placeholder("New tag name").fill("spoon")  # typed, not confirmed
+        draw(0.5, 0.5, 0.9, 0.9)
+        expect(dialog.get_by_role("button", name=re.compile("^spoon region"))).to_have_count(1)
+        assert region_tags() == ["knife", "spoon"]
+        first_row = dialog.get_by_role("list", name="Regions").get_by_role("combobox").first
+        expect(first_row.locator("option")).to_have_text(["fork", "knife", "spoon"])
+
+        dialog.get_by_placeholder("New tag name").fill("Fork")  # an existing tag is selected, not duplicated
+        dialog.get_by_placeholder("New tag name").press("Enter")
+        expect(dialog.get_by_label("Tag for new regions").locator("option:checked")).to_have_text("fork")
+        assert len(client.get(f"{base}/tags").json()) == 3
+        screenshot(page, "16-box-editor-new-tags")
+
+
+def test_upload_dialog_selects_a_typed_existing_tag_warns_when_untagged_and_keeps_multiclass_to_one(
+    page: Page, live_url: str
+) -> None:
+    project = make_project(live_url)
+    base = f"/projects/{project['id']}"
+    with api(live_url) as client:
+        tags = {
+            name: client.post(f"{base}/tags", params={"name": name}).json()["id"] for name in ("ants", "bees")
+        }
+    page.goto(f"{live_url}/#/projects/{project['id']}/images")
+    page.get_by_role("button", name="+ Add images").click()
+    dialog = page.get_by_role("dialog", name="Add images")
+    dialog.get_by_label("Browse local files").set_input_files(files(0, 2, "bug"))
+    warning = dialog.get_by_text("No tag is ticked")
+    expect(warning).to_be_visible()
+    expect(dialog.get_by_text("Multiclass project: one tag per image.")).to_be_visible()
+
+    dialog.get_by_label("New tag").fill("Ants")
+    dialog.get_by_label("New tag").press("Enter")
+    expect(dialog.get_by_role("checkbox", name="ants")).to_be_checked()
+    expect(dialog.get_by_role("alert")).to_be_hidden()
+    expect(warning).to_be_hidden()
+    dialog.get_by_role("checkbox", name="bees").check()
+    expect(dialog.get_by_role("checkbox", name="ants")).not_to_be_checked()
+    screenshot(page, "11-upload-tags")
+    dialog.get_by_role("button", name="Upload 2 files").click()
+    expect(dialog.get_by_role("status")).to_contain_text("2 uploaded")
+    with api(live_url) as client:
+        assert len(client.get(f"{base}/tags").json()) == 2
+        images = client.get(f"{base}/images").json()
+    assert [[t["tagId"] for t in image["tags"]] for image in images] == [[tags["bees"]]] * 2
+    dialog.get_by_role("button", name="Done").click()
+    page.get_by_role("button", name=re.compile(r"^Untagged \(0\)")).click()
+    expect(page.get_by_role("list", name="Training images")).to_have_text(
+        "No untagged images match this filter."
+    )
+
+
+def test_quick_test_takes_a_dropped_image(page: Page, live_url: str, account: StorageAccount) -> None:
+    """The dashed box says "drop an image here", and a dropped file is tested like a browsed one."""
+    project = make_project(live_url)
+    published_iteration(account, project, "colours", classifier_onnx())
+    page.goto(f"{live_url}/#/projects/{project['id']}/quicktest")
+    zone = page.locator(".quick-test .drop-zone")
+    expect(zone).to_contain_text("drop an image here")
+    dropped = page.evaluate_handle(
+        """(bytes) => {
+            const data = new DataTransfer();
+            data.items.add(new File([new Uint8Array(bytes)], 'dropped.jpg', { type: 'image/jpeg' }));
+            return data;
+        }""",
+        list(make_image(seed=21)),
+    )
+    zone.dispatch_event("drop", {"dataTransfer": dropped})
+    expect(page.get_by_role("table", name="Predictions").get_by_role("row")).to_have_count(4)
 
 
 # --- suggestions in the untagged view -----------------------------------------------------------------------------

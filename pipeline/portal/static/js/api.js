@@ -5,6 +5,15 @@ import { getKey } from './keys.js';
 const TRAINING_BASE = '/customvision/v3.3/training';
 export const PREDICTION_BASE = '/customvision/v3.0/Prediction';
 
+/** What the portal says when Seer refuses a key: the API's own 401 text is Azure's, about subscriptions and
+ * regional endpoints, which means nothing for a self-hosted server. */
+const REFUSED_KEY = {
+  training: `Seer at ${location.origin} refused this Training key. Use the server's SEER_TRAINING_KEY setting `
+    + '(on loopback with no keys set: the development keys). Settings (the gear, top right) changes it.',
+  prediction: `Seer at ${location.origin} refused this Prediction key. Use the server's SEER_PREDICTION_KEY `
+    + 'setting (on loopback with no keys set: the development keys).',
+};
+
 export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -30,9 +39,11 @@ async function toError(status, text) {
   } catch {
     /* not JSON: keep the status text */
   }
-  const error = new ApiError(status, body.code || `HTTP${status}`, body.message || text || `HTTP ${status}`);
-  if (status === 401) window.dispatchEvent(new CustomEvent('seer:unauthorized'));
-  return error;
+  if (status === 401) {
+    window.dispatchEvent(new CustomEvent('seer:unauthorized'));
+    return new ApiError(status, body.code || 'Unauthorized', REFUSED_KEY.training);
+  }
+  return new ApiError(status, body.code || `HTTP${status}`, body.message || text || `HTTP ${status}`);
 }
 
 async function call(method, path, { query, json, body } = {}) {
@@ -78,6 +89,21 @@ export function uploadImages(path, query, formData, onProgress) {
     };
     xhr.send(formData);
   });
+}
+
+/** Whether Seer accepts `key` for the Training or Prediction API, asked with a request that changes nothing
+ * (the key is checked before routing, so an unknown path answers 404 with a good key and 401 with a bad one).
+ * Throws an ApiError naming the key when it is refused or the server cannot be reached. */
+export async function checkKey(kind, key) {
+  const path = kind === 'training' ? `${TRAINING_BASE}/projects` : `${PREDICTION_BASE}/key-check`;
+  const header = kind === 'training' ? 'Training-Key' : 'Prediction-Key';
+  let response;
+  try {
+    response = await fetch(path, { headers: { [header]: key } });
+  } catch {
+    throw new ApiError(0, 'NetworkError', 'Could not reach the Seer server. Is it running?');
+  }
+  if (response.status === 401) throw new ApiError(401, 'Unauthorized', REFUSED_KEY[kind]);
 }
 
 /** Chunks of at most `size` items, for endpoints with per-request limits. */

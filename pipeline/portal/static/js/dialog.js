@@ -69,7 +69,7 @@ export function errorBox() {
  * A dialog holding a form: `onSubmit(form)` runs on submit; the dialog closes when it resolves and shows the
  * API's error (code and message) when it throws.
  */
-export function formDialog({ title, fields, submitLabel, danger = false, wide = false, onSubmit }) {
+export function formDialog({ title, fields, submitLabel, danger = false, wide = false, onSubmit, onClose }) {
   const errors = errorBox();
   const submit = h('button', { type: 'submit', class: danger ? 'button danger' : 'button primary' }, submitLabel);
   const cancel = h('button', { type: 'button', class: 'button' }, 'Cancel');
@@ -80,7 +80,7 @@ export function formDialog({ title, fields, submitLabel, danger = false, wide = 
     errors.element,
     h('div', { class: 'dialog-actions' }, cancel, submit),
   );
-  const dialog = openDialog({ title, content: form, wide });
+  const dialog = openDialog({ title, content: form, wide, onClose });
   cancel.addEventListener('click', () => dialog.close());
   form.addEventListener('submit', async (event) => {
     event.preventDefault();

@@ -11,17 +11,20 @@ const DEFAULT_RESOURCE = 'seer';
 export function openPublishDialog(ctx, iteration, done) {
   const name = h('input', { name: 'publishName', required: true, pattern: '[A-Za-z0-9._\\-]{1,64}',
     value: iteration.name.replace(/[^A-Za-z0-9._-]/g, ''), autofocus: true });
-  const resource = h('input', { name: 'predictionId', required: true, value: DEFAULT_RESOURCE });
+  const resource = h('input', { name: 'predictionId', value: DEFAULT_RESOURCE });
   formDialog({
     title: `Publish ${iteration.name}`,
     fields: h('div', {},
       field('Model name', name, 'Part of the prediction URL: letters, digits, “.”, “-” and “_”.'),
-      field('Prediction resource', resource, 'Seer serves published models from this server; the resource id is '
-        + 'kept for compatibility with Custom Vision clients.')),
+      // Custom Vision publishes to an Azure prediction resource; Seer serves every published model itself and
+      // only keeps the id for clients that send one, so the field is optional and tucked away.
+      h('details', { class: 'advanced' }, h('summary', {}, 'Custom Vision compatibility'),
+        field('Prediction resource id (optional)', resource, 'Seer serves published models from this server. '
+          + 'The id is stored only for Custom Vision clients that read it back; leave it as it is.'))),
     submitLabel: 'Publish',
     onSubmit: async () => {
       await api.post(`${ctx.base}/iterations/${iteration.id}/publish`,
-        { query: { publishName: name.value, predictionId: resource.value } });
+        { query: { publishName: name.value, predictionId: resource.value.trim() || DEFAULT_RESOURCE } });
       announce(`${iteration.name} published as ${name.value}.`);
       await done();
     },

@@ -32,16 +32,32 @@ export function regionEditor(ctx, image, onChanged) {
   fillTags();
   const newTag = h('input', { id: uid('region-new-tag'), autocomplete: 'off', placeholder: 'New tag name' });
   const addTag = h('button', { type: 'button', class: 'button small' }, 'Create tag');
-  addTag.addEventListener('click', async () => {
-    if (!newTag.value.trim()) return;
+  /** Create the tag typed in "New tag name" (or take the existing one of that name) and select it for new
+   * regions; false when that failed (the reason is in the status line). */
+  async function createTypedTag() {
+    const name = newTag.value.trim();
+    if (!name) return true;
     try {
-      const tag = await api.post(`${ctx.base}/tags`, { query: { name: newTag.value.trim() } });
-      ctx.tags.push(tag);
+      let tag = ctx.tags.find((t) => t.name.toLowerCase() === name.toLowerCase());
+      if (!tag) {
+        tag = await api.post(`${ctx.base}/tags`, { query: { name } });
+        ctx.tags.push(tag);
+      }
       fillTags(tag.id);
       newTag.value = '';
+      status.textContent = `New regions get the tag ${tag.name}.`;
+      render();
+      return true;
     } catch (error) {
       status.textContent = `${error.code}: ${error.message}`;
+      return false;
     }
+  }
+  addTag.addEventListener('click', createTypedTag);
+  newTag.addEventListener('keydown', (event) => {
+    if (event.key !== 'Enter') return;
+    event.preventDefault();
+    createTypedTag();
   });
   const stage = h('div', { class: 'region-stage' }, h('img', { src: image.resizedImageUri, alt: '', draggable: 'false' }));
   stage.style.aspectRatio = `${image.width} / ${image.height}`;
@@ -55,6 +71,11 @@ export function regionEditor(ctx, image, onChanged) {
   };
 
   async function save(box, replaces) {
+    // A name left typed in "New tag name" is the tag the person means for the box they just drew.
+    if (!replaces && newTag.value.trim()) {
+      if (!await createTypedTag()) return render();
+      box = { ...box, tagId: tagSelect.value };
+    }
     if (!tagSelect.value && !box.tagId) {
       status.textContent = 'Create a tag first: every region needs a tag.';
       return render();

@@ -91,6 +91,12 @@ export function openUploadDialog(ctx, initialFiles, onDone) {
   const chosen = h('p', { class: 'chosen-count', 'aria-live': 'polite' });
   const list = h('ul', { class: 'file-list' });
   const picker = ctx.detection ? null : tagPicker(ctx, { legend: 'My tags (applied to every uploaded image)' });
+  const untagged = h('p', { class: 'warning', hidden: true },
+    'No tag is ticked: these images will be uploaded untagged (find them under Untagged).');
+  const warnIfUntagged = () => {
+    untagged.hidden = !picker || files.length === 0 || picker.selectedIds().length > 0;
+  };
+  picker?.onChange(warnIfUntagged);
   const summary = h('p', { class: 'upload-summary', role: 'status' });
   const upload = h('button', { type: 'button', class: 'button primary', disabled: true }, 'Upload');
   const close = h('button', { type: 'button', class: 'button' }, 'Cancel');
@@ -101,6 +107,7 @@ export function openUploadDialog(ctx, initialFiles, onDone) {
     list.replaceChildren(...files.map((f) => h('li', { class: 'file-row' }, h('span', { class: 'file-name' }, f.name))));
     upload.disabled = files.length === 0;
     upload.textContent = `Upload ${files.length} file${files.length === 1 ? '' : 's'}`;
+    warnIfUntagged();
   };
   input.addEventListener('change', () => setFiles(input.files));
   drop.addEventListener('dragover', (event) => {
@@ -117,6 +124,7 @@ export function openUploadDialog(ctx, initialFiles, onDone) {
   upload.addEventListener('click', async () => {
     upload.disabled = true;
     drop.hidden = true;
+    untagged.hidden = true;
     if (picker) picker.element.disabled = true;
     const rows = files.map(fileRow);
     list.replaceChildren(...rows.map((r) => r.row));
@@ -136,7 +144,7 @@ export function openUploadDialog(ctx, initialFiles, onDone) {
   const dialog = openDialog({
     title: 'Add images',
     wide: true,
-    content: h('div', { class: 'upload' }, drop, chosen, picker?.element, list, summary,
+    content: h('div', { class: 'upload' }, drop, chosen, picker?.element, untagged, list, summary,
       h('div', { class: 'dialog-actions' }, close, upload)),
   });
   close.addEventListener('click', () => dialog.close());

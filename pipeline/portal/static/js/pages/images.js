@@ -75,6 +75,14 @@ export async function renderImages(panel, ctx, params, signal) {
     ? `${image.regions.length} region${image.regions.length === 1 ? '' : 's'}`
     : image.tags.map((t) => t.tagName).join(', ') || 'Untagged');
 
+  /** An empty grid under a filter says so, rather than suggesting the project has no images. */
+  function emptyText() {
+    if (state.status === 'All' && !state.tagIds.size) return 'No images here yet. Use “Add images” or drop files on this page.';
+    const tags = ctx.tags.filter((t) => state.tagIds.has(t.id)).map((t) => t.name);
+    const what = state.status === 'All' ? 'images' : `${state.status.toLowerCase()} images`;
+    return `No ${what}${tags.length ? ` with the tag ${tags.join(' or ')}` : ''} match this filter.`;
+  }
+
   function renderGrid() {
     grid.replaceChildren(...state.images.map((image, index) => imageTile({
       id: image.id,
@@ -85,9 +93,7 @@ export async function renderImages(panel, ctx, params, signal) {
       onSelectionChange: updateSelection,
       onOpen: () => openImageDialog(ctx, image, refresh),
     })));
-    if (!state.images.length) {
-      grid.append(h('li', { class: 'empty' }, 'No images here yet. Use “Add images” or drop files on this page.'));
-    }
+    if (!state.images.length) grid.append(h('li', { class: 'empty' }, emptyText()));
     more.hidden = !state.more;
     updateSelection();
   }

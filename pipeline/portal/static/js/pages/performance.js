@@ -63,6 +63,9 @@ async function renderMetrics(container, ctx, iteration, signal) {
   let requestNumber = 0;
   let curvePoints = [];
   let images = null;
+  // The iteration's own training set, not today's tags: GetTags with iterationId counts what it trained on.
+  const trainedCounts = new Map((await api.get(`${ctx.base}/tags`, { iterationId: iteration.id }))
+    .map((tag) => [tag.id, tag.imageCount]));
   const metrics = h('div', { class: 'metrics', 'aria-live': 'polite' });
   const perTag = h('div', { class: 'table-wrap' });
   const curve = h('div', { class: 'chart' });
@@ -116,12 +119,12 @@ async function renderMetrics(container, ctx, iteration, signal) {
     );
     perTag.replaceChildren(h('table', { class: 'per-tag' },
       h('caption', {}, 'Performance per tag'),
-      h('thead', {}, h('tr', {}, ['Tag', 'Precision', 'Recall', 'A.P.', 'Image count']
+      h('thead', {}, h('tr', {}, ['Tag', 'Precision', 'Recall', 'A.P.', 'Images trained on']
         .map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, performance.perTagPerformance.map((tag) => h('tr', {},
         h('th', { scope: 'row' }, tag.name), h('td', {}, percent(tag.precision)), h('td', {}, percent(tag.recall)),
         h('td', {}, percent(tag.averagePrecision)),
-        h('td', {}, ctx.tags.find((t) => t.id === tag.id)?.imageCount ?? '')))),
+        h('td', {}, trainedCounts.get(tag.id) ?? '')))),
     ));
     const current = { threshold, precision: performance.precision, recall: performance.recall };
     curve.replaceChildren(h('h3', {}, 'Precision-recall curve'), precisionRecallCurve(curvePoints, current));

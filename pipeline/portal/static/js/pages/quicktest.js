@@ -40,14 +40,28 @@ export async function renderQuickTest(panel, ctx, params, signal) {
 
   const fileId = uid('quick-file');
   const file = h('input', { type: 'file', id: fileId, accept: 'image/*', class: 'visually-hidden' });
-  file.addEventListener('change', () => {
-    const chosen = file.files[0];
+  const testFile = (chosen) => {
     if (!chosen) return;
     const body = new FormData();
     body.append('imageData', chosen, chosen.name);
     run(() => api.post(`${ctx.base}/quicktest/image`, { query: { iterationId: iterations.select.value }, body }),
       URL.createObjectURL(chosen));
+  };
+  file.addEventListener('change', () => {
+    testFile(file.files[0]);
     file.value = '';
+  });
+  const drop = h('div', { class: 'drop-zone compact' }, h('label', { for: fileId, class: 'button' }, 'Browse local files'),
+    file, h('p', { class: 'hint' }, 'or drop an image here. JPG, PNG, BMP or GIF; up to 4 MB.'));
+  drop.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    drop.classList.add('over');
+  });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (event) => {
+    event.preventDefault();
+    drop.classList.remove('over');
+    testFile(event.dataTransfer.files[0]);
   });
   const url = h('input', { type: 'url', placeholder: 'https://example.com/image.jpg', required: true });
   const urlForm = h('form', { class: 'inline-add' }, field('Image URL', url),
@@ -72,8 +86,7 @@ export async function renderQuickTest(panel, ctx, params, signal) {
     h('p', {}, 'Test the model with an image it has not seen. The result is kept under Predictions.'),
     iterations.element,
     h('div', { class: 'quick-test-inputs' },
-      h('div', { class: 'drop-zone compact' }, h('label', { for: fileId, class: 'button' }, 'Browse local files'), file,
-        h('p', { class: 'hint' }, 'JPG, PNG, BMP or GIF; up to 4 MB.')),
+      drop,
       urlForm),
     ctx.detection ? thresholdField : null,
     errors.element,
