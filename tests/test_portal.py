@@ -581,6 +581,75 @@ def test_upload_dialog_selects_a_typed_existing_tag_warns_when_untagged_and_keep
     )
 
 
+def test_labelling_goes_image_to_image_with_arrows_and_tag_keys(page: Page, live_url: str) -> None:
+    """In the image dialog, 1-9 put the project's first nine tags on the image (Multiclass: in place of its
+    tag) and the arrows or Previous / Next walk the grid's images; an arrow in a form field stays there."""
+    project = make_project(live_url)
+    base = f"/projects/{project['id']}"
+    with api(live_url) as client:
+        tags = {
+            name: client.post(f"{base}/tags", params={"name": name}).json()["id"] for name in ("ants", "bees")
+        }
+        for seed in range(3):
+            client.post(f"{base}/images", content=make_image(seed=30 + seed))
+        order = [image["id"] for image in client.get(f"{base}/images").json()]
+
+        def tags_of(image_id: str) -> list[str]:
+            [image] = client.get(f"{base}/images/id", params={"imageIds": image_id}).json()
+            return [t["tagId"] for t in image["tags"]]
+
+        page.goto(f"{live_url}/#/projects/{project['id']}/images")
+        page.get_by_role("button", name=re.compile("^Open image 1")).click()
+        dialog = page.get_by_role("dialog", name="Image details")
+        chips = dialog.get_by_role("list", name="Tags of this image")
+        expect(dialog.get_by_text("Image 1 of 3")).to_be_visible()
+        expect(dialog.get_by_role("list", name="Tag keys")).to_contain_text("1 ants")
+        page.keyboard.press("2")
+        expect(chips).to_contain_text("bees")
+        page.keyboard.press("1")  # Multiclass: ants replaces bees
+        expect(chips).to_have_text(re.compile(r"^ants"))
+        assert tags_of(order[0]) == [tags["ants"]]
+
+        page.keyboard.press("ArrowRight")
+        expect(dialog.get_by_text("Image 2 of 3")).to_be_visible()
+        page.keyboard.press("2")
+        expect(chips).to_contain_text("bees")
+        assert tags_of(order[1]) == [tags["bees"]]
+        dialog.get_by_role("button", name="Next image").click()
+        expect(dialog.get_by_text("Image 3 of 3")).to_be_visible()
+        expect(dialog.get_by_role("button", name="Next image")).to_be_disabled()
+        dialog.get_by_label("Tag to add").focus()
+        page.keyboard.press("ArrowLeft")  # the select's own key: no move
+        expect(dialog.get_by_text("Image 3 of 3")).to_be_visible()
+        screenshot(page, "12-labelling-keys")
+        dialog.get_by_role("button", name="Previous image").click()
+        expect(dialog.get_by_text("Image 2 of 3")).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("button", name=re.compile(r"^Tagged \(2\)"))).to_be_visible()
+        assert tags_of(order[2]) == []
+
+
+def test_image_filters_are_in_the_url_and_survive_a_reload(page: Page, live_url: str) -> None:
+    project = make_project(live_url)
+    base = f"/projects/{project['id']}"
+    with api(live_url) as client:
+        ants = client.post(f"{base}/tags", params={"name": "ants"}).json()["id"]
+        client.post(f"{base}/images", params={"tagIds": ants}, content=make_image(seed=40))
+        client.post(f"{base}/images", content=make_image(seed=41))
+    grid = page.get_by_role("list", name="Training images").get_by_role("listitem")
+    page.goto(f"{live_url}/#/projects/{project['id']}/images?status=Untagged")
+    expect(page.get_by_role("button", name=re.compile(r"^Untagged \(1\)"))).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    page.get_by_role("button", name=re.compile(r"^All \(2\)")).click()
+    page.get_by_role("checkbox", name=re.compile("^ants")).check()
+    expect(page).to_have_url(re.compile(rf"/images\?tags={ants}$"))
+    page.reload()
+    expect(page.get_by_role("checkbox", name=re.compile("^ants"))).to_be_checked()
+    expect(grid).to_have_count(1)
+    expect(grid.first).to_contain_text("ants")
+
+
 def test_quick_test_takes_a_dropped_image(page: Page, live_url: str, account: StorageAccount) -> None:
     """The dashed box says "drop an image here", and a dropped file is tested like a browsed one."""
     project = make_project(live_url)

@@ -1,10 +1,17 @@
-/** One training image, large: its tags (classification) or its regions (object detection), and Delete. */
+/** One training image, large: its tags (classification) or its regions (object detection), and Delete.
+ * Labelling goes image to image: Previous / Next (or the arrow keys) walk the grid's images, and the keys 1-9
+ * toggle the project's first nine tags on the image (a detector: choose the tag for new regions). */
 
 import { api } from './api.js';
 import { confirmDialog, openDialog } from './dialog.js';
 import { h } from './dom.js';
 import { regionEditor } from './regions.js';
 import { announce } from './status.js';
+
+const TAG_KEYS = 9;
+
+/** The first nine tags with their key, as the shortcuts see them. */
+const shortcutTags = (ctx) => ctx.tags.slice(0, TAG_KEYS);
 
 function tagEditor(ctx, image, onChanged) {
   const chips = h('ul', { class: 'chips', 'aria-label': 'Tags of this image' });
@@ -39,26 +46,87 @@ function tagEditor(ctx, image, onChanged) {
   add.addEventListener('click', () =>
     run(() => api.post(`${ctx.base}/images/tags`, { json: { tags: [{ imageId: image.id, tagId: select.value }] } })));
   render();
-  return h('div', { class: 'image-tags' }, h('h3', {}, 'Tags'), chips, h('div', { class: 'inline-add' }, select, add), error);
+  const keys = shortcutTags(ctx).map((tag, i) => h('li', {}, h('kbd', {}, String(i + 1)), ` ${tag.name}`));
+  return {
+    element: h('div', { class: 'image-tags' }, h('h3', {}, 'Tags'), chips, h('div', { class: 'inline-add' }, select, add),
+      error, keys.length ? h('ul', { class: 'shortcut-list', 'aria-label': 'Tag keys' }, keys) : null),
+    /** Put the tag on or take it off; in a Multiclass project it replaces the image's other tags. */
+    toggle(tag) {
+      const has = image.tags.some((t) => t.tagId === tag.id);
+      run(async () => {
+        if (has) return api.del(`${ctx.base}/images/tags`, { imageIds: image.id, tagIds: tag.id });
+        const others = ctx.multilabel ? [] : image.tags.map((t) => t.tagId);
+        if (others.length) await api.del(`${ctx.base}/images/tags`, { imageIds: image.id, tagIds: others });
+        return api.post(`${ctx.base}/images/tags`, { json: { tags: [{ imageId: image.id, tagId: tag.id }] } });
+      });
+    },
+  };
 }
 
-/** Open the image; `onChanged()` runs once on close if anything changed. */
-export function openImageDialog(ctx, image, onChanged) {
+/** Whether a key press belongs to the focused control (typing, a select, a region moved by the arrows). */
+const ownsKeys = (target) => target.closest('input, select, textarea, .region');
+
+/** Open `images[index]`; `onChanged()` runs once on close if anything changed. */
+export function openImageDialog(ctx, images, index, onChanged) {
+  const shown = [...images];
+  let current = index;
   let changed = false;
-  const mark = () => {
+  let editor = null;
+  const body = h('div', {});
+  const position = h('span', { class: 'image-position', 'aria-live': 'polite' });
+  const previous = h('button', { type: 'button', class: 'button small', 'aria-keyshortcuts': 'ArrowLeft',
+    'aria-label': 'Previous image' }, '‹ Previous');
+  const next = h('button', { type: 'button', class: 'button small', 'aria-keyshortcuts': 'ArrowRight',
+    'aria-label': 'Next image' }, 'Next ›');
+  const remove = h('button', { type: 'button', class: 'button danger-text' }, 'Delete image');
+  const updated = (image) => {
+    shown[current] = image;
     changed = true;
   };
-  const remove = h('button', { type: 'button', class: 'button danger-text' }, 'Delete image');
-  const content = ctx.detection
-    ? regionEditor(ctx, image, mark)
-    : h('div', { class: 'image-detail' },
-      h('img', { src: image.resizedImageUri, alt: `Image ${image.width}×${image.height}`, class: 'detail-image' }),
-      tagEditor(ctx, image, mark));
+
+  function show(i) {
+    current = i;
+    const image = shown[i];
+    editor = ctx.detection
+      ? regionEditor(ctx, image, updated)
+      : tagEditor(ctx, image, updated);
+    body.replaceChildren(ctx.detection
+      ? editor.element
+      : h('div', { class: 'image-detail' },
+        h('img', { src: image.resizedImageUri, alt: `Image ${image.width}×${image.height}`, class: 'detail-image' }),
+        editor.element));
+    position.textContent = `Image ${i + 1} of ${shown.length}`;
+    previous.disabled = i === 0;
+    next.disabled = i === shown.length - 1;
+  }
+  const step = (delta) => {
+    const target = current + delta;
+    if (target >= 0 && target < shown.length) show(target);
+  };
+  previous.addEventListener('click', () => step(-1));
+  next.addEventListener('click', () => step(1));
+
   const dialog = openDialog({
     title: 'Image details',
     wide: true,
-    content: h('div', {}, content, h('div', { class: 'dialog-actions' }, remove)),
+    content: h('div', {},
+      h('div', { class: 'image-nav' }, previous, position, next,
+        h('span', { class: 'hint' }, '← → move between images; 1-9 apply a tag.')),
+      body, h('div', { class: 'dialog-actions' }, remove)),
     onClose: () => changed && onChanged(),
+  });
+  dialog.addEventListener('keydown', (event) => {
+    if (event.altKey || event.ctrlKey || event.metaKey || ownsKeys(event.target)) return;
+    if (event.key === 'ArrowLeft' || event.key === 'ArrowRight') {
+      event.preventDefault();
+      step(event.key === 'ArrowLeft' ? -1 : 1);
+      return;
+    }
+    const tag = /^[1-9]$/.test(event.key) ? shortcutTags(ctx)[Number(event.key) - 1] : null;
+    if (!tag) return;
+    event.preventDefault();
+    if (ctx.detection) editor.useTag(tag);
+    else editor.toggle(tag);
   });
   remove.addEventListener('click', () =>
     confirmDialog({
@@ -66,10 +134,11 @@ export function openImageDialog(ctx, image, onChanged) {
       message: 'Delete this image from the training set?',
       confirmLabel: 'Delete',
       action: async () => {
-        await api.del(`${ctx.base}/images`, { imageIds: image.id });
+        await api.del(`${ctx.base}/images`, { imageIds: shown[current].id });
         announce('Image deleted.');
         changed = true;
         dialog.close();
       },
     }));
+  show(index);
 }

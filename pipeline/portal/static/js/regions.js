@@ -21,7 +21,8 @@ function normalised(box) {
   };
 }
 
-/** `image` is an API Image; `onChanged(image)` receives the image re-read after every edit. */
+/** `image` is an API Image; `onChanged(image)` receives the image re-read after every edit. Returns the editor's
+ * element and `useTag(tag)`, which chooses the tag for new regions. */
 export function regionEditor(ctx, image, onChanged) {
   const status = h('p', { class: 'region-status', role: 'status' });
   const tagSelect = h('select', { id: uid('region-tag') });
@@ -223,7 +224,7 @@ export function regionEditor(ctx, image, onChanged) {
   });
 
   render();
-  return h(
+  const element = h(
     'div',
     { class: 'region-editor' },
     h('div', { class: 'region-toolbar' },
@@ -234,4 +235,12 @@ export function regionEditor(ctx, image, onChanged) {
     status,
     list,
   );
+  return {
+    element,
+    /** Make `tag` the tag of the regions drawn next (the dialog's tag keys). */
+    useTag(tag) {
+      fillTags(tag.id);
+      status.textContent = `New regions get the tag ${tag.name}.`;
+    },
+  };
 }

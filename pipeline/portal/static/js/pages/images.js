@@ -47,7 +47,22 @@ function openTagSelected(ctx, ids, done) {
 }
 
 export async function renderImages(panel, ctx, params, signal) {
-  const state = { status: 'All', tagIds: new Set(), images: [], more: false };
+  // The filter lives in the URL (#/projects/{id}/images?status=Untagged&tags=id,id), so a refresh or a shared
+  // link opens the same view.
+  const linkedStatus = params.get('status');
+  const state = {
+    status: STATUSES.some(([value]) => value === linkedStatus) ? linkedStatus : 'All',
+    tagIds: new Set((params.get('tags') || '').split(',').filter(Boolean)),
+    images: [],
+    more: false,
+  };
+  const rememberFilter = () => {
+    const query = new URLSearchParams();
+    if (state.status !== 'All') query.set('status', state.status);
+    if (state.tagIds.size) query.set('tags', [...state.tagIds].join(','));
+    const text = query.toString();
+    history.replaceState(null, '', `#/projects/${ctx.project.id}/images${text ? `?${text}` : ''}`);
+  };
   let latestLoad = 0; // loadImages' calls, numbered: only the newest sets the list
   let latestTags = 0; // renderTags' calls, likewise
   const selection = new Set();
@@ -91,7 +106,7 @@ export async function renderImages(panel, ctx, params, signal) {
       caption: caption(image),
       selection,
       onSelectionChange: updateSelection,
-      onOpen: () => openImageDialog(ctx, image, refresh),
+      onOpen: () => openImageDialog(ctx, state.images, index, refresh),
     })));
     if (!state.images.length) grid.append(h('li', { class: 'empty' }, emptyText()));
     more.hidden = !state.more;
@@ -133,6 +148,7 @@ export async function renderImages(panel, ctx, params, signal) {
         `${label} (${number[value]})`);
       button.addEventListener('click', () => {
         state.status = value;
+        rememberFilter();
         renderTags();
         loadImages();
         if (value === 'Untagged') suggestions.open();
@@ -146,6 +162,7 @@ export async function renderImages(panel, ctx, params, signal) {
       box.addEventListener('change', () => {
         if (box.checked) state.tagIds.add(tag.id);
         else state.tagIds.delete(tag.id);
+        rememberFilter();
         loadImages();
       });
       const del = h('button', { type: 'button', class: 'icon-button small', 'aria-label': `Delete tag ${tag.name}` }, '×');
@@ -156,6 +173,7 @@ export async function renderImages(panel, ctx, params, signal) {
         action: async () => {
           await api.del(`${ctx.base}/tags/${tag.id}`);
           state.tagIds.delete(tag.id);
+          rememberFilter();
           await refresh();
         },
       }));
@@ -216,4 +234,5 @@ export async function renderImages(panel, ctx, params, signal) {
   });
   panel.replaceChildren(workspace);
   await refresh();
+  if (state.status === 'Untagged') suggestions.open();
 }
