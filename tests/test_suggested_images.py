@@ -169,6 +169,9 @@ def test_unknown_or_untrained_owners_are_refused_and_nothing_changes(client, acc
     body = {"threshold": 0.5}
     for ask in (_query, _count):
         assert ask(client, s, body, iteration=new_id(), status=404)["code"] == "NotFoundIteration"
+        # Characters storage refuses in keys (the API fuzzer sent "/"): unknown, not a server error.
+        for bad in ("/", "a#b", "x?y", "back\\slash"):
+            assert ask(client, s, body, iteration=bad, status=404)["code"] == "NotFoundIteration"
         assert (
             ask(client, s, body, iteration=s["busy"], status=400)["code"] == "BadRequestIterationIsNotTrained"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -75,7 +76,14 @@ def from_entity(model: type[R], entity: dict[str, Any]) -> R:
     return model.model_validate(data)
 
 
+# Characters Table storage refuses in keys: no record can have one, so a lookup by such a key (an id a client sent,
+# say "/") finds nothing, where asking storage would fail with a 400 of its own.
+_NOT_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
 def get_record(table: TableClient, model: type[R], partition_key: str, row_key: str) -> R | None:
+    if _NOT_IN_KEYS.search(partition_key) or _NOT_IN_KEYS.search(row_key):
+        return None
     try:
         return from_entity(model, table.get_entity(partition_key, row_key))
     except ResourceNotFoundError:
