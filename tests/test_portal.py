@@ -173,7 +173,18 @@ def test_workflow_create_upload_tag_train_evaluate_test_publish(
             f"/projects/{project_id}/iterations/{iteration_id}/performance", params={"threshold": 0.95}
         )
     expect(metrics.nth(1)).to_have_text(f"{expected.json()['recall'] * 100:.1f}%")
+    expect(page.locator(".main-panel")).not_to_contain_text("null")
     screenshot(page, "05-performance")
+    # The chart: every tick label inside the drawing, and the threshold's marker on the curve.
+    chart = page.locator("svg.pr-curve")
+    overflowing = chart.evaluate(
+        "svg => [...svg.querySelectorAll('text')].filter(t => t.getBBox().x + t.getBBox().width > 320).length"
+    )
+    assert overflowing == 0
+    if chart.locator(".current-point").count():
+        marker = chart.locator(".current-point")
+        on_curve = f"{marker.get_attribute('cx')},{marker.get_attribute('cy')}"
+        assert on_curve in chart.locator(".curve").get_attribute("points").split(" ")
 
     # Images added after training leave the iteration's counts as they were when it trained.
     with api(service) as client:
@@ -455,26 +466,39 @@ def test_a_page_that_loads_slowly_does_not_take_the_focus_back(
     expect(train).to_be_focused()
 
 
-def test_object_detection_regions_drawn_moved_and_deleted(page: Page, live_url: str) -> None:
+def draw_box(stage: Locator, x0: float, y0: float, x1: float, y1: float) -> None:
+    """Drag a box on the region editor's stage with the mouse, corners given as fractions of the image."""
+    box = stage.bounding_box()
+    mouse = stage.page.mouse
+    mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
+    mouse.down()
+    mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=5)
+    mouse.up()
+
+
+def open_detection_image(page: Page, live_url: str, seed: int) -> tuple[str, Locator]:
+    """A new Object Detection project with the tag "fork" and one image, opened in the image dialog: the
+    project's API path and the dialog."""
     project = make_project(live_url, domain=DETECTION_DOMAIN)
     base = f"/projects/{project['id']}"
     with api(live_url) as client:
         client.post(f"{base}/tags", params={"name": "fork"})
-        client.post(f"{base}/images", content=make_image(400, 300, seed=7))
+        client.post(f"{base}/images", content=make_image(400, 300, seed=seed))
+    page.goto(f"{live_url}/#{base}/images")
+    page.get_by_role("button", name=re.compile("^Open image 1")).click()
+    return base, page.get_by_role("dialog", name="Image details")
+
+
+def test_object_detection_regions_drawn_moved_and_deleted(page: Page, live_url: str) -> None:
+    base, dialog = open_detection_image(page, live_url, seed=7)
+    with api(live_url) as client:
 
         def regions() -> list[dict]:
             return client.get(f"{base}/images").json()[0]["regions"]
 
-        page.goto(f"{live_url}/#/projects/{project['id']}/images")
-        page.get_by_role("button", name=re.compile("^Open image 1")).click()
-        dialog = page.get_by_role("dialog", name="Image details")
         stage = dialog.locator(".region-stage")
         expect(stage).to_be_visible()
-        box = stage.bounding_box()
-        page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.7, steps=5)
-        page.mouse.up()
+        draw_box(stage, 0.2, 0.2, 0.6, 0.7)
         region = dialog.get_by_role("button", name=re.compile("^fork region"))
         expect(region).to_have_count(1)
         [drawn] = regions()
@@ -500,37 +524,24 @@ def test_box_editor_new_tag_on_enter_and_a_typed_name_tags_the_next_box(page: Pa
     """The walkthrough's trap: Enter in "New tag name" did nothing, so the next box silently got the previous
     tag. Enter now creates and selects the tag; a name left typed is the tag of the box drawn next; each new tag
     shows at once in the open image's region list."""
-    project = make_project(live_url, domain=DETECTION_DOMAIN)
-    base = f"/projects/{project['id']}"
+    base, dialog = open_detection_image(page, live_url, seed=8)
     with api(live_url) as client:
-        client.post(f"{base}/tags", params={"name": "fork"})
-        client.post(f"{base}/images", content=make_image(400, 300, seed=8))
 
         def region_tags() -> list[str]:
             return sorted(r["tagName"] for r in client.get(f"{base}/images").json()[0]["regions"])
 
-        page.goto(f"{live_url}/#/projects/{project['id']}/images")
-        page.get_by_role("button", name=re.compile("^Open image 1")).click()
-        dialog = page.get_by_role("dialog", name="Image details")
         stage = dialog.locator(".region-stage")
         expect(stage).to_be_visible()
-
-        def draw(x0: float, y0: float, x1: float, y1: float) -> None:
-            box = stage.bounding_box()
-            page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=5)
-            page.mouse.up()
 
         dialog.get_by_placeholder("New tag name").fill("knife")
         dialog.get_by_placeholder("New tag name").press("Enter")
         expect(dialog.get_by_label("Tag for new regions")).to_have_value(re.compile(".+"))
         expect(dialog.get_by_label("Tag for new regions").locator("option:checked")).to_have_text("knife")
-        draw(0.1, 0.1, 0.4, 0.4)
+        draw_box(stage, 0.1, 0.1, 0.4, 0.4)
         expect(dialog.get_by_role("button", name=re.compile("^knife region"))).to_have_count(1)
 
         dialog.get_by_placeholder("New tag name").fill("spoon")  # typed, not confirmed
-        draw(0.5, 0.5, 0.9, 0.9)
+        draw_box(stage, 0.5, 0.5, 0.9, 0.9)
         expect(dialog.get_by_role("button", name=re.compile("^spoon region"))).to_have_count(1)
         assert region_tags() == ["knife", "spoon"]
         first_row = dialog.get_by_role("list", name="Regions").get_by_role("combobox").first
@@ -914,6 +925,58 @@ def test_publish_better_retrains_setting_and_a_retrains_decision(
         assert client.get(f"/projects/{project['id']}").json()["settings"]["publishBetterRetrains"] is True
 
 
+def test_iteration_compare_shows_both_iterations_metrics_and_the_images_that_changed(
+    page: Page, live_url: str, account: StorageAccount
+) -> None:
+    """Two iterations written as the training job leaves them; the second gets one image wrong that the first
+    got right. Compare shows both sets of figures side by side and lists that image."""
+    project = make_project(live_url)
+    base = f"/projects/{project['id']}"
+    with api(live_url) as client:
+        tags = [client.post(f"{base}/tags", params={"name": n}).json()["id"] for n in ("a", "b")]
+        truth = [tags[n % 2] for n in range(4)]
+        images = [
+            client.post(f"{base}/images", params={"tagIds": tag}, content=make_image(seed=50 + n)).json()
+            for n, tag in enumerate(truth)
+        ]
+    ids = [created["images"][0]["image"]["id"] for created in images]
+
+    def evaluation(said: list[str]) -> EvaluationRecord:
+        return EvaluationRecord(
+            classification_type="Multiclass",
+            labels=[EvaluatedLabel(tag_id=tag, name=name) for tag, name in zip(tags, "ab", strict=True)],
+            images=[
+                EvaluatedImage(image_id=i, fold=n % 2, truth=[truth[n]], probabilities={said[n]: 0.9})
+                for n, i in enumerate(ids)
+            ],
+        )
+
+    store = IterationStore(account)
+    trained = {"model_blob": f"{project['id']}/none/model.onnx"}  # per-image results need a trained iteration
+    write_iteration(store, project["id"], "Iteration 1", evaluation(truth), **trained)
+    second = write_iteration(
+        store, project["id"], "Iteration 2", evaluation([tags[1], *truth[1:]]), **trained
+    )
+    page.goto(f"{live_url}/#{base}/performance?iteration={second.id}")
+    page.get_by_role("button", name="Compare").click()
+    dialog = page.get_by_role("dialog", name="Compare Iteration 2")
+    expect(dialog.get_by_label("Compare with")).to_have_value(re.compile(".+"))
+    table = dialog.get_by_role("table", name="Iteration 1 against Iteration 2")
+    overall = table.get_by_role("row", name=re.compile("^All"))
+    expect(overall.get_by_role("cell").nth(0)).to_have_text("100.0%")  # precision, Iteration 1
+    expect(overall.get_by_role("cell").nth(1)).to_have_text("75.0%")  # precision, Iteration 2
+    changed = dialog.get_by_role("list", name="Changed predictions").get_by_role("listitem")
+    expect(changed).to_have_count(1)
+    expect(changed.get_by_role("img")).to_have_accessible_name(
+        "Tagged a: Iteration 1 predicted a, Iteration 2 b"
+    )
+    expect(changed).to_contain_text("Iteration 2: b")
+    expect(
+        dialog.get_by_role("heading", name="Images whose prediction changed (1 of 4 in both)")
+    ).to_be_visible()
+    screenshot(page, "23-iteration-compare")
+
+
 def write_iteration(
     store: IterationStore, project_id: str, name: str, evaluation: EvaluationRecord, **fields: object
 ) -> IterationRecord:
@@ -969,3 +1032,10 @@ def test_unknown_detection_is_a_project_setting_and_the_quick_test_says_unknown(
     page.get_by_role("link", name="Predictions").click()
     tile = page.get_by_role("list", name="Predictions").get_by_role("listitem")
     expect(tile).to_contain_text("Unknown (none of the tags)")
+    # Its dialog: the prediction table stays in its own column, clear of the tag picker beside it.
+    tile.get_by_role("button", name=re.compile("^Open")).click()
+    dialog = page.get_by_role("dialog", name="Image detail")
+    table = dialog.get_by_role("table", name="Predictions").bounding_box()
+    picker = dialog.locator(".tag-picker").bounding_box()
+    assert table["x"] + table["width"] <= picker["x"] or table["y"] >= picker["y"] + picker["height"]
+    screenshot(page, "24-stored-prediction")

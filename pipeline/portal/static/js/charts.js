@@ -4,14 +4,17 @@ import { h, percent, svg } from './dom.js';
 
 const W = 320;
 const H = 240;
-const PAD = { left: 44, right: 12, top: 12, bottom: 40 };
+const PAD = { left: 44, right: 22, top: 12, bottom: 40 }; // right: room for the "100%" tick's second half
 const x = (recall) => PAD.left + recall * (W - PAD.left - PAD.right);
 const y = (precision) => H - PAD.bottom - precision * (H - PAD.top - PAD.bottom);
 
-/** `points`: [{threshold, precision, recall}] from the API; `current`: the point at the chosen threshold.
- * Thresholds at which nothing is predicted (recall 0) have no precision to draw and are left out. */
+/** `points`: [{threshold, precision, recall}] from the API; `current`: the point at the chosen threshold, which
+ * the curve passes through (between the sampled thresholds a straight segment would miss it). Thresholds at which
+ * nothing is predicted (recall 0) have no precision to draw and are left out, the current one too. */
 export function precisionRecallCurve(points, current) {
-  const sorted = points.filter((p) => p.recall > 0).sort((a, b) => a.recall - b.recall || b.precision - a.precision);
+  const shown = current?.recall > 0 ? current : null;
+  const sorted = [...points, ...(shown ? [shown] : [])].filter((p) => p.recall > 0)
+    .sort((a, b) => a.recall - b.recall || b.precision - a.precision);
   const ticks = [0, 0.25, 0.5, 0.75, 1];
   const description = sorted.map((p) => `threshold ${percent(p.threshold)}: precision ${percent(p.precision)}, `
     + `recall ${percent(p.recall)}`).join('; ');
@@ -30,9 +33,9 @@ export function precisionRecallCurve(points, current) {
     svg('polyline', { class: 'curve', points: sorted.map((p) => `${x(p.recall)},${y(p.precision)}`).join(' ') }),
     sorted.map((p) => svg('circle', { cx: x(p.recall), cy: y(p.precision), r: 3, class: 'point' },
       svg('title', {}, `Threshold ${percent(p.threshold)}`))),
-    current
-      ? svg('circle', { cx: x(current.recall), cy: y(current.precision), r: 6, class: 'current-point' },
-        svg('title', {}, `Current threshold ${percent(current.threshold)}`))
+    shown
+      ? svg('circle', { cx: x(shown.recall), cy: y(shown.precision), r: 6, class: 'current-point' },
+        svg('title', {}, `Current threshold ${percent(shown.threshold)}`))
       : null,
   );
 }

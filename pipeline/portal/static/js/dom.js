@@ -70,6 +70,20 @@ export function placeBox(el, box) {
   el.style.height = `${box.height * 100}%`;
 }
 
+/** Make `zone` take dropped files: it shows the `over` style while files hover, and `onFiles(files)` gets them. */
+export function dropFiles(zone, onFiles) {
+  zone.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    zone.classList.add('over');
+  });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone.classList.remove('over');
+    onFiles(event.dataTransfer.files);
+  });
+}
+
 export function debounce(fn, ms) {
   let timer;
   return (...args) => {

@@ -3,7 +3,7 @@
 
 import { inBatches, uploadImages } from './api.js';
 import { openDialog } from './dialog.js';
-import { h, uid } from './dom.js';
+import { dropFiles, h, uid } from './dom.js';
 import { announce } from './status.js';
 import { tagPicker } from './tag-picker.js';
 
@@ -110,16 +110,7 @@ export function openUploadDialog(ctx, initialFiles, onDone) {
     warnIfUntagged();
   };
   input.addEventListener('change', () => setFiles(input.files));
-  drop.addEventListener('dragover', (event) => {
-    event.preventDefault();
-    drop.classList.add('over');
-  });
-  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (event) => {
-    event.preventDefault();
-    drop.classList.remove('over');
-    setFiles(event.dataTransfer.files);
-  });
+  dropFiles(drop, setFiles);
 
   upload.addEventListener('click', async () => {
     upload.disabled = true;

@@ -7,31 +7,12 @@ import { debounce, field, formatDate, h, percent, slider } from '../dom.js';
 import { confusionMatrix, precisionRecallCurve } from '../charts.js';
 import { predictionView } from '../prediction-view.js';
 import { openExportDialog } from '../export.js';
+import { openCompareDialog } from '../iteration-compare.js';
+import { imagePerformances, performanceOf, predictedTags } from '../iteration-results.js';
 import { confirmUnpublish, openPredictionUrlDialog, openPublishDialog } from '../publish.js';
 import { announce } from '../status.js';
 
 const CURVE_THRESHOLDS = Array.from({ length: 11 }, (_, i) => i / 10);
-const IMAGE_PAGE = 100;
-
-const performanceOf = (ctx, iteration, threshold, overlap) =>
-  api.get(`${ctx.base}/iterations/${iteration.id}/performance`, { threshold, overlapThreshold: ctx.detection ? overlap : undefined });
-
-async function imagePerformances(ctx, iteration) {
-  const all = [];
-  for (;;) {
-    const page = await api.get(`${ctx.base}/iterations/${iteration.id}/performance/images`, { take: IMAGE_PAGE, skip: all.length });
-    all.push(...page);
-    if (page.length < IMAGE_PAGE) return all;
-  }
-}
-
-/** The tags the model predicts at `threshold` (Multiclass: the top one if it is above the threshold). */
-function predictedTags(ctx, image, threshold) {
-  const above = image.predictions.filter((p) => p.probability >= threshold);
-  if (ctx.multilabel) return above.map((p) => p.tagId);
-  const top = above.sort((a, b) => b.probability - a.probability)[0];
-  return top ? [top.tagId] : [];
-}
 
 function isWrong(ctx, image, threshold) {
   const truth = new Set(image.tags.map((t) => t.tagId));
@@ -174,7 +155,7 @@ function retrainDecision(iteration, iterations) {
     h('strong', {}, 'Scheduled retrain: '), `${DECISIONS[iteration.publishDecision] || iteration.publishDecision}${against}; ${scores}.`);
 }
 
-function iterationActions(ctx, iteration, reload) {
+function iterationActions(ctx, iteration, iterations, reload) {
   const rename = h('button', { type: 'button', class: 'button small' }, 'Rename');
   rename.addEventListener('click', () => {
     const name = h('input', { value: iteration.name, required: true, autofocus: true });
@@ -209,7 +190,10 @@ function iterationActions(ctx, iteration, reload) {
   url.addEventListener('click', () => openPredictionUrlDialog(ctx, iteration));
   const exportButton = h('button', { type: 'button', class: 'button small', hidden: !iteration.exportable }, 'Export');
   exportButton.addEventListener('click', () => openExportDialog(ctx, iteration));
-  return h('div', { class: 'iteration-actions' }, publish, url, exportButton, rename, remove);
+  const others = iterations.filter((i) => i.id !== iteration.id && i.status === 'Completed');
+  const compare = h('button', { type: 'button', class: 'button small', hidden: !completed || !others.length }, 'Compare');
+  compare.addEventListener('click', () => openCompareDialog(ctx, iteration, others));
+  return h('div', { class: 'iteration-actions' }, publish, url, exportButton, compare, rename, remove);
 }
 
 export async function renderPerformance(panel, ctx, params, signal) {
@@ -239,12 +223,12 @@ export async function renderPerformance(panel, ctx, params, signal) {
     detail.replaceChildren(
       h('div', { class: 'detail-header' },
         h('h2', { tabindex: '-1' }, selected.name),
-        iterationActions(ctx, selected, reload)),
+        iterationActions(ctx, selected, iterations, reload)),
       h('p', { class: 'meta' }, `${selected.trainingType === 'Advanced' ? 'Advanced' : 'Quick'} training · `,
         selected.scheduled ? 'scheduled · ' : '',
         selected.trainedAt ? `trained ${formatDate(selected.trainedAt)}` : `started ${formatDate(selected.created)}`,
         selected.publishName ? ` · published as ${selected.publishName}` : ''),
-      retrainDecision(selected, iterations),
+      retrainDecision(selected, iterations) || '', // replaceChildren would show a null as the text "null"
     );
     if (selected.status === 'Training') {
       detail.append(h('p', { class: 'training-progress', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }),

@@ -2,7 +2,7 @@
 
 import { api } from '../api.js';
 import { errorBox } from '../dialog.js';
-import { field, h, uid } from '../dom.js';
+import { dropFiles, field, h, uid } from '../dom.js';
 import { iterationSelect } from '../iteration-select.js';
 import { predictionView } from '../prediction-view.js';
 import { announce } from '../status.js';
@@ -53,16 +53,7 @@ export async function renderQuickTest(panel, ctx, params, signal) {
   });
   const drop = h('div', { class: 'drop-zone compact' }, h('label', { for: fileId, class: 'button' }, 'Browse local files'),
     file, h('p', { class: 'hint' }, 'or drop an image here. JPG, PNG, BMP or GIF; up to 4 MB.'));
-  drop.addEventListener('dragover', (event) => {
-    event.preventDefault();
-    drop.classList.add('over');
-  });
-  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (event) => {
-    event.preventDefault();
-    drop.classList.remove('over');
-    testFile(event.dataTransfer.files[0]);
-  });
+  dropFiles(drop, (files) => testFile(files[0]));
   const url = h('input', { type: 'url', placeholder: 'https://example.com/image.jpg', required: true });
   const urlForm = h('form', { class: 'inline-add' }, field('Image URL', url),
     h('button', { type: 'submit', class: 'button primary' }, 'Test URL'));
