@@ -34,7 +34,15 @@ from tests.conftest import PREDICTION_KEY, TRAINING_KEY
 from tests.images import make_image, pattern_image
 from tests.portal_browser import PHONE, chromium, open_page, screenshot
 from tests.published import published_iteration
-from tests.trained_models import classifier_onnx
+from tests.trained_models import (
+    COLOURS,
+    DETECTION_LABELS,
+    classifier_onnx,
+    detection_pictures,
+    detector_onnx,
+    picture,
+    relabelled,
+)
 
 KEYS = {"training": TRAINING_KEY, "prediction": PREDICTION_KEY}
 TRAINING = "/customvision/v3.3/training"
@@ -200,6 +208,15 @@ def test_workflow_create_upload_tag_train_evaluate_test_publish(
         "row", name=re.compile("warm stripes")
     )
     expect(stripes.get_by_role("cell").last).to_have_text("8")
+
+    # The images page filtered to the iteration shows the 16 images it trained on, not today's 17, and says so in
+    # its URL.
+    page.get_by_role("link", name="Training Images").click()
+    expect(page.get_by_role("button", name=re.compile(r"^All \(17\)"))).to_be_visible()
+    page.get_by_label("Images of").select_option(label="Iteration 1")
+    expect(page.get_by_role("button", name=re.compile(r"^All \(16\)"))).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"iteration={iteration_id}"))
+    expect(page.get_by_role("list", name="Training images").get_by_role("listitem")).to_have_count(16)
 
     # Quick test with a new image.
     page.get_by_role("link", name="Quick Test").click()
@@ -659,6 +676,67 @@ def test_image_filters_are_in_the_url_and_survive_a_reload(page: Page, live_url:
     expect(page.get_by_role("checkbox", name=re.compile("^ants"))).to_be_checked()
     expect(grid).to_have_count(1)
     expect(grid.first).to_contain_text("ants")
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_smart_labeller_suggests_tags_that_a_click_accepts(
+    page: Page, live_url: str, account: StorageAccount
+) -> None:
+    """The image dialog asks the newest trained iteration (a small real classifier of colours) and offers its tags;
+    a click puts the suggested tag on the image."""
+    project = make_project(live_url)
+    base = f"/projects/{project['id']}"
+    with api(live_url) as client:
+        tags = {name: client.post(f"{base}/tags", params={"name": name}).json()["id"] for name in COLOURS}
+        client.post(f"{base}/images", content=png(picture(COLOURS["blue"], seed=90)))
+        published_iteration(account, project, "colours", relabelled(classifier_onnx(), tags))
+        page.goto(f"{live_url}/#{base}/images")
+        page.get_by_role("button", name=re.compile("^Open image 1")).click()
+        dialog = page.get_by_role("dialog", name="Image details")
+        dialog.get_by_role("button", name="Suggest tags").click()
+        accept = dialog.get_by_role("button", name=re.compile(r"^Accept suggested tag blue \("))
+        expect(accept).to_be_visible()
+        screenshot(page, "13-suggested-tags")
+        accept.click()
+        expect(dialog.get_by_role("list", name="Tags of this image")).to_contain_text("blue")
+        [image] = client.get(f"{base}/images").json()
+        assert [t["tagId"] for t in image["tags"]] == [tags["blue"]]
+
+
+def test_smart_labeller_draws_suggested_boxes_that_a_click_keeps(
+    page: Page, live_url: str, account: StorageAccount
+) -> None:
+    """A small real detector's boxes are drawn dashed on the image; clicking one keeps it as a region with its tag."""
+    project = make_project(live_url, domain=DETECTION_DOMAIN)
+    base = f"/projects/{project['id']}"
+    [(scene, _)] = detection_pictures(range(1))
+    with api(live_url) as client:
+        tags = {
+            label.name: client.post(f"{base}/tags", params={"name": label.name}).json()["id"]
+            for label in DETECTION_LABELS
+        }
+        client.post(f"{base}/images", content=png(scene))
+        published_iteration(account, project, "boxes", relabelled(detector_onnx(), tags))
+        page.goto(f"{live_url}/#{base}/images")
+        page.get_by_role("button", name=re.compile("^Open image 1")).click()
+        dialog = page.get_by_role("dialog", name="Image details")
+        dialog.get_by_role("button", name="Suggest boxes").click()
+        suggested = dialog.get_by_role("button", name=re.compile("^Accept suggested box"))
+        expect(suggested.first).to_be_visible()
+        offered = suggested.count()
+        screenshot(page, "17-suggested-boxes")
+        suggested.first.focus()  # overlapping boxes: the keyboard reaches each one
+        page.keyboard.press("Enter")
+        expect(dialog.get_by_role("button", name=re.compile("region at"))).to_have_count(1)
+        expect(suggested).to_have_count(offered - 1)
+        [image] = client.get(f"{base}/images").json()
+        [region] = image["regions"]
+        assert region["tagId"] in tags.values()
 
 
 def test_quick_test_takes_a_dropped_image(page: Page, live_url: str, account: StorageAccount) -> None:

@@ -9,7 +9,14 @@ import numpy as np
 from onnx import TensorProto, helper
 from PIL import Image, ImageDraw
 
-from pipeline.contract.onnx_model import CLASSIFIER_OUTPUT, INPUT, MetadataKey, ModelLabel, encode_labels
+from pipeline.contract.onnx_model import (
+    CLASSIFIER_OUTPUT,
+    INPUT,
+    MetadataKey,
+    ModelLabel,
+    decode_labels,
+    encode_labels,
+)
 from pipeline.core.boxes import Box
 from tests.images import detection_scene
 
@@ -79,6 +86,20 @@ def detector_onnx() -> bytes:
         for n, (image, boxes) in enumerate(detection_pictures(range(16)))
     ]
     return train_detector(samples, DETECTION_LABELS, backbone=BACKBONE, settings=settings).onnx_model
+
+
+def relabelled(model: bytes, tag_ids: dict[str, str]) -> bytes:
+    """`model` with each label's tag id replaced by `tag_ids[its name]`: a test project's own tags, so that what
+    the model predicts can be accepted into that project."""
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    labels = [ModelLabel(tag_ids[label.name], label.name, label.type) for label in decode_labels(metadata)]
+    metadata[MetadataKey.LABELS] = encode_labels(labels)
+    del proto.metadata_props[:]
+    helper.set_model_props(proto, metadata)
+    return proto.SerializeToString()
 
 
 def unconvertible_onnx() -> bytes:

@@ -4,7 +4,8 @@
 
 import { api } from './api.js';
 import { confirmDialog, openDialog } from './dialog.js';
-import { h } from './dom.js';
+import { h, percent } from './dom.js';
+import { NO_ITERATION, suggestionsFor } from './labeller.js';
 import { regionEditor } from './regions.js';
 import { announce } from './status.js';
 
@@ -46,20 +47,50 @@ function tagEditor(ctx, image, onChanged) {
   add.addEventListener('click', () =>
     run(() => api.post(`${ctx.base}/images/tags`, { json: { tags: [{ imageId: image.id, tagId: select.value }] } })));
   render();
+
+  /** Put the tag on or take it off; in a Multiclass project it replaces the image's other tags. */
+  function toggle(tag) {
+    const has = image.tags.some((t) => t.tagId === tag.id);
+    run(async () => {
+      if (has) return api.del(`${ctx.base}/images/tags`, { imageIds: image.id, tagIds: tag.id });
+      const others = ctx.multilabel ? [] : image.tags.map((t) => t.tagId);
+      if (others.length) await api.del(`${ctx.base}/images/tags`, { imageIds: image.id, tagIds: others });
+      return api.post(`${ctx.base}/images/tags`, { json: { tags: [{ imageId: image.id, tagId: tag.id }] } });
+    });
+  }
+
+  const suggest = h('button', { type: 'button', class: 'button small' }, 'Suggest tags');
+  const suggested = h('div', { class: 'suggested-tags', 'aria-live': 'polite' });
+  suggest.addEventListener('click', async () => {
+    suggested.replaceChildren(h('p', { class: 'loading' }, 'Asking the newest trained iteration…'));
+    try {
+      const result = await suggestionsFor(ctx, image.id);
+      if (!result) return suggested.replaceChildren(h('p', { class: 'hint' }, NO_ITERATION));
+      const on = new Set(image.tags.map((t) => t.tagId));
+      const offers = result.predictions.filter((p) => !on.has(p.tagId));
+      suggested.replaceChildren(
+        h('p', { class: 'hint' }, offers.length ? `${result.iteration.name} suggests (click to accept):`
+          : `${result.iteration.name} suggests nothing more for this image.`),
+        h('ul', { class: 'chips', 'aria-label': 'Suggested tags' }, offers.map((p) => {
+          const accept = h('button', { type: 'button', class: 'chip suggestion',
+            'aria-label': `Accept suggested tag ${p.tagName} (${percent(p.probability)})` }, `${p.tagName} ${percent(p.probability)}`);
+          accept.addEventListener('click', () => {
+            accept.parentElement.remove();
+            toggle(ctx.tags.find((t) => t.id === p.tagId));
+          });
+          return h('li', {}, accept);
+        })));
+    } catch (e) {
+      suggested.replaceChildren(h('p', { class: 'field-error', role: 'alert' }, `${e.code}: ${e.message}`));
+    }
+  });
+
   const keys = shortcutTags(ctx).map((tag, i) => h('li', {}, h('kbd', {}, String(i + 1)), ` ${tag.name}`));
   return {
     element: h('div', { class: 'image-tags' }, h('h3', {}, 'Tags'), chips, h('div', { class: 'inline-add' }, select, add),
-      error, keys.length ? h('ul', { class: 'shortcut-list', 'aria-label': 'Tag keys' }, keys) : null),
-    /** Put the tag on or take it off; in a Multiclass project it replaces the image's other tags. */
-    toggle(tag) {
-      const has = image.tags.some((t) => t.tagId === tag.id);
-      run(async () => {
-        if (has) return api.del(`${ctx.base}/images/tags`, { imageIds: image.id, tagIds: tag.id });
-        const others = ctx.multilabel ? [] : image.tags.map((t) => t.tagId);
-        if (others.length) await api.del(`${ctx.base}/images/tags`, { imageIds: image.id, tagIds: others });
-        return api.post(`${ctx.base}/images/tags`, { json: { tags: [{ imageId: image.id, tagId: tag.id }] } });
-      });
-    },
+      error, h('div', { class: 'inline-add' }, suggest), suggested,
+      keys.length ? h('ul', { class: 'shortcut-list', 'aria-label': 'Tag keys' }, keys) : null),
+    toggle,
   };
 }
 

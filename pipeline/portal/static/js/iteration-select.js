@@ -3,12 +3,12 @@
 import { api } from './api.js';
 import { field, h } from './dom.js';
 
-export async function iterationSelect(ctx, { label = 'Iteration', includeAll = false } = {}) {
+export async function iterationSelect(ctx, { label = 'Iteration', includeAll = false, allLabel = 'All iterations' } = {}) {
   const iterations = (await api.get(`${ctx.base}/iterations`))
     .filter((i) => i.status === 'Completed')
     .sort((a, b) => b.created.localeCompare(a.created));
   const select = h('select', {},
-    includeAll ? h('option', { value: '' }, 'All iterations') : null,
+    includeAll ? h('option', { value: '' }, allLabel) : null,
     iterations.map((i) => h('option', { value: i.id }, i.publishName ? `${i.name} (published as ${i.publishName})` : i.name)));
   return { element: field(label, select), select, iterations };
 }

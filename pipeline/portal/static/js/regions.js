@@ -3,7 +3,8 @@
  * deleted (the API has no region update). */
 
 import { api } from './api.js';
-import { h, placeBox, uid } from './dom.js';
+import { h, percent, placeBox, uid } from './dom.js';
+import { NO_ITERATION, suggestionsFor } from './labeller.js';
 
 const MIN_SIZE = 0.01;
 const KEY_STEP = 0.01;
@@ -224,12 +225,45 @@ export function regionEditor(ctx, image, onChanged) {
   });
 
   render();
+
+  /** The newest trained iteration's boxes, drawn dashed over the image: a click (or Enter) makes one a region
+   * with its tag; drawing or ignoring them changes nothing. */
+  const suggest = h('button', { type: 'button', class: 'button small' }, 'Suggest boxes');
+  suggest.addEventListener('click', async () => {
+    stage.querySelectorAll('.region-suggestion').forEach((el) => el.remove());
+    status.textContent = 'Asking the newest trained iteration…';
+    try {
+      const result = await suggestionsFor(ctx, image.id);
+      if (!result) {
+        status.textContent = NO_ITERATION;
+        return;
+      }
+      const boxes = result.predictions.filter((p) => p.boundingBox);
+      stage.append(...boxes.map((p) => {
+        const label = `${p.tagName} ${percent(p.probability)}`;
+        const el = h('button', { type: 'button', class: 'region-suggestion', 'aria-label': `Accept suggested box ${label}` },
+          h('span', { class: 'region-label' }, label));
+        placeBox(el, p.boundingBox);
+        el.addEventListener('click', () => {
+          el.remove();
+          save({ ...p.boundingBox, tagId: p.tagId });
+        });
+        return el;
+      }));
+      status.textContent = boxes.length
+        ? `${result.iteration.name} suggests ${boxes.length} box${boxes.length === 1 ? '' : 'es'}: click one to keep it.`
+        : `${result.iteration.name} suggests no boxes for this image.`;
+    } catch (error) {
+      status.textContent = `${error.code}: ${error.message}`;
+    }
+  });
+
   const element = h(
     'div',
     { class: 'region-editor' },
     h('div', { class: 'region-toolbar' },
       h('label', { for: tagSelect.id }, 'Tag for new regions'), tagSelect,
-      h('label', { for: newTag.id, class: 'visually-hidden' }, 'New tag'), newTag, addTag),
+      h('label', { for: newTag.id, class: 'visually-hidden' }, 'New tag'), newTag, addTag, suggest),
     h('p', { class: 'hint' }, 'Drag on the image to draw a region. Drag a region to move it, or its corners to resize.'),
     stage,
     status,

@@ -5,6 +5,7 @@ import { api, chunks } from '../api.js';
 import { confirmDialog, errorBox, openDialog } from '../dialog.js';
 import { h, uid } from '../dom.js';
 import { openImageDialog } from '../image-dialog.js';
+import { iterationSelect } from '../iteration-select.js';
 import { announce } from '../status.js';
 import { suggestionsPanel } from '../suggested-view.js';
 import { tagPicker } from '../tag-picker.js';
@@ -47,19 +48,31 @@ function openTagSelected(ctx, ids, done) {
 }
 
 export async function renderImages(panel, ctx, params, signal) {
-  // The filter lives in the URL (#/projects/{id}/images?status=Untagged&tags=id,id), so a refresh or a shared
-  // link opens the same view.
+  // The filter lives in the URL (#/projects/{id}/images?status=Untagged&tags=id,id&iteration=id), so a refresh or
+  // a shared link opens the same view.
   const linkedStatus = params.get('status');
   const state = {
     status: STATUSES.some(([value]) => value === linkedStatus) ? linkedStatus : 'All',
     tagIds: new Set((params.get('tags') || '').split(',').filter(Boolean)),
+    iterationId: params.get('iteration') || '', // '': today's images; else the images that iteration trained on
     images: [],
     more: false,
   };
+  const iterations = await iterationSelect(ctx, { label: 'Images of', includeAll: true, allLabel: 'Today’s training set' });
+  if (signal.aborted) return;
+  iterations.select.value = state.iterationId;
+  state.iterationId = iterations.select.value; // an iteration since deleted falls back to today's images
+  iterations.element.hidden = !iterations.iterations.length;
+  iterations.select.addEventListener('change', () => {
+    state.iterationId = iterations.select.value;
+    rememberFilter();
+    refresh();
+  });
   const rememberFilter = () => {
     const query = new URLSearchParams();
     if (state.status !== 'All') query.set('status', state.status);
     if (state.tagIds.size) query.set('tags', [...state.tagIds].join(','));
+    if (state.iterationId) query.set('iteration', state.iterationId);
     const text = query.toString();
     history.replaceState(null, '', `#/projects/${ctx.project.id}/images${text ? `?${text}` : ''}`);
   };
@@ -92,7 +105,9 @@ export async function renderImages(panel, ctx, params, signal) {
 
   /** An empty grid under a filter says so, rather than suggesting the project has no images. */
   function emptyText() {
-    if (state.status === 'All' && !state.tagIds.size) return 'No images here yet. Use “Add images” or drop files on this page.';
+    if (state.status === 'All' && !state.tagIds.size && !state.iterationId) {
+      return 'No images here yet. Use “Add images” or drop files on this page.';
+    }
     const tags = ctx.tags.filter((t) => state.tagIds.has(t.id)).map((t) => t.name);
     const what = state.status === 'All' ? 'images' : `${state.status.toLowerCase()} images`;
     return `No ${what}${tags.length ? ` with the tag ${tags.join(' or ')}` : ''} match this filter.`;
@@ -122,7 +137,7 @@ export async function renderImages(panel, ctx, params, signal) {
   async function loadImages(append = false) {
     const load = ++latestLoad;
     const skip = append ? state.images.length : 0;
-    const query = { taggingStatus: state.status, tagIds: [...state.tagIds], take: PAGE, skip };
+    const query = { taggingStatus: state.status, tagIds: [...state.tagIds], iterationId: state.iterationId, take: PAGE, skip };
     const page = await api.get(`${ctx.base}/images`, query);
     // An earlier filter's answer arriving late would otherwise replace the list, and Select all would take
     // images the grid no longer shows.
@@ -136,12 +151,16 @@ export async function renderImages(panel, ctx, params, signal) {
 
   async function renderTags() {
     const render = ++latestTags;
-    const [tags, tagged, untagged] = await Promise.all([
+    const iterationId = state.iterationId;
+    const [tags, tagged, untagged, trained] = await Promise.all([
       ctx.loadTags(),
-      api.get(`${ctx.base}/images/tagged/count`),
-      api.get(`${ctx.base}/images/untagged/count`),
+      api.get(`${ctx.base}/images/tagged/count`, { iterationId }),
+      api.get(`${ctx.base}/images/untagged/count`, { iterationId }),
+      iterationId ? api.get(`${ctx.base}/tags`, { iterationId }) : null,
     ]);
     if (render !== latestTags) return; // an earlier call's counts arriving late would hide the newer ones
+    const trainedCounts = trained && new Map(trained.map((tag) => [tag.id, tag.imageCount]));
+    const imageCount = (tag) => (trainedCounts ? trainedCounts.get(tag.id) ?? 0 : tag.imageCount);
     const number = { All: tagged + untagged, Tagged: tagged, Untagged: untagged };
     counts.replaceChildren(...STATUSES.map(([value, label]) => {
       const button = h('button', { type: 'button', class: 'toggle', 'aria-pressed': String(state.status === value) },
@@ -178,7 +197,7 @@ export async function renderImages(panel, ctx, params, signal) {
         },
       }));
       return h('li', { class: tag.type === 'Negative' ? 'negative' : '' },
-        box, h('label', { for: id }, h('span', { class: 'tag-name' }, tag.name), h('span', { class: 'count' }, tag.imageCount)), del);
+        box, h('label', { for: id }, h('span', { class: 'tag-name' }, tag.name), h('span', { class: 'count' }, imageCount(tag))), del);
     }));
     if (!tags.length) tagList.append(h('li', { class: 'hint' }, 'No tags yet.'));
   }
@@ -221,7 +240,7 @@ export async function renderImages(panel, ctx, params, signal) {
     'div',
     { class: 'workspace' },
     h('aside', { class: 'side-panel', 'aria-labelledby': 'tags-heading' },
-      h('h2', { id: 'tags-heading' }, 'Tags'), counts, tagList, tagForm, tagError.element),
+      h('h2', { id: 'tags-heading' }, 'Tags'), iterations.element, counts, tagList, tagForm, tagError.element),
     h('div', { class: 'main-panel' },
       h('div', { class: 'toolbar' }, h('h2', { tabindex: '-1', class: 'visually-hidden' }, 'Training images'),
         addImages, plainActions),
