@@ -23,7 +23,8 @@ from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from pipeline.contract.evaluation import EvaluatedImage, EvaluatedLabel, EvaluationRecord
-from pipeline.core.vocabulary import IterationStatus, PublishDecision
+from pipeline.core.boxes import Box
+from pipeline.core.vocabulary import DomainType, IterationStatus, PublishDecision
 from pipeline.services import images_query
 from pipeline.store import StorageAccount
 from pipeline.store.iterations import IterationStore
@@ -1053,6 +1054,65 @@ def test_iteration_compare_shows_both_iterations_metrics_and_the_images_that_cha
         dialog.get_by_role("heading", name="Images whose prediction changed (1 of 4 in both)")
     ).to_be_visible()
     screenshot(page, "23-iteration-compare")
+
+
+def test_detection_performance_shows_each_images_found_missed_and_extra_boxes(
+    page: Page, live_url: str, account: StorageAccount
+) -> None:
+    """Per-image results for a detector: one image whose box is found, one whose box is missed (the prediction is
+    elsewhere, so also extra); the overlap slider decides what counts as found."""
+    project = make_project(live_url, domain=DETECTION_DOMAIN)
+    base = f"/projects/{project['id']}"
+    region = (0.1, 0.1, 0.4, 0.4)
+    with api(live_url) as client:
+        fork = client.post(f"{base}/tags", params={"name": "fork"}).json()["id"]
+        ids = []
+        for seed in (60, 61):
+            created = client.post(f"{base}/images", content=make_image(400, 300, seed=seed)).json()
+            ids.append(created["images"][0]["image"]["id"])
+            client.post(
+                f"{base}/images/regions",
+                json={
+                    "regions": [
+                        dict(
+                            zip(("left", "top", "width", "height"), region, strict=True),
+                            imageId=ids[-1],
+                            tagId=fork,
+                        )
+                    ]
+                },
+            )
+    truth = Box(fork, *region)
+    evaluation = EvaluationRecord(
+        classification_type=None,
+        domain_type=DomainType.OBJECT_DETECTION,
+        labels=[EvaluatedLabel(tag_id=fork, name="fork")],
+        images=[
+            EvaluatedImage(image_id=image_id, fold=n, truth=[fork], regions=[truth], detections=[detected])
+            for n, (image_id, detected) in enumerate(
+                zip(
+                    ids,
+                    [Box(fork, 0.12, 0.1, 0.4, 0.4, 0.9), Box(fork, 0.55, 0.5, 0.4, 0.4, 0.9)],
+                    strict=True,
+                )
+            )
+        ],
+    )
+    iteration = write_iteration(
+        IterationStore(account),
+        project["id"],
+        "Iteration 1",
+        evaluation,
+        model_blob=f"{project['id']}/none/model.onnx",
+    )
+    page.goto(f"{live_url}/#{base}/performance?iteration={iteration.id}")
+    tiles = page.get_by_role("list", name="Per-image results").get_by_role("listitem")
+    expect(page.get_by_role("heading", name=re.compile(r"^Per-image results \(1 of 2 wrong"))).to_be_visible()
+    expect(tiles.first).to_have_text("✗ 1 missed, 1 extra")  # wrong images first
+    expect(tiles.last).to_have_text("✓ 1 found")
+    screenshot(page, "25-detection-per-image")
+    tiles.first.get_by_role("button").click()
+    expect(page.get_by_role("dialog", name="1 region").locator(".prediction-box")).to_have_count(1)
 
 
 def write_iteration(

@@ -26,3 +26,29 @@ export function predictedTags(ctx, image, threshold) {
   const top = above.sort((a, b) => b.probability - a.probability)[0];
   return top ? [top.tagId] : [];
 }
+
+/** Overlap (intersection over union) of two {left, top, width, height} boxes. */
+function iou(a, b) {
+  const width = Math.max(0, Math.min(a.left + a.width, b.left + b.width) - Math.max(a.left, b.left));
+  const height = Math.max(0, Math.min(a.top + a.height, b.top + b.height) - Math.max(a.top, b.top));
+  const inter = width * height;
+  const union = a.width * a.height + b.width * b.height - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+/** A detector's result on one image at `threshold` and `overlap`, as mAP counts it: each true region found by a
+ * box of its tag overlapping it by at least `overlap` (likeliest boxes first, each box used once); `missed`
+ * regions and `extra` boxes are the mistakes. */
+export function detectionResult(image, threshold, overlap) {
+  const boxes = image.predictions.filter((p) => p.probability >= threshold && p.boundingBox)
+    .sort((a, b) => b.probability - a.probability);
+  const unmatched = new Set(image.regions.map((_, i) => i));
+  let extra = 0;
+  for (const box of boxes) {
+    const match = [...unmatched].find((i) => image.regions[i].tagId === box.tagId
+      && iou(image.regions[i], box.boundingBox) >= overlap);
+    if (match === undefined) extra += 1;
+    else unmatched.delete(match);
+  }
+  return { found: image.regions.length - unmatched.size, missed: unmatched.size, extra, boxes: boxes.length };
+}

@@ -8,7 +8,7 @@ import { confusionMatrix, precisionRecallCurve } from '../charts.js';
 import { predictionView } from '../prediction-view.js';
 import { openExportDialog } from '../export.js';
 import { openCompareDialog } from '../iteration-compare.js';
-import { imagePerformances, performanceOf, predictedTags } from '../iteration-results.js';
+import { detectionResult, imagePerformances, performanceOf, predictedTags } from '../iteration-results.js';
 import { confirmUnpublish, openPredictionUrlDialog, openPublishDialog } from '../publish.js';
 import { announce } from '../status.js';
 
@@ -60,31 +60,53 @@ async function renderMetrics(container, ctx, iteration, signal) {
     }));
   }
 
+  /** One image's result at the sliders' settings: whether it is wrong, its caption and its full description. */
+  function outcome(image) {
+    if (ctx.detection) {
+      const r = detectionResult(image, threshold, overlap);
+      const wrong = r.missed > 0 || r.extra > 0;
+      const mistakes = [r.missed && `${r.missed} missed`, r.extra && `${r.extra} extra`].filter(Boolean).join(', ');
+      return {
+        wrong,
+        caption: wrong ? `✗ ${mistakes}` : `✓ ${r.found} found`,
+        text: `${wrong ? 'Wrong' : 'Correct'}: ${image.regions.length} regions, ${r.found} found`
+          + `${wrong ? `, ${mistakes}` : ''}`,
+        title: `${image.regions.length} region${image.regions.length === 1 ? '' : 's'}`,
+      };
+    }
+    const wrong = isWrong(ctx, image, threshold);
+    const predicted = predictedTags(ctx, image, threshold).map((id) => ctx.tags.find((t) => t.id === id)?.name);
+    const tagged = image.tags.map((t) => t.tagName).join(', ');
+    return {
+      wrong,
+      caption: wrong ? `✗ ${predicted.join(', ') || 'none'}` : `✓ ${tagged}`,
+      text: `${wrong ? 'Wrong' : 'Correct'}: tagged ${tagged}; predicted ${predicted.join(', ') || 'nothing'}`,
+      title: `Tagged ${tagged}`,
+    };
+  }
+
   function renderImages() {
-    if (!images || ctx.detection) return;
-    const sorted = [...images].sort((a, b) => isWrong(ctx, b, threshold) - isWrong(ctx, a, threshold));
-    const wrongCount = images.filter((i) => isWrong(ctx, i, threshold)).length;
-    const labels = ctx.tags.filter((t) => images.some((i) => i.tags.some((tag) => tag.tagId === t.id)));
-    if (!ctx.multilabel) {
+    if (!images) return;
+    const outcomes = new Map(images.map((image) => [image, outcome(image)]));
+    const sorted = [...images].sort((a, b) => outcomes.get(b).wrong - outcomes.get(a).wrong);
+    const wrongCount = images.filter((i) => outcomes.get(i).wrong).length;
+    if (!ctx.multilabel && !ctx.detection) {
+      const labels = ctx.tags.filter((t) => images.some((i) => i.tags.some((tag) => tag.tagId === t.id)));
       matrix.replaceChildren(confusionMatrix(labels, images.map((i) => ({
         actual: i.tags[0]?.tagId, predicted: predictedTags(ctx, i, threshold)[0] || '' }))));
     }
     results.replaceChildren(
       h('h3', {}, `Per-image results (${wrongCount} of ${images.length} wrong at ${percent(threshold)})`),
-      h('ul', { class: 'image-grid small' }, sorted.map((image) => {
-        const wrong = isWrong(ctx, image, threshold);
-        const predicted = predictedTags(ctx, image, threshold).map((id) => ctx.tags.find((t) => t.id === id)?.name);
-        const tagged = image.tags.map((t) => t.tagName).join(', ');
-        const text = `${wrong ? 'Wrong' : 'Correct'}: tagged ${tagged}; predicted ${predicted.join(', ') || 'nothing'}`;
+      h('ul', { class: 'image-grid small', 'aria-label': 'Per-image results' }, sorted.map((image) => {
+        const { wrong, caption, text, title } = outcomes.get(image);
         const open = h('button', { type: 'button', class: 'tile-open', 'aria-label': text },
           h('img', { src: image.thumbnailUri, alt: '', loading: 'lazy' }));
         open.addEventListener('click', () => openDialog({
-          title: `Tagged ${tagged}`,
+          title,
           wide: true,
-          content: predictionView({ src: image.imageUri, predictions: image.predictions }),
+          content: predictionView({ src: image.imageUri, predictions: image.predictions, detection: ctx.detection, threshold }),
         }));
-        return h('li', { class: `tile${wrong ? ' wrong' : ''}` }, open,
-          h('span', { class: 'tile-caption' }, wrong ? `✗ ${predicted.join(', ') || 'none'}` : `✓ ${tagged}`));
+        return h('li', { class: `tile${wrong ? ' wrong' : ''}` }, open, h('span', { class: 'tile-caption' }, caption));
       })),
     );
   }
