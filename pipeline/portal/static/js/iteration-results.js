@@ -27,6 +27,13 @@ export function predictedTags(ctx, image, threshold) {
   return top ? [top.tagId] : [];
 }
 
+/** Each tag's image count in the training set `iterationId` was trained on (GetTags with iterationId), by tag id;
+ * tags it did not train on are absent. */
+export async function trainedTagCounts(ctx, iterationId) {
+  const tags = await api.get(`${ctx.base}/tags`, { iterationId });
+  return new Map(tags.map((tag) => [tag.id, tag.imageCount]));
+}
+
 /** Overlap (intersection over union) of two {left, top, width, height} boxes. */
 function iou(a, b) {
   const width = Math.max(0, Math.min(a.left + a.width, b.left + b.width) - Math.max(a.left, b.left));
@@ -50,5 +57,5 @@ export function detectionResult(image, threshold, overlap) {
     if (match === undefined) extra += 1;
     else unmatched.delete(match);
   }
-  return { found: image.regions.length - unmatched.size, missed: unmatched.size, extra, boxes: boxes.length };
+  return { found: image.regions.length - unmatched.size, missed: unmatched.size, extra };
 }

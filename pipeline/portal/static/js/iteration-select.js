@@ -3,10 +3,15 @@
 import { api } from './api.js';
 import { field, h } from './dom.js';
 
-export async function iterationSelect(ctx, { label = 'Iteration', includeAll = false, allLabel = 'All iterations' } = {}) {
-  const iterations = (await api.get(`${ctx.base}/iterations`))
+/** The project's Completed iterations, newest first. */
+export async function trainedIterations(ctx) {
+  return (await api.get(`${ctx.base}/iterations`))
     .filter((i) => i.status === 'Completed')
     .sort((a, b) => b.created.localeCompare(a.created));
+}
+
+export async function iterationSelect(ctx, { label = 'Iteration', includeAll = false, allLabel = 'All iterations' } = {}) {
+  const iterations = await trainedIterations(ctx);
   const select = h('select', {},
     includeAll ? h('option', { value: '' }, allLabel) : null,
     iterations.map((i) => h('option', { value: i.id }, i.publishName ? `${i.name} (published as ${i.publishName})` : i.name)));

@@ -2,6 +2,7 @@
  * which also stores it for the Untagged view). */
 
 import { api } from './api.js';
+import { trainedIterations } from './iteration-select.js';
 
 /** Suggestions below this probability are not offered (the Untagged view's default threshold too). */
 export const OFFER_AT = 0.3;
@@ -9,9 +10,7 @@ export const OFFER_AT = 0.3;
 /** `{ iteration, predictions }` for the image, or null when the project has no trained iteration yet. Only
  * predictions of tags the project still has, at OFFER_AT or above, likeliest first. */
 export async function suggestionsFor(ctx, imageId) {
-  const iteration = (await api.get(`${ctx.base}/iterations`))
-    .filter((i) => i.status === 'Completed')
-    .sort((a, b) => b.created.localeCompare(a.created))[0];
+  const [iteration] = await trainedIterations(ctx);
   if (!iteration) return null;
   const [suggestion] = await api.post(`${ctx.base}/tagsandregions/suggestions`,
     { query: { iterationId: iteration.id, imageIds: imageId } });

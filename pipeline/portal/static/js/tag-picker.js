@@ -8,10 +8,10 @@ export function tagPicker(ctx, { legend = 'Tags', selected = [] } = {}) {
   const single = !ctx.multilabel && !ctx.detection;
   const list = h('div', { class: 'tag-choices' });
   const boxes = () => [...list.querySelectorAll('input[type=checkbox]')];
+  /** Tick as a click would, so the change listeners below (and onChange's) run. */
   const tick = (input) => {
     input.checked = true;
-    if (single) boxes().forEach((other) => { if (other !== input) other.checked = false; });
-    list.dispatchEvent(new Event('change', { bubbles: true }));
+    input.dispatchEvent(new Event('change', { bubbles: true }));
   };
   list.addEventListener('change', (event) => {
     if (single && event.target.checked) boxes().forEach((other) => { if (other !== event.target) other.checked = false; });

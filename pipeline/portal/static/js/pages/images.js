@@ -5,6 +5,7 @@ import { api, chunks } from '../api.js';
 import { confirmDialog, errorBox, openDialog } from '../dialog.js';
 import { h, uid } from '../dom.js';
 import { openImageDialog } from '../image-dialog.js';
+import { trainedTagCounts } from '../iteration-results.js';
 import { iterationSelect } from '../iteration-select.js';
 import { announce } from '../status.js';
 import { suggestionsPanel } from '../suggested-view.js';
@@ -152,14 +153,13 @@ export async function renderImages(panel, ctx, params, signal) {
   async function renderTags() {
     const render = ++latestTags;
     const iterationId = state.iterationId;
-    const [tags, tagged, untagged, trained] = await Promise.all([
+    const [tags, tagged, untagged, trainedCounts] = await Promise.all([
       ctx.loadTags(),
       api.get(`${ctx.base}/images/tagged/count`, { iterationId }),
       api.get(`${ctx.base}/images/untagged/count`, { iterationId }),
-      iterationId ? api.get(`${ctx.base}/tags`, { iterationId }) : null,
+      iterationId ? trainedTagCounts(ctx, iterationId) : null,
     ]);
     if (render !== latestTags) return; // an earlier call's counts arriving late would hide the newer ones
-    const trainedCounts = trained && new Map(trained.map((tag) => [tag.id, tag.imageCount]));
     const imageCount = (tag) => (trainedCounts ? trainedCounts.get(tag.id) ?? 0 : tag.imageCount);
     const number = { All: tagged + untagged, Tagged: tagged, Untagged: untagged };
     counts.replaceChildren(...STATUSES.map(([value, label]) => {

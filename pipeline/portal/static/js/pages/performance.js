@@ -8,7 +8,9 @@ import { confusionMatrix, precisionRecallCurve } from '../charts.js';
 import { predictionView } from '../prediction-view.js';
 import { openExportDialog } from '../export.js';
 import { openCompareDialog } from '../iteration-compare.js';
-import { detectionResult, imagePerformances, performanceOf, predictedTags } from '../iteration-results.js';
+import {
+  detectionResult, imagePerformances, performanceOf, predictedTags, trainedTagCounts,
+} from '../iteration-results.js';
 import { confirmUnpublish, openPredictionUrlDialog, openPublishDialog } from '../publish.js';
 import { announce } from '../status.js';
 
@@ -45,8 +47,7 @@ async function renderMetrics(container, ctx, iteration, signal) {
   let curvePoints = [];
   let images = null;
   // The iteration's own training set, not today's tags: GetTags with iterationId counts what it trained on.
-  const trainedCounts = new Map((await api.get(`${ctx.base}/tags`, { iterationId: iteration.id }))
-    .map((tag) => [tag.id, tag.imageCount]));
+  const trainedCounts = await trainedTagCounts(ctx, iteration.id);
   const metrics = h('div', { class: 'metrics', 'aria-live': 'polite' });
   const perTag = h('div', { class: 'table-wrap' });
   const curve = h('div', { class: 'chart' });
