@@ -24,8 +24,9 @@ fi
 npm_stamp=node_modules/.seer-package.sha
 npm_want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_want" ]; then
-  echo "setup: installing Node tools (Azurite)"
+  echo "setup: installing Node tools (Azurite, esbuild)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$npm_want" > "$npm_stamp"
 fi
+npm run --silent build:portal  # the portal's one script (pipeline/portal/static/dist/portal.js), in well under a second
 

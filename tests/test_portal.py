@@ -45,6 +45,7 @@ from tests.trained_models import (
     relabelled,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"training": TRAINING_KEY, "prediction": PREDICTION_KEY}
 TRAINING = "/customvision/v3.3/training"
 COMPACT_DOMAIN = "General (compact)"
@@ -55,6 +56,8 @@ EXPORT_TIMEOUT_MS = 120_000
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium, after bundling the portal's script afresh, so that an edited module is what the tests load."""
+    subprocess.run(["npm", "run", "--silent", "build:portal"], cwd=ROOT, check=True)
     with chromium() as browser:
         yield browser
 
