@@ -682,6 +682,34 @@ def test_image_filters_are_in_the_url_and_survive_a_reload(page: Page, live_url:
     expect(grid.first).to_contain_text("ants")
 
 
+def test_multiclass_images_with_two_tags_have_their_own_filter(page: Page, live_url: str) -> None:
+    project = make_project(live_url)
+    base = f"/projects/{project['id']}"
+    with api(live_url) as client:
+        tags = [client.post(f"{base}/tags", params={"name": name}).json()["id"] for name in ("ants", "bees")]
+        client.post(f"{base}/images", params={"tagIds": tags[0]}, content=make_image(seed=42))
+        both = client.post(f"{base}/images", params={"tagIds": ",".join(tags)}, content=make_image(seed=43))
+        assert both.status_code == 200, both.text
+    grid = page.get_by_role("list", name="Training images").get_by_role("listitem")
+    page.goto(f"{live_url}/#/projects/{project['id']}/images")
+    page.get_by_role("button", name=re.compile(r"^Two tags or more \(1\)")).click()
+    expect(page).to_have_url(re.compile(r"/images\?status=MultipleTags$"))
+    expect(grid).to_have_count(1)
+    expect(grid.first).to_contain_text("ants, bees")
+    screenshot(page, "23-two-tags-filter")
+    page.get_by_role("checkbox", name=re.compile("^Select image 1")).check()
+    page.get_by_role("button", name="Tag images").click()
+    dialog = page.get_by_role("dialog", name="Tag images")
+    dialog.get_by_role("checkbox", name="ants").check()
+    dialog.get_by_role("button", name="Remove from images").click()
+    expect(page.get_by_role("button", name=re.compile(r"^Two tags or more \(0\)"))).to_be_visible()
+    expect(page.get_by_role("list", name="Training images")).to_have_text(
+        "No images with two tags or more match this filter."
+    )
+    page.get_by_role("button", name=re.compile(r"^All \(2\)")).click()
+    expect(page.get_by_role("button", name=re.compile("^Two tags or more"))).to_have_count(0)
+
+
 def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

@@ -60,6 +60,9 @@ Take = Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)]
 Skip = Annotated[int, Query(ge=0)]
 OrderBy = Annotated[str, Query(alias="orderBy")]
 MetadataFilter = Annotated[str | None, Query(alias="$filter")]  # v3.4-preview's filter on image metadata
+# Seer's extension to GetImages and GetImageCount (the SDK never sends it): only images with two tags or more, the
+# ones a Multiclass project cannot train on.
+MultipleTags = Annotated[bool, Query(alias="multipleTags")]
 # Accepted for compatibility; Seer has no per-iteration image snapshots (yet), so the workspace is always listed.
 IterationIdQuery = Annotated[str | None, Query(alias="iterationId")]
 TagIds = Annotated[list[str], _csv_query("tagIds")]

@@ -12,6 +12,7 @@ from pipeline.api.deps import (
     ImageWork,
     IterationIdQuery,
     MetadataFilter,
+    MultipleTags,
     OrderBy,
     RegionIds,
     Skip,
@@ -131,6 +132,7 @@ def get_images(
     take: Take = 50,
     skip: Skip = 0,
     metadata_filter: MetadataFilter = None,
+    multiple_tags: MultipleTags = False,
 ) -> list[Image]:
     images = images_query.list_images(
         storage,
@@ -138,6 +140,7 @@ def get_images(
         tag_ids=tag_ids,
         tagging=tagging_status,
         metadata_filter=metadata_filter,
+        multiple_tags=multiple_tags,
         order_by=order_by,
         take=take,
         skip=skip,
@@ -187,6 +190,7 @@ def get_image_count(
     iteration_id: IterationIdQuery = None,
     tagging_status: str = Query(TaggingStatus.ALL, alias="taggingStatus"),
     metadata_filter: MetadataFilter = None,
+    multiple_tags: MultipleTags = False,
 ) -> int:
     return images_query.count_images(
         storage,
@@ -194,6 +198,7 @@ def get_image_count(
         tag_ids=tag_ids,
         tagging=tagging_status,
         metadata_filter=metadata_filter,
+        multiple_tags=multiple_tags,
         iteration_id=iteration_id,
     )
 

@@ -116,7 +116,9 @@ def _validate_training_set(
         multi = several()
         if multi:
             raise bad_request(
-                code, f"{multi} images have more than one tag; a Multiclass project allows one tag per image."
+                code,
+                f"{multi} images have more than one tag; a Multiclass project allows one tag per image. The "
+                "portal's images page lists them under “Two tags or more” (GetImages with multipleTags=true).",
             )
 
 

@@ -14,7 +14,11 @@ import { imageTile, selectionBar } from '../tiles.js';
 import { openUploadDialog } from '../upload.js';
 
 const PAGE = 60;
-const STATUSES = [['All', 'All'], ['Tagged', 'Tagged'], ['Untagged', 'Untagged']];
+// A status is the taggingStatus GetImages takes, or SEVERAL: Seer's multipleTags, the images a Multiclass project
+// cannot train on (offered there only, and only while there are some).
+const SEVERAL = 'MultipleTags';
+const STATUSES = [['All', 'All'], ['Tagged', 'Tagged'], ['Untagged', 'Untagged'], [SEVERAL, 'Two tags or more']];
+const statusQuery = (status) => (status === SEVERAL ? { taggingStatus: 'All', multipleTags: true } : { taggingStatus: status });
 
 /** Add or remove tags on the selected images (POST / DELETE images/tags). */
 function openTagSelected(ctx, ids, done) {
@@ -77,6 +81,7 @@ export async function renderImages(panel, ctx, params, signal) {
     const text = query.toString();
     history.replaceState(null, '', `#/projects/${ctx.project.id}/images${text ? `?${text}` : ''}`);
   };
+  const oneTagEach = !ctx.multilabel && !ctx.detection; // a Multiclass project: an image with two tags cannot train
   let latestLoad = 0; // loadImages' calls, numbered: only the newest sets the list
   let latestTags = 0; // renderTags' calls, likewise
   const selection = new Set();
@@ -110,7 +115,7 @@ export async function renderImages(panel, ctx, params, signal) {
       return 'No images here yet. Use “Add images” or drop files on this page.';
     }
     const tags = ctx.tags.filter((t) => state.tagIds.has(t.id)).map((t) => t.name);
-    const what = state.status === 'All' ? 'images' : `${state.status.toLowerCase()} images`;
+    const what = { All: 'images', [SEVERAL]: 'images with two tags or more' }[state.status] ?? `${state.status.toLowerCase()} images`;
     return `No ${what}${tags.length ? ` with the tag ${tags.join(' or ')}` : ''} match this filter.`;
   }
 
@@ -138,7 +143,7 @@ export async function renderImages(panel, ctx, params, signal) {
   async function loadImages(append = false) {
     const load = ++latestLoad;
     const skip = append ? state.images.length : 0;
-    const query = { taggingStatus: state.status, tagIds: [...state.tagIds], iterationId: state.iterationId, take: PAGE, skip };
+    const query = { ...statusQuery(state.status), tagIds: [...state.tagIds], iterationId: state.iterationId, take: PAGE, skip };
     const page = await api.get(`${ctx.base}/images`, query);
     // An earlier filter's answer arriving late would otherwise replace the list, and Select all would take
     // images the grid no longer shows.
@@ -153,17 +158,19 @@ export async function renderImages(panel, ctx, params, signal) {
   async function renderTags() {
     const render = ++latestTags;
     const iterationId = state.iterationId;
-    const [tags, tagged, untagged, trainedCounts] = await Promise.all([
+    const [tags, tagged, untagged, several, trainedCounts] = await Promise.all([
       ctx.loadTags(),
       api.get(`${ctx.base}/images/tagged/count`, { iterationId }),
       api.get(`${ctx.base}/images/untagged/count`, { iterationId }),
+      oneTagEach ? api.get(`${ctx.base}/images/count`, { iterationId, multipleTags: true }) : 0,
       iterationId ? trainedTagCounts(ctx, iterationId) : null,
     ]);
     if (render !== latestTags) return; // an earlier call's counts arriving late would hide the newer ones
     const imageCount = (tag) => (trainedCounts ? trainedCounts.get(tag.id) ?? 0 : tag.imageCount);
-    const number = { All: tagged + untagged, Tagged: tagged, Untagged: untagged };
-    counts.replaceChildren(...STATUSES.map(([value, label]) => {
-      const button = h('button', { type: 'button', class: 'toggle', 'aria-pressed': String(state.status === value) },
+    const number = { All: tagged + untagged, Tagged: tagged, Untagged: untagged, [SEVERAL]: several };
+    const offered = STATUSES.filter(([value]) => value !== SEVERAL || several || state.status === SEVERAL);
+    counts.replaceChildren(...offered.map(([value, label]) => {
+      const button = h('button', { type: 'button', class: value === SEVERAL ? 'toggle several' : 'toggle', 'aria-pressed': String(state.status === value) },
         `${label} (${number[value]})`);
       button.addEventListener('click', () => {
         state.status = value;
