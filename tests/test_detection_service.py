@@ -124,6 +124,8 @@ def test_region_proposals_and_suggestions(detector: dict, service_trainer) -> No
     confidences = [p.confidence for p in proposal.proposals]
     assert confidences and confidences == sorted(confidences, reverse=True)
     assert all(0 <= p.bounding_box.left <= 1 for p in proposal.proposals)
+    places = [Box("", b.left, b.top, b.width, b.height) for b in (p.bounding_box for p in proposal.proposals)]
+    assert all(a.iou(b) < 0.5 for i, a in enumerate(places) for b in places[i + 1 :])  # one per object
 
     suggestions = service_trainer.suggest_tags_and_regions(project.id, iteration.id, [i.id for i in images])
     assert [s.id for s in suggestions] == [i.id for i in images]

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from PIL import Image
 
+from pipeline.core.boxes import Box
 from pipeline.core.domains import domain_of
 from pipeline.core.errors import CustomVisionError, bad_request, image_not_found
 from pipeline.core.limits import MAX_SUGGESTION_IMAGES
@@ -33,6 +34,8 @@ from pipeline.store.records import (
 )
 from pipeline.store.suggestions import SuggestionStore
 from pipeline.vision.active_learning import encode_embedding
+
+SAME_PLACE_OVERLAP = 0.5  # proposals overlapping this much (intersection over union) mark the same object
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,22 @@ def _image(predictor: Predictor, record: ImageRecord) -> Image.Image:
     return Image.open(io.BytesIO(ImageStore(predictor.account).read_blob(record.resized_blob))).convert("RGB")
 
 
+def _distinct_places(predictions: list[PredictedTag]) -> list[PredictedTag]:
+    """The most confident box of each place: a detector scores each tag on its own, so one object can come back
+    once per tag, and a proposal has no tag to tell those apart."""
+    kept: list[Box] = []
+    distinct = []
+    for prediction in sorted(predictions, key=lambda p: p.probability, reverse=True):
+        box = prediction.box()
+        if box is not None and all(box.iou(other) < SAME_PLACE_OVERLAP for other in kept):
+            kept.append(box)
+            distinct.append(prediction)
+    return distinct
+
+
 def region_proposals(predictor: Predictor, project_id: str, image_id: str) -> RegionProposals:
-    """Boxes the newest trained detector sees in the image, whatever their tag, most confident first."""
+    """Boxes the newest trained detector sees in the image, whatever their tag (one per place), most confident
+    first."""
     project = _detection_project(predictor, project_id)
     [record] = get_images_by_ids(predictor.account, project.id, [image_id]) or [None]
     if record is None:
@@ -78,7 +95,7 @@ def region_proposals(predictor: Predictor, project_id: str, image_id: str) -> Re
     except CustomVisionError:
         iteration = None
     predictions = predictor.run(iteration, _image(predictor, record)) if iteration else []
-    return RegionProposals(project.id, record.id, predictions)
+    return RegionProposals(project.id, record.id, _distinct_places(predictions))
 
 
 def suggest_tags_and_regions(

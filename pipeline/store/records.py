@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from pipeline.core.boxes import Box
 from pipeline.core.vocabulary import (
     ClassificationType,
     ExportStatus,
@@ -175,6 +176,12 @@ class PredictedTag(BaseModel):
     top: float | None = None
     width: float | None = None
     height: float | None = None
+
+    def box(self) -> Box | None:
+        """A detector's prediction as the one box type (None for a classifier's)."""
+        if self.left is None or self.top is None or self.width is None or self.height is None:
+            return None
+        return Box(self.tag_id, self.left, self.top, self.width, self.height, self.probability)
 
 
 class UnknownVerdict(BaseModel):

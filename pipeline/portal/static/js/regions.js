@@ -7,6 +7,9 @@ import { h, percent, placeBox, uid } from './dom.js';
 import { NO_ITERATION, suggestionsFor } from './labeller.js';
 
 const MIN_SIZE = 0.01;
+// Region proposals drawn: the most confident ones (they come most confident first), none below PROPOSE_AT.
+const PROPOSE_AT = 0.1;
+const MAX_PROPOSALS = 10;
 const KEY_STEP = 0.01;
 const clamp = (v, lo = 0, hi = 1) => Math.min(hi, Math.max(lo, v));
 
@@ -226,44 +229,73 @@ export function regionEditor(ctx, image, onChanged) {
 
   render();
 
-  /** The newest trained iteration's boxes, drawn dashed over the image: a click (or Enter) makes one a region
-   * with its tag; drawing or ignoring them changes nothing. */
-  const suggest = h('button', { type: 'button', class: 'button small' }, 'Suggest boxes');
-  suggest.addEventListener('click', async () => {
+  /** Draw `offers` ({ box, text, name, tagId() }: `text` shown on the box, `name` its accessible name) dashed over
+   * the image, replacing earlier ones: a click (or Enter) makes one a region with its tag; drawing or ignoring them
+   * changes nothing. */
+  function offerBoxes(offers) {
     stage.querySelectorAll('.region-suggestion').forEach((el) => el.remove());
+    stage.append(...offers.map((offer) => {
+      const el = h('button', { type: 'button', class: 'region-suggestion', 'aria-label': `Accept ${offer.name}` },
+        h('span', { class: 'region-label' }, offer.text));
+      placeBox(el, offer.box);
+      el.addEventListener('click', () => {
+        el.remove();
+        save({ ...offer.box, tagId: offer.tagId() });
+      });
+      return el;
+    }));
+  }
+
+  /** Ask the newest trained iteration through `ask()`, which returns the status line to show. */
+  const asking = (ask) => async () => {
+    offerBoxes([]);
     status.textContent = 'Asking the newest trained iteration…';
     try {
-      const result = await suggestionsFor(ctx, image.id);
-      if (!result) {
-        status.textContent = NO_ITERATION;
-        return;
-      }
-      const boxes = result.predictions.filter((p) => p.boundingBox);
-      stage.append(...boxes.map((p) => {
-        const label = `${p.tagName} ${percent(p.probability)}`;
-        const el = h('button', { type: 'button', class: 'region-suggestion', 'aria-label': `Accept suggested box ${label}` },
-          h('span', { class: 'region-label' }, label));
-        placeBox(el, p.boundingBox);
-        el.addEventListener('click', () => {
-          el.remove();
-          save({ ...p.boundingBox, tagId: p.tagId });
-        });
-        return el;
-      }));
-      status.textContent = boxes.length
-        ? `${result.iteration.name} suggests ${boxes.length} box${boxes.length === 1 ? '' : 'es'}: click one to keep it.`
-        : `${result.iteration.name} suggests no boxes for this image.`;
+      status.textContent = await ask();
     } catch (error) {
       status.textContent = `${error.code}: ${error.message}`;
     }
-  });
+  };
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 'es'}`;
+
+  // Suggested boxes: the newest iteration's predictions, each with its tag.
+  const suggest = h('button', { type: 'button', class: 'button small' }, 'Suggest boxes');
+  suggest.addEventListener('click', asking(async () => {
+    const result = await suggestionsFor(ctx, image.id);
+    if (!result) return NO_ITERATION;
+    const boxes = result.predictions.filter((p) => p.boundingBox);
+    offerBoxes(boxes.map((p) => {
+      const text = `${p.tagName} ${percent(p.probability)}`;
+      return { box: p.boundingBox, text, name: `suggested box ${text}`, tagId: () => p.tagId };
+    }));
+    return boxes.length
+      ? `${result.iteration.name} suggests ${plural(boxes.length, 'box')}: click one to keep it.`
+      : `${result.iteration.name} suggests no boxes for this image.`;
+  }));
+
+  // Region proposals (GetImageRegionProposals): where the newest detector sees objects, whatever their tag; a kept
+  // one gets the tag chosen for new regions.
+  const propose = h('button', { type: 'button', class: 'button small' }, 'Propose boxes');
+  propose.addEventListener('click', asking(async () => {
+    const { proposals } = await api.post(`${ctx.base}/images/${image.id}/regionproposals`);
+    const shown = proposals.filter((p) => p.confidence >= PROPOSE_AT).slice(0, MAX_PROPOSALS);
+    offerBoxes(shown.map((p) => ({
+      box: p.boundingBox, text: percent(p.confidence), name: `proposed box ${percent(p.confidence)}`, tagId: () => tagSelect.value,
+    })));
+    if (shown.length) {
+      return `${plural(shown.length, 'box')} proposed: click one to make it a region tagged ${tagName(tagSelect.value)}.`;
+    }
+    return proposals.length
+      ? 'No likely objects proposed for this image.'
+      : 'No boxes proposed: proposals come from the newest trained iteration, if there is one.';
+  }));
 
   const element = h(
     'div',
     { class: 'region-editor' },
     h('div', { class: 'region-toolbar' },
       h('label', { for: tagSelect.id }, 'Tag for new regions'), tagSelect,
-      h('label', { for: newTag.id, class: 'visually-hidden' }, 'New tag'), newTag, addTag, suggest),
+      h('label', { for: newTag.id, class: 'visually-hidden' }, 'New tag'), newTag, addTag, suggest, propose),
     h('p', { class: 'hint' }, 'Drag on the image to draw a region. Drag a region to move it, or its corners to resize.'),
     stage,
     status,
