@@ -49,7 +49,7 @@ def jpeg(seed: int) -> bytes:
 
 def cold_load(browser: Browser, url: str, selector: str, index_html: str | None) -> tuple[float, int]:
     """Milliseconds from navigation to `selector` appearing, and the requests made, in a fresh context."""
-    context = browser.new_context()
+    context = browser.new_context(bypass_csp=True)  # Playwright's wait_for_function evaluates a string
     context.add_init_script(
         "localStorage.setItem('seer.trainingKey', 'bench-training-key');"
         "localStorage.setItem('seer.predictionKey', 'bench-prediction-key');" + READY_WATCH % selector

@@ -743,7 +743,8 @@ def test_smart_labeller_suggests_tags_that_a_click_accepts(
 def test_smart_labeller_draws_suggested_boxes_that_a_click_keeps(
     page: Page, live_url: str, account: StorageAccount
 ) -> None:
-    """A small real detector's boxes are drawn dashed on the image; clicking one keeps it as a region with its tag."""
+    """A small real detector's boxes are drawn dashed on the image; clicking one keeps it as a region with its tag.
+    Its region proposals are drawn the same way, and one kept gets the tag chosen for new regions."""
     project = make_project(live_url, domain=DETECTION_DOMAIN)
     base = f"/projects/{project['id']}"
     [(scene, _)] = detection_pictures(range(1))
@@ -769,6 +770,20 @@ def test_smart_labeller_draws_suggested_boxes_that_a_click_keeps(
         [image] = client.get(f"{base}/images").json()
         [region] = image["regions"]
         assert region["tagId"] in tags.values()
+
+        # Region proposals: untagged places, kept with the tag chosen for new regions.
+        chosen = DETECTION_LABELS[-1].name
+        dialog.get_by_label("Tag for new regions").select_option(label=chosen)
+        dialog.get_by_role("button", name="Propose boxes").click()
+        proposed = dialog.get_by_role("button", name=re.compile("^Accept proposed box"))
+        expect(proposed.first).to_be_visible()
+        expect(dialog.locator(".region-status")).to_contain_text(f"make it a region tagged {chosen}")
+        screenshot(page, "24-proposed-boxes")
+        proposed.last.focus()
+        page.keyboard.press("Enter")
+        expect(dialog.get_by_role("button", name=re.compile("region at"))).to_have_count(2)
+        [image] = client.get(f"{base}/images").json()
+        assert tags[chosen] in [r["tagId"] for r in image["regions"]]
 
 
 def test_quick_test_takes_a_dropped_image(page: Page, live_url: str, account: StorageAccount) -> None:
@@ -1085,6 +1100,41 @@ def test_iteration_compare_shows_both_iterations_metrics_and_the_images_that_cha
         dialog.get_by_role("heading", name="Images whose prediction changed (1 of 4 in both)")
     ).to_be_visible()
     screenshot(page, "23-iteration-compare")
+
+    # The comparison is in the address: a reload opens it again; closing it takes it out.
+    expect(page).to_have_url(re.compile(rf"performance\?iteration={second.id}&compare=[0-9a-f-]+$"))
+    page.reload()
+    dialog = page.get_by_role("dialog", name="Compare Iteration 2")
+    expect(dialog.get_by_role("table", name="Iteration 1 against Iteration 2")).to_be_visible()
+    dialog.get_by_role("button", name="Close").click()
+    expect(page).to_have_url(re.compile(rf"performance\?iteration={second.id}$"))
+
+
+def test_quick_test_and_predictions_keep_their_choices_in_the_url(
+    page: Page, live_url: str, account: StorageAccount
+) -> None:
+    project = make_project(live_url)
+    base = f"/projects/{project['id']}"
+    with api(live_url) as client:
+        tags = [client.post(f"{base}/tags", params={"name": n}).json()["id"] for n in ("a", "b")]
+    evaluation = EvaluationRecord(classification_type="Multiclass", labels=[], images=[])
+    store = IterationStore(account)
+    first = write_iteration(store, project["id"], "Iteration 1", evaluation)
+    write_iteration(store, project["id"], "Iteration 2", evaluation)
+
+    page.goto(f"{live_url}/#{base}/quicktest")
+    page.get_by_label("Iteration").select_option(label="Iteration 1")
+    expect(page).to_have_url(re.compile(rf"/quicktest\?iteration={first.id}$"))
+    page.reload()
+    expect(page.get_by_label("Iteration")).to_have_value(first.id)
+
+    page.goto(f"{live_url}/#{base}/predictions")
+    page.get_by_label("Iteration").select_option(label="Iteration 1")
+    page.get_by_label(re.compile("^Tag")).select_option(label="b")
+    expect(page).to_have_url(re.compile(rf"/predictions\?iteration={first.id}&tag={tags[1]}$"))
+    page.reload()
+    expect(page.get_by_label("Iteration")).to_have_value(first.id)
+    expect(page.get_by_label(re.compile("^Tag"))).to_have_value(tags[1])
 
 
 def test_detection_performance_shows_each_images_found_missed_and_extra_boxes(

@@ -1,6 +1,7 @@
 /** Two iterations side by side: overall and per-tag precision, recall and AP at one threshold, and the images
  * whose predicted tags changed between them (each iteration's out-of-fold results, matched by image id). */
 
+import { chooseLinked } from './deep-link.js';
 import { openDialog } from './dialog.js';
 import { debounce, field, h, percent, slider } from './dom.js';
 import { imagePerformances, performanceOf, predictedTags } from './iteration-results.js';
@@ -53,8 +54,11 @@ function changedImages(ctx, names, imagesA, imagesB, threshold) {
 }
 
 /** Compare `iteration` with one of `others` (Completed iterations of the same project). */
-export function openCompareDialog(ctx, iteration, others) {
+/** Compare `iteration` with one of `others` (`against`, else the first); `onChoice(id)` hears the iteration compared
+ * with, and null once the dialog closes (the Performance page keeps it in the address). */
+export function openCompareDialog(ctx, iteration, others, { against = null, onChoice = () => {} } = {}) {
   const other = h('select', {}, others.map((i) => h('option', { value: i.id }, i.name)));
+  chooseLinked(other, against);
   let threshold = 0.5;
   let latest = 0;
   const body = h('div', { 'aria-live': 'polite' });
@@ -74,7 +78,10 @@ export function openCompareDialog(ctx, iteration, others) {
       if (mine === latest) body.replaceChildren(h('div', { class: 'error-box', role: 'alert' }, `${error.code}: ${error.message}`));
     }
   }
-  other.addEventListener('change', render);
+  other.addEventListener('change', () => {
+    onChoice(other.value);
+    render();
+  });
   openDialog({
     title: `Compare ${iteration.name}`,
     wide: true,
@@ -84,6 +91,8 @@ export function openCompareDialog(ctx, iteration, others) {
         render();
       }, 250))),
       body),
+    onClose: () => onChoice(null),
   });
+  onChoice(other.value);
   render();
 }

@@ -2,6 +2,7 @@
  * upload, tagging and deleting. */
 
 import { api, chunks } from '../api.js';
+import { rememberView } from '../deep-link.js';
 import { confirmDialog, errorBox, openDialog } from '../dialog.js';
 import { h, uid } from '../dom.js';
 import { openImageDialog } from '../image-dialog.js';
@@ -63,24 +64,29 @@ export async function renderImages(panel, ctx, params, signal) {
     images: [],
     more: false,
   };
-  const iterations = await iterationSelect(ctx, { label: 'Images of', includeAll: true, allLabel: 'Today’s training set' });
+  // The iteration choice loads beside the first counts and images, unless the link names an iteration: that one
+  // is checked first (one since deleted falls back to today's images).
+  const iterationSlot = h('div');
+  const iterationsLoading = iterationSelect(ctx, { label: 'Images of', includeAll: true, allLabel: 'Today’s training set' })
+    .then((iterations) => {
+      if (signal.aborted) return;
+      iterations.select.value = state.iterationId;
+      state.iterationId = iterations.select.value;
+      iterations.element.hidden = !iterations.iterations.length;
+      iterations.select.addEventListener('change', () => {
+        state.iterationId = iterations.select.value;
+        rememberFilter();
+        refresh();
+      });
+      iterationSlot.replaceChildren(iterations.element);
+    });
+  if (state.iterationId) await iterationsLoading;
   if (signal.aborted) return;
-  iterations.select.value = state.iterationId;
-  state.iterationId = iterations.select.value; // an iteration since deleted falls back to today's images
-  iterations.element.hidden = !iterations.iterations.length;
-  iterations.select.addEventListener('change', () => {
-    state.iterationId = iterations.select.value;
-    rememberFilter();
-    refresh();
+  const rememberFilter = () => rememberView(ctx, 'images', {
+    status: state.status === 'All' ? '' : state.status,
+    tags: [...state.tagIds].join(','),
+    iteration: state.iterationId,
   });
-  const rememberFilter = () => {
-    const query = new URLSearchParams();
-    if (state.status !== 'All') query.set('status', state.status);
-    if (state.tagIds.size) query.set('tags', [...state.tagIds].join(','));
-    if (state.iterationId) query.set('iteration', state.iterationId);
-    const text = query.toString();
-    history.replaceState(null, '', `#/projects/${ctx.project.id}/images${text ? `?${text}` : ''}`);
-  };
   const oneTagEach = !ctx.multilabel && !ctx.detection; // a Multiclass project: an image with two tags cannot train
   let latestLoad = 0; // loadImages' calls, numbered: only the newest sets the list
   let latestTags = 0; // renderTags' calls, likewise
@@ -247,7 +253,7 @@ export async function renderImages(panel, ctx, params, signal) {
     'div',
     { class: 'workspace' },
     h('aside', { class: 'side-panel', 'aria-labelledby': 'tags-heading' },
-      h('h2', { id: 'tags-heading' }, 'Tags'), iterations.element, counts, tagList, tagForm, tagError.element),
+      h('h2', { id: 'tags-heading' }, 'Tags'), iterationSlot, counts, tagList, tagForm, tagError.element),
     h('div', { class: 'main-panel' },
       h('div', { class: 'toolbar' }, h('h2', { tabindex: '-1', class: 'visually-hidden' }, 'Training images'),
         addImages, plainActions),
@@ -259,6 +265,6 @@ export async function renderImages(panel, ctx, params, signal) {
     if (event.dataTransfer.files.length) openUploadDialog(ctx, event.dataTransfer.files, refresh);
   });
   panel.replaceChildren(workspace);
-  await refresh();
+  await Promise.all([refresh(), iterationsLoading]);
   if (state.status === 'Untagged') suggestions.open();
 }

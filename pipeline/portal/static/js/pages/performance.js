@@ -2,6 +2,7 @@
  * threshold chosen with sliders (recomputed by the API); PR curve, confusion matrix and per-image results. */
 
 import { api } from '../api.js';
+import { rememberView } from '../deep-link.js';
 import { confirmDialog, formDialog, openDialog } from '../dialog.js';
 import { debounce, field, formatDate, h, percent, slider } from '../dom.js';
 import { confusionMatrix, precisionRecallCurve } from '../charts.js';
@@ -178,7 +179,11 @@ function retrainDecision(iteration, iterations) {
     h('strong', {}, 'Scheduled retrain: '), `${DECISIONS[iteration.publishDecision] || iteration.publishDecision}${against}; ${scores}.`);
 }
 
-function iterationActions(ctx, iteration, iterations, reload) {
+/** The other Completed iterations `iteration` can be compared with. */
+const comparable = (iteration, iterations) => iterations.filter((i) => i.id !== iteration.id && i.status === 'Completed');
+
+/** `onCompare(others)` opens the comparison with one of `others`. */
+function iterationActions(ctx, iteration, iterations, reload, onCompare) {
   const rename = h('button', { type: 'button', class: 'button small' }, 'Rename');
   rename.addEventListener('click', () => {
     const name = h('input', { value: iteration.name, required: true, autofocus: true });
@@ -213,9 +218,9 @@ function iterationActions(ctx, iteration, iterations, reload) {
   url.addEventListener('click', () => openPredictionUrlDialog(ctx, iteration));
   const exportButton = h('button', { type: 'button', class: 'button small', hidden: !iteration.exportable }, 'Export');
   exportButton.addEventListener('click', () => openExportDialog(ctx, iteration));
-  const others = iterations.filter((i) => i.id !== iteration.id && i.status === 'Completed');
+  const others = comparable(iteration, iterations);
   const compare = h('button', { type: 'button', class: 'button small', hidden: !completed || !others.length }, 'Compare');
-  compare.addEventListener('click', () => openCompareDialog(ctx, iteration, others));
+  compare.addEventListener('click', () => onCompare(others));
   return h('div', { class: 'iteration-actions' }, publish, url, exportButton, compare, rename, remove);
 }
 
@@ -223,7 +228,19 @@ export async function renderPerformance(panel, ctx, params, signal) {
   const list = h('ul', { class: 'iteration-list' });
   const detail = h('div', { class: 'main-panel' });
   let iterations = [];
+  // The view lives in the address: #/projects/{id}/performance?iteration={id}&compare={id} (compare: the open
+  // comparison's other iteration).
   let selectedId = params.get('iteration');
+  let compareId = null;
+  const remember = () => rememberView(ctx, 'performance', { iteration: selectedId, compare: compareId });
+  const openCompare = (iteration, others, against = null) => openCompareDialog(ctx, iteration, others, {
+    against,
+    onChoice: (id) => {
+      if (signal.aborted) return; // the page was left while the dialog stayed open
+      compareId = id;
+      remember();
+    },
+  });
 
   async function reload(id) {
     selectedId = id;
@@ -236,6 +253,7 @@ export async function renderPerformance(panel, ctx, params, signal) {
     const selected = iterations.find((i) => i.id === selectedId) || iterations[0];
     list.replaceChildren(...iterations.map((i) => iterationButton(i, i === selected, () => {
       selectedId = i.id;
+      remember();
       render();
     })));
     if (!selected) {
@@ -246,7 +264,7 @@ export async function renderPerformance(panel, ctx, params, signal) {
     detail.replaceChildren(
       h('div', { class: 'detail-header' },
         h('h2', { tabindex: '-1' }, selected.name),
-        iterationActions(ctx, selected, iterations, reload)),
+        iterationActions(ctx, selected, iterations, reload, (others) => openCompare(selected, others))),
       h('p', { class: 'meta' }, `${selected.trainingType === 'Advanced' ? 'Advanced' : 'Quick'} training · `,
         selected.scheduled ? 'scheduled · ' : '',
         selected.trainedAt ? `trained ${formatDate(selected.trainedAt)}` : `started ${formatDate(selected.created)}`,
@@ -281,4 +299,8 @@ export async function renderPerformance(panel, ctx, params, signal) {
     h('aside', { class: 'side-panel', 'aria-labelledby': 'iterations-heading' }, h('h2', { id: 'iterations-heading' }, 'Iterations'), list),
     detail));
   await reload(selectedId);
+  const linked = params.get('compare');
+  const selected = iterations.find((i) => i.id === selectedId) || iterations[0];
+  const others = selected?.status === 'Completed' ? comparable(selected, iterations) : [];
+  if (!signal.aborted && linked && others.some((i) => i.id === linked)) openCompare(selected, others, linked);
 }

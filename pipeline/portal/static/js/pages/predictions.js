@@ -2,6 +2,7 @@
  * training set or delete them. */
 
 import { api, ApiError, chunks } from '../api.js';
+import { chooseLinked, rememberView } from '../deep-link.js';
 import { confirmDialog, errorBox, openDialog } from '../dialog.js';
 import { field, h, percent } from '../dom.js';
 import { iterationSelect } from '../iteration-select.js';
@@ -53,6 +54,10 @@ export async function renderPredictions(panel, ctx, params, signal) {
   const iterations = await iterationSelect(ctx, { includeAll: true });
   if (signal.aborted) return;
   const tagFilter = h('select', {}, h('option', { value: '' }, 'Any tag'), ctx.tags.map((t) => h('option', { value: t.id }, t.name)));
+  // The filter lives in the address: #/projects/{id}/predictions?iteration={id}&tag={id}.
+  chooseLinked(iterations.select, params.get('iteration'));
+  chooseLinked(tagFilter, params.get('tag'));
+  const rememberFilter = () => rememberView(ctx, 'predictions', { iteration: iterations.select.value, tag: tagFilter.value });
   const selection = new Set();
   let results = [];
   let token = null;
@@ -100,8 +105,12 @@ export async function renderPredictions(panel, ctx, params, signal) {
     render();
   }
 
-  iterations.select.addEventListener('change', () => load(false));
-  tagFilter.addEventListener('change', () => load(false));
+  for (const filter of [iterations.select, tagFilter]) {
+    filter.addEventListener('change', () => {
+      rememberFilter();
+      load(false);
+    });
+  }
   more.addEventListener('click', () => load(true));
   remove.addEventListener('click', () => confirmDialog({
     title: 'Delete predictions',

@@ -32,7 +32,11 @@ function trainingBadge(ctx) {
 
 /** Load the project and build its frame; `show(tab, params, signal)` renders a tab inside it. */
 export async function openProject(main, projectId) {
-  const [project, domains] = await Promise.all([api.get(`/projects/${projectId}`), loadDomains()]);
+  const [project, domains, tags] = await Promise.all([
+    api.get(`/projects/${projectId}`),
+    loadDomains(),
+    api.get(`/projects/${projectId}/tags`),
+  ]);
   const lifetime = new AbortController();
   const domain = domains.find((d) => d.id === project.settings.domainId);
   const events = new EventTarget();
@@ -43,7 +47,7 @@ export async function openProject(main, projectId) {
     detection: isDetection(domain),
     multilabel: project.settings.classificationType === 'Multilabel',
     events,
-    tags: [],
+    tags,
     async loadTags() {
       ctx.tags = await api.get(`${ctx.base}/tags`);
       return ctx.tags;
@@ -79,7 +83,6 @@ export async function openProject(main, projectId) {
     ),
   );
   setCrumbs([{ label: 'Projects', href: '#/' }, { label: project.name }]);
-  await ctx.loadTags();
   api.get(`${ctx.base}/iterations`).then((iterations) => iterations.forEach((i) => ctx.track(i))).catch(() => {});
 
   return {

@@ -1,6 +1,7 @@
 /** Quick Test: send an image file or URL to a trained iteration and show the predictions. */
 
 import { api } from '../api.js';
+import { chooseLinked, rememberView } from '../deep-link.js';
 import { errorBox } from '../dialog.js';
 import { dropFiles, field, h, uid } from '../dom.js';
 import { iterationSelect } from '../iteration-select.js';
@@ -10,6 +11,8 @@ import { announce } from '../status.js';
 export async function renderQuickTest(panel, ctx, params, signal) {
   const iterations = await iterationSelect(ctx);
   if (signal.aborted) return;
+  chooseLinked(iterations.select, params.get('iteration'));
+  iterations.select.addEventListener('change', () => rememberView(ctx, 'quicktest', { iteration: iterations.select.value }));
   const heading = h('h2', { tabindex: '-1' }, 'Quick Test');
   if (!iterations.iterations.length) {
     panel.replaceChildren(h('div', { class: 'page narrow' }, heading,
