@@ -44,7 +44,8 @@ def open_page(
 ) -> tuple[Page, list[str]]:
     """A page in a fresh context, with the given keys already saved in localStorage (None: no keys saved).
     Returns the page and the list that collects its uncaught script errors."""
-    context = browser.new_context(viewport=viewport)
+    phone = viewport == PHONE  # a phone also has a touch screen and honours the page's viewport tag
+    context = browser.new_context(viewport=viewport, has_touch=phone, is_mobile=phone)
     if keys:
         context.add_init_script(
             f"localStorage.setItem('seer.trainingKey', {keys['training']!r});"
@@ -58,7 +59,16 @@ def open_page(
 
 
 def screenshot(page: Page, name: str) -> Path:
+    """The whole page. Playwright's full_page capture re-emulates the device, which drops a phone's touch screen
+    (CSS for `hover: none` stops applying), so the viewport is made as tall as the page instead, then restored."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    viewport = page.viewport_size
+    assert viewport is not None
+    height = page.evaluate("document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": viewport["width"], "height": max(height, viewport["height"])})
+    try:
+        page.screenshot(path=str(path))
+    finally:
+        page.set_viewport_size(viewport)
     return path

@@ -89,7 +89,7 @@ function tagEditor(ctx, image, onChanged) {
   return {
     element: h('div', { class: 'image-tags' }, h('h3', {}, 'Tags'), chips, h('div', { class: 'inline-add' }, select, add),
       error, h('div', { class: 'inline-add' }, suggest), suggested,
-      keys.length ? h('ul', { class: 'shortcut-list', 'aria-label': 'Tag keys' }, keys) : null),
+      keys.length ? h('ul', { class: 'shortcut-list keyboard-only', 'aria-label': 'Tag keys' }, keys) : null),
     toggle,
   };
 }
@@ -142,7 +142,7 @@ export function openImageDialog(ctx, images, index, onChanged) {
     wide: true,
     content: h('div', {},
       h('div', { class: 'image-nav' }, previous, position, next,
-        h('span', { class: 'hint' }, '← → move between images; 1-9 apply a tag.')),
+        h('span', { class: 'hint keyboard-only' }, '← → move between images; 1-9 apply a tag.')),
       body, h('div', { class: 'dialog-actions' }, remove)),
     onClose: () => changed && onChanged(),
   });

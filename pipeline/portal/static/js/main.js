@@ -57,6 +57,11 @@ window.addEventListener('seer:unauthorized', () => {
   if (!document.querySelector('dialog[open]')) openSettings(route);
 });
 window.addEventListener('hashchange', route);
+window.addEventListener('seer:project-changed', () => {
+  shell?.dispose();
+  shell = null;
+  route();
+});
 
 if (hasTrainingKey()) route();
 else openSettings(route);

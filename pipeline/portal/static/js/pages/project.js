@@ -4,6 +4,8 @@ import { api } from '../api.js';
 import { h } from '../dom.js';
 import { isDetection, loadDomains } from '../domains.js';
 import { setCrumbs } from '../layout.js';
+import { openProjectForm } from '../project-form.js';
+import { announce } from '../status.js';
 import { openTrainDialog, TrainingTracker } from '../training.js';
 import { renderImages } from './images.js';
 import { renderPerformance } from './performance.js';
@@ -60,6 +62,12 @@ export async function openProject(main, projectId) {
   const tracker = new TrainingTracker(ctx.base, events, lifetime.signal);
   const train = h('button', { type: 'button', class: 'button train' }, h('span', { 'aria-hidden': 'true' }, '⚙ '), 'Train');
   train.addEventListener('click', () => openTrainDialog(ctx));
+  // Saved settings can change the name, type and domain the whole frame was built from: main.js builds it again.
+  const settings = h('button', { type: 'button', class: 'button' }, 'Project settings');
+  settings.addEventListener('click', () => openProjectForm(project, () => {
+    announce('Project settings saved.');
+    window.dispatchEvent(new Event('seer:project-changed'));
+  }));
   const links = TABS.map(([id, label]) => h('a', { href: `#/projects/${project.id}/${id}`, 'data-tab': id }, label));
   const panel = h('section', { class: 'tab-panel' });
   const kind = ctx.detection ? 'Object Detection' : `Classification · ${project.settings.classificationType}`;
@@ -76,7 +84,7 @@ export async function openProject(main, projectId) {
           h('h1', { tabindex: '-1' }, project.name),
           h('p', { class: 'meta' }, kind, domain ? ` · ${domain.name}` : ''),
         ),
-        h('div', { class: 'project-actions' }, trainingBadge(ctx), train),
+        h('div', { class: 'project-actions' }, trainingBadge(ctx), settings, train),
       ),
       h('nav', { class: 'tabs', 'aria-label': 'Project sections' }, links),
       panel,
