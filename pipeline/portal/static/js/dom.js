@@ -92,6 +92,15 @@ export function debounce(fn, ms) {
   };
 }
 
+/** A sort comparator: newest `key` (an ISO timestamp, which compares as a string) first. Not localeCompare: its
+ * first call loads ICU's collation data, about 30 ms of a cold load on a slow CPU. */
+export const newestFirst = (key) => (a, b) => (a[key] < b[key] ? 1 : a[key] > b[key] ? -1 : 0);
+
+/** Local date and time as 2026-12-03 09:28. Not Intl: its first formatter loads locale data, about 20 ms of a
+ * cold load on a slow CPU, for a date a person only needs to recognise. */
 export function formatDate(iso) {
-  return iso ? new Date(iso).toLocaleString() : '';
+  if (!iso) return '';
+  const d = new Date(iso);
+  const two = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
 }

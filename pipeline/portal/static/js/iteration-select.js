@@ -1,13 +1,13 @@
 /** A <select> of the project's trained iterations (newest first), for Quick Test and Predictions. */
 
 import { api } from './api.js';
-import { field, h } from './dom.js';
+import { field, h, newestFirst } from './dom.js';
 
 /** The project's Completed iterations, newest first. */
 export async function trainedIterations(ctx) {
   return (await api.get(`${ctx.base}/iterations`))
     .filter((i) => i.status === 'Completed')
-    .sort((a, b) => b.created.localeCompare(a.created));
+    .sort(newestFirst('created'));
 }
 
 export async function iterationSelect(ctx, { label = 'Iteration', includeAll = false, allLabel = 'All iterations' } = {}) {

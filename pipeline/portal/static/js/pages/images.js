@@ -64,10 +64,11 @@ export async function renderImages(panel, ctx, params, signal) {
     images: [],
     more: false,
   };
-  // The iteration choice loads beside the first counts and images, unless the link names an iteration: that one
-  // is checked first (one since deleted falls back to today's images).
+  // The iteration choice loads after the first images and counts are asked for (a browser opens six connections to
+  // a server, and the images are what the page is for), unless the link names an iteration: that one is checked
+  // first (one since deleted falls back to today's images).
   const iterationSlot = h('div');
-  const iterationsLoading = iterationSelect(ctx, { label: 'Images of', includeAll: true, allLabel: 'Today’s training set' })
+  const loadIterations = () => iterationSelect(ctx, { label: 'Images of', includeAll: true, allLabel: 'Today’s training set' })
     .then((iterations) => {
       if (signal.aborted) return;
       iterations.select.value = state.iterationId;
@@ -80,7 +81,8 @@ export async function renderImages(panel, ctx, params, signal) {
       });
       iterationSlot.replaceChildren(iterations.element);
     });
-  if (state.iterationId) await iterationsLoading;
+  const linked = Boolean(state.iterationId);
+  if (linked) await loadIterations();
   if (signal.aborted) return;
   const rememberFilter = () => rememberView(ctx, 'images', {
     status: state.status === 'All' ? '' : state.status,
@@ -216,7 +218,7 @@ export async function renderImages(panel, ctx, params, signal) {
   }
 
   async function refresh() {
-    await Promise.all([renderTags(), loadImages()]);
+    await Promise.all([loadImages(), renderTags()]);
   }
 
   const newTag = h('input', { id: uid('tag-name'), autocomplete: 'off', placeholder: 'Tag name', required: true });
@@ -265,6 +267,7 @@ export async function renderImages(panel, ctx, params, signal) {
     if (event.dataTransfer.files.length) openUploadDialog(ctx, event.dataTransfer.files, refresh);
   });
   panel.replaceChildren(workspace);
-  await Promise.all([refresh(), iterationsLoading]);
+  const firstPage = refresh();
+  await Promise.all([firstPage, linked ? null : loadIterations()]);
   if (state.status === 'Untagged') suggestions.open();
 }

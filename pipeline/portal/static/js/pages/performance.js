@@ -4,7 +4,7 @@
 import { api } from '../api.js';
 import { rememberView } from '../deep-link.js';
 import { confirmDialog, formDialog, openDialog } from '../dialog.js';
-import { debounce, field, formatDate, h, percent, slider } from '../dom.js';
+import { debounce, field, formatDate, h, newestFirst, percent, slider } from '../dom.js';
 import { confusionMatrix, precisionRecallCurve } from '../charts.js';
 import { predictionView } from '../prediction-view.js';
 import { openExportDialog } from '../export.js';
@@ -244,7 +244,7 @@ export async function renderPerformance(panel, ctx, params, signal) {
 
   async function reload(id) {
     selectedId = id;
-    iterations = (await api.get(`${ctx.base}/iterations`)).sort((a, b) => b.created.localeCompare(a.created));
+    iterations = (await api.get(`${ctx.base}/iterations`)).sort(newestFirst('created'));
     await ctx.loadTags();
     render();
   }

@@ -91,7 +91,14 @@ export async function openProject(main, projectId) {
     ),
   );
   setCrumbs([{ label: 'Projects', href: '#/' }, { label: project.name }]);
-  api.get(`${ctx.base}/iterations`).then((iterations) => iterations.forEach((i) => ctx.track(i))).catch(() => {});
+  // Iterations already training are followed (the badge, live status) once the first tab is drawn, so that this
+  // request does not compete with the tab's own.
+  let following = false;
+  const followTraining = () => {
+    if (following) return;
+    following = true;
+    api.get(`${ctx.base}/iterations`).then((iterations) => iterations.forEach((i) => ctx.track(i))).catch(() => {});
+  };
 
   return {
     projectId,
@@ -105,6 +112,7 @@ export async function openProject(main, projectId) {
       panel.setAttribute('aria-label', entry[1]);
       panel.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
       await entry[2](panel, ctx, params, signal);
+      followTraining();
     },
     dispose() {
       lifetime.abort();

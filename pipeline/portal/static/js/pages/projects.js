@@ -2,7 +2,7 @@
 
 import { api } from '../api.js';
 import { confirmDialog } from '../dialog.js';
-import { formatDate, h } from '../dom.js';
+import { formatDate, h, newestFirst } from '../dom.js';
 import { isDetection, loadDomains } from '../domains.js';
 import { setCrumbs } from '../layout.js';
 import { openProjectForm } from '../project-form.js';
@@ -60,7 +60,7 @@ export async function renderProjects(main, signal) {
     empty.hidden = projects.length > 0;
     list.replaceChildren(
       ...projects
-        .sort((a, b) => b.lastModified.localeCompare(a.lastModified))
+        .sort(newestFirst('lastModified'))
         .map((p) => projectCard(p, domains.find((d) => d.id === p.settings.domainId), reload)),
     );
   };
