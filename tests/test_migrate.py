@@ -88,6 +88,15 @@ def test_migration_copies_everything_and_a_rerun_skips_it(source, target) -> Non
     target_url, target_http = target
     suffix = uuid.uuid4().hex[:8]
     classifier = fill_project(source_http, f"migrate-classifier-{suffix}")
+    seer_settings = {
+        "publishBetterRetrains": True,
+        "unknownDetection": True,
+    }  # Seer's own, copied between Seers
+    _ok(
+        source_http.patch(
+            f"{PROJECTS}/{classifier['id']}", json={"name": classifier["name"], "settings": seer_settings}
+        )
+    )
     detector = fill_project(source_http, f"migrate-detector-{suffix}", detection=True)
     status, summary = _migrate(
         source_url, target_url, "--project", classifier["name"], "--project", detector["id"]
@@ -101,6 +110,11 @@ def test_migration_copies_everything_and_a_rerun_skips_it(source, target) -> Non
         assert copy is not None
         assert contents(target_http, copy["id"]) == contents(source_http, project["id"])
     assert len(target_http.get(PROJECTS).json()) == 2  # only the projects asked for
+    settings = find_project(target_http, classifier["name"])["settings"]
+    assert {name: settings[name] for name in seer_settings} == seer_settings
+    assert (
+        settings["imageProcessingSettings"]["augmentationMethods"]["rotation"] is True
+    )  # still the source's
 
     status, summary = _migrate(source_url, target_url, "--project", classifier["name"])
     assert status == 0, summary

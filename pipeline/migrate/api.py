@@ -159,12 +159,12 @@ class TrainingApi:
         params = {k: v for k, v in params.items() if v is not None}
         return RemoteProject.model_validate(self._call("POST", "/projects", params=params).json())
 
-    def update_augmentation(self, project: RemoteProject, methods: Mapping[str, bool]) -> None:
-        """UpdateProject with the project's own name, description and domain, and these augmentation methods."""
+    def update_settings(self, project: RemoteProject, changes: Mapping[str, object]) -> None:
+        """UpdateProject with the project's own name, description and domain, and these settings (JSON names)."""
         settings = {
             "domainId": project.settings.domain_id,
             "classificationType": project.settings.classification_type,
-            "imageProcessingSettings": {"augmentationMethods": dict(methods)},
+            **changes,
         }
         body = {"name": project.name, "description": project.description or "", "settings": settings}
         self._call("PATCH", f"/projects/{project.id}", json=body)

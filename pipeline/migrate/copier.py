@@ -17,6 +17,10 @@ MAX_BATCH_IMAGES = 64  # CreateImagesFromFiles' limit
 MAX_BATCH_BYTES = 32 * 1024 * 1024  # keeps one request's body (base64) well under the endpoints' caps
 
 
+# Seer's project settings beyond Custom Vision's (wire field -> JSON name), copied between Seer endpoints.
+SEER_SETTINGS = {"publish_better_retrains": "publishBetterRetrains", "unknown_detection": "unknownDetection"}
+
+
 def _metadata_key(image: SourceImage) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((image.metadata or {}).items()))
 
@@ -74,7 +78,7 @@ class ProjectCopier:
         """Copies `project`, recording outcomes in `report`; a problem is reported, never raised."""
         try:
             target = self.target_project(project)
-            self._copy_augmentation(project, target, report)
+            self._copy_settings(project, target, report)
             tags = self.tag_map(project.id, target.id)
             report.tags = len(tags)
             for batch in _batches(self.source.images(project.id), self.batch_size):
@@ -85,21 +89,27 @@ class ProjectCopier:
             report.fail(f"project: {exc}")
             return None
 
-    def _copy_augmentation(
-        self, project: RemoteProject, target: RemoteProject, report: ProjectReport
-    ) -> None:
-        """The source's augmentation methods, where the target's differ; the images are copied even if the
-        target refuses them (its methods are its own vocabulary)."""
-        wanted = project.settings.image_processing_settings
-        have = target.settings.image_processing_settings
-        if wanted is None or not wanted.augmentation_methods:
-            return
-        if have is not None and have.augmentation_methods == wanted.augmentation_methods:
+    def _copy_settings(self, project: RemoteProject, target: RemoteProject, report: ProjectReport) -> None:
+        """The source's augmentation methods and Seer's own settings (`publishBetterRetrains`, `unknownDetection`:
+        only a Seer source has them), where the target's differ; the images are copied even if the target refuses
+        them (its augmentation methods are its own vocabulary)."""
+        wanted, have = project.settings, target.settings
+        changes: dict[str, object] = {}
+        methods = wanted.image_processing_settings and wanted.image_processing_settings.augmentation_methods
+        if methods and methods != (
+            have.image_processing_settings and have.image_processing_settings.augmentation_methods
+        ):
+            changes["imageProcessingSettings"] = {"augmentationMethods": dict(methods)}
+        for field, name in SEER_SETTINGS.items():
+            value = getattr(wanted, field)
+            if value is not None and value != getattr(have, field):
+                changes[name] = value
+        if not changes:
             return
         try:
-            self.target.update_augmentation(target, wanted.augmentation_methods)
+            self.target.update_settings(target, changes)
         except ApiError as exc:
-            report.fail(f"augmentation settings: {exc}")
+            report.fail(f"project settings: {exc}")
 
     def _upload(self, image: SourceImage, tags: dict[str, str], report: ProjectReport) -> Upload | None:
         try:
