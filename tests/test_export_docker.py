@@ -325,6 +325,24 @@ def test_the_classifier_answers_like_the_service(
         assert_same(response.json(), service_predictions(classifier_onnx(), data))
 
 
+def test_unknown_detection_adds_the_services_verdict(classifier: Unzipped) -> None:
+    """With UNKNOWN_DETECTION on, a classifier's answer adds `unknown` as the service computes it (noise is none
+    of the colours; a red picture is red); without it, `unknown` is left out (test above)."""
+    noise = png(Image.fromarray(np.random.default_rng(3).integers(0, 256, (240, 320, 3), dtype=np.uint8)))
+    red = png(classifier_pictures(1, first_seed=1500)[0][0])
+    model = LoadedModel(classifier_onnx(), workers=1)
+    with running_server(classifier.folder, UNKNOWN_DETECTION="true") as url:
+        for data in (noise, red):
+            answer = httpx.post(f"{url}/image", content=data, timeout=30).json()
+            image = decode_image(data, Settings(), max_bytes=MAX_IMAGE_BYTES).image
+            verdict = model_predictions(model, DomainType.CLASSIFICATION, image)[1]
+            assert verdict is not None
+            assert answer["unknown"]["isUnknown"] == verdict.is_unknown
+            assert answer["unknown"]["score"] == pytest.approx(verdict.score, abs=TOLERANCE)
+            assert answer["unknown"]["threshold"] == pytest.approx(verdict.threshold)
+    model.close()
+
+
 def test_the_detector_answers_like_the_service(
     detector_url: str, image_host: tuple[str, dict[str, bytes]]
 ) -> None:

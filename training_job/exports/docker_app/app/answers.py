@@ -40,15 +40,29 @@ class Prediction(WireModel):
     bounding_box: BoundingBox | None = None
 
 
+class UnknownVerdict(WireModel):
+    """Seer's extra field: whether the image is none of the tags (its unknown score above the model's threshold)."""
+
+    is_unknown: bool
+    score: float
+    threshold: float
+
+
 class ImagePrediction(WireModel):
     """One image's predictions, most probable first. The model does not know its project or iteration: those
-    stay empty, as in Custom Vision's exported containers."""
+    stay empty, as in Custom Vision's exported containers. `unknown` is sent only with UNKNOWN_DETECTION on, as
+    the service sends it only for projects with unknownDetection."""
 
     id: str = Field(default_factory=lambda: str(uuid4()))
     project: str = ""
     iteration: str = ""
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     predictions: list[Prediction]
+    unknown: UnknownVerdict | None = None
+
+    def to_json(self) -> bytes:
+        leave_out = {"unknown"} if self.unknown is None else None
+        return self.model_dump_json(by_alias=True, exclude=leave_out).encode()
 
 
 class Health(WireModel):

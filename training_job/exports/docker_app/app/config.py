@@ -22,6 +22,7 @@ class Config:
     url_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 30.0
     model_path: Path = HERE / "model.onnx"
+    unknown_detection: bool = False  # answer Seer's `unknown` too, as a project with unknownDetection does
 
     @classmethod
     def from_environment(cls) -> Config:
@@ -38,4 +39,5 @@ class Config:
             url_timeout_seconds=float(env.get("URL_TIMEOUT_SECONDS", defaults.url_timeout_seconds)),
             read_timeout_seconds=float(env.get("READ_TIMEOUT_SECONDS", defaults.read_timeout_seconds)),
             model_path=Path(env.get("MODEL_PATH", defaults.model_path)),
+            unknown_detection=env.get("UNKNOWN_DETECTION", "false").lower() in ("1", "true", "yes"),
         )

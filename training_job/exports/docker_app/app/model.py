@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from answers import BoundingBox, Prediction
+from answers import BoundingBox, Prediction, UnknownVerdict
 from PIL import Image
 from preprocessing import preprocess, preprocess_full
 
@@ -19,6 +19,8 @@ CLASSIFIER_OUTPUT = "model_outputs"
 DETECTED_BOXES = "detected_boxes"
 DETECTED_SCORES = "detected_scores"
 DETECTED_CLASSES = "detected_classes"
+UNKNOWN_OUTPUT = "unknown_score"  # a classifier's: above the metadata's `unknown_threshold`, none of the tags
+UNKNOWN_THRESHOLD = "unknown_threshold"
 
 
 class Model:
@@ -33,10 +35,25 @@ class Model:
         self.input_size = int(model_input.shape[-1])
         self.output_names = [output.name for output in self.session.get_outputs()]
         self.is_detector = CLASSIFIER_OUTPUT not in self.output_names
+        threshold = metadata.get(UNKNOWN_THRESHOLD)
+        self.unknown_threshold = (
+            float(threshold) if threshold and UNKNOWN_OUTPUT in self.output_names else None
+        )
 
-    def predict(self, image: Image.Image) -> list[Prediction]:
-        predictions = self._detect(image) if self.is_detector else self._classify(image)
-        return sorted(predictions, key=lambda p: p.probability, reverse=True)
+    def predict(self, image: Image.Image) -> tuple[list[Prediction], UnknownVerdict | None]:
+        """The predictions, most probable first, and the unknown verdict (None: the model has no unknown score,
+        as detectors and older classifiers have none)."""
+        if self.is_detector:
+            return _by_probability(self._detect(image)), None
+        outputs = self._run(preprocess(image, self.input_size))
+        predictions = [self._prediction(index, p) for index, p in enumerate(outputs[CLASSIFIER_OUTPUT])]
+        verdict = None
+        if self.unknown_threshold is not None:
+            score = float(outputs[UNKNOWN_OUTPUT])
+            verdict = UnknownVerdict(
+                is_unknown=score > self.unknown_threshold, score=score, threshold=self.unknown_threshold
+            )
+        return _by_probability(predictions), verdict
 
     def _run(self, tensor: np.ndarray) -> dict[str, list]:
         outputs = self.session.run(None, {self.input_name: tensor[None]})
@@ -52,10 +69,6 @@ class Model:
             bounding_box=box,
         )
 
-    def _classify(self, image: Image.Image) -> list[Prediction]:
-        probabilities = self._run(preprocess(image, self.input_size))[CLASSIFIER_OUTPUT]
-        return [self._prediction(index, p) for index, p in enumerate(probabilities)]
-
     def _detect(self, image: Image.Image) -> list[Prediction]:
         """The model decodes and suppresses boxes itself: normalised left, top, width, height by falling score,
         padded with score 0."""
@@ -67,3 +80,7 @@ class Model:
             )
             if score > 0
         ]
+
+
+def _by_probability(predictions: list[Prediction]) -> list[Prediction]:
+    return sorted(predictions, key=lambda p: p.probability, reverse=True)

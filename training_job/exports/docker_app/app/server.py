@@ -58,7 +58,9 @@ class PredictionHandler(BaseHTTPRequestHandler):
             return
         try:
             image = decode(self._image_bytes(route["source"]), self.server.config)
-            answer = ImagePrediction(predictions=self.server.model.predict(image))
+            predictions, verdict = self.server.model.predict(image)
+            unknown = verdict if self.server.config.unknown_detection else None
+            answer = ImagePrediction(predictions=predictions, unknown=unknown)
         except BadInput as bad:
             self._error(400, bad.code, bad.message)
         except Exception:  # the client gets an answer, the log the traceback
