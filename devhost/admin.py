@@ -5,7 +5,8 @@ background; 401 without the right key (checked first, so function names do not l
 one of the app's non-HTTP functions, 400 for a body that is not such an object.
 
 A timer trigger is given a TimerRequest that is not past due (the input is ignored); a queue trigger a message whose
-body is the input. Core Tools does not check the key; this host does, and with no master key configured it refuses
+body is the input; a blob trigger the blob the input names, `{container}/{blob name}`, read when the function runs
+(one that is missing fails that run, logged, as on the real host). Core Tools does not check the key; this host does, and with no master key configured it refuses
 every admin request: there is no development default to guess.
 """
 
@@ -16,6 +17,7 @@ import hmac
 import json
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,7 +35,9 @@ ADMIN_FUNCTIONS_PATH = "/admin/functions/"
 MASTER_KEY_SETTING = "SEER_MASTER_KEY"
 # The reason the real host logs for an invocation through this API.
 REASON = "This function was programmatically called via the host APIs."
-RUNNABLE = {"timerTrigger", "queueTrigger"}
+RUNNABLE = {"timerTrigger", "queueTrigger", "blobTrigger"}
+# Reads the blob `{container}/{name}` for a blob trigger function, as its trigger would pass it.
+BlobReader = Callable[[FunctionInfo, str], Any]
 
 
 def master_key_from_settings() -> str | None:
@@ -48,10 +52,12 @@ def describe_master_key(master_key: str | None) -> str:
     return f"master key: none configured ({MASTER_KEY_SETTING}); every /admin request will be refused"
 
 
-def trigger_value(function: FunctionInfo, text: str) -> Any:
+def trigger_value(function: FunctionInfo, text: str, read_blob: BlobReader) -> Any:
     """What the worker would pass the function for `text` as its trigger input."""
     if function.trigger_type == "timerTrigger":
         return TimerRequest(past_due=False, schedule={"AdjustForDST": True})
+    if function.trigger_type == "blobTrigger":
+        return read_blob(function, text)
     body = text.encode("utf-8")
     return convert_payload(function, body, QueueMessage(body=body))
 
@@ -60,9 +66,18 @@ class AdminFunctions:
     """ASGI app for ADMIN_FUNCTIONS_PATH. Runs each invocation on its own thread of a small pool; `close()` waits
     for those in flight."""
 
-    def __init__(self, functions: list[FunctionInfo], master_key: str | None, parallelism: int = 4) -> None:
+    def __init__(
+        self,
+        functions: list[FunctionInfo],
+        master_key: str | None,
+        read_blob: BlobReader | None = None,
+        parallelism: int = 4,
+    ) -> None:
+        """`read_blob` serves blob trigger functions (without it they are not offered)."""
         # The real host matches function names case-insensitively.
-        self._functions = {f.name.lower(): f for f in functions if f.trigger_type in RUNNABLE}
+        runnable = RUNNABLE if read_blob else RUNNABLE - {"blobTrigger"}
+        self._functions = {f.name.lower(): f for f in functions if f.trigger_type in runnable}
+        self._read_blob = read_blob
         self._master_key = master_key
         self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="admin")
 
@@ -93,13 +108,20 @@ class AdminFunctions:
         text = body.get("input", "") if isinstance(body, dict) else None
         if not isinstance(text, str | int | float | bool):
             return JSONResponse({"error": 'the body must be {"input": "<string>"}'}, status_code=400)
-        value = trigger_value(function, text if isinstance(text, str) else json.dumps(text))
         log.info("admin: running %s on demand", function.name)
-        self._pool.submit(self._run, function, value)
+        self._pool.submit(self._run, function, text if isinstance(text, str) else json.dumps(text))
         return Response(status_code=202)
 
-    @staticmethod
-    def _run(function: FunctionInfo, value: Any) -> None:
-        # invoke logs a failure; as on the real host, nobody waits for the outcome.
-        with contextlib.suppress(Exception):
+    def _run(self, function: FunctionInfo, text: str) -> None:
+        # As on the real host, nobody waits for the outcome: a failure is logged.
+        try:
+            value = trigger_value(function, text, self._read_blob or _no_blobs)
+        except Exception:
+            log.exception("admin: %s could not read its trigger input %r", function.name, text)
+            return
+        with contextlib.suppress(Exception):  # invoke logs it
             invoke(function, value, reason=REASON)
+
+
+def _no_blobs(function: FunctionInfo, path: str) -> Any:
+    raise LookupError(f"{function.name}: this host reads no blobs for the admin API")

@@ -18,7 +18,7 @@ from devhost.app_loader import (
     asgi_app_of,
     index_functions,
 )
-from devhost.blob_binding import BlobPath
+from devhost.blob_binding import BlobPath, TriggerBlob
 from devhost.blob_queue import BlobRegistration, SharedBlobQueueDispatcher
 from devhost.blob_triggers import BlobTriggerDispatcher
 from devhost.blob_webhook import WEBHOOK_PATH, BlobsWebhook
@@ -26,6 +26,7 @@ from devhost.connections import DEFAULT_CONNECTION, resolve_connection_string
 from devhost.event_grid import BlobCreatedTopic, EventGridSubscription
 from devhost.host_config import HostConfig, default_host_id
 from devhost.http_server import HttpServer
+from devhost.invocation import convert_payload
 from devhost.jobs import JobLauncher, JobSpec
 from devhost.queue_listener import DEFAULT_MESSAGE_LEASE_SECONDS
 from devhost.queue_triggers import QueueTriggerDispatcher
@@ -95,7 +96,7 @@ class LocalHost:
             if function.full_name not in event_grid:
                 self.workers.append(dispatchers[function.trigger_type](function))
         runtime = self._event_grid_blob_triggers(event_grid) if event_grid else {}
-        self.admin = AdminFunctions(self.functions, master_key)
+        self.admin = AdminFunctions(self.functions, master_key, read_blob=self._read_trigger_blob)
         runtime[ADMIN_FUNCTIONS_PATH] = self.admin
         self.http: HttpServer | None = None
         if asgi_app is not None or self.workers:
@@ -139,6 +140,14 @@ class LocalHost:
         if connection_string not in self._accounts:
             self._accounts[connection_string] = StorageAccount(connection_string)
         return self._accounts[connection_string]
+
+    def _read_trigger_blob(self, function: FunctionInfo, path: str) -> Any:
+        """The blob `{container}/{name}` as `function`'s blob trigger passes it (the admin API's input)."""
+        container, _, name = path.partition("/")
+        if not container or not name:
+            raise ValueError(f"a blob trigger's input is '{{container}}/{{blob name}}', not {path!r}")
+        blob = TriggerBlob.read(self._account(function.trigger.get("connection")), container, name)
+        return convert_payload(function, blob.data, blob.stream)
 
     def _blob_trigger(self, function: FunctionInfo) -> PollingWorker:
         return BlobTriggerDispatcher(

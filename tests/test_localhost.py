@@ -333,6 +333,26 @@ def test_admin_api_runs_a_queue_function_with_the_input(host: LocalHost, account
     wait_for(lambda: records(account, "queue", body=text))
 
 
+def test_admin_api_runs_a_blob_function_on_the_blob_named(host: LocalHost, account: StorageAccount) -> None:
+    """The input is `{container}/{blob name}`: a blob its trigger already processed runs again on demand (the
+    way to re-ingest an upload); a missing blob or a path without a container fails that run, logged, and runs
+    nothing."""
+    name = f"again-{uuid.uuid4().hex}.bin"
+    path = f"{host_app.UPLOADS}/{name}"
+    account.container(host_app.UPLOADS).upload_blob(name, b"seer")
+    wait_for(lambda: records(account, "blob", name=path))
+    missing = f"{host_app.UPLOADS}/missing-{uuid.uuid4().hex}"
+    for input_ in (missing, "no-container", path):
+        response = httpx.post(
+            f"{host.url}/admin/functions/on_upload",
+            headers={"x-functions-key": MASTER_KEY},
+            json={"input": input_},
+        )
+        assert response.status_code == 202
+    wait_for(lambda: len(records(account, "blob", name=path)) == 2)
+    assert not records(account, "blob", name=missing)
+
+
 @pytest.mark.parametrize(
     ("name", "headers", "status"),
     [
