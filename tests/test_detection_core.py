@@ -236,3 +236,52 @@ def test_a_champion_on_every_image_detects_as_the_folds_do_and_one_on_none_finds
     held_out = fit_held_out(cache, LABELS, folds, only_fold_0, settings, math.inf)
     assert all(not held_out[row] for row in np.flatnonzero(folds == 0))
     assert any(held_out[row] for row in np.flatnonzero(folds == 1))
+
+
+# --- the hand-written pieces that stay, against torchvision.ops ---------------------------------------------------
+
+
+def random_corners(generator: torch.Generator, *shape: int) -> torch.Tensor:
+    """[*shape, 4] corner boxes (x0, y0, x1, y1) inside the unit square, with an area."""
+    start = torch.rand(*shape, 2, generator=generator) * 0.8
+    size = torch.rand(*shape, 2, generator=generator) * 0.4 + 0.01
+    return torch.cat([start, (start + size).clamp(max=1)], dim=-1)
+
+
+def test_pairwise_iou_is_torchvisions_box_iou_and_has_no_nan_for_boxes_without_area() -> None:
+    from torchvision.ops import box_iou
+
+    from training_job.detector import pairwise_iou
+
+    generator = torch.Generator().manual_seed(0)
+    a, b = random_corners(generator, 3, 20), random_corners(generator, 3, 30)
+    torch.testing.assert_close(pairwise_iou(a, b), box_iou(a, b))
+    flat = torch.tensor([[[1.0, 0.2, 1.0, 0.5]]])  # clipped at the right edge: no width
+    assert torch.isnan(box_iou(flat, flat)).all()
+    assert (pairwise_iou(flat, flat) == 0).all()
+
+
+def test_suppress_keeps_the_boxes_torchvisions_batched_nms_keeps() -> None:
+    """Cluster-NMS with the model's rounds against greedy per-tag NMS, on images crowded with overlapping boxes of
+    three tags: the same boxes survive, with the same scores and tags."""
+    from torchvision.ops import batched_nms
+
+    from pipeline.contract.detection import DETECTION
+
+    generator = torch.Generator().manual_seed(1)
+    images, locations, tags = 4, 60, 3
+    corners = random_corners(generator, images, locations)
+    scores = torch.rand(images, locations, tags, generator=generator) ** 3
+    boxes, kept_scores, kept_tags = suppress(corners, scores)
+    for n in range(images):
+        flat = scores[n].flatten()
+        candidates = flat.topk(min(DETECTION.candidates, flat.numel())).indices
+        location, tag = candidates // tags, candidates % tags
+        keep = batched_nms(corners[n][location], flat[candidates], tag, DETECTION.nms_iou)
+        keep = keep[flat[candidates][keep] >= DETECTION.min_score][: DETECTION.max_detections]
+        present = kept_scores[n] > 0
+        expected = corners[n][location[keep]]
+        expected = torch.cat([expected[:, :2], expected[:, 2:] - expected[:, :2]], dim=1)
+        torch.testing.assert_close(kept_scores[n][present], flat[candidates][keep])
+        torch.testing.assert_close(boxes[n][present], expected)
+        assert torch.equal(kept_tags[n][present], tag[keep])

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.nn import functional
+from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 from pipeline.contract.detection import DETECTION
 from training_job.backbones import PooledFeatures
@@ -98,7 +99,10 @@ def decode(
 
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of corner boxes [..., M, 4] x [..., K, 4] -> [..., M, K]."""
+    """IoU of corner boxes [..., M, 4] x [..., K, 4] -> [..., M, K]. Written here, not torchvision.ops.box_iou,
+    because decoded boxes clipped at the image's edge can have no area: box_iou then divides 0 by 0, and a NaN
+    overlap would suppress a box in the exported model; this one counts it as no overlap. A test proves the two
+    equal wherever box_iou is defined."""
     top_left = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
     bottom_right = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
     intersection = (bottom_right - top_left).clamp(min=0).prod(-1)
@@ -112,7 +116,10 @@ def suppress(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-tag non-maximum suppression, batched: corners [N, A, 4], scores [N, A, C] -> the best
     `max_detections` boxes per image as (left, top, width, height) [N, K, 4], scores [N, K] (0 pads) and tags
-    [N, K] (int64), by falling score."""
+    [N, K] (int64), by falling score. Written here, not torchvision.ops.batched_nms, because it is part of the
+    exported model: fixed shapes, batched over images, and only tensor operations, so ONNX Runtime runs the same
+    graph as torch (batched_nms takes one image and returns as many boxes as survive, and exports as an ONNX
+    NonMaxSuppression whose output size depends on the data); a test proves it keeps batched_nms's boxes."""
     classes = scores.shape[-1]
     flat = scores.flatten(1)
     top_scores, top_index = flat.topk(min(DETECTION.candidates, flat.shape[1]), dim=1)
@@ -189,27 +196,12 @@ class Targets:
         )
 
 
-def giou_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - generalised IoU of matching corner boxes [P, 4]: still has a gradient when the boxes do not touch."""
-    inter = torch.minimum(predicted[:, 2:], target[:, 2:]) - torch.maximum(predicted[:, :2], target[:, :2])
-    intersection = inter.clamp(min=0).prod(-1)
-    union = (
-        (predicted[:, 2:] - predicted[:, :2]).prod(-1)
-        + (target[:, 2:] - target[:, :2]).prod(-1)
-        - intersection
-    )
-    hull = (
-        torch.maximum(predicted[:, 2:], target[:, 2:]) - torch.minimum(predicted[:, :2], target[:, :2])
-    ).prod(-1)
-    iou = intersection / union.clamp(min=1e-9)
-    return 1 - (iou - (hull - union) / hull.clamp(min=1e-9))
-
-
 def detection_loss(
     logits: torch.Tensor, sides: torch.Tensor, centerness: torch.Tensor, targets: Targets
 ) -> torch.Tensor:
     """FCOS's loss for a batch whose targets are stacked ([B, A], [B, A, 4], [B, A]): sigmoid focal loss over
-    every location and tag, GIoU on the positives weighted by their centerness, and centerness BCE."""
+    every location and tag, GIoU on the positives weighted by their centerness, and centerness BCE (the first two
+    from torchvision.ops)."""
     num_classes = logits.shape[1]
     scores = logits.flatten(2).transpose(1, 2)  # [B, A, C]
     positive = targets.tags >= 0
@@ -217,7 +209,7 @@ def detection_loss(
         functional.one_hot(targets.tags.clamp(min=0), num_classes).to(scores.dtype) * positive[..., None]
     )
     count = positive.sum().clamp(min=1)
-    classification = sigmoid_focal_loss(scores, one_hot).sum() / count
+    classification = sigmoid_focal_loss(scores, one_hot, alpha=0.25, gamma=2.0, reduction="sum") / count
     if not positive.any():
         return classification
     grid = logits.shape[-1]
@@ -225,19 +217,10 @@ def detection_loss(
     centres = grid_centres(grid)[None].expand(len(logits), -1, -1)
     predicted = torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], dim=-1)[positive]
     weight = targets.centerness[positive]
-    boxes = (giou_loss(predicted, targets.corners[positive]) * weight).sum() / weight.sum().clamp(min=1e-6)
+    giou = generalized_box_iou_loss(predicted, targets.corners[positive], reduction="none")
+    boxes = (giou * weight).sum() / weight.sum().clamp(min=1e-6)
     centred = (
         functional.binary_cross_entropy_with_logits(centerness.flatten(1)[positive], weight, reduction="sum")
         / count
     )
     return classification + boxes + centred
-
-
-def sigmoid_focal_loss(
-    logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
-) -> torch.Tensor:
-    probability = torch.sigmoid(logits)
-    cross_entropy = functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    missed = probability * (1 - targets) + (1 - probability) * targets
-    balance = alpha * targets + (1 - alpha) * (1 - targets)
-    return balance * cross_entropy * missed**gamma
