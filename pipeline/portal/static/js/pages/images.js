@@ -76,7 +76,7 @@ export async function renderImages(panel, ctx, params, signal) {
       iterations.element.hidden = !iterations.iterations.length;
       iterations.select.addEventListener('change', () => {
         state.iterationId = iterations.select.value;
-        rememberFilter();
+        filterChanged();
         refresh();
       });
       iterationSlot.replaceChildren(iterations.element);
@@ -148,6 +148,19 @@ export async function renderImages(panel, ctx, params, signal) {
     tagSelected.hidden = ctx.detection;
   }
 
+  /** A new filter: into the address, and the grid empties at once, so that nothing (Select all, Tag images, a
+   * tile) acts on the last filter's images while the new ones load. */
+  function filterChanged() {
+    rememberFilter();
+    state.images = [];
+    state.more = false;
+    selection.clear();
+    summary.textContent = '';
+    grid.replaceChildren(h('li', { class: 'loading' }, 'Loading…'));
+    more.hidden = true;
+    updateSelection();
+  }
+
   async function loadImages(append = false) {
     const load = ++latestLoad;
     const skip = append ? state.images.length : 0;
@@ -182,7 +195,7 @@ export async function renderImages(panel, ctx, params, signal) {
         `${label} (${number[value]})`);
       button.addEventListener('click', () => {
         state.status = value;
-        rememberFilter();
+        filterChanged();
         renderTags();
         loadImages();
         if (value === 'Untagged') suggestions.open();
@@ -196,7 +209,7 @@ export async function renderImages(panel, ctx, params, signal) {
       box.addEventListener('change', () => {
         if (box.checked) state.tagIds.add(tag.id);
         else state.tagIds.delete(tag.id);
-        rememberFilter();
+        filterChanged();
         loadImages();
       });
       const del = h('button', { type: 'button', class: 'icon-button small', 'aria-label': `Delete tag ${tag.name}` }, '×');
