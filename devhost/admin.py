@@ -52,11 +52,13 @@ def describe_master_key(master_key: str | None) -> str:
     return f"master key: none configured ({MASTER_KEY_SETTING}); every /admin request will be refused"
 
 
-def trigger_value(function: FunctionInfo, text: str, read_blob: BlobReader) -> Any:
-    """What the worker would pass the function for `text` as its trigger input."""
+def trigger_value(function: FunctionInfo, text: str, read_blob: BlobReader | None) -> Any:
+    """What the worker would pass the function for `text` as its trigger input (blob functions are offered only
+    with a `read_blob`)."""
     if function.trigger_type == "timerTrigger":
         return TimerRequest(past_due=False, schedule={"AdjustForDST": True})
     if function.trigger_type == "blobTrigger":
+        assert read_blob is not None
         return read_blob(function, text)
     body = text.encode("utf-8")
     return convert_payload(function, body, QueueMessage(body=body))
@@ -115,13 +117,9 @@ class AdminFunctions:
     def _run(self, function: FunctionInfo, text: str) -> None:
         # As on the real host, nobody waits for the outcome: a failure is logged.
         try:
-            value = trigger_value(function, text, self._read_blob or _no_blobs)
+            value = trigger_value(function, text, self._read_blob)
         except Exception:
             log.exception("admin: %s could not read its trigger input %r", function.name, text)
             return
         with contextlib.suppress(Exception):  # invoke logs it
             invoke(function, value, reason=REASON)
-
-
-def _no_blobs(function: FunctionInfo, path: str) -> Any:
-    raise LookupError(f"{function.name}: this host reads no blobs for the admin API")

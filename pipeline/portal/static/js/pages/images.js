@@ -280,7 +280,6 @@ export async function renderImages(panel, ctx, params, signal) {
     if (event.dataTransfer.files.length) openUploadDialog(ctx, event.dataTransfer.files, refresh);
   });
   panel.replaceChildren(workspace);
-  const firstPage = refresh();
-  await Promise.all([firstPage, linked ? null : loadIterations()]);
+  await Promise.all([refresh(), linked ? null : loadIterations()]); // refresh's requests go out first
   if (state.status === 'Untagged') suggestions.open();
 }
