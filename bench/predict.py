@@ -9,13 +9,20 @@ absent) is trained twice, on the General domain (EfficientNet-Lite2) and on Gene
 test_image.jpg fitted to 640x480 (JPEG, quality 90). Measured with httpx clients in this process (they share the
 2 cores with the service, as a co-located client would):
   - latency of one classify request, sequentially, nostore and stored (median, p90, p99);
-  - throughput of the nostore route with 1, 4 and 16 concurrent clients for --seconds each, and errors.
+  - throughput of the nostore route with 1, 4 and 16 concurrent clients for --seconds each, and errors;
+  - the in-process floor for the same model and image, in this process with no HTTP and no storage: the
+    service's decode (`decode_image`) and preprocessing (`preprocess`) and ONNX Runtime. Its latency is the faster
+    of one session with every core (as the service runs a lone request) and one single-threaded session; its
+    throughput is one thread per core, each with its own single-threaded session, for --seconds. The service's
+    figures are then printed as shares of the floor (issue 16's target: 4 clients at >= 90 % of the floor's
+    throughput, sequential latency <= 1.3x the floor's).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import tempfile
 import threading
@@ -24,10 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
+import onnxruntime as ort
 from PIL import Image, ImageOps
 
 from bench.common import DATASETS, TRAINING, Service, machine, ok, seer_service
 from bench.train import quickstart, train, upload
+from pipeline.core.settings import Settings
+from pipeline.store import StorageAccount
+from pipeline.store.iterations import IterationStore, artefact_name
+from pipeline.vision.imaging import decode_image
+from pipeline.vision.preprocessing import preprocess
 
 PREDICTION = "/customvision/v3.0/prediction"
 S0_NO_STORE_TPS = 20  # Azure Custom Vision S0: 20 transactions per second per resource (no-store prediction)
@@ -110,15 +124,71 @@ DOMAINS = {
 
 
 @dataclass(frozen=True)
+class Floor:
+    """The same work as a nostore classify, in this process: no HTTP, no routing, no storage."""
+
+    latencies: list[float]  # one image at a time
+    rate: float  # images/s, one thread and single-threaded session per core
+
+
+def _session(model: bytes, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _classify_in_process(session: ort.InferenceSession, image: bytes, settings: Settings) -> np.ndarray:
+    decoded = decode_image(image, settings, max_bytes=settings.max_prediction_image_bytes)
+    size = int(session.get_inputs()[0].shape[-1])
+    return session.run(None, {session.get_inputs()[0].name: preprocess(decoded.image, size)[np.newaxis]})[0]
+
+
+def in_process_floor(model: bytes, image: bytes, requests: int, seconds: float) -> Floor:
+    settings = Settings()
+    cores = os.cpu_count() or 1
+    medians = {}
+    for threads in (cores, 1):
+        session = _session(model, threads)
+        for _ in range(20):  # warm-up
+            _classify_in_process(session, image, settings)
+        latencies = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            _classify_in_process(session, image, settings)
+            latencies.append(time.perf_counter() - started)
+        medians[threads] = latencies
+    fastest = min(medians.values(), key=statistics.median)
+
+    sessions = [_session(model, 1) for _ in range(cores)]
+    counts = [0] * cores
+    deadline = time.perf_counter() + seconds
+
+    def loop(worker: int) -> None:
+        while time.perf_counter() < deadline:
+            _classify_in_process(sessions[worker], image, settings)
+            counts[worker] += 1
+
+    threads = [threading.Thread(target=loop, args=(n,)) for n in range(cores)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Floor(fastest, sum(counts) / (time.perf_counter() - started))
+
+
+@dataclass(frozen=True)
 class Measured:
     domain: str
     nostore: list[float]
     stored: list[float]
     loads: list[Load]
+    floor: Floor
 
 
-def publish_quickstart(service: Service, dataset, domain_id: str, name: str) -> str:
-    """Train the quickstart on `domain_id` and publish it as `name`; returns the project id."""
+def publish_quickstart(service: Service, dataset, domain_id: str, name: str) -> tuple[str, str]:
+    """Train the quickstart on `domain_id` and publish it as `name`; returns the project and iteration ids."""
     with service.client(timeout=600) as client:
         project = ok(client.post(f"{TRAINING}/projects", params={"name": name, "domainId": domain_id}))
         upload(client, project["id"], dataset)
@@ -129,18 +199,22 @@ def publish_quickstart(service: Service, dataset, domain_id: str, name: str) -> 
                 params={"publishName": "bench", "predictionId": "bench"},
             )
         )
-    return project["id"]
+    return project["id"], iteration["id"]
 
 
 def measure(
-    service: Service, project_id: str, image: bytes, domain: str, args: argparse.Namespace
+    service: Service, ids: tuple[str, str], image: bytes, domain: str, args: argparse.Namespace
 ) -> Measured:
+    project_id, iteration_id = ids
     base = f"{PREDICTION}/{project_id}/classify/iterations/bench/image"
     sequential(service, f"{base}/nostore", image, 20)  # warm-up: model load, connections
     nostore = sequential(service, f"{base}/nostore", image, args.requests)
     stored = sequential(service, base, image, args.requests // 2)
     loads = [concurrent(service, f"{base}/nostore", image, n, args.seconds) for n in (1, 4, 16)]
-    return Measured(domain, nostore, stored, loads)
+    stores = IterationStore(StorageAccount(service.connection_string))
+    model = stores.read_artefact(artefact_name(project_id, iteration_id, "model.onnx"))
+    floor = in_process_floor(model, image, args.requests, args.seconds)
+    return Measured(domain, nostore, stored, loads, floor)
 
 
 def print_tables(image: bytes, results: list[Measured]) -> None:
@@ -164,6 +238,17 @@ def print_tables(image: bytes, results: list[Measured]) -> None:
                 f"{ms(statistics.median(load.latencies))} | {ms(percentile(load.latencies, 0.99))} | "
                 f"{load.rate / S0_NO_STORE_TPS:.1f}x |"
             )
+    print(
+        "\n| model | floor: sequential median ms | HTTP / floor | floor: images/s | 4 clients, % of floor |"
+    )
+    print("|---|---|---|---|---|")
+    for result in results:
+        floor_ms = statistics.median(result.floor.latencies)
+        (four,) = [load for load in result.loads if load.clients == 4]
+        print(
+            f"| {result.domain} | {ms(floor_ms)} | {statistics.median(result.nostore) / floor_ms:.2f}x | "
+            f"{result.floor.rate:.1f} | {100 * four.rate / result.floor.rate:.0f} % |"
+        )
 
 
 def main(args: argparse.Namespace) -> None:
@@ -176,8 +261,8 @@ def main(args: argparse.Namespace) -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="seer-bench-") as logs, seer_service(Path(logs)) as service:
         for number, (domain, domain_id) in enumerate(DOMAINS.items()):
-            project_id = publish_quickstart(service, dataset, domain_id, f"bench-predict-{number}")
-            results.append(measure(service, project_id, image, domain, args))
+            ids = publish_quickstart(service, dataset, domain_id, f"bench-predict-{number}")
+            results.append(measure(service, ids, image, domain, args))
             print(f"done: {domain}", flush=True)
     print_tables(image, results)
 

@@ -125,13 +125,16 @@ param trainingCpu string = '4.0'
 @description('Memory per training execution. The Consumption profile allows up to 8Gi, paired 2Gi per vCPU.')
 param trainingMemory string = '8Gi'
 
-@description('Optional serverless GPU workload profile for training (empty: CPU on the Consumption profile). GPU profiles need an image built with CUDA torch (see training_job/Dockerfile) and matching trainingCpu/trainingMemory.')
+@description('Optional serverless GPU workload profile for training (empty: CPU on the Consumption profile). The training job then runs trainingGpuImage with SEER_TRAINING_DEVICE=cuda; set trainingCpu/trainingMemory to match the profile.')
 @allowed([
   ''
   'Consumption-GPU-NC8as-T4'
   'Consumption-GPU-NC24-A100'
 ])
 param trainingGpuWorkloadProfileType string = ''
+
+@description('The training image built with CUDA torch (training_job/Dockerfile with --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128), run by the training job on the GPU profile; the export job keeps trainingImage (exports need no GPU). Empty: the placeholder image until it is built.')
+param trainingGpuImage string = ''
 
 @description('SMTP server for training e-mail (SEER_SMTP_HOST): the training job mails TrainProject notificationEmailAddress when a run completes or fails. Empty (the default): no training mail, and no SEER_SMTP_* setting reaches the job.')
 param smtpHost string = ''
@@ -392,6 +395,7 @@ module trainingJob 'modules/training-job.bicep' = {
     trainingCpu: trainingCpu
     trainingMemory: trainingMemory
     trainingGpuWorkloadProfileType: trainingGpuWorkloadProfileType
+    trainingGpuImage: trainingGpuImage
     sharedSeerSettings: sharedSeerSettings
     dataStorageSettings: dataStorageSettings
     trainingMailSettings: trainingMailSettings
@@ -428,5 +432,6 @@ output registryName string = registry.outputs.registryName
 output registryLoginServer string = registry.outputs.registryLoginServer
 output trainingJobName string = trainingJob.outputs.trainingJobName
 output trainingImage string = trainingJob.outputs.trainingImage
+output trainingJobImage string = trainingJob.outputs.trainingJobImage
 output exportJobName string = trainingJob.outputs.exportJobName
 output applicationInsightsName string = monitoring.outputs.appInsightsName

@@ -21,7 +21,7 @@ from pipeline.vision.metrics import DetectedImage, detection_average_precision, 
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, preprocess_full
 from tests.images import detection_scene
 from training_job import onnx_export as export
-from training_job.augment import crop_boxes, detection_view
+from training_job.augment import detection_view
 from training_job.backbones import load_backbone
 from training_job.common import TrainingInputError
 from training_job.detect import DetectionResult, train_detector
@@ -94,7 +94,7 @@ def test_every_image_gets_out_of_fold_detections(
 def test_onnx_matches_torch_and_carries_metadata(
     trained: DetectionResult, training: list[DetectionSample]
 ) -> None:
-    assert trained.export_difference <= export.DETECTION_TOLERANCE
+    assert trained.export_difference <= export.DETECTION_TOLERANCE and trained.device == "cpu"
     pixels = np.stack([preprocess_full(s.image, trained.image_size) for s in training[:3]])
     boxes, scores, tags = run_onnx(trained, [s.image for s in training[:3]])
     with torch.inference_mode():
@@ -153,13 +153,7 @@ def test_preprocess_full_keeps_the_whole_image() -> None:
 
 
 def test_crop_and_flip_move_the_boxes() -> None:
-    boxes = np.array([[0.1, 0.1, 0.2, 0.2], [0.6, 0.6, 0.3, 0.3]], dtype=np.float32)
-    inside, kept = crop_boxes(boxes, (0.0, 0.0, 0.5, 0.5), min_visible=0.45)
-    assert kept.tolist() == [True, False]  # the second box lies outside the window
-    np.testing.assert_allclose(inside, [[0.2, 0.2, 0.4, 0.4]], atol=1e-6)
-    inside, kept = crop_boxes(boxes, (0.0, 0.0, 0.7, 0.7), min_visible=0.1)
-    np.testing.assert_allclose(inside[1], [0.6 / 0.7, 0.6 / 0.7, 0.1 / 0.7, 0.1 / 0.7], atol=1e-6)
-
+    """Default views keep each box on its square (the geometry in detail: tests/unit/test_augmentation.py)."""
     image = Image.new("RGB", (200, 100), (0, 0, 0))
     ImageDraw.Draw(image).rectangle([20, 10, 59, 49], fill=(255, 255, 255))
     truth = np.array([[0.1, 0.1, 0.2, 0.4]], dtype=np.float32)

@@ -84,6 +84,7 @@ def test_a_retrain_from_a_base_reuses_its_features_and_scores_as_from_scratch(
     assert answered["customBaseModelInfo"] == {"projectId": project.id, "iterationId": first.id}
     assert answered["warmStart"]["reusedFeatures"] == 12 and answered["warmStart"]["computedFeatures"] == 4
     assert "warmStart" not in client.get(f"{PREVIEW}/{project.id}/iterations/{scratch.id}").json()
+    assert warm.training_device == "cpu" and answered["trainingDevice"] == "cpu"
 
 
 def test_a_fine_tuned_state_restores_its_blocks_and_head() -> None:

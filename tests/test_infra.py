@@ -912,6 +912,35 @@ def test_gpu_profile_is_optional(bicep: Bicep, job: dict) -> None:
     environment = bicep.resource(bicep.one_of_type("Microsoft.App/managedEnvironments"))
     profiles = bicep.resolve(environment["properties"]["workloadProfiles"])
     assert profiles == [{"name": "Consumption", "workloadProfileType": "Consumption"}]
+    assert job_env(bicep)["SEER_TRAINING_DEVICE"]["value"] == "cpu"
+
+
+def _image(bicep: Bicep, job_name: str) -> str:
+    (container,) = bicep.resource(job_name)["properties"]["template"]["containers"]
+    return bicep.resolve(container["image"])
+
+
+def test_the_gpu_profile_trains_with_the_cuda_image_on_cuda() -> None:
+    """On a GPU profile the training job runs the CUDA build of the image and must train on CUDA; exports stay on
+    the CPU image and the Consumption profile."""
+    images = {
+        "trainingImage": "r.azurecr.io/seer-training:1",
+        "trainingGpuImage": "r.azurecr.io/seer-training:1-cuda",
+    }
+    bicep = Bicep(MAIN_BICEP, given={"trainingGpuWorkloadProfileType": "Consumption-GPU-NC8as-T4", **images})
+    job = bicep.resource("trainingJob")
+    assert bicep.resolve(job["properties"]["workloadProfileName"]) == "gpu"
+    environment = bicep.resource(bicep.one_of_type("Microsoft.App/managedEnvironments"))
+    assert {"name": "gpu", "workloadProfileType": "Consumption-GPU-NC8as-T4"} in bicep.resolve(
+        environment["properties"]["workloadProfiles"]
+    )
+    assert _image(bicep, "trainingJob") == images["trainingGpuImage"]
+    assert job_env(bicep)["SEER_TRAINING_DEVICE"]["value"] == "cuda"
+    assert _image(bicep, "exportJob") == images["trainingImage"]
+    assert bicep.resolve(bicep.resource("exportJob")["properties"]["workloadProfileName"]) == "Consumption"
+
+    cpu_only = Bicep(MAIN_BICEP, given=images)
+    assert _image(cpu_only, "trainingJob") == _image(cpu_only, "exportJob") == images["trainingImage"]
 
 
 def role_holders(bicep: Bicep, role: str) -> set[str]:

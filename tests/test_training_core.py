@@ -95,7 +95,7 @@ def test_onnx_matches_torch_and_carries_metadata(
     with torch.inference_mode():
         expected = regular.model(torch.from_numpy(preprocess_batch(images, SIZE))).numpy()
     assert np.abs(onnx_probabilities(regular, images) - expected).max() <= 1e-4
-    assert regular.export_difference <= 1e-4
+    assert regular.export_difference <= 1e-4 and regular.device == "cpu"
 
     session = ort.InferenceSession(regular.onnx_model, providers=["CPUExecutionProvider"])
     [data] = session.get_inputs()

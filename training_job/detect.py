@@ -43,6 +43,7 @@ from training_job.detection_cache import (
 )
 from training_job.detection_heads import fit_heads, fit_held_out, new_head
 from training_job.detector import Detector, Levels
+from training_job.device import CPU, TrainingDevice
 from training_job.onnx_export import package_detector, verify_detections
 from training_job.warm_start import DetectorState, WarmStartReport
 
@@ -67,6 +68,7 @@ class DetectionResult:
     backbone: str
     image_size: int
     export_difference: float  # max |onnx - torch| over matched boxes and scores on real training images
+    device: str  # what trained it: "cpu" or "cuda (<GPU>)" (training_job.device)
     model: Detector
     elapsed: float
     state: DetectorState  # what a later run can start from
@@ -128,7 +130,7 @@ def champion_score(
     if recipe.backbone != backbone:
         settings = DEFAULTS[recipe.backbone]
         levels = Levels(load_backbone(recipe.backbone)).eval()
-        cache = build_cache(samples, labels, levels, settings, augmentation)
+        cache = build_cache(samples, labels, levels, settings, augmentation, cache.device)
     seen = np.array([sample.image_id in recipe.seen for sample in samples])
     found = fit_held_out(cache, labels, folds, seen, settings, deadline)
     predictions = [FoldDetections(s.image_id, int(folds[row]), found[row]) for row, s in enumerate(samples)]
@@ -146,8 +148,9 @@ def train_detector(
     augmentation: Methods = DEFAULT_AUGMENTATION,
     champion: ChampionRecipe | None = None,
     base: DetectorState | None = None,
+    device: TrainingDevice = CPU,
 ) -> DetectionResult:
-    """Train, cross-validate, export and verify. Uses every CPU core (sets torch's thread count). "Advanced"
+    """Train, cross-validate, export and verify, on `device` (every CPU core: it sets torch's thread count). "Advanced"
     trains each head twice as long, within `budget_seconds`. With a `champion`, its recipe is scored on the
     same folds too. From a `base` (an earlier run's state) every head starts from its head and trains half as
     long; its start saw images the folds now hold out, so the out-of-fold score flatters it a little."""
@@ -162,7 +165,7 @@ def train_detector(
 
     size = settings.image_size
     levels = Levels(load_backbone(backbone)).eval()
-    cache = build_cache(samples, labels, levels, settings, augmentation)
+    cache = build_cache(samples, labels, levels, settings, augmentation, device)
     watch.lap("features")
     index = label_index(labels)
     label_sets = [{index[r.tag_id] for r in s.regions} for s in samples]
@@ -188,7 +191,12 @@ def train_detector(
     cv_score = out_of_fold_score(samples, labels, predictions)
     elapsed = watch.elapsed
     log.info(
-        "trained a %s detector on %d images in %.1f s: %s", backbone, len(samples), elapsed, watch.timings
+        "trained a %s detector on %d images on %s in %.1f s: %s",
+        backbone,
+        len(samples),
+        device.name,
+        elapsed,
+        watch.timings,
     )
     return DetectionResult(
         onnx_model=onnx_bytes,
@@ -198,6 +206,7 @@ def train_detector(
         backbone=backbone,
         image_size=size,
         export_difference=difference,
+        device=device.name,
         model=model,
         elapsed=elapsed,
         state=DetectorState.of(backbone, size, labels, final_head),

@@ -13,15 +13,19 @@ import torch
 from PIL import Image
 
 from pipeline.contract.detection import DETECTION
-from pipeline.contract.onnx_model import INPUT, ModelLabel
+from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.boxes import Box
 from pipeline.vision.preprocessing import preprocess_batch
 from training_job.augment import DEFAULT_AUGMENTATION, Methods, detection_views
+from training_job.backbone_passes import backbone_passes
+from training_job.classifier import torch_threads
 from training_job.common import SEED, label_index, map_groups
 from training_job.detector import Levels, Targets
-from training_job.onnx_export import export_module, session
+from training_job.device import CPU, TrainingDevice
+from training_job.onnx_export import export_module
 
 LEVELS = ("fine", "coarse")  # the backbone model's outputs (training only)
+CPU_VIEWS_PER_PASS = 8  # one image's whole view and its 7 augmented views
 
 
 @dataclass(frozen=True)
@@ -55,13 +59,15 @@ class DetectionSample:
 
 @dataclass
 class FeatureCache:
-    """The frozen backbone's maps of every view (float16, [V, C, G, G]), the view's targets, its sample."""
+    """The frozen backbone's maps of every view (float16, [V, C, G, G]) and the views' targets, on the training
+    device; each view's sample and each sample's whole view."""
 
     fine: torch.Tensor
     coarse: torch.Tensor
     targets: Targets
     sample: np.ndarray  # [V] sample index of each view
     first: np.ndarray  # [N] the index of each sample's whole-image view
+    device: TrainingDevice = CPU  # where the tensors are, and the heads train
 
 
 def _boxes(sample: DetectionSample) -> np.ndarray:
@@ -74,11 +80,12 @@ def build_cache(
     levels: Levels,
     settings: DetectorSettings,
     methods: Methods = DEFAULT_AUGMENTATION,
+    device: TrainingDevice = CPU,
 ) -> FeatureCache:
     """Backbone maps and targets (tags as indexes into `labels`) of every view of every sample, views computed
-    in parallel (`map_groups`)."""
+    in parallel (`map_groups`), the cache held on `device`."""
     size, per_sample = settings.image_size, 1 + settings.augmented_views
-    runner = session(export_module(levels, size, LEVELS), threads=1)
+    passes = backbone_passes(levels, lambda: export_module(levels, size, LEVELS), LEVELS, device)
     grid = size // DETECTION.stride
     index = label_index(labels)
 
@@ -93,14 +100,20 @@ def build_cache(
             ):
                 images.append(view)
                 targets.append(Targets.assign(torch.from_numpy(boxes), tags[torch.from_numpy(kept)], grid))
-        fine, coarse = runner.run(list(LEVELS), {INPUT: preprocess_batch(images, size)})
+        fine, coarse = passes(preprocess_batch(images, size))
         return fine.astype(np.float16), coarse.astype(np.float16), targets
 
-    chunks = map_groups(len(samples), max(1, 8 // per_sample), run)
+    # Single-threaded torch in the workers: the augmentation's small box tensors would otherwise wake every core's
+    # thread (torchvision's rotation of boxes: 3 to 4 ms a view on busy cores, against 8 us on one thread).
+    with torch_threads(1):
+        chunks = map_groups(
+            len(samples), max(1, device.views_per_pass(CPU_VIEWS_PER_PASS) // per_sample), run
+        )
     return FeatureCache(
-        fine=torch.from_numpy(np.concatenate([c[0] for c in chunks])),
-        coarse=torch.from_numpy(np.concatenate([c[1] for c in chunks])),
-        targets=Targets.stack([t for c in chunks for t in c[2]]),
+        fine=device.tensor(np.concatenate([c[0] for c in chunks])),
+        coarse=device.tensor(np.concatenate([c[1] for c in chunks])),
+        targets=Targets.stack([t for c in chunks for t in c[2]]).to(device.device),
         sample=np.repeat(np.arange(len(samples)), per_sample),
         first=np.arange(len(samples)) * per_sample,
+        device=device,
     )

@@ -30,7 +30,10 @@ def new_head(cache: FeatureCache, num_classes: int, settings: DetectorSettings) 
 def fit_head(
     head: Head, cache: FeatureCache, rows: np.ndarray, settings: DetectorSettings, deadline: float
 ) -> Head:
-    """`head` trained on every view of the samples `rows` (AdamW, cosine schedule), stopped at `deadline`."""
+    """`head` trained on every view of the samples `rows` (AdamW, cosine schedule; in mixed precision on a GPU),
+    stopped at `deadline`, on the cache's device."""
+    device = cache.device
+    head.to(device.device)
     views = torch.from_numpy(np.flatnonzero(np.isin(cache.sample, rows)))
     steps = max(1, math.ceil(settings.epochs * len(views) / settings.batch))
     optimiser = torch.optim.AdamW(
@@ -42,6 +45,7 @@ def fit_head(
         lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)),
     )
     generator = torch.Generator().manual_seed(SEED)
+    scaler = device.gradient_scaler()
     head.train()
     step = 0
     with torch.enable_grad():
@@ -49,11 +53,14 @@ def fit_head(
             for batch in views[torch.randperm(len(views), generator=generator)].split(settings.batch):
                 if step >= steps or time.monotonic() > deadline:
                     return head.eval().requires_grad_(False)
-                outputs = head(cache.fine[batch].float(), cache.coarse[batch].float())
-                loss = detection_loss(*outputs, cache.targets.take(batch))
+                batch = batch.to(device.device)
+                with device.mixed_precision():
+                    outputs = head(cache.fine[batch].float(), cache.coarse[batch].float())
+                loss = detection_loss(*(output.float() for output in outputs), cache.targets.take(batch))
                 optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimiser)
+                scaler.update()
                 schedule.step()
                 step += 1
     return head.eval().requires_grad_(False)
@@ -63,10 +70,10 @@ def detect_cached(
     cache: FeatureCache, head: Head, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The head's final detections (as the exported model makes them) on the whole-image views of `rows`."""
-    views = torch.from_numpy(cache.first[rows])
+    views = cache.device.tensor(cache.first[rows])
     with torch.inference_mode():
         boxes, scores, tags = suppress(*decode(*head(cache.fine[views].float(), cache.coarse[views].float())))
-    return boxes.numpy(), scores.numpy(), tags.numpy()
+    return boxes.cpu().numpy(), scores.cpu().numpy(), tags.cpu().numpy()
 
 
 def detected_boxes(
@@ -118,12 +125,12 @@ def fit_heads(
     deadline: float,
     start: Head | None = None,
 ) -> tuple[Head, list[list[Box]]]:
-    """The final head (fitted on every sample) and each sample's out-of-fold detections, in sample order. Every
-    head starts from `start` (a base iteration's) when given, else freshly initialised."""
+    """The final head (fitted on every sample, returned on the CPU) and each sample's out-of-fold detections, in
+    sample order. Every head starts from `start` (a base iteration's) when given, else freshly initialised."""
     training_rows = [np.arange(len(cache.first))]
     training_rows += [np.flatnonzero(folds != fold) for fold in range(folds.max() + 1)]
     final_head, *fold_heads = _fit_all(cache, labels, training_rows, settings, deadline, start)
-    return final_head, _held_out(cache, labels, folds, dict(enumerate(fold_heads)))
+    return final_head.cpu(), _held_out(cache, labels, folds, dict(enumerate(fold_heads)))
 
 
 def fit_held_out(

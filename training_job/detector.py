@@ -88,7 +88,7 @@ def decode(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Head outputs -> corner boxes [N, A, 4] (x0, y0, x1, y1, normalised, clipped) and scores [N, A, C]."""
     grid = logits.shape[-1]
-    centres = grid_centres(grid).to(logits.dtype)
+    centres = grid_centres(grid).to(logits.device, logits.dtype)
     distances = torch.exp(sides.flatten(2).transpose(1, 2).clamp(max=math.log(2 * grid))) / grid
     corners = torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], dim=-1).clamp(0, 1)
     scores = torch.sqrt(
@@ -170,6 +170,9 @@ class Targets:
     def take(self, index: torch.Tensor) -> Targets:
         return Targets(self.tags[index], self.corners[index], self.centerness[index])
 
+    def to(self, device: torch.device) -> Targets:
+        return Targets(self.tags.to(device), self.corners.to(device), self.centerness.to(device))
+
     @classmethod
     def assign(cls, boxes: torch.Tensor, tags: torch.Tensor, grid: int) -> Targets:
         """`boxes` [n, 4] (left, top, width, height, normalised), `tags` [n] -> targets for G * G locations."""
@@ -214,7 +217,7 @@ def detection_loss(
         return classification
     grid = logits.shape[-1]
     distances = torch.exp(sides.flatten(2).transpose(1, 2).clamp(max=math.log(2 * grid))) / grid
-    centres = grid_centres(grid)[None].expand(len(logits), -1, -1)
+    centres = grid_centres(grid).to(logits.device)[None].expand(len(logits), -1, -1)
     predicted = torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], dim=-1)[positive]
     weight = targets.centerness[positive]
     giou = generalized_box_iou_loss(predicted, targets.corners[positive], reduction="none")

@@ -21,7 +21,8 @@ from training_job.classifier import (
     torch_threads,
 )
 from training_job.common import SEED
-from training_job.samples import Sample, map_views
+from training_job.device import CPU, TrainingDevice
+from training_job.samples import BATCH, Sample, map_views
 from training_job.scoring import Candidate, score
 
 FINETUNE_AUGMENTED_VIEWS = 3
@@ -47,11 +48,13 @@ class FineTuner:
         deadline: float,
         methods: Methods,
         epochs: int = FINETUNE_EPOCHS,
+        device: TrainingDevice = CPU,
     ) -> None:
-        self.extractor = extractor
+        self.extractor = copy.deepcopy(extractor).to(device.device)
         self.multilabel = multilabel
         self.deadline = deadline
         self.epochs = epochs
+        self.device = device
         self.split = extractor.backbone.num_blocks - FINETUNE_BLOCKS
         self.activations: torch.Tensor | None = None
 
@@ -60,20 +63,29 @@ class FineTuner:
                 return None
             # no_grad, not inference_mode: these activations are inputs to training
             with torch.no_grad():
-                return extractor.backbone.prefix(extractor.normalise(torch.from_numpy(pixels)), self.split)
+                on_device = self.extractor
+                return on_device.backbone.prefix(on_device.normalise(device.tensor(pixels)), self.split)
 
         with torch_threads(1):
-            chunks = map_views(samples, size, FINETUNE_AUGMENTED_VIEWS, prefix, methods)
+            chunks = map_views(
+                samples,
+                size,
+                FINETUNE_AUGMENTED_VIEWS,
+                prefix,
+                methods,
+                views_per_pass=device.views_per_pass(BATCH),
+            )
         if any(chunk is None for chunk in chunks):
             return
         stacked = torch.cat(chunks)
         self.activations = stacked.reshape(len(samples), 1 + FINETUNE_AUGMENTED_VIEWS, *stacked.shape[1:])
 
     def train(self, rows: np.ndarray, truth: np.ndarray, head: nn.Linear, seconds: float) -> Classifier:
-        """Fine-tune a copy of the model on the samples `rows` for at most `epochs` or `seconds`."""
+        """Fine-tune a copy of the model on the samples `rows` for at most `epochs` or `seconds`, in mixed
+        precision on a GPU; the model stays on the tuner's device."""
         assert self.activations is not None
         model = Classifier(copy.deepcopy(self.extractor), copy.deepcopy(head), self.multilabel)
-        model.eval().requires_grad_(False)
+        model.to(self.device.device).eval().requires_grad_(False)
         backbone = model.features.backbone
         tuned = backbone.suffix_parameters(self.split)
         for parameter in [*tuned, *model.head.parameters()]:
@@ -85,26 +97,33 @@ class FineTuner:
             ],
             weight_decay=1e-4,
         )
-        inputs = self.activations[torch.from_numpy(rows)].flatten(0, 1)
+        inputs = self.activations[self.device.tensor(rows)].flatten(0, 1)
         targets = head_targets(np.repeat(truth, 1 + FINETUNE_AUGMENTED_VIEWS, axis=0), self.multilabel)
+        targets = targets.to(self.device.device)
         generator = torch.Generator().manual_seed(SEED)
+        scaler = self.device.gradient_scaler()
         stop = time.monotonic() + seconds
         with torch.enable_grad():
             for _ in range(self.epochs):
                 for batch in torch.randperm(len(inputs), generator=generator).split(FINETUNE_BATCH):
                     if time.monotonic() > stop:
                         return model.requires_grad_(False)
-                    logits = model.head(backbone.suffix(inputs[batch], self.split))
+                    batch = batch.to(self.device.device)
+                    with self.device.mixed_precision():
+                        logits = model.head(backbone.suffix(inputs[batch], self.split))
+                        value = loss(logits.float(), targets[batch], self.multilabel)
                     optimiser.zero_grad()
-                    loss(logits, targets[batch], self.multilabel).backward()
-                    optimiser.step()
+                    scaler.scale(value).backward()
+                    scaler.step(optimiser)
+                    scaler.update()
         return model.requires_grad_(False)
 
     def predict(self, model: Classifier, rows: np.ndarray) -> np.ndarray:
         assert self.activations is not None
         with torch.inference_mode():
-            features = model.features.backbone.suffix(self.activations[torch.from_numpy(rows), 0], self.split)
-            return probabilities(model.head(features), self.multilabel).numpy()
+            held = self.activations[self.device.tensor(rows), 0]
+            features = model.features.backbone.suffix(held, self.split)
+            return probabilities(model.head(features), self.multilabel).cpu().numpy()
 
 
 def train_advanced(
@@ -127,6 +146,6 @@ def train_advanced(
 
     def final() -> Classifier:
         everything = np.arange(len(truth))
-        return tuner.train(everything, truth, final_head, seconds)
+        return tuner.train(everything, truth, final_head, seconds).cpu()
 
     return Candidate(oof, score(oof, truth, tuner.multilabel), final)

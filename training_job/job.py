@@ -38,6 +38,7 @@ from training_job import queue_job
 from training_job.champion import ChampionRecipe, Score, decide, find_champion, recipe_of
 from training_job.common import TrainingInputError, label_index
 from training_job.data import TrainingData, load_training_data
+from training_job.device import CPU, CPU_NAME, TrainingDevice, select_device
 from training_job.notify import notify_training
 from training_job.queue_job import FailNow, JobQueue, Work, configure_logging, run_once
 
@@ -78,6 +79,7 @@ class Trained:
     calibration: CalibrationRecord | None = None  # a classifier's (pipeline.store.records.CalibrationRecord)
     artefacts: dict[str, bytes] = field(default_factory=dict)
     warm_start: WarmStartRecord | None = None
+    device: str = CPU_NAME  # what trained it (training_job.device)
 
 
 def _base_state(account: StorageAccount, iteration: IterationRecord) -> bytes | None:
@@ -112,6 +114,7 @@ def _classifier(
     iteration: IterationRecord,
     backbone: str,
     champion: ChampionRecipe | None,
+    device: TrainingDevice,
 ) -> Trained:
     from training_job.samples import Sample
     from training_job.train import train_classifier
@@ -140,6 +143,7 @@ def _classifier(
         augmentation=enabled_methods(iteration.augmentation_methods),
         champion=champion,
         base=ClassifierState.loads(stored) if stored else None,
+        device=device,
     )
     evaluation = EvaluationRecord(
         classification_type=iteration.classification_type,
@@ -170,6 +174,7 @@ def _classifier(
         calibration,
         {WARM_START_FILE: result.state.dumps()},
         _warm_start(iteration, len(samples), result.timings, result.warm_start),
+        result.device,
     )
 
 
@@ -179,6 +184,7 @@ def _detector(
     iteration: IterationRecord,
     backbone: str,
     champion: ChampionRecipe | None,
+    device: TrainingDevice,
 ) -> Trained:
     """Images train a detector through their regions of the iteration's tags (whole-image tags do not count)."""
     from training_job.detect import train_detector
@@ -211,6 +217,7 @@ def _detector(
         augmentation=enabled_methods(iteration.augmentation_methods),
         champion=champion,
         base=DetectorState.loads(stored) if stored else None,
+        device=device,
     )
     evaluation = EvaluationRecord(
         classification_type=None,
@@ -237,6 +244,7 @@ def _detector(
         champion_score,
         artefacts={WARM_START_FILE: result.state.dumps()},
         warm_start=_warm_start(iteration, len(samples), result.timings, result.warm_start),
+        device=result.device,
     )
 
 
@@ -272,9 +280,11 @@ def _outcome(
     return fields
 
 
-def train_iteration(account: StorageAccount, iteration: IterationRecord) -> IterationRecord:
-    """Train, export and evaluate; store the artefacts; return the iteration as Completed (for a scheduled retrain
-    that competes with the published iteration, with the outcome: training_job/champion)."""
+def train_iteration(
+    account: StorageAccount, iteration: IterationRecord, device: TrainingDevice = CPU
+) -> IterationRecord:
+    """Train on `device`, export and evaluate; store the artefacts; return the iteration as Completed (for a
+    scheduled retrain that competes with the published iteration, with the outcome: training_job/champion)."""
     started = time.monotonic()
     data: TrainingData = load_training_data(account, iteration)
     if not data.images:
@@ -287,7 +297,7 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
     if champion is not None and champion.evaluation_blob:
         recipe = recipe_of(champion, EvaluationRecord.loads(store.read_artefact(champion.evaluation_blob)))
     try:
-        trained = trainer(account, data, iteration, domain.backbone, recipe)
+        trained = trainer(account, data, iteration, domain.backbone, recipe, device)
     except TrainingInputError as error:
         raise TrainingDataError(str(error)) from error
     ImageStore(account).write_snapshot(iteration.project_id, iteration.id, [i.record for i in data.images])
@@ -310,6 +320,7 @@ def train_iteration(account: StorageAccount, iteration: IterationRecord) -> Iter
             "training_error_details": None,
             **(_outcome(account, champion, trained) if contested else {}),
             "warm_start": trained.warm_start,
+            "training_device": trained.device,
         }
     )
 
@@ -358,14 +369,17 @@ def _queue(settings: Settings, name: str) -> JobQueue:
 
 
 def _work(account: StorageAccount, settings: Settings) -> Work[TrainingMessage, IterationRecord]:
+    """The training work, on the device the settings choose (chosen before any message is taken: a job asked
+    to train on a GPU it lacks fails at once and leaves the queue as it was)."""
     iterations = IterationStore(account)
+    device = select_device(settings.training_device)
 
     def load(request: TrainingMessage) -> IterationRecord | None:
         iteration = iterations.get(request.project_id, request.iteration_id)
         return iteration if iteration is not None and iteration.status == IterationStatus.TRAINING else None
 
     def run(request: TrainingMessage, iteration: IterationRecord) -> None:
-        finish(account, settings, train_iteration(account, iteration), IterationStatus.COMPLETED)
+        finish(account, settings, train_iteration(account, iteration, device), IterationStatus.COMPLETED)
 
     def fail(
         request: TrainingMessage, iteration: IterationRecord, reason: str, error: Exception | None

@@ -1,20 +1,22 @@
-"""Regular training: the frozen backbone's pooled features are computed once per image, in ONNX Runtime
-(several times faster than eager torch here), and a linear head is fitted on them; cross-validation refits only
+"""Regular training: the frozen backbone's pooled features are computed once per image (`BackboneFeatures`: ONNX
+Runtime on the CPU, torch on a GPU), and a linear head is fitted on them; cross-validation refits only
 the head, so every image gets its out-of-fold prediction cheaply."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
 import torch
 from torch import nn
 
-from pipeline.contract.onnx_model import FEATURES, INPUT
+from pipeline.contract.onnx_model import FEATURES
+from training_job.backbone_passes import backbone_passes
 from training_job.classifier import Classifier, FeatureExtractor, fit_head, head_targets, probabilities
-from training_job.onnx_export import session
-from training_job.samples import Sample, map_views
+from training_job.device import CPU, TrainingDevice
+from training_job.samples import BATCH, Sample, map_views
 from training_job.scoring import Candidate, score
 
 # Augmented views per image beside the serving view. A linear head on frozen features gained nothing from them
@@ -24,27 +26,37 @@ REGULAR_AUGMENTED_VIEWS = 0
 WEIGHT_DECAY = 1e-2  # head L2: best val log loss on hymenoptera among 1e-3..3e-2 (accuracy within 1 image)
 
 
-def compute_features(
-    samples: Sequence[Sample],
-    size: int,
-    features: onnx.ModelProto,
-    known: Mapping[int, np.ndarray] | None = None,
-) -> np.ndarray:
-    """[N, V, D] pooled features of every view of every sample, in ONNX Runtime; rows in `known` (a base
-    iteration's, by sample index) are taken as they are instead."""
-    rows = dict(known or {})
-    missing = [i for i in range(len(samples)) if i not in rows]
-    if missing:
-        runner = session(features, threads=1)
-        computed = map_views(
-            [samples[i] for i in missing],
-            size,
-            REGULAR_AUGMENTED_VIEWS,
-            lambda pixels: runner.run([FEATURES], {INPUT: pixels})[0],
-        )
-        views = np.concatenate(computed).reshape(len(missing), 1 + REGULAR_AUGMENTED_VIEWS, -1)
-        rows.update(zip(missing, views, strict=True))
-    return np.stack([rows[i] for i in range(len(samples))])
+@dataclass(frozen=True)
+class BackboneFeatures:
+    """How a run computes pooled features (`backbone_passes`: ONNX Runtime on the CPU, torch on a GPU, in
+    GPU-sized batches there)."""
+
+    extractor: FeatureExtractor
+    exported: onnx.ModelProto  # `extractor` as ONNX (onnx_export.export_features)
+    device: TrainingDevice = CPU
+
+    def compute(
+        self, samples: Sequence[Sample], size: int, known: Mapping[int, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """[N, V, D] pooled features of every view of every sample; rows in `known` (a base iteration's, by sample
+        index) are taken as they are instead."""
+        rows = dict(known or {})
+        missing = [i for i in range(len(samples)) if i not in rows]
+        if missing:
+            computed = map_views(
+                [samples[i] for i in missing],
+                size,
+                REGULAR_AUGMENTED_VIEWS,
+                self._runner(),
+                views_per_pass=self.device.views_per_pass(BATCH),
+            )
+            views = np.concatenate(computed).reshape(len(missing), 1 + REGULAR_AUGMENTED_VIEWS, -1)
+            rows.update(zip(missing, views, strict=True))
+        return np.stack([rows[i] for i in range(len(samples))])
+
+    def _runner(self) -> Callable[[np.ndarray], np.ndarray]:
+        passes = backbone_passes(self.extractor, lambda: self.exported, [FEATURES], self.device)
+        return lambda pixels: passes(pixels)[0]
 
 
 def fit_on_views(

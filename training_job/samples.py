@@ -16,7 +16,7 @@ from training_job.common import SEED, map_groups
 
 T = TypeVar("T")
 
-BATCH = 4  # views per backbone run: fastest here (14 ms a view for lite2) and the least memory
+BATCH = 4  # views per backbone run on the CPU: fastest here (14 ms a view for lite2) and the least memory
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,11 @@ def map_views(
     augmented: int,
     work: Callable[[np.ndarray], T],
     methods: Methods = DEFAULT_AUGMENTATION,
+    views_per_pass: int = BATCH,
 ) -> list[T]:
     """`work` applied to the preprocessed views (the serving view, then `augmented` random ones, seeded per
-    sample, using the augmentation `methods`) of successive groups of samples ([n * (1 + augmented), 3, S, S] each), in order (`map_groups`)."""
+    sample, using the augmentation `methods`) of successive groups of samples ([n * (1 + augmented), 3, S, S]
+    each, about `views_per_pass` views), in order (`map_groups`)."""
 
     def run(indexes: range) -> T:
         images = [
@@ -45,4 +47,4 @@ def map_views(
         ]
         return work(preprocess_batch(images, size))
 
-    return map_groups(len(samples), max(1, BATCH // (1 + augmented)), run)
+    return map_groups(len(samples), max(1, views_per_pass // (1 + augmented)), run)

@@ -33,9 +33,10 @@ from training_job.common import (
     stratified_folds,
     training_type_of,
 )
+from training_job.device import CPU, TrainingDevice
 from training_job.finetune import WARM_FINETUNE_EPOCHS, FineTuner, train_advanced
 from training_job.onnx_export import export_features, package_classifier, verify
-from training_job.regular import compute_features, fit_on_views, out_of_fold, train_regular
+from training_job.regular import BackboneFeatures, fit_on_views, out_of_fold, train_regular
 from training_job.samples import Sample
 from training_job.scoring import Candidate, CvScore, score
 from training_job.unknown import UnknownScore, fit_unknown
@@ -65,6 +66,7 @@ class TrainingResult:
     backbone: str
     image_size: int
     export_difference: float  # max |onnx - torch| on real training images
+    device: str  # what trained it: "cpu" or "cuda (<GPU>)" (training_job.device)
     model: Classifier  # the exported model, in torch
     calibration: Calibration  # the temperature folded into `model` and its out-of-fold effect
     unknown: UnknownScore  # the exported model's second output and its threshold
@@ -117,13 +119,17 @@ def champion_score(
     features: np.ndarray,
     backbone: str,
     multilabel: bool,
+    device: TrainingDevice,
 ) -> CvScore:
     """The champion's out-of-fold score on the challenger's samples and folds: Regular heads on its backbone's
     features (the challenger's when the backbone is the same), each fitted on the fold's samples it was trained
     on."""
     if recipe.backbone != backbone:
         size = get_spec(recipe.backbone).image_size
-        features = compute_features(samples, size, export_features(feature_extractor(recipe.backbone), size))
+        extractor = feature_extractor(recipe.backbone)
+        features = BackboneFeatures(extractor, export_features(extractor, size), device).compute(
+            samples, size
+        )
     seen = np.array([sample.image_id in recipe.seen for sample in samples])
     oof, _ = out_of_fold(features, truth, folds, recipe.multilabel, seen)
     return score(oof, truth, multilabel)
@@ -140,8 +146,9 @@ def train_classifier(
     augmentation: Methods = DEFAULT_AUGMENTATION,
     champion: ChampionRecipe | None = None,
     base: ClassifierState | None = None,
+    device: TrainingDevice = CPU,
 ) -> TrainingResult:
-    """Train, cross-validate, export and verify. Uses every CPU core (sets torch's thread count). Regular
+    """Train, cross-validate, export and verify, on `device` (every CPU core: it sets torch's thread count). Regular
     training learns from the serving view alone; Advanced fine-tunes on views augmented by `augmentation`.
     With a `champion`, its recipe is scored on the same folds too.
 
@@ -163,7 +170,9 @@ def train_classifier(
     features_onnx = export_features(extractor, size)
     watch.lap("export_backbone")
     known = base.known_features(samples, backbone, size) if base else {}
-    features = regular_features = compute_features(samples, size, features_onnx, known)
+    features = regular_features = BackboneFeatures(extractor, features_onnx, device).compute(
+        samples, size, known
+    )
     watch.lap("features")
     initial = base.regular.for_labels(labels) if base else None
     regular, fold_heads = train_regular(extractor, features, truth, folds, multilabel, initial)
@@ -171,7 +180,7 @@ def train_classifier(
     watch.lap("regular_cv")
     champion_cv = None
     if champion is not None:
-        champion_cv = champion_score(champion, samples, truth, folds, features, backbone, multilabel)
+        champion_cv = champion_score(champion, samples, truth, folds, features, backbone, multilabel, device)
         watch.lap("champion_cv")
     tuned_start = None
     if kind == TrainingType.ADVANCED:
@@ -180,11 +189,18 @@ def train_classifier(
         if tuned_start is not None:
             tuned_extractor, final_head = tuned_start
             tuner = FineTuner(
-                tuned_extractor, samples, size, multilabel, deadline, augmentation, WARM_FINETUNE_EPOCHS
+                tuned_extractor,
+                samples,
+                size,
+                multilabel,
+                deadline,
+                augmentation,
+                WARM_FINETUNE_EPOCHS,
+                device,
             )
             fold_heads = [final_head] * len(fold_heads)
         else:
-            tuner = FineTuner(extractor, samples, size, multilabel, deadline, augmentation)
+            tuner = FineTuner(extractor, samples, size, multilabel, deadline, augmentation, device=device)
             final_head = fit_on_views(features, truth, multilabel, initial)
         advanced = train_advanced(tuner, truth, folds, fold_heads, final_head)
         if advanced is not None:
@@ -198,7 +214,7 @@ def train_classifier(
     model = with_temperature(final, calibration.temperature)
     if mode != TrainingType.REGULAR:
         features_onnx = export_features(model.features, size)
-        features = compute_features(samples, size, features_onnx)
+        features = BackboneFeatures(model.features, features_onnx, device).compute(samples, size)
     unknown = fit_unknown(features[:, 0], folds)
     onnx_bytes = package_classifier(
         features_onnx, model, labels, size, backbone, unknown, calibration.temperature
@@ -218,7 +234,13 @@ def train_classifier(
     )
     elapsed = watch.elapsed
     log.info(
-        "trained %s (%s) on %d images in %.1f s: %s", backbone, mode, len(samples), elapsed, watch.timings
+        "trained %s (%s) on %d images on %s in %.1f s: %s",
+        backbone,
+        mode,
+        len(samples),
+        device.name,
+        elapsed,
+        watch.timings,
     )
     return TrainingResult(
         onnx_model=onnx_bytes,
@@ -231,6 +253,7 @@ def train_classifier(
         backbone=backbone,
         image_size=size,
         export_difference=difference,
+        device=device.name,
         model=model,
         calibration=calibration,
         unknown=unknown,

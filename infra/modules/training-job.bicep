@@ -28,6 +28,7 @@ param trainingImage string
 param trainingCpu string
 param trainingMemory string
 param trainingGpuWorkloadProfileType string
+param trainingGpuImage string
 
 // The SEER_* settings the job shares with the Functions app, and the data account's SEER_DATA__* settings.
 param sharedSeerSettings array
@@ -62,6 +63,17 @@ var gpuProfiles = [
 // A public sample image that never touches the queue, used only until the real training image is in the registry.
 var placeholderImage = 'mcr.microsoft.com/k8se/quickstart-jobs:latest'
 var trainingImageRef = empty(trainingImage) ? placeholderImage : trainingImage
+var gpuImageRef = empty(trainingGpuImage) ? placeholderImage : trainingGpuImage
+var trainingJobImageRef = useGpu ? gpuImageRef : trainingImageRef
+
+// Where the training job trains (training_job/device.py). On the GPU profile it must be CUDA: a CPU-only image there
+// fails at once, leaving its message queued, instead of training for hours on the CPU unnoticed.
+var trainingDeviceSettings = [
+  {
+    name: 'SEER_TRAINING_DEVICE'
+    value: useGpu ? 'cuda' : 'cpu'
+  }
+]
 
 resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {
   name: logAnalyticsName
@@ -171,12 +183,12 @@ resource trainingJob 'Microsoft.App/jobs@2025-01-01' = {
       containers: [
         {
           name: 'training'
-          image: trainingImageRef
+          image: trainingJobImageRef
           resources: {
             cpu: json(trainingCpu)
             memory: trainingMemory
           }
-          env: concat(trainingJobStorageEnv, dataStorageSettings, sharedSeerSettings, trainingMailSettings, trainingJobSmtpLoginEnv)
+          env: concat(trainingJobStorageEnv, dataStorageSettings, sharedSeerSettings, trainingDeviceSettings, trainingMailSettings, trainingJobSmtpLoginEnv)
         }
       ]
     }
@@ -255,4 +267,5 @@ resource exportJob 'Microsoft.App/jobs@2025-01-01' = {
 
 output trainingJobName string = trainingJob.name
 output trainingImage string = trainingImageRef
+output trainingJobImage string = trainingJobImageRef
 output exportJobName string = exportJob.name

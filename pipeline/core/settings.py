@@ -71,6 +71,9 @@ def _data(name: str) -> AliasChoices:
     return AliasChoices(f"SEER_DATA__{name}")
 
 
+TrainingDeviceChoice = Literal["auto", "cpu", "cuda"]
+
+
 class Settings(BaseSettings):
     """Everything configurable. Limits default to Custom Vision's S0 tier."""
 
@@ -122,6 +125,8 @@ class Settings(BaseSettings):
     training_queue: str = "training"
     training_visibility_timeout_seconds: int = 120
     training_max_attempts: int = 5
+    # Where the training job trains (training_job/device.py): auto takes a CUDA GPU when torch sees one.
+    training_device: TrainingDeviceChoice = "auto"
     # The export job's queue (training_job/exports), its visibility timeout (kept extended while a job runs) and
     # the tries before an export is marked Failed.
     export_queue: str = "exports"

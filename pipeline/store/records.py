@@ -165,6 +165,7 @@ class IterationRecord(BaseModel):
     base_project_id: str | None = None
     base_iteration_id: str | None = None
     warm_start: WarmStartRecord | None = None  # set by the training job of a run with a base
+    training_device: str | None = None  # what trained it: "cpu" or "cuda (<GPU>)"; None before it was kept
 
 
 class PredictedTag(BaseModel):

@@ -74,7 +74,8 @@ def tag_to_wire(tag: TagRecord, image_count: int) -> Tag:
 def iteration_to_wire(iteration: IterationRecord, version: str) -> Iteration:
     """A Completed iteration is exportable to every platform Seer exports that `version` can name. The base it
     started from is `customBaseModelInfo` (v3.4-preview's field; an extra one on v3.3, which the SDK ignores),
-    and what the run reused from it Seer's extra `warmStart`."""
+    and what the run reused from it Seer's extra `warmStart`; the device that trained it is Seer's extra
+    `trainingDevice`."""
     completed = iteration.status == IterationStatus.COMPLETED
     platforms = [platform.value for platform in platforms_in(version)] if completed else []
     return Iteration(
@@ -107,6 +108,7 @@ def iteration_to_wire(iteration: IterationRecord, version: str) -> Iteration:
         if iteration.base_project_id and iteration.base_iteration_id
         else None,
         warm_start=WarmStart(**iteration.warm_start.model_dump()) if iteration.warm_start else None,
+        training_device=iteration.training_device,
     )
 
 

@@ -58,6 +58,7 @@ class Iteration(OmitsUnset):
         "challenger_score",
         "calibration",
         "warm_start",
+        "training_device",
     )
 
     id: str
@@ -89,6 +90,7 @@ class Iteration(OmitsUnset):
     challenger_score: float | None = None
     calibration: IterationCalibration | None = None
     warm_start: WarmStart | None = None
+    training_device: str | None = None  # "cpu" or "cuda (<GPU>)": what trained it
 
 
 class IterationUpdate(WireModel):
