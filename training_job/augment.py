@@ -3,17 +3,25 @@ colour jitter and, when the project enables them, a small rotation and histogram
 Which transforms run is the project's `augmentationMethods` (pipeline.core.augmentation); a view draws the same
 random numbers whichever are enabled, so switching one transform off leaves the others' draws as they were. Each
 view ends at the model's input size, so `preprocess` then applies exactly the geometry serving uses (a size x size
-image passes through it unchanged). Detection views move the image's boxes with the crop, the flip and the
-rotation, and drop boxes that the crop mostly cut away."""
+image passes through it unchanged). Detection views pass the picture and its boxes (torchvision
+`BoundingBoxes`) through the same `torchvision.transforms.v2.functional` calls: the crop and stretch, the flip
+and the rotation (a rotated box becomes the upright box around it). They drop boxes that keep less than
+`min_visible` of their area in view; the first view is the serving view, `resize_full`, with every box as it
+was."""
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageEnhance, ImageOps
+from torchvision.transforms.v2 import functional as F
+from torchvision.tv_tensors import BoundingBoxes
 
 from pipeline.core.augmentation import DEFAULT_METHODS, AugmentationMethod, enabled_methods
 from pipeline.vision.preprocessing import resize_and_crop, resize_full
@@ -103,35 +111,6 @@ class DetectionAugmentation:
     jitter: float = 0.25
 
 
-def crop_boxes(
-    boxes: np.ndarray, window: tuple[float, float, float, float], min_visible: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes [n, 4] (left, top, width, height, normalised to the image) seen through `window` (the same form),
-    normalised to the window, and which boxes were kept (those with at least `min_visible` of their area inside)."""
-    left, top, width, height = window
-    x0 = np.clip(boxes[:, 0], left, left + width)
-    y0 = np.clip(boxes[:, 1], top, top + height)
-    x1 = np.clip(boxes[:, 0] + boxes[:, 2], left, left + width)
-    y1 = np.clip(boxes[:, 1] + boxes[:, 3], top, top + height)
-    visible = (x1 - x0) * (y1 - y0) / np.maximum(boxes[:, 2] * boxes[:, 3], 1e-12)
-    keep = visible >= min_visible
-    inside = np.stack([(x0 - left) / width, (y0 - top) / height, (x1 - x0) / width, (y1 - y0) / height], 1)
-    return inside[keep], keep
-
-
-def rotate_boxes(boxes: np.ndarray, degrees: float) -> np.ndarray:
-    """Boxes [n, 4] of a square view, normalised, after `Image.rotate(degrees)` (counter-clockwise about the
-    centre): the upright box around each rotated box, which may reach past the view (`crop_boxes` clips it)."""
-    angle = math.radians(degrees)
-    cos, sin = math.cos(angle), math.sin(angle)
-    xs = np.stack([boxes[:, 0], boxes[:, 0] + boxes[:, 2]] * 2, 1) - 0.5
-    ys = np.stack([boxes[:, 1]] * 2 + [boxes[:, 1] + boxes[:, 3]] * 2, 1) - 0.5
-    turned_x = xs * cos + ys * sin + 0.5
-    turned_y = -xs * sin + ys * cos + 0.5
-    left, top = turned_x.min(1), turned_y.min(1)
-    return np.stack([left, top, turned_x.max(1) - left, turned_y.max(1) - top], 1).astype(boxes.dtype)
-
-
 def detection_view(
     image: Image.Image,
     boxes: np.ndarray,
@@ -140,43 +119,67 @@ def detection_view(
     methods: Methods = DEFAULT_AUGMENTATION,
     augmentation: DetectionAugmentation = DetectionAugmentation(),
 ) -> tuple[Image.Image, np.ndarray, np.ndarray]:
-    """One augmented size x size view (stretched like `resize_full`), its boxes, and which input boxes it kept."""
-    window = (0.0, 0.0, 1.0, 1.0)
-    if rng.random() >= augmentation.full_view:
-        width, height = (rng.uniform(augmentation.min_scale, 1.0) for _ in range(2))
-        left, top = rng.uniform(0, 1 - width), rng.uniform(0, 1 - height)
-        if AugmentationMethod.SCALING not in methods:
-            left, top, width, height = 0.0, 0.0, 1.0, 1.0
-        if AugmentationMethod.TRANSLATION not in methods:
-            left, top = (1 - width) / 2, (1 - height) / 2
-        window = (left, top, width, height)
-    kept_boxes, keep = crop_boxes(boxes.reshape(-1, 4), window, augmentation.min_visible)
-    w, h = image.size
-    left, top, width, height = window
-    view = image.convert("RGB").resize(
-        (size, size),
-        Image.Resampling.BILINEAR,
-        box=(left * w, top * h, (left + width) * w, (top + height) * h),
-    )
+    """One augmented size x size view (stretched like `resize_full`), its boxes, and which input boxes it kept.
+    The picture and its boxes go through the same torchvision calls, so they cannot drift apart."""
+    view = image.convert("RGB")
+    width, height = view.size
+    left, top, crop_width, crop_height = _window(rng, methods, augmentation)
+    left, crop_width = _pixels(left, crop_width, width)
+    top, crop_height = _pixels(top, crop_height, height)
+    pixels = torch.as_tensor(boxes.reshape(-1, 4), dtype=torch.float32) * torch.tensor([width, height] * 2)
+    moved = BoundingBoxes(pixels, format="XYWH", canvas_size=(height, width), clamping_mode=None)
+    view, moved = _together(F.resized_crop, view, moved, top, left, crop_height, crop_width, [size, size])
+    moved, keep = _in_view(moved, augmentation.min_visible)
     if rng.random() < augmentation.flip and AugmentationMethod.HORIZONTAL_FLIP in methods:
-        view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        kept_boxes[:, 0] = 1 - kept_boxes[:, 0] - kept_boxes[:, 2]
+        view, moved = _together(F.horizontal_flip, view, moved)
     view = change_colour(view, rng, augmentation.jitter, methods)
     if AugmentationMethod.ROTATION in methods:
         degrees = rng.uniform(-MAX_ROTATION, MAX_ROTATION)
-        view = view.rotate(degrees, Image.Resampling.BILINEAR, fillcolor=_FILL)
-        turned, still = crop_boxes(
-            rotate_boxes(kept_boxes, degrees), (0.0, 0.0, 1.0, 1.0), augmentation.min_visible
+        view, moved = _together(
+            F.rotate, view, moved, degrees, F.InterpolationMode.BILINEAR, fill=list(_FILL)
         )
-        kept_boxes, keep = turned, _narrowed(keep, still)
-    return view, kept_boxes, keep
+        moved, still = _in_view(moved, augmentation.min_visible)
+        keep &= still
+    return view, (moved[keep] / size).numpy(), keep.numpy()
 
 
-def _narrowed(keep: np.ndarray, still: np.ndarray) -> np.ndarray:
-    """`keep` (over the input boxes) with the kept boxes that `still` (over the kept ones) drops turned off."""
-    narrowed = keep.copy()
-    narrowed[np.flatnonzero(keep)[~still]] = False
-    return narrowed
+def _window(
+    rng: random.Random, methods: Methods, augmentation: DetectionAugmentation
+) -> tuple[float, float, float, float]:
+    """The crop (left, top, width, height as fractions of the image), drawn whichever methods are enabled."""
+    if rng.random() < augmentation.full_view:
+        return 0.0, 0.0, 1.0, 1.0
+    width, height = (rng.uniform(augmentation.min_scale, 1.0) for _ in range(2))
+    left, top = rng.uniform(0, 1 - width), rng.uniform(0, 1 - height)
+    if AugmentationMethod.SCALING not in methods:
+        left, top, width, height = 0.0, 0.0, 1.0, 1.0
+    if AugmentationMethod.TRANSLATION not in methods:
+        left, top = (1 - width) / 2, (1 - height) / 2
+    return left, top, width, height
+
+
+def _pixels(start: float, extent: float, side: int) -> tuple[int, int]:
+    """A span of the image (a fraction) in whole pixels, as torchvision crops: at least one, and inside."""
+    length = max(1, round(extent * side))
+    return min(round(start * side), side - length), length
+
+
+def _together(
+    transform: Callable[..., Any], view: Image.Image, boxes: BoundingBoxes, *args: Any, **kwargs: Any
+) -> tuple[Image.Image, BoundingBoxes]:
+    """The same torchvision call on the picture and on its boxes (the box kernels ignore `interpolation` and
+    `fill`)."""
+    return transform(view, *args, **kwargs), transform(boxes, *args, **kwargs)
+
+
+def _in_view(boxes: BoundingBoxes, min_visible: float) -> tuple[BoundingBoxes, torch.Tensor]:
+    """The boxes cut to the view, and which keep at least `min_visible` of their area. Written here because
+    torchvision only clamps boxes, and its `SanitizeBoundingBoxes` drops them by size, not by the share of
+    each still in view (the transforms leave boxes whole, `clamping_mode=None`, so that share can be
+    measured)."""
+    inside = F.clamp_bounding_boxes(boxes, clamping_mode="hard")
+    share = inside[:, 2] * inside[:, 3] / (boxes[:, 2] * boxes[:, 3]).clamp(min=1e-12)
+    return inside, share >= min_visible
 
 
 def detection_views(
