@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
     app.state.predictor = Predictor(
         app.state.account,
         app.state.settings,
-        ModelCache(app.state.settings.model_cache_size, app.state.settings.inference_workers),
+        ModelCache(app.state.settings.model_cache_size),
     )
     config = app.state.settings
     app.state.url_fetches = WorkPool(

@@ -18,10 +18,14 @@ router = APIRouter(tags=["prediction"])
 KINDS = {"classify": DomainType.CLASSIFICATION, "detect": DomainType.OBJECT_DETECTION}
 
 
-def _request(
+async def _request(
     engine: Predictor, project_id: str, published_name: str, kind: str, store: bool, application: str | None
 ) -> PredictionRequest:
-    target = engine.published.get(project_id, published_name)
+    """What a prediction URL asks for; storage is read (on a thread) only when the published iteration is not
+    remembered."""
+    target = engine.published.remembered(project_id, published_name) or await run_in_threadpool(
+        engine.published.get, project_id, published_name
+    )
     return PredictionRequest(
         iteration=target.iteration,
         kind=KINDS[kind],
@@ -42,9 +46,7 @@ def _image_endpoint(kind: str, store: bool):
         application: str | None = Query(None),
     ) -> ImagePrediction:
         data = await uploaded_image(request, config.max_prediction_image_bytes)
-        target = await run_in_threadpool(
-            _request, engine, project_id, published_name, kind, store, application
-        )
+        target = await _request(engine, project_id, published_name, kind, store, application)
         return image_prediction_to_wire(await work.run(engine.predict, target, data))
 
     return predict_image
@@ -61,9 +63,7 @@ def _url_endpoint(kind: str, store: bool):
         image_url: ImageUrl = Body(...),
         application: str | None = Query(None),
     ) -> ImagePrediction:
-        target = await run_in_threadpool(
-            _request, engine, project_id, published_name, kind, store, application
-        )
+        target = await _request(engine, project_id, published_name, kind, store, application)
         data = await fetches.run(fetch_image, image_url.url, config)
         return image_prediction_to_wire(await work.run(engine.predict, target, data))
 

@@ -174,7 +174,6 @@ class Settings(BaseSettings):
 
     model_cache_size: int = 8
     published_cache_seconds: float = 2.0
-    inference_workers: int = 0  # threads serving each loaded model; 0 = one per core
 
     @model_validator(mode="after")
     def _data_endpoints_need_an_account(self) -> Settings:

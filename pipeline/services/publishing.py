@@ -89,13 +89,20 @@ class PublishedIterations:
         self._entries: dict[tuple[str, str], tuple[float, PublishedTarget]] = {}
         self._lock = threading.Lock()
 
+    def remembered(self, project_id: str, publish_name: str) -> PublishedTarget | None:
+        """The target if it is remembered and fresh, without touching storage (the hot path skips a thread hop)."""
+        with self._lock:
+            cached = self._entries.get((project_id.lower(), publish_name))
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        return None
+
     def get(self, project_id: str, publish_name: str) -> PublishedTarget:
+        remembered = self.remembered(project_id, publish_name)
+        if remembered is not None:
+            return remembered
         key = (project_id.lower(), publish_name)
         now = time.monotonic()
-        with self._lock:
-            cached = self._entries.get(key)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1]
         target = published_iteration(self.account, project_id, publish_name)
         with self._lock:
             # expired entries go as new ones come, so the map holds only what was asked for within `ttl`

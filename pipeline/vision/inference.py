@@ -1,28 +1,26 @@
-"""Running exported models with ONNX Runtime: a bounded cache of loaded models keyed by the model blob, and
-opportunistic batching (requests that arrive while a batch runs go together into the next one), which adds no
-latency to a lone request and raises throughput under concurrent load.
+"""Running exported models with ONNX Runtime: a bounded cache of loaded models keyed by the model blob, each run
+on the calling thread by one of two sessions of the same model.
 
-Each model is served by `workers` threads (default one per core), each session allowed every core with ORT's
-spin-waiting off. Measured with bench/predict.py on the 2-core machine: this keeps a lone request as fast as one
-session on both cores (spinning off even helps when the HTTP server and clients share the cores) and raises
-requests per second under concurrency by about 35 % over a single worker.
+A lone request runs on a session with every core (intra-op threads = cores, spin-waiting off): the fastest single
+answer. A request that arrives while another runs takes a single-threaded session instead, shared by all such
+requests (ORT sessions are thread-safe; a single-threaded run stays on its caller's thread), so concurrent requests
+each keep one core busy rather than splitting every operator across cores that are all busy anyway. Measured with
+bench/predict.py on the 2-core machine (issue 16, item 5), against the earlier worker threads with opportunistic
+batching: a lone request 25 ms instead of 33 ms, and 7 % more requests per second with 4 clients (Lite0). The
+single-threaded session is made the first time it is needed.
 
 Memory (issue 10, item 10): every session allocates from one process-wide ORT arena instead of its own, so the
-cache holds each model's weights plus one arena sized by the largest concurrent work, not eight arenas each sized
-by its model's largest batch; an evicted model's workers are stopped and joined and the freed heap is handed back
-to the OS (`release_free_memory`), so memory stops growing once the cache is full. Measured with an
-EfficientNet-Lite2 classifier, 12 models through a cache of 8: 1164 MB with 8 cached, then +80 MB per eviction;
-now 522 MB, flat."""
+cache holds each model's weights plus one arena sized by the largest concurrent work; an evicted model's sessions
+are freed as soon as no request holds them and the freed heap is handed back to the OS (`release_free_memory`),
+so memory stops growing once the cache is full (bench/soak.py)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
 
 import numpy as np
 import onnxruntime as ort
@@ -51,83 +49,53 @@ def _use_shared_arena(options: ort.SessionOptions) -> None:
 
 
 class LoadedModel:
-    """One ONNX model with worker threads that each run batches of whatever requests are waiting."""
+    """One ONNX model, its metadata, and the two sessions that run it (see the module docstring)."""
 
-    def __init__(self, model_bytes: bytes, workers: int = 0, max_batch: int = 16) -> None:
-        cores = os.cpu_count() or 1
-        workers = workers or cores
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = cores
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        _use_shared_arena(options)
-        self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    def __init__(self, model_bytes: bytes) -> None:
+        self._bytes = model_bytes
+        self.session = _session(model_bytes, os.cpu_count() or 1)
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.metadata = metadata
         self.labels: list[ModelLabel] = decode_labels(metadata)
         self.input_name = self.session.get_inputs()[0].name
         self.input_size = int(self.session.get_inputs()[0].shape[-1])
         self.output_names = [output.name for output in self.session.get_outputs()]
-        self.max_batch = max_batch
-        self._closed = False
-        self._state = threading.Lock()  # no request is queued behind the workers' stop signals
-        self._requests: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
-        self._workers = [
-            threading.Thread(target=self._serve, name=f"onnx-worker-{n}", daemon=True) for n in range(workers)
-        ]
-        for worker in self._workers:
-            worker.start()
+        self._state = threading.Lock()  # guards the count of runs in flight
+        self._running = 0
+        self._creating = threading.Lock()  # the single-threaded session is made once, beside running requests
+        self._single_threaded: ort.InferenceSession | None = None
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
-        """Outputs for one preprocessed image ([3, S, S] float32): each output's row for this image. A request
-        that got this model just before it was evicted runs on its own thread: the workers are gone."""
-        future: Future = Future()
+        """Outputs for one preprocessed image ([3, S, S] float32): each output's row for this image."""
         with self._state:
-            queued = not self._closed
-            if queued:
-                self._requests.put((tensor, future))
-        if not queued:
-            return [output[0] for output in self.session.run(None, {self.input_name: tensor[np.newaxis]})]
-        return future.result()
+            alone = self._running == 0
+            self._running += 1
+        try:
+            session = self.session if alone else self._shared_single_threaded()
+            return [output[0] for output in session.run(None, {self.input_name: tensor[np.newaxis]})]
+        finally:
+            with self._state:
+                self._running -= 1
 
-    def close(self) -> None:
-        """Stop the workers once they have answered what is queued, and wait for them, so that the session is
-        freed as soon as the last request holding this model lets go."""
-        with self._state:
-            self._closed = True
-            for _ in self._workers:
-                self._requests.put(None)
-        for worker in self._workers:
-            worker.join()
+    def _shared_single_threaded(self) -> ort.InferenceSession:
+        with self._creating:
+            if self._single_threaded is None:
+                self._single_threaded = _session(self._bytes, 1)
+            return self._single_threaded
 
-    def _serve(self) -> None:
-        while True:
-            first = self._requests.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._requests.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._requests.put(None)
-                    break
-                batch.append(item)
-            try:
-                outputs = self.session.run(None, {self.input_name: np.stack([t for t, _ in batch])})
-                for row, (_, future) in enumerate(batch):
-                    future.set_result([output[row] for output in outputs])
-            except Exception as error:
-                for _, future in batch:
-                    future.set_exception(error)
+
+def _session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    _use_shared_arena(options)
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
 def _retire(models: list[LoadedModel]) -> None:
-    """Close evicted models, dropping each reference as it goes, then hand the freed heap (their sessions, unless
-    a request still holds one, and the loading's temporary buffers) back to the OS."""
-    while models:
-        models.pop().close()
+    """Drop the evicted models, then hand the freed heap (their sessions, unless a request still holds one, and the
+    loading's temporary buffers) back to the OS."""
+    models.clear()
     release_free_memory()
 
 
@@ -135,9 +103,8 @@ class ModelCache:
     """At most `capacity` loaded models, least recently used evicted. Keys are model blob names, which never
     change content (an iteration's model is written once), so a new publish is simply a new key."""
 
-    def __init__(self, capacity: int = 8, workers: int = 0) -> None:
+    def __init__(self, capacity: int = 8) -> None:
         self.capacity = capacity
-        self.workers = workers
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -154,7 +121,7 @@ class ModelCache:
                 if key in self._models:
                     return self._models[key]
             try:
-                model = LoadedModel(load_bytes(), self.workers)
+                model = LoadedModel(load_bytes())
             except BaseException:
                 with self._lock:  # a failed load leaves nothing behind; the next request tries again
                     self._loading.pop(key, None)

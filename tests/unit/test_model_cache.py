@@ -1,6 +1,7 @@
 """The model cache stays bounded (issue 10, item 10: memory grew with every published model): evicted models give
-back their threads and memory, cached models share one arena for their activations, and a request that still
-holds an evicted model gets its answer."""
+back their memory, cached models share one arena for their activations, and a request that still holds an evicted
+model gets its answer. A loaded model runs a lone request on its every-core session and concurrent ones on one
+shared single-threaded session (issue 16, item 5), with the same answers."""
 
 from __future__ import annotations
 
@@ -50,16 +51,11 @@ def rss_mib() -> float:
     raise AssertionError("no VmRSS")
 
 
-def worker_threads() -> int:
-    return sum(1 for t in threading.enumerate() if t.name.startswith("onnx-worker"))
-
-
 IMAGE = np.zeros((3, SIDE, SIDE), np.float32)
 
 
-def test_evicted_models_release_their_threads_and_sessions():
-    cache = ModelCache(capacity=2, workers=2)
-    before = worker_threads()
+def test_evicted_models_release_their_sessions():
+    cache = ModelCache(capacity=2)
     loaded = []
     for n in range(5):
         model = cache.get(f"model-{n}", lambda n=n: wide_model(n))
@@ -68,13 +64,12 @@ def test_evicted_models_release_their_threads_and_sessions():
         del model
     gc.collect()
     assert len(cache) == 2
-    assert worker_threads() - before == 2 * 2
     assert [ref() is not None for ref in loaded] == [False, False, False, True, True]
 
 
 def test_cached_models_share_one_arena():
     """Four cached models that each ran once hold about one model's activations, not four."""
-    cache = ModelCache(capacity=4, workers=1)
+    cache = ModelCache(capacity=4)
     first = cache.get("warm-up", lambda: wide_model(99))  # the process-wide arena and ORT itself
     first.run(IMAGE)
     del first
@@ -86,7 +81,7 @@ def test_cached_models_share_one_arena():
 
 
 def test_a_request_holding_an_evicted_model_still_gets_its_answer():
-    cache = ModelCache(capacity=1, workers=1)
+    cache = ModelCache(capacity=1)
     held = cache.get("held", lambda: wide_model(1))
     cache.get("newer", lambda: wide_model(2)).run(IMAGE)  # evicts `held`
     answers: list[list[np.ndarray]] = []
@@ -94,3 +89,28 @@ def test_a_request_holding_an_evicted_model_still_gets_its_answer():
     request.start()
     request.join(timeout=30)
     assert answers and answers[0][0].shape == (CHANNELS,)
+
+
+def test_concurrent_requests_share_a_single_threaded_session_with_the_same_answers():
+    """A request that arrives while another runs takes the single-threaded session (made once), and every
+    answer is the model's answer for its own image."""
+    model = ModelCache(capacity=1).get("model", lambda: wide_model(7))
+    images = [np.full((3, SIDE, SIDE), value, np.float32) for value in range(8)]
+    alone = [model.run(image)[0] for image in images]
+    assert model._single_threaded is None  # one request at a time: the every-core session only
+    together: dict[int, np.ndarray] = {}
+    start = threading.Barrier(len(images))
+
+    def request(index: int) -> None:
+        start.wait()
+        together[index] = model.run(images[index])[0]
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert model._single_threaded is not None
+    assert sorted(together) == list(range(len(images)))
+    for index, expected in enumerate(alone):
+        np.testing.assert_allclose(together[index], expected, rtol=1e-5, atol=1e-5)
