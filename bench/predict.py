@@ -16,6 +16,10 @@ test_image.jpg fitted to 640x480 (JPEG, quality 90). Measured with httpx clients
     throughput is one thread per core, each with its own single-threaded session, for --seconds. The service's
     figures are then printed as shares of the floor (issue 16's target: 4 clients at >= 90 % of the floor's
     throughput, sequential latency <= 1.3x the floor's).
+Then Seer's INT8 serving mode (compact domains): a General (compact) classifier trained on hymenoptera/train, served
+as trained and then, after its ONNX INT8 export, published with `precision=INT8`: for each, the accuracy on
+hymenoptera/val (153 photos, through the Prediction API), the sequential latency and 4-client throughput with the
+request image, and the in-process floor of that model.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ import onnxruntime as ort
 from PIL import Image, ImageOps
 
 from bench.common import DATASETS, TRAINING, Service, machine, ok, seer_service
-from bench.train import quickstart, train, upload
+from bench.train import Dataset, hymenoptera, quickstart, train, upload
 from pipeline.core.settings import Settings
 from pipeline.store import StorageAccount
+from pipeline.store.exports import ExportStore
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.vision.imaging import decode_image
 from pipeline.vision.preprocessing import preprocess
@@ -251,6 +256,91 @@ def print_tables(image: bytes, results: list[Measured]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Served:
+    mode: str
+    accuracy: float
+    sequential: list[float]
+    four_clients: Load
+    floor: Floor
+
+
+def val_accuracy(service: Service, project_id: str, dataset: Dataset) -> float:
+    url = f"{PREDICTION}/{project_id}/classify/iterations/bench/image/nostore"
+    right = total = 0
+    with service.client() as client:
+        for tag, files in dataset.check.items():
+            for file in files:
+                best = max(
+                    ok(client.post(url, content=file.read_bytes()))["predictions"],
+                    key=lambda p: p["probability"],
+                )
+                right += best["tagName"] == tag
+                total += 1
+    return right / total
+
+
+def served(
+    service: Service,
+    ids: tuple[str, str],
+    model: bytes,
+    dataset: Dataset,
+    image: bytes,
+    mode: str,
+    args: argparse.Namespace,
+) -> Served:
+    url = f"{PREDICTION}/{ids[0]}/classify/iterations/bench/image/nostore"
+    accuracy = val_accuracy(service, ids[0], dataset)
+    sequential(service, url, image, 20)
+    latencies = sequential(service, url, image, args.requests)
+    (four,) = [concurrent(service, url, image, 4, args.seconds)]
+    return Served(
+        mode, accuracy, latencies, four, in_process_floor(model, image, args.requests, args.seconds)
+    )
+
+
+def int8_serving(service: Service, dataset: Dataset, image: bytes, args: argparse.Namespace) -> list[Served]:
+    """The compact hymenoptera classifier served as trained, then by its ONNX INT8 export."""
+    compact = DOMAINS["General (compact) (EfficientNet-Lite0)"]
+    with service.client(timeout=600) as client:
+        project = ok(client.post(f"{TRAINING}/projects", params={"name": "bench-int8", "domainId": compact}))
+        upload(client, project["id"], dataset)
+        iteration, _, _ = train(client, project["id"], "Regular")
+        at = f"{TRAINING}/projects/{project['id']}/iterations/{iteration['id']}"
+        publish = {"publishName": "bench", "predictionId": "bench"}
+        ok(client.post(f"{at}/publish", params=publish))
+        ids = (project["id"], iteration["id"])
+        stores = IterationStore(StorageAccount(service.connection_string))
+        trained = stores.read_artefact(artefact_name(*ids, "model.onnx"))
+        results = [served(service, ids, trained, dataset, image, "FP32 (as trained)", args)]
+        ok(client.post(f"{at}/export", params={"platform": "ONNX", "flavor": "ONNX12", "precision": "INT8"}))
+        while (export := ok(client.get(f"{at}/export"))[0])["status"] == "Exporting":
+            time.sleep(0.5)
+        if export["status"] != "Done":
+            raise RuntimeError(f"the INT8 export failed: {export.get('reason')}")
+        ok(client.post(f"{at}/publish", params={**publish, "precision": "INT8"}))
+        time.sleep(2.5)  # the prediction URL's remembered target (SEER_PUBLISHED_CACHE_SECONDS) expires
+        assert ok(client.get(at))["servingPrecision"] == "INT8"
+    exports = ExportStore(StorageAccount(service.connection_string))
+    [record] = exports.list(*ids)
+    assert record.blob is not None
+    quantized = b"".join(exports.stream(record.blob))
+    results.append(served(service, ids, quantized, dataset, image, "INT8 (precision=INT8)", args))
+    return results
+
+
+def print_int8(results: list[Served]) -> None:
+    print(
+        "\n| General (compact) on hymenoptera | val accuracy | sequential median ms | floor ms | 4 clients req/s | floor images/s |"
+    )
+    print("|---|---|---|---|---|---|")
+    for result in results:
+        print(
+            f"| {result.mode} | {100 * result.accuracy:.1f} % | {ms(statistics.median(result.sequential))} | "
+            f"{ms(statistics.median(result.floor.latencies))} | {result.four_clients.rate:.1f} | {result.floor.rate:.1f} |"
+        )
+
+
 def main(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}")
     dataset = quickstart(args.datasets)
@@ -264,7 +354,13 @@ def main(args: argparse.Namespace) -> None:
             ids = publish_quickstart(service, dataset, domain_id, f"bench-predict-{number}")
             results.append(measure(service, ids, image, domain, args))
             print(f"done: {domain}", flush=True)
+        photos = hymenoptera(args.datasets)
+        int8 = int8_serving(service, photos, image, args) if photos else []
     print_tables(image, results)
+    if int8:
+        print_int8(int8)
+    else:
+        print(f"\nINT8 serving SKIPPED: hymenoptera not found under {args.datasets}")
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -20,8 +20,13 @@ def publish_iteration(
     publish_name: str = Query(..., alias="publishName"),
     prediction_id: str = Query(..., alias="predictionId"),
     overwrite: bool = Query(False),
+    precision: str | None = Query(None),
 ) -> bool:
-    service.publish_iteration(storage, project_id, iteration_id, publish_name, prediction_id, overwrite)
+    """Seer's `precision` (FP32, the default, or INT8: compact domains, from the iteration's Done ONNX INT8 export)
+    is its serving mode; the SDK never sends it."""
+    service.publish_iteration(
+        storage, project_id, iteration_id, publish_name, prediction_id, overwrite, precision
+    )
     return True
 
 

@@ -29,6 +29,7 @@ from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import DomainType, ImageCreateStatus, TagType, new_id
 from pipeline.services.publishing import PublishedIterations
 from pipeline.store import StorageAccount
+from pipeline.store.exports import ExportStore
 from pipeline.store.iterations import IterationStore
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.records import (
@@ -190,6 +191,16 @@ class Predictor:
     def model(self, iteration: IterationRecord) -> LoadedModel:
         return self.models.get(iteration.model_blob or "", lambda: self._model_bytes(iteration))
 
+    def serving_model(self, iteration: IterationRecord) -> LoadedModel:
+        """The model a prediction URL serves: the iteration's own, or its INT8 export in Seer's INT8 serving
+        mode (pipeline.services.publishing.int8_serving)."""
+        serving_blob = iteration.serving_blob
+        if serving_blob is None:
+            return self.model(iteration)
+        return self.models.get(
+            f"exports/{serving_blob}", lambda: b"".join(ExportStore(self.account).stream(serving_blob))
+        )
+
     def _model_bytes(self, iteration: IterationRecord) -> bytes:
         """The iteration's ONNX model (NotTrained when it has none: the cache keeps nothing for a failed load)."""
         if not iteration.model_blob:
@@ -234,7 +245,7 @@ class Predictor:
                 "application must be 1 to 64 letters, digits, '.', '-' or '_'.",
             )
         decoded = _decode(data, self.settings)
-        predictions, verdict = self.run_with_verdict(iteration, decoded.image)
+        predictions, verdict = model_predictions(self.serving_model(iteration), domain_type, decoded.image)
         result = PredictionResult(
             iteration.project_id,
             iteration.id,

@@ -6,11 +6,15 @@ import threading
 import time
 from dataclasses import dataclass
 
+from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
+from pipeline.core.domains import domain_of
 from pipeline.core.errors import bad_request, not_found
 from pipeline.core.limits import URL_SAFE_NAME
+from pipeline.core.vocabulary import ExportStatus
 from pipeline.services.iterations import completed_iteration, get_iteration
 from pipeline.services.projects import get_project
 from pipeline.store import StorageAccount
+from pipeline.store.exports import ExportStore
 from pipeline.store.iterations import IterationStore, published_as, unpublished
 from pipeline.store.records import IterationRecord
 
@@ -26,8 +30,10 @@ def publish_iteration(
     publish_name: str,
     prediction_id: str,
     overwrite: bool = False,
+    precision: str | None = None,
 ) -> IterationRecord:
-    """Serve a trained iteration under `publish_name`; with `overwrite`, take the name from another iteration."""
+    """Serve a trained iteration under `publish_name`; with `overwrite`, take the name from another iteration;
+    with Seer's `precision=INT8`, by its ONNX INT8 export (`int8_serving`)."""
     if not URL_SAFE_NAME.match(publish_name or ""):
         raise bad_request(
             "BadRequestInvalidPublishName",
@@ -38,6 +44,9 @@ def publish_iteration(
             "BadRequestInvalidPublishTarget", "predictionId (the prediction resource) is required."
         )
     iteration = completed_iteration(account, project_id, iteration_id)
+    serving = (
+        int8_serving(account, iteration) if _serving_precision(precision) == ExportPrecision.INT8 else None
+    )
     store = IterationStore(account)
     holder = _holder(account, iteration.project_id, publish_name)
     if holder is not None and holder.id != iteration.id:
@@ -47,8 +56,48 @@ def publish_iteration(
                 f"Iteration {holder.name} is already published as '{publish_name}'; pass overwrite=true.",
             )
         store.update(holder.project_id, holder.id, unpublished)
-    published = store.update(iteration.project_id, iteration.id, published_as(publish_name, prediction_id))
+    published = store.update(
+        iteration.project_id, iteration.id, published_as(publish_name, prediction_id, serving)
+    )
     return published or iteration
+
+
+def _serving_precision(precision: str | None) -> ExportPrecision:
+    offered = (ExportPrecision.FP32, ExportPrecision.INT8)
+    if precision is None:
+        return ExportPrecision.FP32
+    if precision not in offered:
+        raise bad_request("BadRequestInvalid", f"precision must be one of {', '.join(offered)}.")
+    return ExportPrecision(precision)
+
+
+def int8_serving(account: StorageAccount, iteration: IterationRecord) -> tuple[str, str]:
+    """(INT8, the blob) of the iteration's Done ONNX INT8 export: quantized by the export job on the iteration's
+    training images and checked there (top-1 agreement on them, reported by GetExports). Offered for compact
+    domains, whose models are the ones exported."""
+    domain = domain_of(iteration.domain_id)
+    if not domain.compact:
+        raise bad_request(
+            "BadRequestInvalid", f"INT8 serving is offered for compact domains; {domain.name} is not one."
+        )
+    done = [
+        export
+        for export in ExportStore(account).list(iteration.project_id, iteration.id)
+        if export.platform == ExportPlatform.ONNX
+        and export.precision == ExportPrecision.INT8
+        and export.flavor in (None, ExportFlavor.ONNX12)
+        and export.status == ExportStatus.DONE
+        and export.blob
+    ]
+    if not done:
+        raise bad_request(
+            "BadRequestInvalid",
+            f"Iteration {iteration.name} has no Done ONNX INT8 export: export it first "
+            "(platform=ONNX, flavor=ONNX12, precision=INT8), then publish with precision=INT8.",
+        )
+    newest = max(done, key=lambda export: export.finished or export.requested)
+    assert newest.blob is not None
+    return ExportPrecision.INT8, newest.blob
 
 
 def unpublish_iteration(account: StorageAccount, project_id: str, iteration_id: str) -> None:

@@ -19,14 +19,20 @@ def artefact_name(project_id: str, iteration_id: str, file: str) -> str:
     return f"{project_id}/{iteration_id}/{file}"
 
 
-def published_as(publish_name: str, resource_id: str) -> Callable[[IterationRecord], IterationRecord]:
-    """The update that serves an iteration under `publish_name` (PublishIteration, or a better retrain)."""
+def published_as(
+    publish_name: str, resource_id: str, serving: tuple[str, str] | None = None
+) -> Callable[[IterationRecord], IterationRecord]:
+    """The update that serves an iteration under `publish_name` (PublishIteration, or a better retrain), by its
+    own model or, with `serving` (precision, export blob), by that export (Seer's INT8 serving mode)."""
+    precision, blob = serving or (None, None)
 
     def apply(iteration: IterationRecord) -> IterationRecord:
         return iteration.model_copy(
             update={
                 "publish_name": publish_name,
                 "original_publish_resource_id": resource_id,
+                "serving_precision": precision,
+                "serving_blob": blob,
                 "last_modified": utcnow(),
             }
         )
@@ -39,7 +45,13 @@ def unpublished(iteration: IterationRecord) -> IterationRecord | None:
     if not iteration.publish_name:
         return None
     return iteration.model_copy(
-        update={"publish_name": None, "original_publish_resource_id": None, "last_modified": utcnow()}
+        update={
+            "publish_name": None,
+            "original_publish_resource_id": None,
+            "serving_precision": None,
+            "serving_blob": None,
+            "last_modified": utcnow(),
+        }
     )
 
 

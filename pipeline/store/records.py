@@ -166,6 +166,10 @@ class IterationRecord(BaseModel):
     base_iteration_id: str | None = None
     warm_start: WarmStartRecord | None = None  # set by the training job of a run with a base
     training_device: str | None = None  # what trained it: "cpu" or "cuda (<GPU>)"; None before it was kept
+    # Seer's INT8 serving mode (PublishIteration's `precision=INT8`, compact domains): the published iteration is
+    # served by its Done ONNX INT8 export, this blob of the exports container. None: the model as trained.
+    serving_precision: str | None = None
+    serving_blob: str | None = None
 
 
 class PredictedTag(BaseModel):

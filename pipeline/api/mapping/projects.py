@@ -109,6 +109,7 @@ def iteration_to_wire(iteration: IterationRecord, version: str) -> Iteration:
         else None,
         warm_start=WarmStart(**iteration.warm_start.model_dump()) if iteration.warm_start else None,
         training_device=iteration.training_device,
+        serving_precision=iteration.serving_precision,
     )
 
 

@@ -59,6 +59,7 @@ class Iteration(OmitsUnset):
         "calibration",
         "warm_start",
         "training_device",
+        "serving_precision",
     )
 
     id: str
@@ -91,6 +92,7 @@ class Iteration(OmitsUnset):
     calibration: IterationCalibration | None = None
     warm_start: WarmStart | None = None
     training_device: str | None = None  # "cpu" or "cuda (<GPU>)": what trained it
+    serving_precision: str | None = None  # INT8 while published in Seer's INT8 serving mode
 
 
 class IterationUpdate(WireModel):
