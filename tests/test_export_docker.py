@@ -158,13 +158,10 @@ def image_host() -> Iterator[tuple[str, dict[str, bytes]]]:
 def service_predictions(onnx_bytes: bytes, data: bytes) -> list[PredictedTag]:
     """What Seer's Prediction API answers for `data`: its decoding, then its own classify or detect step."""
     image = decode_image(data, Settings(), max_bytes=MAX_IMAGE_BYTES).image
-    model = LoadedModel(onnx_bytes, workers=1)
-    try:
-        is_detector = "model_outputs" not in model.output_names
-        kind = DomainType.OBJECT_DETECTION if is_detector else DomainType.CLASSIFICATION
-        return model_predictions(model, kind, image)[0]
-    finally:
-        model.close()
+    model = LoadedModel(onnx_bytes)
+    is_detector = "model_outputs" not in model.output_names
+    kind = DomainType.OBJECT_DETECTION if is_detector else DomainType.CLASSIFICATION
+    return model_predictions(model, kind, image)[0]
 
 
 def assert_same(answer: dict, expected: list[PredictedTag]) -> None:
@@ -330,7 +327,7 @@ def test_unknown_detection_adds_the_services_verdict(classifier: Unzipped) -> No
     of the colours; a red picture is red); without it, `unknown` is left out (test above)."""
     noise = png(Image.fromarray(np.random.default_rng(3).integers(0, 256, (240, 320, 3), dtype=np.uint8)))
     red = png(classifier_pictures(1, first_seed=1500)[0][0])
-    model = LoadedModel(classifier_onnx(), workers=1)
+    model = LoadedModel(classifier_onnx())
     with running_server(classifier.folder, UNKNOWN_DETECTION="true") as url:
         for data in (noise, red):
             answer = httpx.post(f"{url}/image", content=data, timeout=30).json()
@@ -340,7 +337,6 @@ def test_unknown_detection_adds_the_services_verdict(classifier: Unzipped) -> No
             assert answer["unknown"]["isUnknown"] == verdict.is_unknown
             assert answer["unknown"]["score"] == pytest.approx(verdict.score, abs=TOLERANCE)
             assert answer["unknown"]["threshold"] == pytest.approx(verdict.threshold)
-    model.close()
 
 
 def test_the_detector_answers_like_the_service(
