@@ -46,6 +46,7 @@ from pipeline.store import StorageAccount
 from pipeline.store.exports import ExportStore
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.vision.imaging import decode_image
+from pipeline.vision.inference import new_session
 from pipeline.vision.preprocessing import preprocess
 
 PREDICTION = "/customvision/v3.0/prediction"
@@ -136,13 +137,6 @@ class Floor:
     rate: float  # images/s, one thread and single-threaded session per core
 
 
-def _session(model: bytes, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
 def _classify_in_process(session: ort.InferenceSession, image: bytes, settings: Settings) -> np.ndarray:
     decoded = decode_image(image, settings, max_bytes=settings.max_prediction_image_bytes)
     size = int(session.get_inputs()[0].shape[-1])
@@ -152,9 +146,9 @@ def _classify_in_process(session: ort.InferenceSession, image: bytes, settings: 
 def in_process_floor(model: bytes, image: bytes, requests: int, seconds: float) -> Floor:
     settings = Settings()
     cores = os.cpu_count() or 1
-    medians = {}
-    for threads in (cores, 1):
-        session = _session(model, threads)
+    by_threads = {}
+    for intra_op in (cores, 1):
+        session = new_session(model, intra_op)
         for _ in range(20):  # warm-up
             _classify_in_process(session, image, settings)
         latencies = []
@@ -162,10 +156,10 @@ def in_process_floor(model: bytes, image: bytes, requests: int, seconds: float) 
             started = time.perf_counter()
             _classify_in_process(session, image, settings)
             latencies.append(time.perf_counter() - started)
-        medians[threads] = latencies
-    fastest = min(medians.values(), key=statistics.median)
+        by_threads[intra_op] = latencies
+    fastest = min(by_threads.values(), key=statistics.median)
 
-    sessions = [_session(model, 1) for _ in range(cores)]
+    sessions = [new_session(model, 1) for _ in range(cores)]
     counts = [0] * cores
     deadline = time.perf_counter() + seconds
 
@@ -207,18 +201,23 @@ def publish_quickstart(service: Service, dataset, domain_id: str, name: str) -> 
     return project["id"], iteration["id"]
 
 
+def trained_model(service: Service, ids: tuple[str, str]) -> bytes:
+    """The iteration's model as the training job stored it (project id, iteration id)."""
+    return IterationStore(StorageAccount(service.connection_string)).read_artefact(
+        artefact_name(*ids, "model.onnx")
+    )
+
+
 def measure(
     service: Service, ids: tuple[str, str], image: bytes, domain: str, args: argparse.Namespace
 ) -> Measured:
-    project_id, iteration_id = ids
+    project_id = ids[0]
     base = f"{PREDICTION}/{project_id}/classify/iterations/bench/image"
     sequential(service, f"{base}/nostore", image, 20)  # warm-up: model load, connections
     nostore = sequential(service, f"{base}/nostore", image, args.requests)
     stored = sequential(service, base, image, args.requests // 2)
     loads = [concurrent(service, f"{base}/nostore", image, n, args.seconds) for n in (1, 4, 16)]
-    stores = IterationStore(StorageAccount(service.connection_string))
-    model = stores.read_artefact(artefact_name(project_id, iteration_id, "model.onnx"))
-    floor = in_process_floor(model, image, args.requests, args.seconds)
+    floor = in_process_floor(trained_model(service, ids), image, args.requests, args.seconds)
     return Measured(domain, nostore, stored, loads, floor)
 
 
@@ -293,13 +292,15 @@ def served(
     accuracy = val_accuracy(service, ids[0], dataset)
     sequential(service, url, image, 20)
     latencies = sequential(service, url, image, args.requests)
-    (four,) = [concurrent(service, url, image, 4, args.seconds)]
+    four = concurrent(service, url, image, 4, args.seconds)
     return Served(
         mode, accuracy, latencies, four, in_process_floor(model, image, args.requests, args.seconds)
     )
 
 
-def int8_serving(service: Service, dataset: Dataset, image: bytes, args: argparse.Namespace) -> list[Served]:
+def measure_int8_serving(
+    service: Service, dataset: Dataset, image: bytes, args: argparse.Namespace
+) -> list[Served]:
     """The compact hymenoptera classifier served as trained, then by its ONNX INT8 export."""
     compact = DOMAINS["General (compact) (EfficientNet-Lite0)"]
     with service.client(timeout=600) as client:
@@ -310,9 +311,9 @@ def int8_serving(service: Service, dataset: Dataset, image: bytes, args: argpars
         publish = {"publishName": "bench", "predictionId": "bench"}
         ok(client.post(f"{at}/publish", params=publish))
         ids = (project["id"], iteration["id"])
-        stores = IterationStore(StorageAccount(service.connection_string))
-        trained = stores.read_artefact(artefact_name(*ids, "model.onnx"))
-        results = [served(service, ids, trained, dataset, image, "FP32 (as trained)", args)]
+        results = [
+            served(service, ids, trained_model(service, ids), dataset, image, "FP32 (as trained)", args)
+        ]
         ok(client.post(f"{at}/export", params={"platform": "ONNX", "flavor": "ONNX12", "precision": "INT8"}))
         while (export := ok(client.get(f"{at}/export"))[0])["status"] == "Exporting":
             time.sleep(0.5)
@@ -355,7 +356,7 @@ def main(args: argparse.Namespace) -> None:
             results.append(measure(service, ids, image, domain, args))
             print(f"done: {domain}", flush=True)
         photos = hymenoptera(args.datasets)
-        int8 = int8_serving(service, photos, image, args) if photos else []
+        int8 = measure_int8_serving(service, photos, image, args) if photos else []
     print_tables(image, results)
     if int8:
         print_int8(int8)

@@ -63,8 +63,9 @@ class FineTuner:
                 return None
             # no_grad, not inference_mode: these activations are inputs to training
             with torch.no_grad():
-                on_device = self.extractor
-                return on_device.backbone.prefix(on_device.normalise(device.tensor(pixels)), self.split)
+                return self.extractor.backbone.prefix(
+                    self.extractor.normalise(device.tensor(pixels)), self.split
+                )
 
         with torch_threads(1):
             chunks = map_views(

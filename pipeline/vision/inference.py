@@ -4,15 +4,18 @@ on the calling thread by one of two sessions of the same model.
 A lone request runs on a session with every core (intra-op threads = cores, spin-waiting off): the fastest single
 answer. A request that arrives while another runs takes a single-threaded session instead, shared by all such
 requests (ORT sessions are thread-safe; a single-threaded run stays on its caller's thread), so concurrent requests
-each keep one core busy rather than splitting every operator across cores that are all busy anyway. Measured with
-bench/predict.py on the 2-core machine (issue 16, item 5), against the earlier worker threads with opportunistic
-batching: a lone request 25 ms instead of 33 ms, and 7 % more requests per second with 4 clients (Lite0). The
-single-threaded session is made the first time it is needed.
+each keep one core busy rather than splitting every operator across cores that are all busy anyway. Against the
+earlier worker threads with opportunistic batching, measured on the 2-core machine (issue 16, item 5: the service
+behind bench/predict.py's setup, /proc CPU times, 4 clients for 10 s): Lite2 42.9 ms of service CPU per request
+instead of 46.3 (42.3 requests/s instead of 38.5); Lite0 the same within the run-to-run noise. The
+single-threaded session is made the first time it is needed: a second copy of the model's weights, only for
+models that get concurrent requests.
 
 Memory (issue 10, item 10): every session allocates from one process-wide ORT arena instead of its own, so the
 cache holds each model's weights plus one arena sized by the largest concurrent work; an evicted model's sessions
 are freed as soon as no request holds them and the freed heap is handed back to the OS (`release_free_memory`),
-so memory stops growing once the cache is full (bench/soak.py)."""
+so memory stops growing once the cache is full (bench/soak.py, whose predictions come one at a time, so it
+measures the every-core sessions only)."""
 
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ class LoadedModel:
 
     def __init__(self, model_bytes: bytes) -> None:
         self._bytes = model_bytes
-        self.session = _session(model_bytes, os.cpu_count() or 1)
+        self.session = new_session(model_bytes, os.cpu_count() or 1)
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.metadata = metadata
         self.labels: list[ModelLabel] = decode_labels(metadata)
@@ -80,11 +83,12 @@ class LoadedModel:
     def _shared_single_threaded(self) -> ort.InferenceSession:
         with self._creating:
             if self._single_threaded is None:
-                self._single_threaded = _session(self._bytes, 1)
+                self._single_threaded = new_session(self._bytes, 1)
             return self._single_threaded
 
 
-def _session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
+def new_session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
+    """A session as the service runs models: `threads` intra-op threads, spin-waiting off, the shared arena."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
