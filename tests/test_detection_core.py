@@ -10,12 +10,13 @@ import math
 import random
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from pipeline.contract.onnx_model import DETECTOR_OUTPUTS, ModelLabel
+from pipeline.contract.onnx_model import DETECTOR_OUTPUTS, MetadataKey, ModelLabel
 from pipeline.core.boxes import Box
 from pipeline.vision.metrics import DetectedImage, detection_average_precision, detection_performance
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, preprocess_full
@@ -24,9 +25,10 @@ from training_job import onnx_export as export
 from training_job.augment import detection_view
 from training_job.backbones import load_backbone
 from training_job.common import TrainingInputError
-from training_job.detect import DetectionResult, train_detector
+from training_job.detect import ADVANCED_NMS_IOUS, DetectionResult, train_detector
 from training_job.detection_cache import DetectionSample, DetectorSettings, build_cache
 from training_job.detection_heads import fit_heads, fit_held_out
+from training_job.detection_tuning import coarse_blocks
 from training_job.detector import Levels, Targets, suppress
 
 BACKBONE = "efficientnet-lite0"
@@ -224,7 +226,8 @@ def test_a_champion_on_every_image_detects_as_the_folds_do_and_one_on_none_finds
     settings = DetectorSettings(image_size=192, augmented_views=1, epochs=5, max_folds=2)
     cache = build_cache(few, LABELS, Levels(load_backbone(BACKBONE)).eval(), settings)
     folds = np.array([0, 1] * 4)
-    _, found = fit_heads(cache, LABELS, folds, settings, math.inf)
+    _, fold_heads = fit_heads(cache, LABELS, folds, settings, math.inf)
+    found = fold_heads.held_out()
     assert fit_held_out(cache, LABELS, folds, np.ones(8, dtype=bool), settings, math.inf) == found
     only_fold_0 = folds == 0  # the champion saw fold 0 alone: fold 1's head learns it, fold 0's has nothing
     held_out = fit_held_out(cache, LABELS, folds, only_fold_0, settings, math.inf)
@@ -279,3 +282,39 @@ def test_suppress_keeps_the_boxes_torchvisions_batched_nms_keeps() -> None:
         torch.testing.assert_close(kept_scores[n][present], flat[candidates][keep])
         torch.testing.assert_close(boxes[n][present], expected)
         assert torch.equal(kept_tags[n][present], tag[keep])
+
+
+@pytest.mark.slow
+def test_advanced_tunes_the_stride_32_blocks_and_exports_them(training: list[DetectionSample]) -> None:
+    """Advanced detection fine-tunes a copy of the backbone's stride-32 blocks before the heads (issue 16, item
+    3): the exported model runs the tuned blocks, not the pretrained ones, and passes the same export check."""
+    settings = DetectorSettings(image_size=192, augmented_views=1, epochs=4, max_folds=2)
+    result = train_detector(
+        training[:12], LABELS, backbone=BACKBONE, settings=settings, training_type="Advanced"
+    )
+    assert result.export_difference <= export.DETECTION_TOLERANCE
+    assert "backbone_tuning" in result.timings
+    metadata = {entry.key: entry.value for entry in onnx.load_from_string(result.onnx_model).metadata_props}
+    assert result.model.nms_iou in ADVANCED_NMS_IOUS
+    assert json.loads(metadata[MetadataKey.NMS_IOU]) == result.model.nms_iou
+    pretrained = coarse_blocks(Levels(load_backbone(BACKBONE)))
+    tuned = coarse_blocks(result.model.levels)
+    moved = max(
+        (a - b).abs().max().item() for a, b in zip(tuned.parameters(), pretrained.parameters(), strict=True)
+    )
+    assert moved > 1e-4
+    frozen_part = result.model.levels.backbone.network._blocks[: result.model.levels.split]
+    original = load_backbone(BACKBONE).network._blocks[: result.model.levels.split]
+    assert all(
+        torch.equal(a, b) for a, b in zip(frozen_part.parameters(), original.parameters(), strict=True)
+    )
+
+
+def test_suppression_overlap_is_a_parameter_of_the_exported_graph() -> None:
+    """Two boxes of one tag overlapping by 0.6: suppressed at an overlap of 0.5, both kept at 0.7 (Advanced
+    chooses the overlap on the folds and the model carries it)."""
+    corners = torch.tensor([[[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.3], [0.6, 0.6, 0.9, 0.9]]])
+    scores = torch.tensor([[[0.9], [0.8], [0.7]]])
+    _, strict, _ = suppress(corners, scores, nms_iou=0.5)
+    _, lenient, _ = suppress(corners, scores, nms_iou=0.7)
+    assert (strict > 0).sum() == 2 and (lenient > 0).sum() == 3

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from pipeline.contract.detection import DETECTION
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.boxes import Box
 from pipeline.core.vocabulary import TrainingType
@@ -41,13 +42,17 @@ from training_job.detection_cache import (
     FeatureCache,
     build_cache,
 )
-from training_job.detection_heads import fit_heads, fit_held_out, new_head
+from training_job.detection_heads import FoldHeads, fit_heads, fit_held_out, new_head
+from training_job.detection_tuning import tune_coarse_blocks, with_tuned_blocks
 from training_job.detector import Detector, Levels
 from training_job.device import CPU, TrainingDevice
 from training_job.onnx_export import package_detector, verify_detections
 from training_job.warm_start import DetectorState, WarmStartReport
 
 log = logging.getLogger(__name__)
+
+ADVANCED_TUNE_EPOCHS = 4  # Advanced tunes the backbone's stride-32 blocks this long before the heads train
+ADVANCED_NMS_IOUS = (0.3, 0.4, 0.5, 0.6)  # Advanced's suppression overlaps, chosen among on the folds
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,31 @@ def out_of_fold_score(
     ).average_precision
 
 
+def fold_detections(
+    samples: Sequence[DetectionSample], folds: np.ndarray, found: Sequence[list[Box]]
+) -> list[FoldDetections]:
+    """Each sample's out-of-fold detections (`found`, in sample order) with its id and fold."""
+    return [FoldDetections(s.image_id, int(folds[row]), found[row]) for row, s in enumerate(samples)]
+
+
+def tuned_nms_iou(
+    samples: Sequence[DetectionSample],
+    labels: Sequence[ModelLabel],
+    fold_heads: FoldHeads,
+    candidates: Sequence[float],
+) -> float:
+    """The suppression overlap among `candidates` whose out-of-fold detections score the best mean AP (the
+    default's wins a tie; without candidates, the default): the fold heads' detections are suppressed again,
+    which costs no training."""
+    best, best_score = DETECTION.nms_iou, -math.inf
+    for nms_iou in sorted(candidates, key=lambda iou: iou != DETECTION.nms_iou):
+        predictions = fold_detections(samples, fold_heads.folds, fold_heads.held_out(nms_iou))
+        score = out_of_fold_score(samples, labels, predictions)
+        if score > best_score:
+            best, best_score = nms_iou, score
+    return best
+
+
 def champion_score(
     recipe: ChampionRecipe,
     samples: Sequence[DetectionSample],
@@ -133,8 +163,7 @@ def champion_score(
         cache = build_cache(samples, labels, levels, settings, augmentation, cache.device)
     seen = np.array([sample.image_id in recipe.seen for sample in samples])
     found = fit_held_out(cache, labels, folds, seen, settings, deadline)
-    predictions = [FoldDetections(s.image_id, int(folds[row]), found[row]) for row, s in enumerate(samples)]
-    return out_of_fold_score(samples, labels, predictions)
+    return out_of_fold_score(samples, labels, fold_detections(samples, folds, found))
 
 
 def train_detector(
@@ -159,43 +188,54 @@ def train_detector(
     get_spec(backbone)  # refuses an unknown backbone before any work
     settings = settings or DEFAULTS[backbone]
     if kind == TrainingType.ADVANCED:
-        settings = replace(settings, epochs=settings.epochs * 2)
+        settings = replace(
+            settings,
+            epochs=settings.epochs * 2,
+            tune_epochs=ADVANCED_TUNE_EPOCHS,
+            nms_ious=ADVANCED_NMS_IOUS,
+        )
     deadline = watch.started + budget_seconds if budget_seconds is not None else math.inf
     torch.set_num_threads(os.cpu_count() or 1)
 
     size = settings.image_size
     levels = Levels(load_backbone(backbone)).eval()
-    cache = build_cache(samples, labels, levels, settings, augmentation, device)
+    frozen = cache = build_cache(samples, labels, levels, settings, augmentation, device)
     watch.lap("features")
+    if settings.tune_epochs:
+        blocks = tune_coarse_blocks(cache, levels, labels, settings, deadline)
+        cache, levels = with_tuned_blocks(cache, levels, blocks)
+        watch.lap("backbone_tuning")
     index = label_index(labels)
     label_sets = [{index[r.tag_id] for r in s.regions} for s in samples]
     folds = stratified_folds(label_sets, len(labels), max_folds=settings.max_folds)
     start = base.start(new_head(cache, len(labels), settings), labels, backbone, size) if base else None
     warm = replace(settings, epochs=max(1, settings.epochs // 2)) if start is not None else settings
-    final_head, found = fit_heads(cache, labels, folds, warm, deadline, start)
+    final_head, fold_heads = fit_heads(cache, labels, folds, warm, deadline, start)
     watch.lap("heads")
+    nms_iou = tuned_nms_iou(samples, labels, fold_heads, settings.nms_ious)
+    predictions = fold_detections(samples, folds, fold_heads.held_out(nms_iou))
     champion_map = None
     if champion is not None:
         champion_map = champion_score(
-            champion, samples, labels, folds, cache, backbone, settings, augmentation, deadline
+            champion, samples, labels, folds, frozen, backbone, settings, augmentation, deadline
         )
         watch.lap("champion_heads")
-    model = Detector(levels, final_head).eval()
+    model = Detector(levels, final_head, nms_iou).eval()
     onnx_bytes = package_detector(model, labels, size, backbone)
     watch.lap("final_model")
     check = np.stack([preprocess_full(s.image, size) for s in samples[:VERIFY_IMAGES]])
     with torch_threads(1):
         difference = verify_detections(onnx_bytes, model, check)
     watch.lap("verify")
-    predictions = [FoldDetections(s.image_id, int(folds[row]), found[row]) for row, s in enumerate(samples)]
     cv_score = out_of_fold_score(samples, labels, predictions)
     elapsed = watch.elapsed
     log.info(
-        "trained a %s detector on %d images on %s in %.1f s: %s",
+        "trained a %s detector on %d images on %s in %.1f s (suppression overlap %.1f): %s",
         backbone,
         len(samples),
         device.name,
         elapsed,
+        nms_iou,
         watch.timings,
     )
     return DetectionResult(

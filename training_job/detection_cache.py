@@ -41,6 +41,13 @@ class DetectorSettings:
     width: int = 96  # head channels
     depth: int = 3  # separable convolutions in the head's tower
     max_folds: int = 3
+    tune_epochs: int = (
+        0  # Advanced: epochs of tuning the stride-32 blocks first (detection_tuning); 0: frozen
+    )
+    tune_learning_rate: float = 1e-4  # the tuned blocks' rate (the head's is `learning_rate`)
+    nms_ious: tuple[
+        float, ...
+    ] = ()  # Advanced: suppression overlaps to choose among on the folds; () the default
 
 
 DEFAULTS = {

@@ -9,10 +9,12 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from pipeline.contract.detection import DETECTION
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.boxes import Box
 from training_job.classifier import torch_threads
@@ -67,12 +69,13 @@ def fit_head(
 
 
 def detect_cached(
-    cache: FeatureCache, head: Head, rows: np.ndarray
+    cache: FeatureCache, head: Head, rows: np.ndarray, nms_iou: float = DETECTION.nms_iou
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The head's final detections (as the exported model makes them) on the whole-image views of `rows`."""
     views = cache.device.tensor(cache.first[rows])
     with torch.inference_mode():
-        boxes, scores, tags = suppress(*decode(*head(cache.fine[views].float(), cache.coarse[views].float())))
+        outputs = head(cache.fine[views].float(), cache.coarse[views].float())
+        boxes, scores, tags = suppress(*decode(*outputs), nms_iou=nms_iou)
     return boxes.cpu().numpy(), scores.cpu().numpy(), tags.cpu().numpy()
 
 
@@ -105,16 +108,24 @@ def _fit_all(
         )
 
 
-def _held_out(
-    cache: FeatureCache, labels: Sequence[ModelLabel], folds: np.ndarray, fold_heads: dict[int, Head]
-) -> list[list[Box]]:
-    """Each sample's detections by its fold's head, in sample order (none for a fold without a head)."""
-    found: list[list[Box]] = [[] for _ in range(len(cache.first))]
-    for fold, head in fold_heads.items():
-        held = np.flatnonzero(folds == fold)
-        for row, boxes, scores, tags in zip(held, *detect_cached(cache, head, held), strict=True):
-            found[row] = detected_boxes(labels, boxes, scores, tags)
-    return found
+@dataclass(frozen=True)
+class FoldHeads:
+    """The fold heads of a run, each fitted without its fold's samples."""
+
+    cache: FeatureCache
+    labels: Sequence[ModelLabel]
+    folds: np.ndarray  # [N] each sample's fold
+    heads: dict[int, Head]  # by fold; a fold without a head gets no detections
+
+    def held_out(self, nms_iou: float = DETECTION.nms_iou) -> list[list[Box]]:
+        """Each sample's detections by its fold's head, suppressed at `nms_iou`, in sample order."""
+        found: list[list[Box]] = [[] for _ in range(len(self.cache.first))]
+        for fold, head in self.heads.items():
+            held = np.flatnonzero(self.folds == fold)
+            detections = detect_cached(self.cache, head, held, nms_iou)
+            for row, boxes, scores, tags in zip(held, *detections, strict=True):
+                found[row] = detected_boxes(self.labels, boxes, scores, tags)
+        return found
 
 
 def fit_heads(
@@ -124,13 +135,14 @@ def fit_heads(
     settings: DetectorSettings,
     deadline: float,
     start: Head | None = None,
-) -> tuple[Head, list[list[Box]]]:
-    """The final head (fitted on every sample, returned on the CPU) and each sample's out-of-fold detections, in
-    sample order. Every head starts from `start` (a base iteration's) when given, else freshly initialised."""
+) -> tuple[Head, FoldHeads]:
+    """The final head (fitted on every sample, returned on the CPU) and the fold heads, which give each sample's
+    out-of-fold detections. Every head starts from `start` (a base iteration's) when given, else freshly
+    initialised."""
     training_rows = [np.arange(len(cache.first))]
     training_rows += [np.flatnonzero(folds != fold) for fold in range(folds.max() + 1)]
     final_head, *fold_heads = _fit_all(cache, labels, training_rows, settings, deadline, start)
-    return final_head.cpu(), _held_out(cache, labels, folds, dict(enumerate(fold_heads)))
+    return final_head.cpu(), FoldHeads(cache, labels, folds, dict(enumerate(fold_heads)))
 
 
 def fit_held_out(
@@ -146,4 +158,4 @@ def fit_held_out(
     rows = {fold: np.flatnonzero((folds != fold) & trainable) for fold in range(folds.max() + 1)}
     rows = {fold: kept for fold, kept in rows.items() if len(kept)}
     heads = _fit_all(cache, labels, list(rows.values()), settings, deadline)
-    return _held_out(cache, labels, folds, dict(zip(rows, heads, strict=True)))
+    return FoldHeads(cache, labels, folds, dict(zip(rows, heads, strict=True))).held_out()

@@ -112,11 +112,14 @@ def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def suppress(
-    corners: torch.Tensor, scores: torch.Tensor, max_detections: int = DETECTION.max_detections
+    corners: torch.Tensor,
+    scores: torch.Tensor,
+    max_detections: int = DETECTION.max_detections,
+    nms_iou: float = DETECTION.nms_iou,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-tag non-maximum suppression, batched: corners [N, A, 4], scores [N, A, C] -> the best
     `max_detections` boxes per image as (left, top, width, height) [N, K, 4], scores [N, K] (0 pads) and tags
-    [N, K] (int64), by falling score. Written here, not torchvision.ops.batched_nms, because it is part of the
+    [N, K] (int64), by falling score; a box overlapping a better one of its tag by more than `nms_iou` goes. Written here, not torchvision.ops.batched_nms, because it is part of the
     exported model: fixed shapes, batched over images, and only tensor operations, so ONNX Runtime runs the same
     graph as torch (batched_nms takes one image and returns as many boxes as survive, and exports as an ONNX
     NonMaxSuppression whose output size depends on the data); a test proves it keeps batched_nms's boxes."""
@@ -129,7 +132,7 @@ def suppress(
     overlaps = torch.triu(pairwise_iou(boxes, boxes) * same_tag, diagonal=1)  # [i, j]: i scores higher
     keep = torch.ones_like(top_scores)
     for _ in range(DETECTION.nms_rounds):
-        keep = ((overlaps * keep[:, :, None]).amax(dim=1) <= DETECTION.nms_iou).to(boxes.dtype)
+        keep = ((overlaps * keep[:, :, None]).amax(dim=1) <= nms_iou).to(boxes.dtype)
     kept_scores = top_scores * keep * (top_scores >= DETECTION.min_score).to(boxes.dtype)
     final_scores, order = kept_scores.topk(min(max_detections, kept_scores.shape[1]), dim=1)
     final_boxes = torch.gather(boxes, 1, order[..., None].expand(-1, -1, 4))
@@ -142,13 +145,14 @@ class Detector(nn.Module):
     """0..255 RGB [N, 3, S, S] (the whole image stretched, `preprocess_full`) -> (boxes [N, K, 4] normalised
     (left, top, width, height), scores [N, K], tag indexes [N, K])."""
 
-    def __init__(self, levels: Levels, head: Head) -> None:
+    def __init__(self, levels: Levels, head: Head, nms_iou: float = DETECTION.nms_iou) -> None:
         super().__init__()
         self.levels = levels
         self.head = head
+        self.nms_iou = nms_iou  # a constant of the exported graph
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return suppress(*decode(*self.head(*self.levels(x))))
+        return suppress(*decode(*self.head(*self.levels(x))), nms_iou=self.nms_iou)
 
 
 class Targets:

@@ -180,6 +180,7 @@ def package_detector(model: Detector, labels: Sequence[ModelLabel], size: int, b
         MetadataKey.DOMAIN_TYPE: DomainType.OBJECT_DETECTION,
         MetadataKey.BACKBONE: backbone,
         MetadataKey.OUTPUTS: json.dumps(list(DETECTOR_OUTPUTS)),
+        MetadataKey.NMS_IOU: json.dumps(model.nms_iou),
     }
     return with_metadata(exported, entries)
 

@@ -1,0 +1,96 @@
+"""Advanced detection fine-tunes the backbone too (issue 16, item 3): a copy of the backbone's stride-32 blocks
+trains jointly with a detection head on the cached stride-16 maps, so tuning costs passes over those few blocks
+only, never over the frozen stem and earlier blocks. The cache's stride-32 maps are then recomputed through the
+tuned blocks, and the fold and final heads train on them as Regular's do; the exported model carries the tuned
+blocks. The tuned blocks saw every training image, held-out folds included, so the out-of-fold score flatters
+them a little, as a warm start's does."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from pipeline.contract.onnx_model import ModelLabel
+from training_job.common import SEED
+from training_job.detection_cache import DetectorSettings, FeatureCache
+from training_job.detection_heads import new_head
+from training_job.detector import Levels, detection_loss
+
+RECOMPUTE_BATCH = 64  # stride-16 maps per pass when the stride-32 maps are recomputed
+
+
+def coarse_blocks(levels: Levels) -> nn.Sequential:
+    """The backbone's blocks that turn its stride-16 map into its stride-32 map (shared, not a copy)."""
+    return nn.Sequential(*levels.backbone.network._blocks[levels.split :])
+
+
+def tune_coarse_blocks(
+    cache: FeatureCache,
+    levels: Levels,
+    labels: Sequence[ModelLabel],
+    settings: DetectorSettings,
+    deadline: float,
+) -> nn.Sequential:
+    """A copy of the stride-32 blocks trained with a fresh head on every view for `settings.tune_epochs` (AdamW,
+    warm-up then cosine; the blocks at `tune_learning_rate`, the head at the head's rate), stopped at `deadline`.
+    BatchNorm keeps the pretrained statistics: a few hundred views would estimate them worse."""
+    device = cache.device
+    blocks = copy.deepcopy(coarse_blocks(levels)).to(device.device).requires_grad_(True)
+    head = new_head(cache, len(labels), settings).to(device.device)
+    steps = max(1, math.ceil(settings.tune_epochs * len(cache.sample) / settings.batch))
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": head.parameters(), "lr": settings.learning_rate},
+            {"params": blocks.parameters(), "lr": settings.tune_learning_rate},
+        ],
+        weight_decay=settings.weight_decay,
+    )
+    warmup = min(50, steps // 10 + 1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)),
+    )
+    generator = torch.Generator().manual_seed(SEED)
+    scaler = device.gradient_scaler()
+    blocks.eval()  # frozen BatchNorm statistics; the weights still train
+    head.train()
+    views = torch.arange(len(cache.sample))
+    step = 0
+    with torch.enable_grad():
+        while step < steps and time.monotonic() <= deadline:
+            for batch in views[torch.randperm(len(views), generator=generator)].split(settings.batch):
+                if step >= steps or time.monotonic() > deadline:
+                    break
+                batch = batch.to(device.device)
+                fine = cache.fine[batch].float()
+                with device.mixed_precision():
+                    outputs = head(fine, blocks(fine))
+                loss = detection_loss(*(output.float() for output in outputs), cache.targets.take(batch))
+                optimiser.zero_grad()
+                scaler.scale(loss).backward()
+                scaler.step(optimiser)
+                scaler.update()
+                schedule.step()
+                step += 1
+    return blocks.requires_grad_(False)
+
+
+def with_tuned_blocks(
+    cache: FeatureCache, levels: Levels, blocks: nn.Sequential
+) -> tuple[FeatureCache, Levels]:
+    """The cache with its stride-32 maps recomputed through `blocks`, and a copy of `levels` (on the CPU, for
+    export) whose stride-32 blocks are `blocks`."""
+    with torch.no_grad():
+        coarse = torch.cat(
+            [blocks(fine.float()).to(cache.coarse.dtype) for fine in cache.fine.split(RECOMPUTE_BATCH)]
+        )
+    tuned = copy.deepcopy(levels)
+    for offset, block in enumerate(copy.deepcopy(blocks).cpu()):
+        tuned.backbone.network._blocks[levels.split + offset] = block
+    return replace(cache, coarse=coarse), tuned.eval()
