@@ -1,13 +1,14 @@
 """Object detection accuracy and speed on the raccoon data set, end to end through the running service.
 
-    .venv/bin/python -m bench.detect [--datasets DIR] [--domain compact|general]
+    .venv/bin/python -m bench.detect [--datasets DIR] [--domain compact|general] [--training-type Regular Advanced]
 
 raccoon/ (images/ 200 JPEGs, annotations/ Pascal VOC XML with pixel boxes) split as its author did: sorted by
 name, the first 160 train and the last 40 are held out. The 160 go up through the Training API with their
 regions; the clock runs from `POST .../train` to the iteration reading "Completed" (queue dispatch, the job's
 process start, loading, the backbone's pass over every view, k-fold cross-validation of the head, the final
 head, ONNX export and its check, storing). The held-out 40 are then sent to the Prediction API (detect, nostore)
-of the published iteration, one at a time; mAP at 0.5 overlap is computed on their boxes with
+of the published iteration, one at a time (each training type trains its own project, one after the other;
+Advanced with a 1-hour reservedBudgetInHours); mAP at 0.5 overlap is computed on their boxes with
 `pipeline.vision.metrics` (all-point interpolated AP, PASCAL VOC style), and latency is the HTTP round trip per image.
 Skips with a message when the data set is absent.
 """
@@ -63,7 +64,7 @@ def upload(client, root: Path, project_id: str, tag_id: str, files: list[Path]) 
             raise RuntimeError(f"upload failed: {summary}")
 
 
-def run(root: Path, domain: str, log_dir: Path) -> dict[str, object]:
+def run(root: Path, domain: str, training_type: str, log_dir: Path) -> dict[str, object]:
     train_files, val_files = split(root)
     with seer_service(log_dir) as service, service.client(timeout=900) as client:
         project = ok(
@@ -73,7 +74,12 @@ def run(root: Path, domain: str, log_dir: Path) -> dict[str, object]:
         upload(client, root, project["id"], tag["id"], train_files)
         with PeakMemory("training_job") as memory:
             started = time.perf_counter()
-            iteration = ok(client.post(f"{TRAINING}/projects/{project['id']}/train"))
+            iteration = ok(
+                client.post(
+                    f"{TRAINING}/projects/{project['id']}/train",
+                    params={"trainingType": training_type, "reservedBudgetInHours": 1},
+                )
+            )
             while iteration["status"] == "Training":
                 time.sleep(0.5)
                 iteration = ok(
@@ -102,6 +108,7 @@ def run(root: Path, domain: str, log_dir: Path) -> dict[str, object]:
     held_out = detection_performance(images, ["raccoon"], threshold=0.5, overlap=0.5)
     return {
         "domain": domain,
+        "training_type": training_type,
         "train_seconds": train_seconds,
         "peak_mib": memory.peak_mib,
         "cv_map": cv["averagePrecision"],
@@ -116,6 +123,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.detect", description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", type=Path, default=DATASETS, help="the shared datasets folder")
     parser.add_argument("--domain", choices=sorted(DOMAINS), nargs="+", default=["compact"])
+    parser.add_argument(
+        "--training-type", choices=["Regular", "Advanced"], nargs="+", default=["Regular", "Advanced"]
+    )
     return parser
 
 
@@ -126,17 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {root} is absent (see ../shared/datasets/README.md)")
         return 0
     with tempfile.TemporaryDirectory() as logs:
-        results = [run(root, domain, Path(logs)) for domain in args.domain]
+        results = [
+            run(root, domain, training_type, Path(logs))
+            for domain in args.domain
+            for training_type in args.training_type
+        ]
     print(f"machine: {machine()}")
     print()
     print(
-        "| detection domain | train images | train request to Completed s | peak job RSS MiB | CV mAP@0.5 | "
+        "| detection domain | training type | train images | train request to Completed s | peak job RSS MiB | CV mAP@0.5 | "
         "val mAP@0.5 (40) | val precision | val recall | latency per image ms (HTTP, median) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['domain']} | {TRAIN_IMAGES} | {r['train_seconds']:.0f} | {r['peak_mib']:.0f} | {r['cv_map']:.3f} | "
+            f"| {r['domain']} | {r['training_type']} | {TRAIN_IMAGES} | {r['train_seconds']:.0f} | {r['peak_mib']:.0f} | {r['cv_map']:.3f} | "
             f"{r['map']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['latency_ms']:.1f} |"
         )
     return 0

@@ -7,7 +7,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -29,18 +29,18 @@ def new_head(cache: FeatureCache, num_classes: int, settings: DetectorSettings) 
     return Head(cache.fine.shape[1], cache.coarse.shape[1], num_classes, settings.width, settings.depth)
 
 
-def fit_head(
-    head: Head, cache: FeatureCache, rows: np.ndarray, settings: DetectorSettings, deadline: float
-) -> Head:
-    """`head` trained on every view of the samples `rows` (AdamW, cosine schedule; in mixed precision on a GPU),
-    stopped at `deadline`, on the cache's device."""
+def optimise(
+    optimiser: torch.optim.Optimizer,
+    views: torch.Tensor,
+    steps: int,
+    settings: DetectorSettings,
+    deadline: float,
+    cache: FeatureCache,
+    outputs_of: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+) -> None:
+    """`steps` AdamW steps of the detection loss on shuffled batches of `views` (a short warm-up, then a cosine
+    schedule; mixed precision on a GPU), stopped at `deadline`; `outputs_of` gives a batch's head outputs."""
     device = cache.device
-    head.to(device.device)
-    views = torch.from_numpy(np.flatnonzero(np.isin(cache.sample, rows)))
-    steps = max(1, math.ceil(settings.epochs * len(views) / settings.batch))
-    optimiser = torch.optim.AdamW(
-        head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
     warmup = min(50, steps // 10 + 1)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
@@ -48,16 +48,15 @@ def fit_head(
     )
     generator = torch.Generator().manual_seed(SEED)
     scaler = device.gradient_scaler()
-    head.train()
     step = 0
     with torch.enable_grad():
         while step < steps:
             for batch in views[torch.randperm(len(views), generator=generator)].split(settings.batch):
                 if step >= steps or time.monotonic() > deadline:
-                    return head.eval().requires_grad_(False)
+                    return
                 batch = batch.to(device.device)
                 with device.mixed_precision():
-                    outputs = head(cache.fine[batch].float(), cache.coarse[batch].float())
+                    outputs = outputs_of(batch)
                 loss = detection_loss(*(output.float() for output in outputs), cache.targets.take(batch))
                 optimiser.zero_grad()
                 scaler.scale(loss).backward()
@@ -65,6 +64,29 @@ def fit_head(
                 scaler.update()
                 schedule.step()
                 step += 1
+
+
+def fit_head(
+    head: Head, cache: FeatureCache, rows: np.ndarray, settings: DetectorSettings, deadline: float
+) -> Head:
+    """`head` trained on every view of the samples `rows` (`optimise`), stopped at `deadline`, on the cache's
+    device."""
+    head.to(cache.device.device)
+    views = torch.from_numpy(np.flatnonzero(np.isin(cache.sample, rows)))
+    steps = max(1, math.ceil(settings.epochs * len(views) / settings.batch))
+    optimiser = torch.optim.AdamW(
+        head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    head.train()
+    optimise(
+        optimiser,
+        views,
+        steps,
+        settings,
+        deadline,
+        cache,
+        lambda batch: head(cache.fine[batch].float(), cache.coarse[batch].float()),
+    )
     return head.eval().requires_grad_(False)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -17,10 +16,9 @@ import torch
 from torch import nn
 
 from pipeline.contract.onnx_model import ModelLabel
-from training_job.common import SEED
 from training_job.detection_cache import DetectorSettings, FeatureCache
-from training_job.detection_heads import new_head
-from training_job.detector import Levels, detection_loss
+from training_job.detection_heads import new_head, optimise
+from training_job.detector import Levels
 
 RECOMPUTE_BATCH = 64  # stride-16 maps per pass when the stride-32 maps are recomputed
 
@@ -43,7 +41,8 @@ def tune_coarse_blocks(
     device = cache.device
     blocks = copy.deepcopy(coarse_blocks(levels)).to(device.device).requires_grad_(True)
     head = new_head(cache, len(labels), settings).to(device.device)
-    steps = max(1, math.ceil(settings.tune_epochs * len(cache.sample) / settings.batch))
+    views = torch.arange(len(cache.sample))
+    steps = max(1, math.ceil(settings.tune_epochs * len(views) / settings.batch))
     optimiser = torch.optim.AdamW(
         [
             {"params": head.parameters(), "lr": settings.learning_rate},
@@ -51,33 +50,14 @@ def tune_coarse_blocks(
         ],
         weight_decay=settings.weight_decay,
     )
-    warmup = min(50, steps // 10 + 1)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)),
-    )
-    generator = torch.Generator().manual_seed(SEED)
-    scaler = device.gradient_scaler()
     blocks.eval()  # frozen BatchNorm statistics; the weights still train
     head.train()
-    views = torch.arange(len(cache.sample))
-    step = 0
-    with torch.enable_grad():
-        while step < steps and time.monotonic() <= deadline:
-            for batch in views[torch.randperm(len(views), generator=generator)].split(settings.batch):
-                if step >= steps or time.monotonic() > deadline:
-                    break
-                batch = batch.to(device.device)
-                fine = cache.fine[batch].float()
-                with device.mixed_precision():
-                    outputs = head(fine, blocks(fine))
-                loss = detection_loss(*(output.float() for output in outputs), cache.targets.take(batch))
-                optimiser.zero_grad()
-                scaler.scale(loss).backward()
-                scaler.step(optimiser)
-                scaler.update()
-                schedule.step()
-                step += 1
+
+    def outputs_of(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        fine = cache.fine[batch].float()
+        return head(fine, blocks(fine))
+
+    optimise(optimiser, views, steps, settings, deadline, cache, outputs_of)
     return blocks.requires_grad_(False)
 
 
