@@ -25,7 +25,7 @@ from training_job import onnx_export as export
 from training_job.augment import detection_view
 from training_job.backbones import load_backbone
 from training_job.common import TrainingInputError
-from training_job.detect import ADVANCED_NMS_IOUS, DetectionResult, train_detector, tuned_nms_iou
+from training_job.detect import ADVANCED_NMS_IOUS, DetectionResult, suppressed_on_folds, train_detector
 from training_job.detection_cache import DetectionSample, DetectorSettings, build_cache
 from training_job.detection_heads import fit_heads, fit_held_out
 from training_job.detection_tuning import coarse_blocks
@@ -321,7 +321,7 @@ def test_suppression_overlap_is_a_parameter_of_the_exported_graph() -> None:
 
 
 class _RefoldedDetections:
-    """What tuned_nms_iou reads of fold heads: each sample's held-out detections at an overlap (here: a duplicate
+    """What suppressed_on_folds reads of fold heads: each sample's held-out detections at an overlap (here: a duplicate
     of the true box above the threshold survives suppression from 0.5 up)."""
 
     folds = np.array([0, 1])
@@ -342,7 +342,7 @@ def test_the_suppression_overlap_is_chosen_by_what_users_see_above_the_threshold
     threshold are false positives), and the default overlap when the candidates tie."""
     truth = [Box("t-red", 0.1, 0.1, 0.4, 0.4), Box("t-red", 0.5, 0.5, 0.3, 0.3)]
     few = [DetectionSample(f"s{i}", Image.new("RGB", (8, 8)), (box,)) for i, box in enumerate(truth)]
-    chosen = tuned_nms_iou(few, LABELS, _RefoldedDetections(truth, 0.5), ADVANCED_NMS_IOUS)
+    chosen, _ = suppressed_on_folds(few, LABELS, _RefoldedDetections(truth, 0.5), ADVANCED_NMS_IOUS)
     assert chosen < 0.5
-    assert tuned_nms_iou(few, LABELS, _RefoldedDetections(truth, 2.0), ADVANCED_NMS_IOUS) == 0.5
-    assert tuned_nms_iou(few, LABELS, _RefoldedDetections(truth, 0.5), ()) == 0.5
+    assert suppressed_on_folds(few, LABELS, _RefoldedDetections(truth, 2.0), ADVANCED_NMS_IOUS)[0] == 0.5
+    assert suppressed_on_folds(few, LABELS, _RefoldedDetections(truth, 0.5), ())[0] == 0.5

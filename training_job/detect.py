@@ -22,7 +22,7 @@ from pipeline.contract.detection import DETECTION
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.boxes import Box
 from pipeline.core.vocabulary import TrainingType
-from pipeline.vision.metrics import DetectedImage, detection_performance
+from pipeline.vision.metrics import DetectedImage, Performance, detection_performance
 from pipeline.vision.preprocessing import preprocess_full
 from training_job.augment import DEFAULT_AUGMENTATION, Methods
 from training_job.backbones import get_spec, load_backbone
@@ -45,7 +45,7 @@ from training_job.detection_cache import (
     build_cache,
 )
 from training_job.detection_heads import FoldHeads, fit_heads, fit_held_out, new_head
-from training_job.detection_tuning import tune_coarse_blocks, with_tuned_blocks
+from training_job.detection_tuning import tune_coarse_blocks, with_coarse_recomputed
 from training_job.detector import Detector, Levels
 from training_job.device import CPU, TrainingDevice
 from training_job.onnx_export import package_detector, verify_detections
@@ -111,13 +111,21 @@ def evaluated(sample: DetectionSample, prediction: FoldDetections) -> DetectedIm
     return DetectedImage(fold=prediction.fold, truth=sample.regions, detections=prediction.detections)
 
 
+def out_of_fold_performance(
+    samples: Sequence[DetectionSample], labels: Sequence[ModelLabel], predictions: Sequence[FoldDetections]
+) -> Performance:
+    """Precision and recall at the 50 % threshold and mean average precision (overlap 0.5) of out-of-fold
+    detections."""
+    return detection_performance(
+        [evaluated(s, p) for s, p in zip(samples, predictions, strict=True)], [lb.tag_id for lb in labels]
+    )
+
+
 def out_of_fold_score(
     samples: Sequence[DetectionSample], labels: Sequence[ModelLabel], predictions: Sequence[FoldDetections]
 ) -> float:
     """Mean average precision (overlap 0.5) of out-of-fold detections."""
-    return detection_performance(
-        [evaluated(s, p) for s, p in zip(samples, predictions, strict=True)], [lb.tag_id for lb in labels]
-    ).average_precision
+    return out_of_fold_performance(samples, labels, predictions).average_precision
 
 
 def fold_detections(
@@ -127,31 +135,29 @@ def fold_detections(
     return [FoldDetections(s.image_id, int(folds[row]), found[row]) for row, s in enumerate(samples)]
 
 
-def tuned_nms_iou(
+def suppressed_on_folds(
     samples: Sequence[DetectionSample],
     labels: Sequence[ModelLabel],
     fold_heads: FoldHeads,
     candidates: Sequence[float],
-) -> float:
-    """The suppression overlap among `candidates` whose out-of-fold detections a user would find best: the
-    highest F1 of precision and recall at Custom Vision's default 50 % threshold, then mean AP (the default
-    overlap wins a tie; without candidates, the default). A duplicate box above the threshold is a false positive
-    the user sees, while mean AP barely counts a low-scored one, so it cannot choose alone: on raccoon's folds
-    overlaps 0.4 and 0.5 gave the same mean AP (0.961) and precision 0.970 against 0.954. The fold heads'
-    detections are only suppressed again, which costs no training."""
-    tag_ids = [label.tag_id for label in labels]
+) -> tuple[float, list[FoldDetections]]:
+    """The suppression overlap among `candidates` whose out-of-fold detections a user would find best, and those
+    detections: the highest F1 of precision and recall at Custom Vision's default 50 % threshold, then mean AP
+    (the default overlap wins a tie; without candidates, the default). A duplicate box above the threshold is a
+    false positive the user sees, while mean AP barely counts a low-scored one, so it cannot choose alone: on
+    raccoon's folds overlaps 0.4 and 0.5 gave the same mean AP (0.961) and precision 0.970 against 0.954. The
+    fold heads' detections are only suppressed again, which costs no training."""
+    ordered = sorted(candidates, key=lambda iou: iou != DETECTION.nms_iou) or [DETECTION.nms_iou]
+    found = {iou: fold_detections(samples, fold_heads.folds, fold_heads.held_out(iou)) for iou in ordered}
 
     def quality(nms_iou: float) -> tuple[float, float]:
-        predictions = fold_detections(samples, fold_heads.folds, fold_heads.held_out(nms_iou))
-        performance = detection_performance(
-            [evaluated(s, p) for s, p in zip(samples, predictions, strict=True)], tag_ids
-        )
+        performance = out_of_fold_performance(samples, labels, found[nms_iou])
         precision, recall = performance.precision.value, performance.recall.value
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         return f1, performance.average_precision
 
-    ordered = sorted(candidates, key=lambda iou: iou != DETECTION.nms_iou)  # the default first: wins ties
-    return max(ordered, key=quality, default=DETECTION.nms_iou)
+    best = max(ordered, key=quality)  # the first of equals: the default
+    return best, found[best]
 
 
 def champion_score(
@@ -215,8 +221,9 @@ def train_detector(
     frozen = cache = build_cache(samples, labels, levels, settings, augmentation, device)
     watch.lap("features")
     if settings.tune_epochs:
-        blocks = tune_coarse_blocks(cache, levels, labels, settings, deadline)
-        cache, levels = with_tuned_blocks(cache, levels, blocks)
+        levels = tune_coarse_blocks(cache, levels, labels, settings, deadline)
+        cache = with_coarse_recomputed(cache, levels)
+        levels = levels.cpu()  # exported from the CPU, whatever trained it
         watch.lap("backbone_tuning")
     index = label_index(labels)
     label_sets = [{index[r.tag_id] for r in s.regions} for s in samples]
@@ -225,8 +232,7 @@ def train_detector(
     warm = replace(settings, epochs=max(1, settings.epochs // 2)) if start is not None else settings
     final_head, fold_heads = fit_heads(cache, labels, folds, warm, deadline, start)
     watch.lap("heads")
-    nms_iou = tuned_nms_iou(samples, labels, fold_heads, settings.nms_ious)
-    predictions = fold_detections(samples, folds, fold_heads.held_out(nms_iou))
+    nms_iou, predictions = suppressed_on_folds(samples, labels, fold_heads, settings.nms_ious)
     champion_map = None
     if champion is not None:
         champion_map = champion_score(

@@ -34,12 +34,14 @@ def tune_coarse_blocks(
     labels: Sequence[ModelLabel],
     settings: DetectorSettings,
     deadline: float,
-) -> nn.Sequential:
-    """A copy of the stride-32 blocks trained with a fresh head on every view for `settings.tune_epochs` (AdamW,
-    warm-up then cosine; the blocks at `tune_learning_rate`, the head at the head's rate), stopped at `deadline`.
-    BatchNorm keeps the pretrained statistics: a few hundred views would estimate them worse."""
+) -> Levels:
+    """A copy of `levels` (on the cache's device) whose stride-32 blocks trained with a fresh head on every view
+    for `settings.tune_epochs` (AdamW, warm-up then cosine; the blocks at `tune_learning_rate`, the head at the
+    head's rate), stopped at `deadline`. BatchNorm keeps the pretrained statistics: a few hundred views would
+    estimate them worse. The earlier blocks are untouched: the cached stride-16 maps stand in for them."""
     device = cache.device
-    blocks = copy.deepcopy(coarse_blocks(levels)).to(device.device).requires_grad_(True)
+    tuned = copy.deepcopy(levels).to(device.device).eval()  # eval: frozen BatchNorm statistics
+    blocks = coarse_blocks(tuned).requires_grad_(True)
     head = new_head(cache, len(labels), settings).to(device.device)
     views = torch.arange(len(cache.sample))
     steps = max(1, math.ceil(settings.tune_epochs * len(views) / settings.batch))
@@ -50,7 +52,6 @@ def tune_coarse_blocks(
         ],
         weight_decay=settings.weight_decay,
     )
-    blocks.eval()  # frozen BatchNorm statistics; the weights still train
     head.train()
 
     def outputs_of(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -58,19 +59,16 @@ def tune_coarse_blocks(
         return head(fine, blocks(fine))
 
     optimise(optimiser, views, steps, settings, deadline, cache, outputs_of)
-    return blocks.requires_grad_(False)
+    blocks.requires_grad_(False)
+    return tuned
 
 
-def with_tuned_blocks(
-    cache: FeatureCache, levels: Levels, blocks: nn.Sequential
-) -> tuple[FeatureCache, Levels]:
-    """The cache with its stride-32 maps recomputed through `blocks`, and a copy of `levels` (on the CPU, for
-    export) whose stride-32 blocks are `blocks`."""
+def with_coarse_recomputed(cache: FeatureCache, levels: Levels) -> FeatureCache:
+    """The cache with its stride-32 maps recomputed from its stride-16 maps through `levels`' blocks (on the
+    cache's device)."""
+    blocks = coarse_blocks(levels)
     with torch.no_grad():
         coarse = torch.cat(
             [blocks(fine.float()).to(cache.coarse.dtype) for fine in cache.fine.split(RECOMPUTE_BATCH)]
         )
-    tuned = copy.deepcopy(levels)
-    for offset, block in enumerate(copy.deepcopy(blocks).cpu()):
-        tuned.backbone.network._blocks[levels.split + offset] = block
-    return replace(cache, coarse=coarse), tuned.eval()
+    return replace(cache, coarse=coarse)

@@ -119,8 +119,8 @@ def suppress(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-tag non-maximum suppression, batched: corners [N, A, 4], scores [N, A, C] -> the best
     `max_detections` boxes per image as (left, top, width, height) [N, K, 4], scores [N, K] (0 pads) and tags
-    [N, K] (int64), by falling score; a box overlapping a better one of its tag by more than `nms_iou` goes. Written here, not torchvision.ops.batched_nms, because it is part of the
-    exported model: fixed shapes, batched over images, and only tensor operations, so ONNX Runtime runs the same
+    [N, K] (int64), by falling score; a box overlapping a better one of its tag by more than `nms_iou` goes.
+    Written here, not torchvision.ops.batched_nms, because it is part of the exported model: fixed shapes, batched over images, and only tensor operations, so ONNX Runtime runs the same
     graph as torch (batched_nms takes one image and returns as many boxes as survive, and exports as an ONNX
     NonMaxSuppression whose output size depends on the data); a test proves it keeps batched_nms's boxes."""
     classes = scores.shape[-1]

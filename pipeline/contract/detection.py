@@ -15,7 +15,7 @@ class DetectionParameters:
     stride: int = 16  # the grid every location of which predicts a box
     max_detections: int = 200  # Custom Vision returns at most 200 boxes per image
     candidates: int = 400  # (location, tag) pairs entering suppression
-    nms_iou: float = 0.5  # a box overlapping a better one of its tag by more goes (Advanced: its own, see nms_iou metadata)
+    nms_iou: float = 0.5  # a box overlapping a better one of its tag by more goes (Advanced tunes its own)
     nms_rounds: int = 4  # Cluster-NMS iterations (see training_job.detector)
     min_score: float = 0.01  # boxes below this are dropped inside the model
 

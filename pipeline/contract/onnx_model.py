@@ -37,9 +37,7 @@ class MetadataKey(StrEnum):
     OUTPUTS = "outputs"  # JSON list of the output names
     TEMPERATURE = "temperature"  # the calibration temperature already folded into the head (informational)
     UNKNOWN_THRESHOLD = "unknown_threshold"  # UNKNOWN_OUTPUT above this: none of the tags
-    NMS_IOU = (
-        "nms_iou"  # a detector's suppression overlap inside the graph (informational; Advanced tunes it)
-    )
+    NMS_IOU = "nms_iou"  # a detector's suppression overlap in the graph (informational; Advanced's is tuned)
 
 
 @dataclass(frozen=True)
