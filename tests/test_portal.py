@@ -250,14 +250,30 @@ def test_workflow_create_upload_tag_train_evaluate_test_publish(
     expect(page.get_by_role("list", name="Predictions").get_by_role("listitem")).to_have_count(1)
     screenshot(page, "07-predictions")
 
-    # Publish and read the prediction URL with its curl example.
+    # Export to ONNX in INT8: the export job runs it, checks parity, and the dialog offers the download.
     page.get_by_role("link", name="Performance").click()
+    page.get_by_role("button", name="Export").click()
+    dialog = page.get_by_role("dialog", name=re.compile("^Export"))
+    dialog.get_by_label("Platform").select_option("ONNX")
+    dialog.get_by_label("Precision").select_option("INT8")
+    dialog.get_by_role("button", name="Export", exact=True).click()
+    row = dialog.get_by_role("row").filter(has_text="INT8")
+    expect(row).to_contain_text("Done", timeout=EXPORT_TIMEOUT_MS)
+    download = row.get_by_role("link", name="Download")
+    model = httpx.get(download.get_attribute("href"), timeout=30)
+    assert model.status_code == 200 and len(model.content) > 100_000
+    screenshot(page, "09-export")
+    page.keyboard.press("Escape")
+
+    # Publish in Seer's INT8 serving mode (compact domains, from the Done INT8 export), and read the prediction URL
+    # with its curl example.
     page.get_by_role("button", name="Publish").click()
     dialog = page.get_by_role("dialog", name=re.compile("^Publish"))
     dialog.get_by_label("Model name").fill("trees")
     expect(dialog.get_by_label("Prediction resource id (optional)")).to_be_hidden()
+    dialog.get_by_label("Serving precision").select_option("INT8")
     dialog.get_by_role("button", name="Publish").click()
-    expect(page.locator(".iteration .published")).to_have_text("Published as trees")
+    expect(page.locator(".iteration .published")).to_have_text("Published as trees (INT8)")
     page.get_by_role("button", name="Prediction URL").click()
     dialog = page.get_by_role("dialog", name="How to use the Prediction API")
     url = f"{service}/customvision/v3.0/Prediction/{project_id}/classify/iterations/trees/image"
@@ -275,20 +291,6 @@ def test_workflow_create_upload_tag_train_evaluate_test_publish(
         answer = run_pasted_curl(command, tmp_path, pattern_image(0, 77))
         assert {p["tagName"] for p in answer["predictions"]} == {"warm stripes", "cool discs"}, label
         assert answer["iteration"] == iteration_id
-    page.keyboard.press("Escape")
-
-    # Export to ONNX in INT8: the export job runs it, checks parity, and the dialog offers the download.
-    page.get_by_role("button", name="Export").click()
-    dialog = page.get_by_role("dialog", name=re.compile("^Export"))
-    dialog.get_by_label("Platform").select_option("ONNX")
-    dialog.get_by_label("Precision").select_option("INT8")
-    dialog.get_by_role("button", name="Export", exact=True).click()
-    row = dialog.get_by_role("row").filter(has_text="INT8")
-    expect(row).to_contain_text("Done", timeout=EXPORT_TIMEOUT_MS)
-    download = row.get_by_role("link", name="Download")
-    model = httpx.get(download.get_attribute("href"), timeout=30)
-    assert model.status_code == 200 and len(model.content) > 100_000
-    screenshot(page, "09-export")
     page.keyboard.press("Escape")
 
     # Back on the projects page the new project has its first image as thumbnail.

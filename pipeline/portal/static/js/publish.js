@@ -8,14 +8,35 @@ import { announce } from './status.js';
 
 const DEFAULT_RESOURCE = 'seer';
 
-export function openPublishDialog(ctx, iteration, done) {
+/** Whether the iteration can be served in Seer's INT8 mode: a compact domain's iteration with a Done ONNX INT8
+ * export (the server quantizes nothing at publish time: it serves that export). */
+async function hasInt8Export(ctx, iteration) {
+  if (!ctx.domain?.exportable) return false;
+  const exports = await api.get(`${ctx.base}/iterations/${iteration.id}/export`);
+  return exports.some((e) => e.platform === 'ONNX' && e.precision === 'INT8' && e.status === 'Done');
+}
+
+function precisionField(int8) {
+  const precision = h('select', { name: 'precision' },
+    h('option', { value: 'FP32' }, 'FP32: the model as trained'),
+    h('option', { value: 'INT8', disabled: !int8 }, 'INT8: its ONNX INT8 export'));
+  return [precision, field('Serving precision', precision, int8
+    ? 'INT8 answers faster on a CPU; its export check compared it with the trained model.'
+    : 'To serve INT8, first export this iteration to ONNX in INT8 (Export).')];
+}
+
+export async function openPublishDialog(ctx, iteration, done) {
   const name = h('input', { name: 'publishName', required: true, pattern: '[A-Za-z0-9._\\-]{1,64}',
     value: iteration.name.replace(/[^A-Za-z0-9._-]/g, ''), autofocus: true });
   const resource = h('input', { name: 'predictionId', value: DEFAULT_RESOURCE });
+  // Seer's INT8 serving mode is for compact domains only; other projects see no precision at all.
+  const [precision, precisionChoice] = ctx.domain?.exportable
+    ? precisionField(await hasInt8Export(ctx, iteration)) : [null, null];
   formDialog({
     title: `Publish ${iteration.name}`,
     fields: h('div', {},
       field('Model name', name, 'Part of the prediction URL: letters, digits, “.”, “-” and “_”.'),
+      precisionChoice,
       // Custom Vision publishes to an Azure prediction resource; Seer serves every published model itself and
       // only keeps the id for clients that send one, so the field is optional and tucked away.
       h('details', { class: 'advanced' }, h('summary', {}, 'Custom Vision compatibility'),
@@ -23,12 +44,24 @@ export function openPublishDialog(ctx, iteration, done) {
           + 'The id is stored only for Custom Vision clients that read it back; leave it as it is.'))),
     submitLabel: 'Publish',
     onSubmit: async () => {
-      await api.post(`${ctx.base}/iterations/${iteration.id}/publish`,
-        { query: { publishName: name.value, predictionId: resource.value.trim() || DEFAULT_RESOURCE } });
-      announce(`${iteration.name} published as ${name.value}.`);
+      const int8 = precision?.value === 'INT8';
+      await api.post(`${ctx.base}/iterations/${iteration.id}/publish`, {
+        query: {
+          publishName: name.value,
+          predictionId: resource.value.trim() || DEFAULT_RESOURCE,
+          precision: int8 ? 'INT8' : undefined,
+        },
+      });
+      announce(`${iteration.name} published as ${name.value}${int8 ? ' (INT8)' : ''}.`);
       await done();
     },
   });
+}
+
+/** "Published as NAME", with the serving precision when it is Seer's INT8 mode. */
+export function publishedLabel(iteration) {
+  const mode = iteration.servingPrecision === 'INT8' ? ' (INT8)' : '';
+  return `Published as ${iteration.publishName}${mode}`;
 }
 
 export function confirmUnpublish(ctx, iteration, done) {

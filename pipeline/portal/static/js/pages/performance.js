@@ -12,8 +12,8 @@ import { openCompareDialog } from '../iteration-compare.js';
 import {
   detectionResult, imagePerformances, performanceOf, predictedTags, trainedTagCounts,
 } from '../iteration-results.js';
-import { confirmUnpublish, openPredictionUrlDialog, openPublishDialog } from '../publish.js';
-import { announce } from '../status.js';
+import { confirmUnpublish, openPredictionUrlDialog, openPublishDialog, publishedLabel } from '../publish.js';
+import { announce, showError } from '../status.js';
 
 const CURVE_THRESHOLDS = Array.from({ length: 11 }, (_, i) => i / 10);
 
@@ -33,7 +33,7 @@ function iterationButton(iteration, selected, onSelect) {
   const button = h('button', { type: 'button', class: 'iteration', 'aria-current': selected ? 'true' : null },
     h('span', { class: 'iteration-name' }, iteration.name),
     h('span', { class: `status status-${iteration.status.toLowerCase()}` }, iteration.status),
-    iteration.publishName ? h('span', { class: 'published' }, `Published as ${iteration.publishName}`) : null,
+    iteration.publishName ? h('span', { class: 'published' }, publishedLabel(iteration)) : null,
     h('span', { class: 'meta' }, formatDate(iteration.trainedAt || iteration.created)));
   button.addEventListener('click', onSelect);
   return h('li', {}, button);
@@ -213,7 +213,7 @@ function iterationActions(ctx, iteration, iterations, reload, onCompare) {
     iteration.publishName ? 'Unpublish' : 'Publish');
   publish.addEventListener('click', () => (iteration.publishName
     ? confirmUnpublish(ctx, iteration, () => reload(iteration.id))
-    : openPublishDialog(ctx, iteration, () => reload(iteration.id))));
+    : openPublishDialog(ctx, iteration, () => reload(iteration.id)).catch(showError)));
   const url = h('button', { type: 'button', class: 'button small', hidden: !iteration.publishName }, 'Prediction URL');
   url.addEventListener('click', () => openPredictionUrlDialog(ctx, iteration));
   const exportButton = h('button', { type: 'button', class: 'button small', hidden: !iteration.exportable }, 'Export');
