@@ -25,7 +25,13 @@ from training_job import onnx_export as export
 from training_job.augment import detection_view
 from training_job.backbones import load_backbone
 from training_job.common import TrainingInputError
-from training_job.detect import ADVANCED_NMS_IOUS, DetectionResult, suppressed_on_folds, train_detector
+from training_job.detect import (
+    ADVANCED_NMS_IOUS,
+    DetectionResult,
+    advanced_finest_stride,
+    suppressed_on_folds,
+    train_detector,
+)
 from training_job.detection_cache import DetectionSample, DetectorSettings, build_cache
 from training_job.detection_heads import fit_heads, fit_held_out
 from training_job.detection_tuning import coarse_blocks
@@ -303,11 +309,47 @@ def test_advanced_tunes_the_stride_32_blocks_and_exports_them(training: list[Det
         (a - b).abs().max().item() for a, b in zip(tuned.parameters(), pretrained.parameters(), strict=True)
     )
     assert moved > 1e-4
-    frozen_part = result.model.levels.backbone.network._blocks[: result.model.levels.split]
-    original = load_backbone(BACKBONE).network._blocks[: result.model.levels.split]
+    frozen_part = result.model.levels.backbone.network._blocks[: result.model.levels.splits[-1]]
+    original = load_backbone(BACKBONE).network._blocks[: result.model.levels.splits[-1]]
     assert all(
         torch.equal(a, b) for a, b in zip(frozen_part.parameters(), original.parameters(), strict=True)
     )
+
+
+def test_advanced_predicts_on_a_stride_8_grid_only_when_the_objects_are_small() -> None:
+    """Issue 16, item 3: the median box's shorter side decides, in pixels at the training size (bound: 2.5
+    stride-16 cells, 40 px)."""
+
+    def boxes_of(side: float) -> list[DetectionSample]:
+        image = Image.new("RGB", (64, 64))
+        return [DetectionSample("s", image, (Box("t-red", 0.1, 0.1, side, 2 * side),) * 3)]
+
+    assert advanced_finest_stride(boxes_of(0.1), 320) == 8  # 32 px
+    assert advanced_finest_stride(boxes_of(0.1), 384) == 8  # 38 px
+    assert advanced_finest_stride(boxes_of(0.15), 320) == 16  # 48 px
+    assert advanced_finest_stride(boxes_of(0.5), 320) == 16
+
+
+@pytest.mark.slow
+def test_advanced_on_small_objects_tunes_predicts_on_the_stride_8_grid_and_exports(
+    training: list[DetectionSample],
+) -> None:
+    """At 96 px the scenes' boxes are about 25 px, small: Advanced adds the backbone's stride-8 map, the head
+    predicts on the 12 x 12 grid, and the exported model (tuned blocks, three levels) passes the export check and
+    finds the boxes."""
+    settings = DetectorSettings(image_size=96, augmented_views=1, epochs=4, max_folds=2)
+    result = train_detector(
+        training[:12], LABELS, backbone=BACKBONE, settings=settings, training_type="Advanced"
+    )
+    assert result.model.levels.strides == (8, 16, 32)
+    pixels = torch.from_numpy(np.stack([preprocess_full(s.image, 96) for s in training[:2]]))
+    with torch.inference_mode():
+        logits, sides, _ = result.model.head(*result.model.levels(pixels))
+    assert logits.shape == (2, len(LABELS), 12, 12) and sides.shape == (2, 4, 12, 12)
+    assert result.export_difference <= export.DETECTION_TOLERANCE
+    assert "backbone_tuning" in result.timings
+    boxes, scores, _ = run_onnx(result, [s.image for s in training[:2]])
+    assert boxes.shape == (2, 200, 4) and scores.max() > 0
 
 
 def test_suppression_overlap_is_a_parameter_of_the_exported_graph() -> None:

@@ -128,7 +128,7 @@ def test_a_detector_starts_its_heads_from_its_base() -> None:
 
     renamed = [DETECTION_LABELS[1], ModelLabel("t-green", "green")]
     channels = state.head["fine.weight"].shape[1], state.head["coarse.weight"].shape[1]
-    fresh = Head(*channels, len(renamed), settings.width, settings.depth)
+    fresh = Head(channels, len(renamed), settings.width, settings.depth)
     started = state.start(fresh, renamed, BACKBONE, 192)
     assert started is not None
     assert torch.equal(started.classes.weight[0], state.head["classes.weight"][1])  # blue, the base's second

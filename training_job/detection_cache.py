@@ -1,4 +1,4 @@
-"""What a detector run is given (samples, settings), and the cache it trains on: the frozen backbone's two
+"""What a detector run is given (samples, settings), and the cache it trains on: the frozen backbone's
 feature levels for every view of every sample (the whole image, then random box-aware crops, flips and colour
 changes), computed once in ONNX Runtime, with each view's targets."""
 
@@ -24,7 +24,6 @@ from training_job.detector import Levels, Targets
 from training_job.device import CPU, TrainingDevice
 from training_job.onnx_export import export_module
 
-LEVELS = ("fine", "coarse")  # the backbone model's outputs (training only)
 CPU_VIEWS_PER_PASS = 8  # one image's whole view and its 7 augmented views
 
 
@@ -48,6 +47,9 @@ class DetectorSettings:
     nms_ious: tuple[
         float, ...
     ] = ()  # Advanced: suppression overlaps to choose among on the folds; () the default
+    finest_stride: int = (
+        DETECTION.stride
+    )  # the head's output grid: 16, or 8 for small objects (detector.Head)
 
 
 DEFAULTS = {
@@ -66,15 +68,22 @@ class DetectionSample:
 
 @dataclass
 class FeatureCache:
-    """The frozen backbone's maps of every view (float16, [V, C, G, G]) and the views' targets, on the training
-    device; each view's sample and each sample's whole view."""
+    """The frozen backbone's maps of every view (float16, [V, C, G, G] per level, finest first) and the views'
+    targets, on the training device; each view's sample and each sample's whole view."""
 
-    fine: torch.Tensor
-    coarse: torch.Tensor
+    maps: tuple[torch.Tensor, ...]
     targets: Targets
     sample: np.ndarray  # [V] sample index of each view
     first: np.ndarray  # [N] the index of each sample's whole-image view
     device: TrainingDevice = CPU  # where the tensors are, and the heads train
+
+    @property
+    def channels(self) -> list[int]:
+        return [level.shape[1] for level in self.maps]
+
+    def views(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The maps of the views `index` (on the cache's device), in float32 for the heads."""
+        return tuple(level[index].float() for level in self.maps)
 
 
 def _boxes(sample: DetectionSample) -> np.ndarray:
@@ -92,11 +101,11 @@ def build_cache(
     """Backbone maps and targets (tags as indexes into `labels`) of every view of every sample, views computed
     in parallel (`map_groups`), the cache held on `device`."""
     size, per_sample = settings.image_size, 1 + settings.augmented_views
-    passes = backbone_passes(levels, lambda: export_module(levels, size, LEVELS), LEVELS, device)
-    grid = size // DETECTION.stride
+    passes = backbone_passes(levels, lambda: export_module(levels, size, levels.names), levels.names, device)
+    grid = size // levels.strides[0]
     index = label_index(labels)
 
-    def run(indexes: range) -> tuple[np.ndarray, np.ndarray, list[Targets]]:
+    def run(indexes: range) -> tuple[list[np.ndarray], list[Targets]]:
         images, targets = [], []
         for i in indexes:
             sample = samples[i]
@@ -107,8 +116,7 @@ def build_cache(
             ):
                 images.append(view)
                 targets.append(Targets.assign(torch.from_numpy(boxes), tags[torch.from_numpy(kept)], grid))
-        fine, coarse = passes(preprocess_batch(images, size))
-        return fine.astype(np.float16), coarse.astype(np.float16), targets
+        return [level.astype(np.float16) for level in passes(preprocess_batch(images, size))], targets
 
     # Single-threaded torch in the workers: the augmentation's small box tensors would otherwise wake every core's
     # thread (torchvision's rotation of boxes: 3 to 4 ms a view on busy cores, against 8 us on one thread).
@@ -117,9 +125,11 @@ def build_cache(
             len(samples), max(1, device.views_per_pass(CPU_VIEWS_PER_PASS) // per_sample), run
         )
     return FeatureCache(
-        fine=device.tensor(np.concatenate([c[0] for c in chunks])),
-        coarse=device.tensor(np.concatenate([c[1] for c in chunks])),
-        targets=Targets.stack([t for c in chunks for t in c[2]]).to(device.device),
+        maps=tuple(
+            device.tensor(np.concatenate([c[0][level] for c in chunks]))
+            for level in range(len(levels.strides))
+        ),
+        targets=Targets.stack([t for c in chunks for t in c[1]]).to(device.device),
         sample=np.repeat(np.arange(len(samples)), per_sample),
         first=np.arange(len(samples)) * per_sample,
         device=device,

@@ -26,7 +26,7 @@ from training_job.detector import Head, decode, detection_loss, suppress
 def new_head(cache: FeatureCache, num_classes: int, settings: DetectorSettings) -> Head:
     """A freshly initialised head, the same one every time (seeded; call it from one thread)."""
     torch.manual_seed(SEED)
-    return Head(cache.fine.shape[1], cache.coarse.shape[1], num_classes, settings.width, settings.depth)
+    return Head(cache.channels, num_classes, settings.width, settings.depth)
 
 
 def optimise(
@@ -85,7 +85,7 @@ def fit_head(
         settings,
         deadline,
         cache,
-        lambda batch: head(cache.fine[batch].float(), cache.coarse[batch].float()),
+        lambda batch: head(*cache.views(batch)),
     )
     return head.eval().requires_grad_(False)
 
@@ -96,7 +96,7 @@ def detect_cached(
     """The head's final detections (as the exported model makes them) on the whole-image views of `rows`."""
     views = cache.device.tensor(cache.first[rows])
     with torch.inference_mode():
-        outputs = head(cache.fine[views].float(), cache.coarse[views].float())
+        outputs = head(*cache.views(views))
         boxes, scores, tags = suppress(*decode(*outputs), nms_iou=nms_iou)
     return boxes.cpu().numpy(), scores.cpu().numpy(), tags.cpu().numpy()
 

@@ -25,7 +25,7 @@ RECOMPUTE_BATCH = 64  # stride-16 maps per pass when the stride-32 maps are reco
 
 def coarse_blocks(levels: Levels) -> nn.Sequential:
     """The backbone's blocks that turn its stride-16 map into its stride-32 map (shared, not a copy)."""
-    return nn.Sequential(*levels.backbone.network._blocks[levels.split :])
+    return nn.Sequential(*levels.backbone.network._blocks[levels.splits[-1] :])
 
 
 def tune_coarse_blocks(
@@ -55,8 +55,8 @@ def tune_coarse_blocks(
     head.train()
 
     def outputs_of(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        fine = cache.fine[batch].float()
-        return head(fine, blocks(fine))
+        *finer, fine = cache.views(batch)[:-1]
+        return head(*finer, fine, blocks(fine))
 
     optimise(optimiser, views, steps, settings, deadline, cache, outputs_of)
     blocks.requires_grad_(False)
@@ -67,8 +67,7 @@ def with_coarse_recomputed(cache: FeatureCache, levels: Levels) -> FeatureCache:
     """The cache with its stride-32 maps recomputed from its stride-16 maps through `levels`' blocks (on the
     cache's device)."""
     blocks = coarse_blocks(levels)
+    *finer, fine, coarse = cache.maps
     with torch.no_grad():
-        coarse = torch.cat(
-            [blocks(fine.float()).to(cache.coarse.dtype) for fine in cache.fine.split(RECOMPUTE_BATCH)]
-        )
-    return replace(cache, coarse=coarse)
+        coarse = torch.cat([blocks(part.float()).to(coarse.dtype) for part in fine.split(RECOMPUTE_BATCH)])
+    return replace(cache, maps=(*finer, fine, coarse))

@@ -1,8 +1,9 @@
-"""The object detector that is trained and exported: an FCOS-style anchor-free head on two levels of a frozen
-ImageNet EfficientNet-Lite (stride 16 and stride 32, merged at stride 16), then decoding and non-maximum
-suppression inside the model, so the exported ONNX file alone gives final boxes.
+"""The object detector that is trained and exported: an FCOS-style anchor-free head on the levels of a frozen
+ImageNet EfficientNet-Lite (stride 16 and stride 32, merged at stride 16; for small objects a stride-8 level too,
+which the head's output grid follows), then decoding and non-maximum suppression inside the model, so the
+exported ONNX file alone gives final boxes.
 
-Every location of the stride-16 grid predicts a score per tag, a centerness and its distances to the four sides
+Every location of the output grid predicts a score per tag, a centerness and its distances to the four sides
 of a box. Suppression is Cluster-NMS (Zheng et al., 2021): Fast-NMS repeated a fixed number of times, which
 reaches standard greedy NMS's result for the usual handful of overlapping boxes, and which is only tensor
 operations, so torch and ONNX Runtime run the very same graph, batched."""
@@ -24,17 +25,29 @@ from training_job.classifier import Normalise
 PRIOR = 0.01  # initial foreground probability (RetinaNet's focal-loss prior)
 
 
-class Levels(nn.Module):
-    """0..255 RGB [N, 3, S, S] -> (stride-16 map, stride-32 map) of the frozen backbone."""
+COARSEST_STRIDE = 32  # the backbone's last map
 
-    def __init__(self, backbone: PooledFeatures) -> None:
+
+class Levels(nn.Module):
+    """0..255 RGB [N, 3, S, S] -> the frozen backbone's maps, finest first: stride `finest_stride` (16, or 8 for
+    small objects), every coarser power of two, and stride 32."""
+
+    def __init__(self, backbone: PooledFeatures, finest_stride: int = DETECTION.stride) -> None:
         super().__init__()
         self.normalise = Normalise()
         self.backbone = backbone
-        self.split = backbone.stride_end(DETECTION.stride)
+        self.strides: tuple[int, ...] = tuple(
+            finest_stride * 2**k for k in range(int(math.log2(COARSEST_STRIDE // finest_stride)) + 1)
+        )
+        self.splits = tuple(backbone.stride_end(stride) for stride in self.strides[:-1])
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.backbone.levels(self.normalise(x), self.split)
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The maps' output names when the backbone alone is exported (training's passes)."""
+        return tuple(f"stride{stride}" for stride in self.strides)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.backbone.levels(self.normalise(x), self.splits)
 
 
 def _conv(channels_in: int, channels_out: int, kernel: int = 3) -> nn.Conv2d:
@@ -48,17 +61,21 @@ def _separable(width: int) -> list[nn.Module]:
 
 
 class Head(nn.Module):
-    """Both levels projected to `width` channels and summed at stride 16, a shared separable tower, then per
-    location:
-    tag logits [N, C, G, G], box side distances (log, in grid cells) [N, 4, G, G], centerness logit [N, 1, G, G]."""
+    """The stride-16 and stride-32 levels projected to `width` channels and summed at stride 16, a shared
+    separable tower; with a stride-8 level (`channels` has three entries, finest first), the tower's output is
+    upsampled, summed with that level's projection and refined by one more separable convolution, a light FPN
+    top-down step that gives small objects 8-pixel cells while the tower's cost stays at stride 16. Then per
+    location of the finest grid: tag logits [N, C, G, G], box side distances (log, in grid cells) [N, 4, G, G],
+    centerness logit [N, 1, G, G]."""
 
-    def __init__(
-        self, fine_channels: int, coarse_channels: int, num_classes: int, width: int, depth: int
-    ) -> None:
+    def __init__(self, channels: Sequence[int], num_classes: int, width: int, depth: int) -> None:
         super().__init__()
-        self.fine = _conv(fine_channels, width, 1)
-        self.coarse = _conv(coarse_channels, width, 1)
+        *finest, fine, coarse = channels
+        self.fine = _conv(fine, width, 1)
+        self.coarse = _conv(coarse, width, 1)
         self.tower = nn.Sequential(*[layer for _ in range(depth) for layer in _separable(width)])
+        self.finest = _conv(finest[0], width, 1) if finest else None
+        self.refine = nn.Sequential(*_separable(width)) if finest else None
         self.classes = _conv(width, num_classes)
         self.sides = _conv(width, 4)
         self.centerness = _conv(width, 1)
@@ -66,13 +83,16 @@ class Head(nn.Module):
         for layer in (self.classes, self.sides, self.centerness):
             nn.init.normal_(layer.weight, std=0.01)
 
-    def forward(
-        self, fine: torch.Tensor, coarse: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, *maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        *finest, fine, coarse = maps
         merged = self.fine(fine) + functional.interpolate(
             self.coarse(coarse), size=fine.shape[-2:], mode="nearest"
         )
         features = self.tower(functional.relu(merged))
+        if self.finest is not None and self.refine is not None:
+            (detail,) = finest
+            upsampled = functional.interpolate(features, size=detail.shape[-2:], mode="nearest")
+            features = self.refine(functional.relu(self.finest(detail) + upsampled))
         return self.classes(features), self.sides(features), self.centerness(features)
 
 
