@@ -169,7 +169,7 @@ def run(root: Path, domain: str, training_type: str, mosaic: int, log_dir: Path)
                     [Box("raccoon", **p["boundingBox"], probability=p["probability"]) for p in predictions],
                 )
             )
-    held_out = detection_performance(images, ["raccoon"], threshold=0.5, overlap=0.5)
+    performance = detection_performance(images, ["raccoon"], threshold=0.5, overlap=0.5)
     return {
         "domain": domain,
         "training_type": training_type,
@@ -178,9 +178,9 @@ def run(root: Path, domain: str, training_type: str, mosaic: int, log_dir: Path)
         "train_seconds": train_seconds,
         "peak_mib": memory.peak_mib,
         "cv_map": cv["averagePrecision"],
-        "map": held_out.average_precision,
-        "precision": held_out.precision.value,
-        "recall": held_out.recall.value,
+        "map": performance.average_precision,
+        "precision": performance.precision.value,
+        "recall": performance.recall.value,
         "latency_ms": 1000 * statistics.median(latencies),
     }
 
