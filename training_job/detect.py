@@ -4,8 +4,8 @@ them, so k-fold cross-validation costs k more head fits, not k more passes over 
 every training image gets out-of-fold detections from the fold model that did not see it; the final head is
 fitted on everything, exported with the backbone, decoding and NMS as one ONNX model, and checked against
 torch. Advanced first fine-tunes the backbone's stride-32 blocks on the cache (`detection_tuning`), predicts on a
-stride-8 grid when the objects are small, and picks the suppression overlap on the folds. A run from a base iteration (`warm_start`) starts every head from the
-base's, for half the epochs."""
+stride-8 grid when the objects are small, and picks the suppression overlap on the folds. A run from a base
+iteration (`warm_start`) starts every head from the base's, for half the epochs."""
 
 from __future__ import annotations
 

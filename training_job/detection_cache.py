@@ -47,9 +47,8 @@ class DetectorSettings:
     nms_ious: tuple[
         float, ...
     ] = ()  # Advanced: suppression overlaps to choose among on the folds; () the default
-    finest_stride: int = (
-        DETECTION.stride
-    )  # the head's output grid: 16, or 8 for small objects (detector.Head)
+    # The head's output grid: 16, or 8 for small objects (detector.Head).
+    finest_stride: int = DETECTION.stride
 
 
 DEFAULTS = {
@@ -81,9 +80,10 @@ class FeatureCache:
     def channels(self) -> list[int]:
         return [level.shape[1] for level in self.maps]
 
-    def views(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The maps of the views `index` (on the cache's device), in float32 for the heads."""
-        return tuple(level[index].float() for level in self.maps)
+    def views(self, index: torch.Tensor, levels: slice = slice(None)) -> tuple[torch.Tensor, ...]:
+        """The maps (all, or the `levels` slice of them) of the views `index` (on the cache's device), in float32
+        for the heads."""
+        return tuple(level[index].float() for level in self.maps[levels])
 
 
 def _boxes(sample: DetectionSample) -> np.ndarray:

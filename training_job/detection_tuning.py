@@ -55,7 +55,7 @@ def tune_coarse_blocks(
     head.train()
 
     def outputs_of(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        *finer, fine = cache.views(batch)[:-1]
+        *finer, fine = cache.views(batch, slice(-1))  # the stride-32 map comes from the tuned blocks
         return head(*finer, fine, blocks(fine))
 
     optimise(optimiser, views, steps, settings, deadline, cache, outputs_of)

@@ -60,11 +60,24 @@ def _separable(width: int) -> list[nn.Module]:
     return [nn.Conv2d(width, width, 3, padding=1, groups=width), _conv(width, width, 1), nn.ReLU()]
 
 
+class TopDown(nn.Module):
+    """A light FPN top-down step: stride-16 features upsampled, summed with the stride-8 map's projection and
+    refined by one separable convolution, so small objects get 8-pixel cells while the tower stays at stride 16."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        self.project = _conv(channels, width, 1)
+        self.refine = nn.Sequential(*_separable(width))
+
+    def forward(self, features: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+        upsampled = functional.interpolate(features, size=detail.shape[-2:], mode="nearest")
+        return self.refine(functional.relu(self.project(detail) + upsampled))
+
+
 class Head(nn.Module):
     """The stride-16 and stride-32 levels projected to `width` channels and summed at stride 16, a shared
-    separable tower; with a stride-8 level (`channels` has three entries, finest first), the tower's output is
-    upsampled, summed with that level's projection and refined by one more separable convolution, a light FPN
-    top-down step that gives small objects 8-pixel cells while the tower's cost stays at stride 16. Then per
+    separable tower; with a stride-8 level (`channels` has three entries, finest first), a `TopDown` step brings
+    the tower's output to that level's grid. Then per
     location of the finest grid: tag logits [N, C, G, G], box side distances (log, in grid cells) [N, 4, G, G],
     centerness logit [N, 1, G, G]."""
 
@@ -74,8 +87,7 @@ class Head(nn.Module):
         self.fine = _conv(fine, width, 1)
         self.coarse = _conv(coarse, width, 1)
         self.tower = nn.Sequential(*[layer for _ in range(depth) for layer in _separable(width)])
-        self.finest = _conv(finest[0], width, 1) if finest else None
-        self.refine = nn.Sequential(*_separable(width)) if finest else None
+        self.top_down = TopDown(finest[0], width) if finest else None
         self.classes = _conv(width, num_classes)
         self.sides = _conv(width, 4)
         self.centerness = _conv(width, 1)
@@ -89,10 +101,9 @@ class Head(nn.Module):
             self.coarse(coarse), size=fine.shape[-2:], mode="nearest"
         )
         features = self.tower(functional.relu(merged))
-        if self.finest is not None and self.refine is not None:
+        if self.top_down is not None:
             (detail,) = finest
-            upsampled = functional.interpolate(features, size=detail.shape[-2:], mode="nearest")
-            features = self.refine(functional.relu(self.finest(detail) + upsampled))
+            features = self.top_down(features, detail)
         return self.classes(features), self.sides(features), self.centerness(features)
 
 
