@@ -7,6 +7,7 @@ import contextlib
 import os
 import platform
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -48,9 +49,10 @@ def _listening(port: int) -> bool:
 def serving(
     command: list[str], env: dict[str, str], port: int, log_dir: Path, name: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `command` until it listens on `port`; stop it afterwards. Its output goes to `log_dir/name.log`."""
+    """Run `command` until it listens on `port`; stop it afterwards. Its output is appended to `log_dir/name.log`,
+    so the services a benchmark starts one after the other all leave theirs."""
     log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as output:
+    with log_path.open("ab") as output:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
@@ -66,6 +68,15 @@ def serving(
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def log_folder(keep: Path | None) -> contextlib.AbstractContextManager[str | Path]:
+    """Where the services' output goes: `keep`, left in place after the run (the training job logs its stage
+    times there), when given; else a temporary folder."""
+    if keep is None:
+        return tempfile.TemporaryDirectory(prefix="seer-bench-")
+    keep.mkdir(parents=True, exist_ok=True)
+    return contextlib.nullcontext(keep)
 
 
 @dataclass(frozen=True)

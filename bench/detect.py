@@ -23,14 +23,13 @@ import base64
 import io
 import random
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from bench.common import DATASETS, TRAINING, PeakMemory, machine, ok, seer_service
+from bench.common import DATASETS, TRAINING, PeakMemory, log_folder, machine, ok, seer_service
 from pipeline.core.boxes import Box
 from pipeline.vision.annotations import read_voc
 from pipeline.vision.metrics import DetectedImage, detection_performance
@@ -195,6 +194,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mosaic", type=int, default=0, metavar="N", help="send mosaics of N x N photos: small raccoons"
     )
+    parser.add_argument(
+        "--logs", type=Path, help="keep the service's and training job's output in this folder"
+    )
     return parser
 
 
@@ -204,12 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "images").is_dir():
         print(f"skipped: {root} is absent (see ../shared/datasets/README.md)")
         return 0
-    with tempfile.TemporaryDirectory() as logs:
-        results = [
-            run(root, domain, training_type, args.mosaic, Path(logs))
-            for domain in args.domain
-            for training_type in args.training_type
-        ]
     print(f"machine: {machine()}")
     if args.mosaic:
         print(f"mosaics of {args.mosaic} x {args.mosaic} raccoon photos, {MOSAIC_SIDE} px")
@@ -218,12 +214,17 @@ def main(argv: list[str] | None = None) -> int:
         "| detection domain | training type | train images | train request to Completed s | peak job RSS MiB | CV mAP@0.5 | "
         "held-out images | val mAP@0.5 | val precision | val recall | latency per image ms (HTTP, median) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        print(
-            f"| {r['domain']} | {r['training_type']} | {r['train_images']} | {r['train_seconds']:.0f} | {r['peak_mib']:.0f} | {r['cv_map']:.3f} | "
-            f"{r['held_out']} | {r['map']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['latency_ms']:.1f} |"
-        )
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    with log_folder(args.logs) as logs:
+        for domain in args.domain:
+            for training_type in args.training_type:
+                r = run(root, domain, training_type, args.mosaic, Path(logs))
+                print(
+                    f"| {r['domain']} | {r['training_type']} | {r['train_images']} | {r['train_seconds']:.0f} | "
+                    f"{r['peak_mib']:.0f} | {r['cv_map']:.3f} | {r['held_out']} | {r['map']:.3f} | "
+                    f"{r['precision']:.3f} | {r['recall']:.3f} | {r['latency_ms']:.1f} |",
+                    flush=True,
+                )
     return 0
 
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from bench.common import DATASETS, TRAINING, PeakMemory, Service, machine, ok, seer_service
+from bench.common import DATASETS, TRAINING, PeakMemory, Service, log_folder, machine, ok, seer_service
 
 PREDICTION = "/customvision/v3.0/prediction"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
@@ -201,6 +200,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--datasets", type=Path, default=DATASETS, help="the shared datasets folder")
     parser.add_argument("--advanced", action="store_true", help="also train each dataset with Advanced")
     parser.add_argument("--only", choices=("quickstart", "hymenoptera"), help="one dataset only")
+    parser.add_argument(
+        "--logs", type=Path, help="keep the service's and training job's output in this folder"
+    )
     return parser
 
 
@@ -213,7 +215,7 @@ def main(args: argparse.Namespace) -> None:
         return
     types = ("Regular", "Advanced") if args.advanced else ("Regular",)
     results = []
-    with tempfile.TemporaryDirectory(prefix="seer-bench-") as logs, seer_service(Path(logs)) as service:
+    with log_folder(args.logs) as logs, seer_service(Path(logs)) as service:
         for dataset in datasets:
             for training_type in types:
                 results.append(run(service, dataset, training_type))

@@ -11,7 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -102,6 +102,9 @@ class StorageAccount:
         if isinstance(connection, StorageIdentity):
             credential = credential or identity_credential(connection.client_id)
             self.tables = TableServiceClient(connection.table_uri, credential=credential, **tables)
+            self._new_table_client = partial(
+                TableClient, connection.table_uri, credential=credential, **tables
+            )
             self.blobs = BlobServiceClient(connection.blob_uri, credential=credential, **blobs)
             self.queues = QueueServiceClient(connection.queue_uri, credential=credential, **queues)
             self.account_name = connection.account_name
@@ -109,11 +112,13 @@ class StorageAccount:
             log.info("storage: account %s with Azure AD (%s)", self.account_name, type(credential).__name__)
         else:
             self.tables = TableServiceClient.from_connection_string(connection, **tables)
+            self._new_table_client = partial(TableClient.from_connection_string, connection, **tables)
             self.blobs = BlobServiceClient.from_connection_string(connection, **blobs)
             self.queues = QueueServiceClient.from_connection_string(connection, **queues)
             self.account_name = self.blobs.account_name
             self._delegation = None
         self._ensured: set[str] = set()
+        self._table_clients: dict[str, TableClient] = {}
         self._lock = threading.Lock()
 
     def _ensure(self, key: str, create) -> None:
@@ -127,8 +132,18 @@ class StorageAccount:
             self._ensured.add(key)
 
     def table(self, name: str) -> TableClient:
+        """The table's one client, with a pipeline of its own. Not `TableServiceClient.get_table_client`: that
+        re-links the service client's shared policy objects into each new pipeline, and a request passing through
+        them meanwhile can meet a half-linked chain (azure-core's "'_SansIOHTTPPolicyRunner' object has no attribute
+        'next'", seen with sixteen concurrent tag writes)."""
         self._ensure(f"table:{name}", lambda: self.tables.create_table(name))
-        return self.tables.get_table_client(name)
+        client = self._table_clients.get(name)
+        if client is None:
+            with self._lock:
+                if name not in self._table_clients:
+                    self._table_clients[name] = self._new_table_client(name)
+                client = self._table_clients[name]
+        return client
 
     def container(self, name: str) -> ContainerClient:
         self._ensure(f"container:{name}", lambda: self.blobs.create_container(name))
