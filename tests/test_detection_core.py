@@ -22,7 +22,6 @@ from pipeline.vision.metrics import DetectedImage, detection_average_precision, 
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, preprocess_full
 from tests.images import detection_scene
 from training_job import onnx_export as export
-from training_job.augment import detection_view
 from training_job.backbones import load_backbone
 from training_job.common import TrainingInputError
 from training_job.detect import (
@@ -32,6 +31,7 @@ from training_job.detect import (
     suppressed_on_folds,
     train_detector,
 )
+from training_job.detection_augment import detection_view
 from training_job.detection_cache import DetectionSample, DetectorSettings, build_cache
 from training_job.detection_heads import fit_heads, fit_held_out
 from training_job.detection_tuning import coarse_blocks

@@ -108,8 +108,8 @@ def test_a_gpu_trains_models_that_export_and_pass_the_cpu_check() -> None:
     assert classifier.device == gpu.name and classifier.export_difference < TOLERANCE
     assert next(classifier.model.parameters()).device.type == "cpu"
 
-    # test_detection_core's settings; its CPU run scores about 0.73 on these scenes, and 0.72 with float16 autocast
-    # and a gradient scaler emulated on the CPU: mixed precision must cost the GPU run no more than noise
+    # test_detection_core's settings: its CPU run scores about 0.73 on these scenes, and the GPU run must match
+    # it within noise
     scenes = [
         DetectionSample(f"scene-{n}", image, boxes)
         for n, (image, boxes) in enumerate(detection_pictures(range(24)))

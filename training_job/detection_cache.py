@@ -16,10 +16,11 @@ from pipeline.contract.detection import DETECTION
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.boxes import Box
 from pipeline.vision.preprocessing import preprocess_batch
-from training_job.augment import DEFAULT_AUGMENTATION, Methods, detection_views
+from training_job.augment import DEFAULT_AUGMENTATION, Methods
 from training_job.backbone_passes import backbone_passes
 from training_job.classifier import torch_threads
 from training_job.common import SEED, label_index, map_groups
+from training_job.detection_augment import detection_views
 from training_job.detector import Levels, Targets
 from training_job.device import CPU, TrainingDevice
 from training_job.onnx_export import export_module

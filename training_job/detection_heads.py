@@ -37,9 +37,12 @@ def optimise(
     deadline: float,
     cache: FeatureCache,
     outputs_of: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    *,
+    mixed_precision: bool,
 ) -> None:
     """`steps` AdamW steps of the detection loss on shuffled batches of `views` (a short warm-up, then a cosine
-    schedule; mixed precision on a GPU), stopped at `deadline`; `outputs_of` gives a batch's head outputs."""
+    schedule; on a GPU in mixed precision when `mixed_precision`: training_job.device says when it pays),
+    stopped at `deadline`; `outputs_of` gives a batch's head outputs."""
     device = cache.device
     warmup = min(50, steps // 10 + 1)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -47,7 +50,7 @@ def optimise(
         lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)),
     )
     generator = torch.Generator().manual_seed(SEED)
-    scaler = device.gradient_scaler()
+    scaler = device.gradient_scaler(mixed_precision)
     step = 0
     with torch.enable_grad():
         while step < steps:
@@ -55,7 +58,7 @@ def optimise(
                 if step >= steps or time.monotonic() > deadline:
                     return
                 batch = batch.to(device.device)
-                with device.mixed_precision():
+                with device.mixed_precision(mixed_precision):
                     outputs = outputs_of(batch)
                 loss = detection_loss(*(output.float() for output in outputs), cache.targets.take(batch))
                 optimiser.zero_grad()
@@ -86,6 +89,7 @@ def fit_head(
         deadline,
         cache,
         lambda batch: head(*cache.views(batch)),
+        mixed_precision=False,
     )
     return head.eval().requires_grad_(False)
 

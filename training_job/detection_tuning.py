@@ -58,7 +58,7 @@ def tune_coarse_blocks(
         *finer, fine = cache.views(batch, slice(-1))  # the stride-32 map comes from the tuned blocks
         return head(*finer, fine, blocks(fine))
 
-    optimise(optimiser, views, steps, settings, deadline, cache, outputs_of)
+    optimise(optimiser, views, steps, settings, deadline, cache, outputs_of, mixed_precision=True)
     blocks.requires_grad_(False)
     return tuned
 

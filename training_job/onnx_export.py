@@ -13,6 +13,7 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -33,8 +34,10 @@ from pipeline.contract.onnx_model import (
 from pipeline.core.vocabulary import ClassificationType, DomainType
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, describe
 from training_job.classifier import Classifier, FeatureExtractor, probabilities, torch_threads
-from training_job.detector import Detector
 from training_job.unknown import UnknownScore
+
+if TYPE_CHECKING:  # detector imports torchvision, seconds of a classifier job's start that it never uses
+    from training_job.detector import Detector
 
 OPSET = 17
 TOLERANCE = 1e-4

@@ -17,7 +17,8 @@ from pipeline.core.augmentation import (
 )
 from pipeline.core.errors import CustomVisionError
 from pipeline.vision.preprocessing import resize_and_crop, resize_full
-from training_job.augment import DetectionAugmentation, detection_view, detection_views, views
+from training_job.augment import views
+from training_job.detection_augment import DetectionAugmentation, detection_view, detection_views
 
 SIZE = 64
 CROP = frozenset({AugmentationMethod.SCALING, AugmentationMethod.TRANSLATION})
