@@ -4,13 +4,13 @@ string and its key work as before; and the outbound policy refuses the identity-
 
 from __future__ import annotations
 
+import azure.identity
 import pytest
 from pydantic import ValidationError
 
 from pipeline.core.outbound import OutboundRefused
 from pipeline.core.settings import DEV_ACCOUNT_KEY, Settings, StorageIdentity
 from pipeline.store import StorageAccount
-from pipeline.store import identity as identity_module
 from pipeline.store.notification_queue import check_notification_queue
 
 CLIENT_ID = "6d1c3b8e-5f0a-4c39-9a62-0f3f7a9c2b11"
@@ -28,7 +28,9 @@ class RecordedCredential:
 
 @pytest.fixture()
 def recorded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(identity_module, "DefaultAzureCredential", RecordedCredential)
+    monkeypatch.setattr(
+        azure.identity, "DefaultAzureCredential", RecordedCredential
+    )  # imported where it is used
 
 
 def test_the_functions_host_setting_names_select_identity_based_access(
