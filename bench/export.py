@@ -216,9 +216,7 @@ def _one_export(
     )
     if exported.runner is None:
         return dataclasses.replace(row, parity="cannot run on Linux (its spec was checked)"), None, None
-    report = check_parity(
-        reference, exported.runner, case.calibration, precision, source.is_detector, source.unknown_threshold
-    )
+    report = check_parity(reference, exported.runner, case.calibration, precision, source.is_detector)
     parity = (
         f"{'passed' if report.passed else 'FAILED'}: {report.agreement:.1%} of {report.images} agree, "
         f"largest difference {report.max_difference:.3g}"

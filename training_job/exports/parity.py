@@ -6,9 +6,7 @@ The reference is the source model in ONNX Runtime (what the service serves). Wha
   MIN_SCORE) is matched by a box of the same tag whose coordinates are within 1e-3 and whose score is within 1e-4,
   and the export has no extra box that matters.
 - FP16 and INT8 (reduced precision changes every figure a little): top-1 agreement on at least 99 % of the images.
-  A classifier's top-1 is its most probable tag, and where it has an unknown score its verdict must agree too (the
-  score on the same side of the threshold the service decides by: a compact iteration can be served by its INT8
-  export, `unknownDetection` included); a detector's is the reference's top box, which agrees when the
+  A classifier's top-1 is its most probable tag; a detector's is the reference's top box, which agrees when the
   export finds a box that matters with the same tag overlapping it by IoU >= 0.5 (images where the reference finds
   no box that matters agree when the export finds none either). The largest difference is reported alongside.
 """
@@ -61,26 +59,15 @@ def run_batched(runner: Runner, inputs: np.ndarray) -> list[np.ndarray]:
 
 
 def classifier_parity(
-    reference: Sequence[np.ndarray],
-    candidate: Sequence[np.ndarray],
-    precision: ExportPrecision,
-    unknown_threshold: float | None = None,
+    reference: np.ndarray, candidate: np.ndarray, precision: ExportPrecision
 ) -> ParityReport:
-    """`reference`, `candidate`: a classifier's outputs, [N, tags] probabilities and, where it has one, [N]
-    unknown scores. An export that drops or adds an output agrees on nothing."""
-    if len(candidate) != len(reference):
-        return _report(precision, np.zeros(len(reference[0]), dtype=bool), float("inf"))
-    expected, actual = (np.column_stack(outputs).astype(np.float64) for outputs in (reference, candidate))
-    difference = np.abs(expected - actual)
+    """`reference`, `candidate`: [N, tags] probabilities."""
+    difference = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
     largest = float(difference.max(initial=0.0))
     if precision == ExportPrecision.FP32:
         agreed = difference.max(axis=1, initial=0.0) <= PROBABILITY_TOLERANCE
     else:
-        agreed = reference[0].argmax(axis=1) == candidate[0].argmax(axis=1)
-        if unknown_threshold is not None and len(reference) > 1:
-            agreed &= (reference[1].reshape(-1) > unknown_threshold) == (
-                candidate[1].reshape(-1) > unknown_threshold
-            )
+        agreed = reference.argmax(axis=1) == candidate.argmax(axis=1)
     return _report(precision, agreed, largest)
 
 
@@ -156,16 +143,14 @@ def detector_parity(
 
 
 def check_parity(
-    reference: Runner,
-    candidate: Runner,
-    inputs: np.ndarray,
-    precision: ExportPrecision,
-    detector: bool,
-    unknown_threshold: float | None = None,
+    reference: Runner, candidate: Runner, inputs: np.ndarray, precision: ExportPrecision, detector: bool
 ) -> ParityReport:
-    """Run both on `inputs` (float32 [N, 3, S, S] from pipeline.vision.preprocessing) and compare; a
-    classifier's unknown verdicts against `unknown_threshold` (SourceModel.unknown_threshold) where given."""
+    """Run both on `inputs` (float32 [N, 3, S, S] from pipeline.vision.preprocessing) and compare."""
     expected, actual = run_batched(reference, inputs), run_batched(candidate, inputs)
     if detector:
         return detector_parity(expected, actual, precision)
-    return classifier_parity(expected, actual, precision, unknown_threshold)
+    if precision == ExportPrecision.FP32 and len(expected) > 1:  # the unknown score too, as one more column
+        if len(actual) != len(expected):
+            return _report(precision, np.zeros(len(inputs), dtype=bool), float("inf"))
+        return classifier_parity(np.column_stack(expected), np.column_stack(actual), precision)
+    return classifier_parity(expected[0], actual[0], precision)

@@ -69,12 +69,6 @@ class SourceModel:
     def classification_type(self) -> str:
         return self.metadata.get(MetadataKey.CLASSIFICATION_TYPE, "null")
 
-    @property
-    def unknown_threshold(self) -> float | None:
-        """The unknown score above which the service calls a picture none of the tags; None without a score."""
-        threshold = self.metadata.get(MetadataKey.UNKNOWN_THRESHOLD)
-        return float(threshold) if threshold is not None and UNKNOWN_OUTPUT in self.output_names else None
-
     def without_unknown_score(self) -> SourceModel:
         """The classifier with its probabilities as its only output (and no metadata about the unknown score),
         for platforms whose classifier form has no room for another output; the model itself if it has none."""
