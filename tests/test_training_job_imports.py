@@ -51,3 +51,16 @@ def test_the_guard_refuses_the_service_layers() -> None:
     code = GUARDED_IMPORT.format(layers=IMAGE_LAYERS) + "import pipeline.services.training\n"
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert run.returncode != 0 and "pipeline.services is not in the training image" in run.stderr
+
+
+def test_a_classifier_job_imports_no_torchvision() -> None:
+    """torchvision costs seconds of every job's start (it imports torch._dynamo); only detection uses it."""
+    code = (
+        "import sys\n"
+        "import training_job.job, training_job.train\n"
+        "assert 'torchvision' not in sys.modules, 'a classifier job imported torchvision'\n"
+        "import training_job.detect\n"
+        "assert 'torchvision' in sys.modules\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr

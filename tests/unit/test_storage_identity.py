@@ -28,9 +28,8 @@ class RecordedCredential:
 
 @pytest.fixture()
 def recorded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        azure.identity, "DefaultAzureCredential", RecordedCredential
-    )  # imported where it is used
+    # pipeline.store.identity imports DefaultAzureCredential where it uses it, so the stand-in goes on azure.identity
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", RecordedCredential)
 
 
 def test_the_functions_host_setting_names_select_identity_based_access(
