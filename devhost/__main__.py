@@ -30,6 +30,11 @@ def job_spec(text: str) -> JobSpec:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def standby_job_spec(text: str) -> JobSpec:
+    """argparse type for `--standby-job QUEUE=COMMAND`."""
+    return replace(job_spec(text), standby=True)
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -60,6 +65,15 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="QUEUE=COMMAND",
         help="start COMMAND whenever QUEUE has visible messages (repeatable), like a KEDA-scaled job",
+    )
+    parser.add_argument(
+        "--standby-job",
+        action="append",
+        type=standby_job_spec,
+        default=[],
+        dest="job",
+        metavar="QUEUE=COMMAND",
+        help="as --job, and keep one execution started while QUEUE is empty: COMMAND must wait for its message",
     )
     parser.add_argument(
         "--job-parallelism", type=positive_int, default=1, help="most executions of each job at once"

@@ -1,5 +1,10 @@
 """A KEDA-like job launcher: start a command while a queue has visible messages, as an Azure Container Apps
 Job with an azure-queue scale rule does. The job dequeues its own message; the launcher only counts them.
+
+A standby job also keeps one execution started while the queue is empty; its command waits for a message
+(`python -m training_job --wait SECONDS`). A request then meets a process whose interpreter, imports and device
+are ready instead of paying for them after it arrives (seconds for torch). Container Apps Jobs cannot hold a
+replica warm, so this is the local host's option only.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ class JobSpec:
     queue: str
     command: tuple[str, ...]
     parallelism: int = 1
+    standby: bool = False  # keep one execution started while the queue is empty (the command waits for work)
 
     @classmethod
-    def parse(cls, text: str, parallelism: int = 1) -> JobSpec:
+    def parse(cls, text: str, parallelism: int = 1, *, standby: bool = False) -> JobSpec:
         """`QUEUE=COMMAND`, the command split like a shell would (no shell runs it)."""
         queue, separator, command = text.partition("=")
         words = tuple(shlex.split(command))
@@ -35,11 +41,12 @@ class JobSpec:
             raise ValueError(f"expected QUEUE=COMMAND, got {text!r}")
         if parallelism < 1:
             raise ValueError("job parallelism must be at least 1")
-        return cls(queue=queue.strip(), command=words, parallelism=parallelism)
+        return cls(queue=queue.strip(), command=words, parallelism=parallelism, standby=standby)
 
 
 class JobLauncher(PollingWorker):
-    """Starts one execution per visible message, up to `parallelism` running; reaps and logs exit codes."""
+    """Starts one execution per visible message, up to `parallelism` running (a standby job: and one whenever
+    none is running); reaps and logs exit codes. A standby execution counts toward `parallelism`."""
 
     def __init__(
         self,
@@ -64,16 +71,19 @@ class JobLauncher(PollingWorker):
 
     def poll(self) -> float:
         self._reap()
+        if self._spec.standby and not self._running:
+            self._launch("standby")
         free = self._spec.parallelism - len(self._running)
         if free > 0:
             queue = self._account.queue(self._spec.queue)
             visible = queue.peek_messages(max_messages=min(free, PEEK_LIMIT))
             for _ in visible:
-                self._launch()
+                self._launch("a visible message")
         return self._poll_interval
 
     def close(self) -> None:
         """Stop running executions (SIGTERM, then SIGKILL after `stop_timeout`) so none outlives the host."""
+        self._reap()  # those that ended on their own are logged with their exit code
         for process in self._running:
             process.terminate()
         for process in self._running:
@@ -82,12 +92,19 @@ class JobLauncher(PollingWorker):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self._reap()
+            log.info("%s: stopped execution pid %d", self.name, process.pid)
+        self._running.clear()
 
-    def _launch(self) -> None:
+    def _launch(self, reason: str) -> None:
         process = subprocess.Popen(self._spec.command, env=self._env)
         self._running.append(process)
-        log.info("%s: started execution pid %d: %s", self.name, process.pid, shlex.join(self._spec.command))
+        log.info(
+            "%s: started execution pid %d for %s: %s",
+            self.name,
+            process.pid,
+            reason,
+            shlex.join(self._spec.command),
+        )
 
     def _reap(self) -> None:
         for process in list(self._running):

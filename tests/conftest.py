@@ -153,8 +153,8 @@ def project_with_images(client: TestClient, tenant_account: StorageAccount) -> t
 @pytest.fixture(scope="session")
 def service(storage_connection_string: str) -> Iterator[str]:
     """The whole service as `scripts/run.sh` starts it: function_app.py on the local host (HTTP, blob, queue and
-    timer triggers) with the training job launched as a separate process per queued training request, and the
-    export job per queued export."""
+    timer triggers) with the training job launched as a separate process per queued training request (one kept
+    started, waiting for the next), and the export job per queued export."""
     import function_app
     from devhost import HostConfig, JobSpec, LocalHost
 
@@ -165,7 +165,11 @@ def service(storage_connection_string: str) -> Iterator[str]:
         blob_poll_interval=0.3,
         queue_poll_interval=0.2,
         jobs=[
-            JobSpec(queue=get_settings().training_queue, command=(sys.executable, "-m", "training_job")),
+            JobSpec(
+                queue=get_settings().training_queue,
+                command=(sys.executable, "-m", "training_job", "--wait", "600"),
+                standby=True,
+            ),
             JobSpec(
                 queue=get_settings().export_queue, command=(sys.executable, "-m", "training_job.exports")
             ),

@@ -32,6 +32,7 @@ from tests import host_app
 HOST_ID = f"localhost-tests-{host_app.SUFFIX}"
 JOB_QUEUE = f"lh-job-{host_app.SUFFIX}"
 IDLE_QUEUE = f"lh-idle-{host_app.SUFFIX}"
+STANDBY_QUEUE = f"lh-standby-{host_app.SUFFIX}"
 MASTER_KEY = uuid.uuid4().hex
 
 # The job dequeues its own message, as a Container Apps Job does, and leaves a marker with its content.
@@ -43,6 +44,31 @@ message = queue.receive_message()
 if message is not None:
     queue.delete_message(message)
     pathlib.Path(sys.argv[2]).write_text(message.content)
+"""
+
+# A standby execution: started with the queue empty, it notes its start, waits for a message and notes who took it.
+STANDBY_SCRIPT = """
+import os, pathlib, sys, time
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient
+notes = pathlib.Path(sys.argv[2])
+def note(line):
+    with notes.open("a") as file:
+        file.write(line + "\\n")
+note(f"started {os.getpid()} {time.time()}")
+queue = QueueClient.from_connection_string(os.environ["AzureWebJobsStorage"], sys.argv[1])
+try:
+    queue.create_queue()
+except ResourceExistsError:
+    pass
+deadline = time.monotonic() + 600
+while time.monotonic() < deadline:
+    message = queue.receive_message()
+    if message is not None:
+        queue.delete_message(message)
+        note(f"took {os.getpid()} {message.content}")
+        break
+    time.sleep(0.1)
 """
 
 
@@ -75,6 +101,12 @@ def host(storage_connection_string: str, markers: Path) -> Iterator[LocalHost]:
         )
         for queue in (JOB_QUEUE, IDLE_QUEUE)
     ]
+    jobs.append(
+        JobSpec.parse(
+            f"{STANDBY_QUEUE}={shlex.join([sys.executable, '-c', STANDBY_SCRIPT, STANDBY_QUEUE, str(markers / STANDBY_QUEUE)])}",
+            standby=True,
+        )
+    )
     local = LocalHost(
         host_app.app,
         host_config=HostConfig(visibility_timeout=0),
@@ -311,6 +343,24 @@ def test_job_launched_for_a_message_and_not_for_an_empty_queue(
     assert marker.read_text() == "train project 42"
     wait_for(lambda: account.queue(JOB_QUEUE).get_queue_properties().approximate_message_count == 0)
     assert not (markers / IDLE_QUEUE).exists()
+
+
+def test_a_standby_job_is_started_before_its_message_and_replaced_after_it(
+    host: LocalHost, markers: Path, account: StorageAccount
+) -> None:
+    notes = markers / STANDBY_QUEUE
+    wait_for(lambda: notes.exists() and "started" in notes.read_text(), timeout=20)
+    sent_at = time.time()
+    account.queue(STANDBY_QUEUE).send_message("train project 7")
+    taker = wait_for(lambda: [line.split()[1] for line in notes.read_text().splitlines() if "took" in line])
+    started = {
+        line.split()[1]: float(line.split()[2])
+        for line in notes.read_text().splitlines()
+        if "started" in line
+    }
+    assert started[taker[0]] < sent_at, "the message went to an execution started for it, not to the standby"
+    assert taker == [taker[0]] and notes.read_text().count(" train project 7") == 1
+    wait_for(lambda: notes.read_text().splitlines()[-1].startswith("started"), timeout=20)  # the next standby
 
 
 def test_admin_api_runs_a_timer_function_on_demand(host: LocalHost, account: StorageAccount) -> None:

@@ -5,6 +5,7 @@ crashes or is killed leaves its message to reappear, and the run that sees it pa
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import math
 import time
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("training_job")
 
+CLASSIFIER_TRAINING_MODULES = ("training_job.samples", "training_job.train")  # imported on first use
+
 
 class TrainingDataError(FailNow):
     """A problem retrying cannot fix (the training set changed under the request): fail at once."""
@@ -55,6 +58,14 @@ class TrainingDataError(FailNow):
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Run one Seer training job from the training queue.")
     parser.add_argument("--queue", help="queue to read (default: the SEER_TRAINING_QUEUE setting)")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when no request is waiting, wait up to SECONDS for one: a standby execution, started before its "
+        "request so that its imports are done when the request comes (devhost --standby-job)",
+    )
     return parser
 
 
@@ -406,6 +417,15 @@ def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     settings = get_settings()
     account = get_storage()
-    return run_once(
-        account, _queue(settings, args.queue or settings.training_queue), _work(account, settings)
-    )
+    work = _work(account, settings)
+    if args.wait > 0:
+        _import_classifier_training()
+    return run_once(account, _queue(settings, args.queue or settings.training_queue), work, args.wait)
+
+
+def _import_classifier_training() -> None:
+    """Import what training a classifier imports on first use (seconds: the ONNX exporter, the backbones), so
+    that a standby execution spends that time before its request rather than after. Detection's modules stay
+    lazy: they import torchvision, which a classifier run never needs."""
+    for module in CLASSIFIER_TRAINING_MODULES:
+        importlib.import_module(module)

@@ -5,6 +5,7 @@ or is killed leaves its message to reappear, and the run that sees it past the l
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -15,6 +16,8 @@ from pipeline.store import StorageAccount
 from pipeline.store.message_lease import MessageLease
 
 log = logging.getLogger(__name__)
+
+WAIT_POLL_SECONDS = 0.2  # how often a waiting execution asks the queue again
 
 Request = TypeVar("Request")
 Subject = TypeVar("Subject")
@@ -97,12 +100,27 @@ def handle(
         return 0
 
 
-def run_once(account: StorageAccount, queue: JobQueue, work: Work[Request, Subject]) -> int:
-    """Take one message, if any is waiting, and settle it."""
-    messages = account.queue(queue.name).receive_messages(
-        max_messages=1, visibility_timeout=queue.visibility_timeout_seconds
-    )
-    message = next(iter(messages), None)
+def receive(account: StorageAccount, queue: JobQueue, wait_seconds: float = 0.0) -> QueueMessage | None:
+    """One message from the queue, polling for up to `wait_seconds` (every `WAIT_POLL_SECONDS`) until one is
+    visible; None when none came."""
+    client = account.queue(queue.name)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        messages = client.receive_messages(
+            max_messages=1, visibility_timeout=queue.visibility_timeout_seconds
+        )
+        message = next(iter(messages), None)
+        if message is not None or time.monotonic() >= deadline:
+            return message
+        time.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+def run_once(
+    account: StorageAccount, queue: JobQueue, work: Work[Request, Subject], wait_seconds: float = 0.0
+) -> int:
+    """Take one message, waiting up to `wait_seconds` for one (a standby execution, see devhost.jobs), and
+    settle it."""
+    message = receive(account, queue, wait_seconds)
     if message is None:
         log.info("no %s waiting on %s", work.noun, queue.name)
         return 0
