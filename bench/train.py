@@ -5,9 +5,10 @@
 The service is started as the README's run command starts it (scripts/run.sh: the local Functions host and the
 training job launched per queued request) on a fresh Azurite. For each dataset the images are uploaded through
 the Training API, then the clock runs from `POST .../train` to the iteration reading "Completed" (polled every
-0.1 s), so it includes queue dispatch, the job's process start (Python + torch import), loading the images from
-storage, training, cross-validation, ONNX export with its check, and storing the results. The training
-process's peak resident memory (VmHWM) is sampled from /proc. Accuracy is measured over HTTP with the Prediction
+0.1 s), so it includes queue dispatch (the run command keeps a standby training execution started and imported,
+so a request meets a ready process; a cold one adds its start and imports), loading the images from storage,
+training, cross-validation, ONNX export with its check, and storing the results. The training process's peak
+resident memory (VmHWM) is sampled from /proc. Accuracy is measured over HTTP with the Prediction
 API (nostore) on the published iteration.
 
 Datasets (from ../shared/datasets; skipped with a message when absent):
