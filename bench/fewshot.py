@@ -8,7 +8,8 @@ service's minimum side), so training and val see what the service would. For eac
 class are drawn from train/; Regular and Advanced (with `--budget` seconds, the same for every training) are
 trained on them and scored on the whole shrunk val/ (153 images) with the exported ONNX model as serving runs
 it. The table gives each mean over the seeds: val accuracy, val log loss, the train call's seconds, and on how
-many seeds Advanced kept the fine-tuned model (it is only kept where it wins on the cross-validated folds).
+many seeds Advanced kept each of its recipes (the semantic probe or the fine-tuned model; either is kept only where
+it wins on the cross-validated folds, else Advanced keeps Regular's).
 `--full-size` instead runs both on the full-size train/ (244 images) against val/, as bench/classifier_accuracy
 does, to check that what helps small photos does not hurt full-size ones. The datasets are ../shared/datasets (or
 $SEER_DATASETS); the benchmark is skipped when they are absent.
@@ -21,6 +22,7 @@ import io
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,11 +86,11 @@ def evaluate(
     truth = np.array([next(iter(s.labels)) for s in val])
     accuracy = float(np.mean(probabilities.argmax(axis=1) == truth))
     log_loss = float(-np.log(np.clip(probabilities[np.arange(len(val)), truth], 1e-7, 1)).mean())
-    return Outcome(accuracy, log_loss, seconds, result.mode)
+    return Outcome(accuracy, log_loss, seconds, result.recipe)
 
 
 def mean_row(case: str, outcomes: dict[str, list[Outcome]]) -> str:
-    """One table row: per training type, the means over seeds, and how often Advanced was kept."""
+    """One table row: per training type, the means over seeds, and which recipe Advanced kept how often."""
     cells = [case]
     for training_type in (TrainingType.REGULAR, TrainingType.ADVANCED):
         runs = outcomes[training_type]
@@ -97,9 +99,10 @@ def mean_row(case: str, outcomes: dict[str, list[Outcome]]) -> str:
             f"{np.mean([o.log_loss for o in runs]):.3f}",
             f"{np.mean([o.seconds for o in runs]):.1f}",
         ]
-    advanced = outcomes[TrainingType.ADVANCED]
-    kept = sum(o.kept == TrainingType.ADVANCED for o in advanced)
-    return "| " + " | ".join([*cells, f"{kept}/{len(advanced)}"]) + " |"
+    kept = Counter(o.kept for o in outcomes[TrainingType.ADVANCED])
+    return (
+        "| " + " | ".join([*cells, ", ".join(f"{recipe} {n}" for recipe, n in sorted(kept.items()))]) + " |"
+    )
 
 
 def fewshot(side: int, shots: Sequence[int], seeds: int, budget: float) -> list[str]:

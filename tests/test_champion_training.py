@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from pipeline.contract.onnx_model import ModelLabel
-from pipeline.core.vocabulary import PublishDecision, TrainingType
+from pipeline.core.vocabulary import PublishDecision
 from tests.images import make_image, pattern_image
 from training_job.champion import ChampionRecipe, decide
 from training_job.samples import Sample
-from training_job.train import TrainingResult, train_classifier
+from training_job.train import Recipe, TrainingResult, train_classifier
 
 BACKBONE = "efficientnet-lite0"
 LABELS = [ModelLabel("warm", "warm"), ModelLabel("cool", "cool"), ModelLabel("green", "green")]
@@ -42,15 +42,15 @@ def contest(samples: list[Sample], seen: set[str]) -> TrainingResult:
 
 def test_a_champion_trained_on_every_image_ties_and_is_kept(samples: list[Sample]) -> None:
     result = contest(samples, {s.image_id for s in samples})
-    assert result.champion_score == result.scores[TrainingType.REGULAR]
-    outcome = decide(result.scores[result.mode].comparable(), result.champion_score.comparable())
+    assert result.champion_score == result.scores[Recipe.REGULAR]
+    outcome = decide(result.scores[result.recipe].comparable(), result.champion_score.comparable())
     assert outcome == PublishDecision.KEPT_CHAMPION
 
 
 def test_a_champion_that_never_saw_a_tag_loses(samples: list[Sample]) -> None:
     result = contest(samples, {s.image_id for s in samples if 2 not in s.labels})
     assert result.champion_score is not None
-    challenger = result.scores[result.mode]
+    challenger = result.scores[result.recipe]
     # It gives the tag it never saw almost no probability: confidently wrong on those pictures.
     assert challenger.average_precision == 1.0 and challenger.log_loss < 0.1
     assert result.champion_score.average_precision < 1.0 and result.champion_score.log_loss > 1.0

@@ -25,7 +25,7 @@ from training_job import onnx_export as export
 from training_job.augment import views
 from training_job.common import TrainingInputError, stratified_folds
 from training_job.samples import Sample
-from training_job.train import TrainingResult, train_classifier
+from training_job.train import Recipe, TrainingResult, train_classifier
 
 BACKBONE = "efficientnet-lite0"
 SIZE = 224
@@ -222,11 +222,12 @@ def test_advanced_is_never_worse_than_regular_on_the_folds(
     result = train_classifier(
         samples, labels, multilabel=False, backbone=BACKBONE, training_type="Advanced", budget_seconds=20
     )
-    assert set(result.scores) == {"Regular", "Advanced"}  # fine-tuning really ran and was scored
-    assert result.scores["Regular"] == regular.scores["Regular"]  # the same folds and features
-    assert result.mode in result.scores
-    kept = result.scores[result.mode]
-    assert kept.key() >= max(score.key() for score in result.scores.values())
+    # both Advanced recipes really ran and were scored
+    assert set(result.scores) == {Recipe.REGULAR, Recipe.SEMANTIC, Recipe.FINE_TUNED}
+    assert result.scores[Recipe.REGULAR] == regular.scores[Recipe.REGULAR]  # the same folds and features
+    assert result.mode == ("Regular" if result.recipe == Recipe.REGULAR else "Advanced")
+    kept = result.scores[result.recipe]
+    assert kept.key() >= max(result.scores[linear].key() for linear in (Recipe.REGULAR, Recipe.SEMANTIC))
     assert result.cv_score >= regular.cv_score
     assert [p.fold for p in result.fold_predictions] == [p.fold for p in regular.fold_predictions]
     assert export.verify(result.onnx_model, result.model, preprocess_batch([samples[0].image], SIZE)) <= 1e-4

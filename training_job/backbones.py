@@ -114,12 +114,14 @@ def get_spec(name: str) -> BackboneSpec:
         raise TrainingInputError(f"Unknown backbone {name!r}; known: {', '.join(BACKBONES)}") from None
 
 
+def _weights(name: str) -> dict[str, torch.Tensor]:
+    return torch.load(get_spec(name).weights_path(), map_location="cpu", weights_only=True)
+
+
 def load_backbone(name: str) -> PooledFeatures:
     """The named backbone with its ImageNet weights (classifier layer dropped), in eval mode."""
-    spec = get_spec(name)
     network = EfficientNet.from_name(name)
-    state = torch.load(spec.weights_path(), map_location="cpu", weights_only=True)
-    state = {key: value for key, value in state.items() if not key.startswith("_fc.")}
+    state = {key: value for key, value in _weights(name).items() if not key.startswith("_fc.")}
     missing, unexpected = network.load_state_dict(state, strict=False)
     if unexpected or set(missing) != {"_fc.weight", "_fc.bias"}:
         raise RuntimeError(
@@ -127,3 +129,14 @@ def load_backbone(name: str) -> PooledFeatures:
         )
     del network._fc, network._dropout
     return PooledFeatures(network).eval()
+
+
+def load_imagenet_classifier(name: str) -> nn.Linear:
+    """The named backbone's own ImageNet classifier layer (pooled features -> 1000 logits), frozen: what the
+    semantic probe (training_job/semantic.py) reads the features through."""
+    state = _weights(name)
+    weight, bias = state["_fc.weight"], state["_fc.bias"]
+    layer = nn.Linear(weight.shape[1], weight.shape[0]).requires_grad_(False)
+    layer.weight.copy_(weight)
+    layer.bias.copy_(bias)
+    return layer.eval()

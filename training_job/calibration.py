@@ -47,12 +47,17 @@ def scaled(logits: np.ndarray, temperature: float, multilabel: bool) -> np.ndarr
     return e / e.sum(axis=1, keepdims=True)
 
 
-def negative_log_likelihood(probabilities: np.ndarray, truth: np.ndarray, multilabel: bool) -> float:
-    """Mean cross-entropy against the 0/1 [N, L] truth (per tag for multilabel)."""
+def per_image_log_loss(probabilities: np.ndarray, truth: np.ndarray, multilabel: bool) -> np.ndarray:
+    """[N] cross-entropy of each image against the 0/1 [N, L] truth (multilabel: the mean over its tags)."""
     p = np.clip(probabilities, _EPSILON, 1 - _EPSILON)
     if multilabel:
-        return float(-(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean())
-    return float(-np.log(p[truth.astype(bool)]).mean())
+        return -(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean(axis=1)
+    return -np.log(p[truth.astype(bool)])
+
+
+def negative_log_likelihood(probabilities: np.ndarray, truth: np.ndarray, multilabel: bool) -> float:
+    """Mean cross-entropy against the 0/1 [N, L] truth (per tag for multilabel)."""
+    return float(per_image_log_loss(probabilities, truth, multilabel).mean())
 
 
 def fit_temperature(logits: np.ndarray, truth: np.ndarray, multilabel: bool) -> float:

@@ -81,6 +81,15 @@ class FineTuner:
         stacked = torch.cat(chunks)
         self.activations = stacked.reshape(len(samples), 1 + FINETUNE_AUGMENTED_VIEWS, *stacked.shape[1:])
 
+    def frozen_features(self) -> np.ndarray:
+        """[N, V, D] pooled features of every cached view through the backbone as it was given (the semantic
+        probe's input: the augmented views cost only the last blocks here)."""
+        assert self.activations is not None
+        with torch.inference_mode():
+            views = self.activations.flatten(0, 1)
+            pooled = [self.extractor.backbone.suffix(chunk, self.split) for chunk in views.split(BATCH)]
+        return torch.cat(pooled).float().cpu().numpy().reshape(*self.activations.shape[:2], -1)
+
     def train(self, rows: np.ndarray, truth: np.ndarray, head: nn.Linear, seconds: float) -> Classifier:
         """Fine-tune a copy of the model on the samples `rows` for at most `epochs` or `seconds`, in mixed
         precision on a GPU; the model stays on the tuner's device."""

@@ -180,7 +180,7 @@ def _classifier(
     return Trained(
         result.onnx_model,
         evaluation,
-        result.scores[result.mode].comparable(),
+        result.scores[result.recipe].comparable(),
         champion_score,
         calibration,
         {WARM_START_FILE: result.state.dumps()},

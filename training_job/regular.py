@@ -69,6 +69,10 @@ def fit_on_views(
     return fit_head(rows, targets, truth.shape[1], multilabel, WEIGHT_DECAY, initial)
 
 
+# Fits a head on pooled features: ([n, V, D] features, [n, L] truth) -> a head on [*, D] features.
+HeadFit = Callable[[np.ndarray, np.ndarray], nn.Linear]
+
+
 def out_of_fold(
     features: np.ndarray,
     truth: np.ndarray,
@@ -76,11 +80,17 @@ def out_of_fold(
     multilabel: bool,
     trainable: np.ndarray | None = None,
     initial: nn.Linear | None = None,
+    fit: HeadFit | None = None,
 ) -> tuple[np.ndarray, list[nn.Linear]]:
     """Each sample's probabilities from a head fitted on the other folds' samples, only the `trainable` ones
     when given (a published iteration's recipe on what it was trained on: training_job/champion); and each
-    fold's head, each fitted from `initial` when given. A fold with nothing to train on predicts each tag's
-    chance level."""
+    fold's head, fitted by `fit` (default: Regular's `fit_on_views`, from `initial` when given). A fold with
+    nothing to train on predicts each tag's chance level."""
+
+    def regular(fold_features: np.ndarray, fold_truth: np.ndarray) -> nn.Linear:
+        return fit_on_views(fold_features, fold_truth, multilabel, initial)
+
+    fit = fit or regular
     oof = np.full(truth.shape, 0.5 if multilabel else 1 / truth.shape[1], dtype=np.float32)
     heads = []
     for fold in range(folds.max() + 1):
@@ -89,7 +99,7 @@ def out_of_fold(
             train &= trainable
         if not train.any():
             continue
-        head = fit_on_views(features[train], truth[train], multilabel, initial)
+        head = fit(features[train], truth[train])
         oof[held] = probabilities(head(torch.from_numpy(features[held, 0])), multilabel).numpy()
         heads.append(head)
     return oof, heads

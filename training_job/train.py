@@ -1,7 +1,8 @@
 """Training a classifier the way Custom Vision does, fast on a CPU, read top to bottom: validate the input, deal
 stratified folds, cross-validate Regular training (a linear head on frozen backbone features, `regular`) and,
-for "Advanced", fine-tuning (`finetune`) on the same folds within the budget; keep whichever scores better out
-of fold (so Advanced is never worse than Regular there), build its final model on everything, calibrate it
+for "Advanced", a head on the backbone's ImageNet logits (`semantic`) and fine-tuning (`finetune`) on the same
+folds within the budget; keep the linear recipe that scores best out of fold, or fine-tuning where it scores
+clearly better (so Advanced is never worse than Regular there), build its final model on everything, calibrate it
 (a temperature fitted out of fold, `calibration`), export it with its metadata and its unknown score (`unknown`)
 and check the export against torch. A run from a base iteration (`warm_start`) reuses the base's features of the
 images it had and starts the heads and fine-tuning from the base's weights."""
@@ -13,6 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -21,7 +23,7 @@ from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.vocabulary import TrainingType
 from pipeline.vision.preprocessing import preprocess_batch
 from training_job.augment import DEFAULT_AUGMENTATION, Methods
-from training_job.backbones import get_spec
+from training_job.backbones import get_spec, load_imagenet_classifier
 from training_job.calibration import Calibration, calibrate
 from training_job.champion import ChampionRecipe
 from training_job.classifier import Classifier, feature_extractor, with_temperature
@@ -38,11 +40,22 @@ from training_job.finetune import WARM_FINETUNE_EPOCHS, FineTuner, train_advance
 from training_job.onnx_export import export_features, package_classifier, verify
 from training_job.regular import BackboneFeatures, fit_on_views, out_of_fold, train_regular
 from training_job.samples import Sample
-from training_job.scoring import Candidate, CvScore, score
+from training_job.scoring import Candidate, CvScore, clearly_better, score
+from training_job.semantic import train_semantic
 from training_job.unknown import UnknownScore, fit_unknown
 from training_job.warm_start import ClassifierState, WarmStartReport
 
 log = logging.getLogger(__name__)
+
+
+class Recipe(StrEnum):
+    """How a kept model was trained: Regular's one recipe, or one of Advanced's."""
+
+    REGULAR = "regular"  # a linear head on the frozen backbone's pooled features (regular.py)
+    SEMANTIC = "semantic probe"  # Advanced: a head on the backbone's ImageNet logits (semantic.py)
+    FINE_TUNED = (
+        "fine-tuned"  # Advanced: the last blocks and the head trained on augmented views (finetune.py)
+    )
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,8 @@ class TrainingResult:
     cv_log_loss: float
     folds: int
     mode: TrainingType  # which training was kept
-    scores: dict[TrainingType, CvScore]  # every mode that was cross-validated
+    recipe: Recipe  # and which of its recipes
+    scores: dict[Recipe, CvScore]  # every recipe that was cross-validated
     backbone: str
     image_size: int
     export_difference: float  # max |onnx - torch| on real training images
@@ -135,6 +149,19 @@ def champion_score(
     return score(oof, truth, multilabel)
 
 
+def choose(candidates: dict[Recipe, Candidate], truth: np.ndarray, multilabel: bool) -> Recipe:
+    """The linear recipe that scores best on the folds (Regular on a tie); fine-tuning only where it beats that
+    one clearly (`clearly_better`)."""
+    linear = max(
+        (recipe for recipe in (Recipe.REGULAR, Recipe.SEMANTIC) if recipe in candidates),
+        key=lambda recipe: candidates[recipe].score.key(),
+    )
+    tuned = candidates.get(Recipe.FINE_TUNED)
+    if tuned is not None and clearly_better(tuned, candidates[linear], truth, multilabel):
+        return Recipe.FINE_TUNED
+    return linear
+
+
 def train_classifier(
     samples: Sequence[Sample],
     labels: Sequence[ModelLabel],
@@ -176,7 +203,7 @@ def train_classifier(
     watch.lap("features")
     initial = base.regular.for_labels(labels) if base else None
     regular, fold_heads = train_regular(extractor, features, truth, folds, multilabel, initial)
-    candidates: dict[TrainingType, Candidate] = {TrainingType.REGULAR: regular}
+    candidates: dict[Recipe, Candidate] = {Recipe.REGULAR: regular}
     watch.lap("regular_cv")
     champion_cv = None
     if champion is not None:
@@ -202,17 +229,25 @@ def train_classifier(
         else:
             tuner = FineTuner(extractor, samples, size, multilabel, deadline, augmentation, device=device)
             final_head = fit_on_views(features, truth, multilabel, initial)
+        if tuner.activations is not None and tuned_start is None:
+            frozen = tuner.frozen_features()
+            imagenet = load_imagenet_classifier(backbone)
+            candidates[Recipe.SEMANTIC] = train_semantic(
+                extractor, frozen, truth, folds, multilabel, imagenet
+            )
+            watch.lap("semantic_cv")
         advanced = train_advanced(tuner, truth, folds, fold_heads, final_head)
         if advanced is not None:
-            candidates[TrainingType.ADVANCED] = advanced
+            candidates[Recipe.FINE_TUNED] = advanced
         watch.lap("advanced_cv")
 
-    mode = max(candidates, key=lambda name: candidates[name].score.key())
-    kept = candidates[mode]
+    recipe = choose(candidates, truth, multilabel)
+    mode = TrainingType.REGULAR if recipe == Recipe.REGULAR else TrainingType.ADVANCED
+    kept = candidates[recipe]
     calibration = calibrate(kept.oof, truth, multilabel)
     final = kept.final()  # uncalibrated: what a later run starts from (warm_start)
     model = with_temperature(final, calibration.temperature)
-    if mode != TrainingType.REGULAR:
+    if recipe == Recipe.FINE_TUNED:
         features_onnx = export_features(model.features, size)
         features = BackboneFeatures(model.features, features_onnx, device).compute(samples, size)
     unknown = fit_unknown(features[:, 0], folds)
@@ -224,8 +259,10 @@ def train_classifier(
     difference = verify(onnx_bytes, model, check, unknown)
     watch.lap("verify")
     predictions = fold_predictions(samples, labels, folds, calibration.oof)
-    tuned = final if mode == TrainingType.ADVANCED else None
-    regular_head = final.head if tuned is None else fit_on_views(regular_features, truth, multilabel, initial)
+    tuned = final if recipe == Recipe.FINE_TUNED else None
+    regular_head = (
+        final.head if recipe == Recipe.REGULAR else fit_on_views(regular_features, truth, multilabel, initial)
+    )
     state = ClassifierState.of(backbone, size, samples, labels, regular_features, regular_head, tuned)
     report = (
         WarmStartReport(len(known), len(samples) - len(known), head=True, backbone=tuned_start is not None)
@@ -234,9 +271,10 @@ def train_classifier(
     )
     elapsed = watch.elapsed
     log.info(
-        "trained %s (%s) on %d images on %s in %.1f s: %s",
+        "trained %s (%s, %s) on %d images on %s in %.1f s: %s",
         backbone,
         mode,
+        recipe,
         len(samples),
         device.name,
         elapsed,
@@ -249,6 +287,7 @@ def train_classifier(
         cv_log_loss=kept.score.log_loss,
         folds=int(folds.max() + 1),
         mode=mode,
+        recipe=recipe,
         scores={name: candidate.score for name, candidate in candidates.items()},
         backbone=backbone,
         image_size=size,
