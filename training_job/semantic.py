@@ -1,7 +1,7 @@
 """The semantic probe, one of Advanced training's recipes: a linear head on the backbone's own ImageNet classifier
 outputs (1000 logits) instead of on its pooled features. The ImageNet classifier was trained on a million
 photos, so its logits carry what a dozen of the user's photos cannot teach a head on 1280 raw features; where
-the photos are small and blurry that is worth 3 to 4 points (bench/fewshot.py).
+the photos are small and blurry that was worth 2 to 4 points of accuracy (bench/fewshot.py).
 
 Each logit is scaled by how much the tags' training images evoke its class (`relevance`), so the head's L2
 penalty leaves classes the photos never evoke all but unusable; no class is picked by hand. The head is linear

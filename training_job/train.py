@@ -53,9 +53,8 @@ class Recipe(StrEnum):
 
     REGULAR = "regular"  # a linear head on the frozen backbone's pooled features (regular.py)
     SEMANTIC = "semantic probe"  # Advanced: a head on the backbone's ImageNet logits (semantic.py)
-    FINE_TUNED = (
-        "fine-tuned"  # Advanced: the last blocks and the head trained on augmented views (finetune.py)
-    )
+    # Advanced: the last blocks and the head trained on augmented views (finetune.py)
+    FINE_TUNED = "fine-tuned"
 
 
 @dataclass(frozen=True)
