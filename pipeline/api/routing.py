@@ -88,7 +88,7 @@ class CaseInsensitiveQuery:
         await self.app(scope, receive, send)
 
 
-def api_version(version: str = Path(..., description="Custom Vision API version, e.g. v3.3")) -> str:
+async def api_version(version: str = Path(..., description="Custom Vision API version, e.g. v3.3")) -> str:
     if version not in API_VERSIONS:
         raise not_found(
             "NotFound", f"API version {version} is not supported; use one of {', '.join(API_VERSIONS)}."
@@ -96,7 +96,7 @@ def api_version(version: str = Path(..., description="Custom Vision API version,
     return version
 
 
-def prediction_api_version(
+async def prediction_api_version(
     version: str = Path(..., description="Prediction API version, v3.0 or v3.1"),
 ) -> str:
     if version not in PREDICTION_API_VERSIONS:
