@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.cores import usable_cores
+
 _TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<hours>\d+):(?P<minutes>\d\d):(?P<seconds>\d\d(?:\.\d+)?)$")
 
 
@@ -34,7 +36,7 @@ def _section(mapping: dict[str, Any], *path: str) -> dict[str, Any]:
 
 def _default_blob_parallelism() -> int:
     """The blob extension's default: 8 invocations per core."""
-    return 8 * (os.cpu_count() or 1)
+    return 8 * usable_cores()
 
 
 def _at_least_one(section: dict[str, Any], key: str, default: int, path: str) -> int:

@@ -3,7 +3,6 @@ stratified folds, the parallel map over groups of samples, and the phase timings
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +12,7 @@ from typing import TypeVar
 import numpy as np
 
 from pipeline.contract.onnx_model import ModelLabel
+from pipeline.core.cores import usable_cores
 from pipeline.core.vocabulary import TrainingType
 
 T = TypeVar("T")
@@ -77,7 +77,7 @@ def map_groups(count: int, per_group: int, work: Callable[[range], T]) -> list[T
     than one stream whose threads wait on each other (about 2x faster measured here with the 2 cores busy), and
     only the groups in flight are held in memory."""
     groups = [range(start, min(start + per_group, count)) for start in range(0, count, per_group)]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         return list(pool.map(work, groups))
 
 

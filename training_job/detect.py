@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -21,6 +20,7 @@ import torch
 from pipeline.contract.detection import DETECTION
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.boxes import Box
+from pipeline.core.cores import usable_cores
 from pipeline.core.vocabulary import TrainingType
 from pipeline.vision.metrics import DetectedImage, Performance, detection_performance
 from pipeline.vision.preprocessing import preprocess_full
@@ -229,7 +229,7 @@ def train_detector(
             finest_stride=advanced_finest_stride(samples, settings.image_size),
         )
     deadline = watch.started + budget_seconds if budget_seconds is not None else math.inf
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(usable_cores())
 
     size = settings.image_size
     levels = Levels(load_backbone(backbone), settings.finest_stride).eval()

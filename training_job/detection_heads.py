@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ import torch
 from pipeline.contract.detection import DETECTION
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.boxes import Box
+from pipeline.core.cores import usable_cores
 from training_job.classifier import torch_threads
 from training_job.common import SEED
 from training_job.detection_cache import DetectorSettings, FeatureCache
@@ -128,7 +128,7 @@ def _fit_all(
     single-threaded fit per core at a time (small convolutions scale badly across threads, the more so on shared
     cores)."""
     heads = [copy.deepcopy(start) if start else new_head(cache, len(labels), settings) for _ in training_rows]
-    with torch_threads(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with torch_threads(1), ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         return list(
             pool.map(lambda head, rows: fit_head(head, cache, rows, settings, deadline), heads, training_rows)
         )

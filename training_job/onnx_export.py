@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from pipeline.contract.onnx_model import (
     ModelLabel,
     encode_labels,
 )
+from pipeline.core.cores import usable_cores
 from pipeline.core.vocabulary import ClassificationType, DomainType
 from pipeline.vision.preprocessing import FULL_PREPROCESSING, describe
 from training_job.classifier import Classifier, FeatureExtractor, probabilities, torch_threads
@@ -73,7 +73,7 @@ def export_features(extractor: FeatureExtractor, size: int) -> onnx.ModelProto:
 
 def session(model: onnx.ModelProto | bytes, threads: int | None = None) -> ort.InferenceSession:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.intra_op_num_threads = threads or usable_cores()
     data = model if isinstance(model, bytes) else model.SerializeToString()
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 

@@ -10,7 +10,6 @@ images it had and starts the heads and fine-tuning from the base's weights."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from pipeline.contract.onnx_model import ModelLabel
+from pipeline.core.cores import usable_cores
 from pipeline.core.vocabulary import TrainingType
 from pipeline.vision.preprocessing import preprocess_batch
 from training_job.augment import DEFAULT_AUGMENTATION, Methods
@@ -186,7 +186,7 @@ def train_classifier(
     watch = Stopwatch()
     kind = validate(samples, labels, multilabel, training_type)
     size = get_spec(backbone).image_size
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(usable_cores())
 
     truth = np.zeros((len(samples), len(labels)), dtype=np.float32)
     for row, sample in enumerate(samples):

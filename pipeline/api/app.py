@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -35,6 +34,7 @@ from pipeline.api.routing import (
     prediction_api_version,
 )
 from pipeline.api.validation import validation_code, validation_message
+from pipeline.core.cores import usable_cores
 from pipeline.core.errors import CustomVisionError, ServiceUnavailable
 from pipeline.core.settings import Settings, get_settings
 from pipeline.portal import router as portal
@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
     )
     app.state.image_work = WorkPool(
         "image uploads and predictions",
-        config.image_work_threads or 2 * (os.cpu_count() or 1),
+        config.image_work_threads or 2 * usable_cores(),
         config.image_work_queue_seconds,
     )
     _install_error_handlers(app)

@@ -20,7 +20,6 @@ measures the every-core sessions only)."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import numpy as np
 import onnxruntime as ort
 
 from pipeline.contract.onnx_model import ModelLabel, decode_labels
+from pipeline.core.cores import usable_cores
 from pipeline.core.memory import release_free_memory
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class LoadedModel:
 
     def __init__(self, model_bytes: bytes) -> None:
         self._bytes = model_bytes
-        self.session = new_session(model_bytes, os.cpu_count() or 1)
+        self.session = new_session(model_bytes, usable_cores())
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.metadata = metadata
         self.labels: list[ModelLabel] = decode_labels(metadata)
