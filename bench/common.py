@@ -138,6 +138,28 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user and system, all its threads), 0 once it has gone."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def wait_until_idle(pid: int, busy_share: float = 0.1, timeout: float = 60.0) -> None:
+    """Return once `pid` and its descendants use less than `busy_share` of one core over half a second. After a
+    training run the local host starts the next standby training execution, which imports torch for a few seconds
+    of CPU; without the wait a benchmark would charge that to whatever it measures next."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [pid, *descendants(pid)]
+        before = sum(map(cpu_seconds, pids))
+        time.sleep(0.5)
+        if sum(map(cpu_seconds, pids)) - before < 0.5 * busy_share:
+            return
+    raise RuntimeError(f"the service (pid {pid}) was still busy after {timeout:.0f} s")
+
+
 def cmdline(pid: int) -> bytes:
     """A process's NUL-separated command line, empty once it has gone."""
     try:

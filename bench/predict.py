@@ -7,7 +7,8 @@ Vision quickstart project (Hemlock / Japanese Cherry from ../shared/datasets/cus
 absent) is trained twice, on the General domain (EfficientNet-Lite2) and on General (compact)
 (EfficientNet-Lite0), and each is published; the request image is the quickstart's
 test_image.jpg fitted to 640x480 (JPEG, quality 90). Measured with httpx clients in this process (they share the
-2 cores with the service, as a co-located client would):
+2 cores with the service, as a co-located client would). Each model is measured once the service is idle (after a
+training run the local host's next standby training execution imports torch for a few seconds):
   - latency of one classify request, sequentially, nostore and stored (median, p90, p99);
   - throughput of the nostore route with 1, 4 and 16 concurrent clients for --seconds each, and errors;
   - the in-process floor for the same model and image, in this process with no HTTP and no storage: the
@@ -16,6 +17,9 @@ test_image.jpg fitted to 640x480 (JPEG, quality 90). Measured with httpx clients
     throughput is one thread per core, each with its own single-threaded session, for --seconds. The service's
     figures are then printed as shares of the floor (issue 16's target: 4 clients at >= 90 % of the floor's
     throughput, sequential latency <= 1.3x the floor's).
+With `--service-cores N` the service (Azurite, the local host and its training jobs) runs on the first N cores and
+this process's clients on the others, so the clients' HTTP work is not taken from the service's cores; the floor
+then runs on the same N cores. On 2 cores, N=1 measures one core of serving against one core of floor.
 Then Seer's INT8 serving mode (compact domains): a General (compact) classifier trained on hymenoptera/train, served
 as trained and then, after its ONNX INT8 export, published with `precision=INT8`: for each, the accuracy on
 hymenoptera/val (153 photos, through the Prediction API), the sequential latency and 4-client throughput with the
@@ -25,12 +29,14 @@ request image, and the in-process floor of that model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +45,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
-from bench.common import DATASETS, TRAINING, Service, machine, ok, seer_service
+from bench.common import DATASETS, TRAINING, Service, machine, ok, seer_service, wait_until_idle
 from bench.train import Dataset, hymenoptera, quickstart, train, upload
+from pipeline.core.cores import usable_cores
 from pipeline.core.settings import Settings
 from pipeline.store import StorageAccount
 from pipeline.store.exports import ExportStore
@@ -130,6 +137,44 @@ DOMAINS = {
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Which cores the service and this process's clients run on: all of them, shared, unless --service-cores."""
+
+    service: frozenset[int]
+    clients: frozenset[int]
+
+    @classmethod
+    def split(cls, service_cores: str) -> Placement:
+        """The first `service_cores` of this process's cores for the service, the rest for the clients."""
+        cores = sorted(os.sched_getaffinity(0))
+        count = int(service_cores)
+        if not 0 < count < len(cores):
+            raise argparse.ArgumentTypeError(f"--service-cores must be 1 to {len(cores) - 1} here")
+        return cls(frozenset(cores[:count]), frozenset(cores[count:]))
+
+    @classmethod
+    def shared(cls) -> Placement:
+        cores = frozenset(os.sched_getaffinity(0))
+        return cls(cores, cores)
+
+    def __str__(self) -> str:
+        if self.service == self.clients:
+            return f"service and clients share cores {sorted(self.service)}"
+        return f"service on cores {sorted(self.service)}, clients on cores {sorted(self.clients)}"
+
+
+@contextlib.contextmanager
+def on_cores(cores: frozenset[int]) -> Iterator[None]:
+    """Run the block on `cores`: this thread, and the threads and processes it starts, which inherit them."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@dataclass(frozen=True)
 class Floor:
     """The same work as a nostore classify, in this process: no HTTP, no routing, no storage."""
 
@@ -143,9 +188,15 @@ def _classify_in_process(session: ort.InferenceSession, image: bytes, settings: 
     return session.run(None, {session.get_inputs()[0].name: preprocess(decoded.image, size)[np.newaxis]})[0]
 
 
-def in_process_floor(model: bytes, image: bytes, requests: int, seconds: float) -> Floor:
+def in_process_floor(model: bytes, image: bytes, args: argparse.Namespace) -> Floor:
+    """Measured on the service's cores (`args.placement`)."""
+    with on_cores(args.placement.service):
+        return _floor(model, image, args.requests, args.seconds)
+
+
+def _floor(model: bytes, image: bytes, requests: int, seconds: float) -> Floor:
     settings = Settings()
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     by_threads = {}
     for intra_op in (cores, 1):
         session = new_session(model, intra_op)
@@ -213,11 +264,12 @@ def measure(
 ) -> Measured:
     project_id = ids[0]
     base = f"{PREDICTION}/{project_id}/classify/iterations/bench/image"
+    wait_until_idle(service.pid)
     sequential(service, f"{base}/nostore", image, 20)  # warm-up: model load, connections
     nostore = sequential(service, f"{base}/nostore", image, args.requests)
     stored = sequential(service, base, image, args.requests // 2)
     loads = [concurrent(service, f"{base}/nostore", image, n, args.seconds) for n in (1, 4, 16)]
-    floor = in_process_floor(trained_model(service, ids), image, args.requests, args.seconds)
+    floor = in_process_floor(trained_model(service, ids), image, args)
     return Measured(domain, nostore, stored, loads, floor)
 
 
@@ -290,12 +342,11 @@ def served(
 ) -> Served:
     url = f"{PREDICTION}/{ids[0]}/classify/iterations/bench/image/nostore"
     accuracy = val_accuracy(service, ids[0], dataset)
+    wait_until_idle(service.pid)
     sequential(service, url, image, 20)
     latencies = sequential(service, url, image, args.requests)
     four = concurrent(service, url, image, 4, args.seconds)
-    return Served(
-        mode, accuracy, latencies, four, in_process_floor(model, image, args.requests, args.seconds)
-    )
+    return Served(mode, accuracy, latencies, four, in_process_floor(model, image, args))
 
 
 def measure_int8_serving(
@@ -350,7 +401,11 @@ def main(args: argparse.Namespace) -> None:
         return
     image = request_image(args.datasets)
     results = []
-    with tempfile.TemporaryDirectory(prefix="seer-bench-") as logs, seer_service(Path(logs)) as service:
+    print(args.placement)
+    with tempfile.TemporaryDirectory(prefix="seer-bench-") as logs, contextlib.ExitStack() as stack:
+        with on_cores(args.placement.service):  # Azurite, the host and the jobs it starts inherit them
+            service = stack.enter_context(seer_service(Path(logs)))
+        os.sched_setaffinity(0, args.placement.clients)
         for number, (domain, domain_id) in enumerate(DOMAINS.items()):
             ids = publish_quickstart(service, dataset, domain_id, f"bench-predict-{number}")
             results.append(measure(service, ids, image, domain, args))
@@ -371,6 +426,14 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--requests", type=int, default=200, help="sequential requests for the latency figures"
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrent load")
+    parser.add_argument(
+        "--service-cores",
+        dest="placement",
+        type=Placement.split,
+        default=Placement.shared(),
+        metavar="N",
+        help="run the service on the first N cores and the clients on the rest (default: all share every core)",
+    )
     return parser
 
 
