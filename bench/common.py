@@ -4,6 +4,7 @@ the way the README's run command starts it (local Functions host + training job)
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import subprocess
@@ -47,13 +48,22 @@ def _listening(port: int) -> bool:
 
 @contextlib.contextmanager
 def serving(
-    command: list[str], env: dict[str, str], port: int, log_dir: Path, name: str
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    log_dir: Path,
+    name: str,
+    cores: frozenset[int] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `command` until it listens on `port`; stop it afterwards. Its output is appended to `log_dir/name.log`,
-    so the services a benchmark starts one after the other all leave theirs."""
+    """Run `command` (on `cores` when given; the processes it starts inherit them) until it listens on `port`;
+    stop it afterwards. Its output is appended to `log_dir/name.log`, so the services a benchmark starts one after
+    the other all leave theirs."""
     log_path = log_dir / f"{name}.log"
+    pin = None if cores is None else functools.partial(os.sched_setaffinity, 0, cores)
     with log_path.open("ab") as output:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, preexec_fn=pin
+        )
         try:
             deadline = time.monotonic() + 60
             while not _listening(port):
@@ -91,8 +101,9 @@ class Service:
 
 
 @contextlib.contextmanager
-def seer_service(log_dir: Path) -> Iterator[Service]:
-    """Azurite on free ports, then `scripts/run.sh` (setup, local host, training job) pointed at it."""
+def seer_service(log_dir: Path, host_cores: frozenset[int] | None = None) -> Iterator[Service]:
+    """Azurite on free ports, then `scripts/run.sh` (setup, local host, training job) pointed at it, the host and
+    the jobs it starts on `host_cores` when given."""
     with running_azurite() as connection_string:
         port = free_port()
         env = {
@@ -104,7 +115,7 @@ def seer_service(log_dir: Path) -> Iterator[Service]:
             "SEER_ALLOW_PRIVATE_URLS": "true",
         }
         command = ["bash", str(ROOT / "scripts" / "run.sh"), "--log-level", "WARNING"]
-        with serving(command, env, port, log_dir, "service") as process:
+        with serving(command, env, port, log_dir, "service", host_cores) as process:
             yield Service(f"http://127.0.0.1:{port}", connection_string, process.pid)
 
 
@@ -146,18 +157,20 @@ def cpu_seconds(pid: int) -> float:
     return 0.0
 
 
-def wait_until_idle(pid: int, busy_share: float = 0.1, timeout: float = 60.0) -> None:
-    """Return once `pid` and its descendants use less than `busy_share` of one core over half a second. After a
-    training run the local host starts the next standby training execution, which imports torch for a few seconds
-    of CPU; without the wait a benchmark would charge that to whatever it measures next."""
+def wait_until_settled(pid: int, busy_share: float = 0.1, timeout: float = 60.0) -> None:
+    """Return once the local host `pid` has its standby training execution (`training_job --wait`, which
+    scripts/run.sh asks for) started, and the host and its descendants use less than `busy_share` of one core over
+    half a second. After a training run the host starts the next standby execution, which imports torch for a few
+    seconds of CPU; without the wait a benchmark would charge that to whatever it measures next."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pids = [pid, *descendants(pid)]
         before = sum(map(cpu_seconds, pids))
         time.sleep(0.5)
-        if sum(map(cpu_seconds, pids)) - before < 0.5 * busy_share:
+        standby = any(b"--wait" in cmdline(child) for child in pids[1:])
+        if standby and sum(map(cpu_seconds, pids)) - before < 0.5 * busy_share:
             return
-    raise RuntimeError(f"the service (pid {pid}) was still busy after {timeout:.0f} s")
+    raise RuntimeError(f"the service (pid {pid}) had not settled after {timeout:.0f} s")
 
 
 def cmdline(pid: int) -> bytes:

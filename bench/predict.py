@@ -17,9 +17,10 @@ training run the local host's next standby training execution imports torch for 
     throughput is one thread per core, each with its own single-threaded session, for --seconds. The service's
     figures are then printed as shares of the floor (issue 16's target: 4 clients at >= 90 % of the floor's
     throughput, sequential latency <= 1.3x the floor's).
-With `--service-cores N` the service (Azurite, the local host and its training jobs) runs on the first N cores and
-this process's clients on the others, so the clients' HTTP work is not taken from the service's cores; the floor
-then runs on the same N cores. On 2 cores, N=1 measures one core of serving against one core of floor.
+With `--service-cores N` the local Functions host (and the training executions it starts) runs on the first N
+cores, and this process's clients and Azurite (which stands for Azure Storage, a service of its own in Azure) on the
+others, so the clients' HTTP work is not taken from the host's cores; the floor then runs on the same N cores. On
+2 cores, N=1 measures one core of serving against one core of floor.
 Then Seer's INT8 serving mode (compact domains): a General (compact) classifier trained on hymenoptera/train, served
 as trained and then, after its ONNX INT8 export, published with `precision=INT8`: for each, the accuracy on
 hymenoptera/val (153 photos, through the Prediction API), the sequential latency and 4-client throughput with the
@@ -45,7 +46,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
-from bench.common import DATASETS, TRAINING, Service, machine, ok, seer_service, wait_until_idle
+from bench.common import DATASETS, TRAINING, Service, machine, ok, seer_service, wait_until_settled
 from bench.train import Dataset, hymenoptera, quickstart, train, upload
 from pipeline.core.cores import usable_cores
 from pipeline.core.settings import Settings
@@ -138,7 +139,8 @@ DOMAINS = {
 
 @dataclass(frozen=True)
 class Placement:
-    """Which cores the service and this process's clients run on: all of them, shared, unless --service-cores."""
+    """Which cores the local host (`service`) and this process's clients and Azurite run on: all of them, shared,
+    unless --service-cores."""
 
     service: frozenset[int]
     clients: frozenset[int]
@@ -159,8 +161,8 @@ class Placement:
 
     def __str__(self) -> str:
         if self.service == self.clients:
-            return f"service and clients share cores {sorted(self.service)}"
-        return f"service on cores {sorted(self.service)}, clients on cores {sorted(self.clients)}"
+            return f"the local host, Azurite and the clients share cores {sorted(self.service)}"
+        return f"the local host on cores {sorted(self.service)}; Azurite and the clients on {sorted(self.clients)}"
 
 
 @contextlib.contextmanager
@@ -264,7 +266,7 @@ def measure(
 ) -> Measured:
     project_id = ids[0]
     base = f"{PREDICTION}/{project_id}/classify/iterations/bench/image"
-    wait_until_idle(service.pid)
+    wait_until_settled(service.pid)
     sequential(service, f"{base}/nostore", image, 20)  # warm-up: model load, connections
     nostore = sequential(service, f"{base}/nostore", image, args.requests)
     stored = sequential(service, base, image, args.requests // 2)
@@ -342,7 +344,7 @@ def served(
 ) -> Served:
     url = f"{PREDICTION}/{ids[0]}/classify/iterations/bench/image/nostore"
     accuracy = val_accuracy(service, ids[0], dataset)
-    wait_until_idle(service.pid)
+    wait_until_settled(service.pid)
     sequential(service, url, image, 20)
     latencies = sequential(service, url, image, args.requests)
     four = concurrent(service, url, image, 4, args.seconds)
@@ -402,10 +404,12 @@ def main(args: argparse.Namespace) -> None:
     image = request_image(args.datasets)
     results = []
     print(args.placement)
-    with tempfile.TemporaryDirectory(prefix="seer-bench-") as logs, contextlib.ExitStack() as stack:
-        with on_cores(args.placement.service):  # Azurite, the host and the jobs it starts inherit them
-            service = stack.enter_context(seer_service(Path(logs)))
-        os.sched_setaffinity(0, args.placement.clients)
+    # The clients, and Azurite (which stands for Azure Storage), on the clients' cores.
+    os.sched_setaffinity(0, args.placement.clients)
+    with (
+        tempfile.TemporaryDirectory(prefix="seer-bench-") as logs,
+        seer_service(Path(logs), host_cores=args.placement.service) as service,
+    ):
         for number, (domain, domain_id) in enumerate(DOMAINS.items()):
             ids = publish_quickstart(service, dataset, domain_id, f"bench-predict-{number}")
             results.append(measure(service, ids, image, domain, args))
