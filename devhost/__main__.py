@@ -22,17 +22,17 @@ from pipeline.core.settings import get_settings
 log = logging.getLogger("devhost")
 
 
-def job_spec(text: str) -> JobSpec:
+def job_spec(text: str, *, standby: bool = False) -> JobSpec:
     """argparse type for `--job QUEUE=COMMAND`, so a malformed one is a usage error, not a traceback."""
     try:
-        return JobSpec.parse(text)
+        return JobSpec.parse(text, standby=standby)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def standby_job_spec(text: str) -> JobSpec:
     """argparse type for `--standby-job QUEUE=COMMAND`."""
-    return replace(job_spec(text), standby=True)
+    return job_spec(text, standby=True)
 
 
 def positive_int(text: str) -> int:
