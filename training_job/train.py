@@ -56,6 +56,11 @@ class Recipe(StrEnum):
     # Advanced: the last blocks and the head trained on augmented views (finetune.py)
     FINE_TUNED = "fine-tuned"
 
+    @property
+    def training_type(self) -> TrainingType:
+        """The training type whose model this recipe makes: Regular's recipe, or Advanced for the others."""
+        return TrainingType.REGULAR if self is Recipe.REGULAR else TrainingType.ADVANCED
+
 
 @dataclass(frozen=True)
 class FoldPrediction:
@@ -73,8 +78,7 @@ class TrainingResult:
     cv_score: float  # mean average precision of the kept model's out-of-fold predictions
     cv_log_loss: float
     folds: int
-    mode: TrainingType  # which training was kept
-    recipe: Recipe  # and which of its recipes
+    recipe: Recipe  # which recipe was kept
     scores: dict[Recipe, CvScore]  # every recipe that was cross-validated
     backbone: str
     image_size: int
@@ -88,6 +92,11 @@ class TrainingResult:
     warm_start: WarmStartReport | None = None  # what this run took from its base, if it had one
     timings: dict[str, float] = field(default_factory=dict)
     champion_score: CvScore | None = None  # the published iteration's recipe on the same folds (champion.py)
+
+    @property
+    def mode(self) -> TrainingType:
+        """Which training was kept."""
+        return self.recipe.training_type
 
 
 def validate(
@@ -241,7 +250,6 @@ def train_classifier(
         watch.lap("advanced_cv")
 
     recipe = choose(candidates, truth, multilabel)
-    mode = TrainingType.REGULAR if recipe == Recipe.REGULAR else TrainingType.ADVANCED
     kept = candidates[recipe]
     calibration = calibrate(kept.oof, truth, multilabel)
     final = kept.final()  # uncalibrated: what a later run starts from (warm_start)
@@ -272,7 +280,7 @@ def train_classifier(
     log.info(
         "trained %s (%s, %s) on %d images on %s in %.1f s: %s",
         backbone,
-        mode,
+        recipe.training_type,
         recipe,
         len(samples),
         device.name,
@@ -285,7 +293,6 @@ def train_classifier(
         cv_score=kept.score.average_precision,
         cv_log_loss=kept.score.log_loss,
         folds=int(folds.max() + 1),
-        mode=mode,
         recipe=recipe,
         scores={name: candidate.score for name, candidate in candidates.items()},
         backbone=backbone,
