@@ -128,14 +128,19 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def _stat_fields(pid: int | str) -> list[str]:
+    """A process's /proc/PID/stat fields after its command name (which may hold spaces and parentheses: the fields
+    after its last ")" are fixed): [0] is the state, [1] the parent, [11] and [12] the user and system ticks."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def children(pid: int) -> list[int]:
     """The live child processes of `pid` (from /proc/*/stat, which every kernel has)."""
     found = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
-                # the command name may hold spaces and parentheses: the fields after its last ")" are fixed
-                if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                if int(_stat_fields(proc.name)[1]) == pid:
                     found.append(int(proc.name))
     return found
 
@@ -152,7 +157,7 @@ def descendants(pid: int) -> list[int]:
 def cpu_seconds(pid: int) -> float:
     """A process's CPU time so far (user and system, all its threads), 0 once it has gone."""
     with contextlib.suppress(OSError, ValueError, IndexError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat_fields(pid)
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return 0.0
 

@@ -7,7 +7,7 @@ Vision quickstart project (Hemlock / Japanese Cherry from ../shared/datasets/cus
 absent) is trained twice, on the General domain (EfficientNet-Lite2) and on General (compact)
 (EfficientNet-Lite0), and each is published; the request image is the quickstart's
 test_image.jpg fitted to 640x480 (JPEG, quality 90). Measured with httpx clients in this process (they share the
-2 cores with the service, as a co-located client would). Each model is measured once the service is idle (after a
+2 cores with the service, as a co-located client would). Each model is measured once the service has settled (after a
 training run the local host's next standby training execution imports torch for a few seconds):
   - latency of one classify request, sequentially, nostore and stored (median, p90, p99);
   - throughput of the nostore route with 1, 4 and 16 concurrent clients for --seconds each, and errors;
