@@ -1,0 +1,63 @@
+"""What a prediction request costs the event loop besides the prediction (issue 16, item 5: the HTTP service against
+its in-process floor).
+
+- Route dependencies run on the event loop. FastAPI runs a plain `def` dependency on a worker thread, and the
+  prediction route's four such hops (the API version, the settings, the predictor, the work pool) were a third of its
+  overhead over the in-process floor.
+- A prediction URL is matched against the Prediction API's routes only. With the Training API's routes first, each
+  prediction was first tried against every one of them, a third of the event loop's time per request."""
+
+from __future__ import annotations
+
+import uuid
+
+import anyio.to_thread
+import pytest
+from fastapi.routing import APIRoute
+
+from pipeline.api import prediction
+from tests.conftest import PREDICTION_KEY
+
+
+@pytest.fixture()
+def worker_thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the functions handed to a worker thread while the test runs."""
+    calls: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func, *args, **kwargs):
+        calls.append(getattr(func, "__qualname__", None) or getattr(func.func, "__qualname__", repr(func)))
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    return calls
+
+
+def test_a_prediction_request_hops_to_a_thread_only_to_read_storage(client, worker_thread_calls) -> None:
+    """An unpublished name: the only blocking work is looking it up in Table storage."""
+    response = client.post(
+        f"/customvision/v3.0/prediction/{uuid.uuid4()}/classify/iterations/nowhere/image/nostore",
+        content=b"not read: the lookup fails first",
+        headers={"Prediction-Key": PREDICTION_KEY},
+    )
+    assert response.status_code == 404, response.text
+    assert worker_thread_calls == ["PublishedIterations.get"]
+
+
+def test_a_prediction_url_is_matched_without_trying_the_training_routes(client, monkeypatch) -> None:
+    """Only the Prediction API's routes (classify and detect, image and url, stored and nostore) may be tried."""
+    tried: list[str] = []
+    matches = APIRoute.matches
+
+    def counted(route: APIRoute, scope):
+        tried.append(route.path)
+        return matches(route, scope)
+
+    monkeypatch.setattr(APIRoute, "matches", counted)
+    response = client.post(
+        f"/customvision/v3.0/prediction/{uuid.uuid4()}/detect/iterations/nowhere/url/nostore",
+        json={"url": "http://127.0.0.1/unread.jpg"},
+        headers={"Prediction-Key": PREDICTION_KEY},
+    )
+    assert response.status_code == 404, response.text
+    assert tried and set(tried) <= {route.path for route in prediction.router.routes}, tried
