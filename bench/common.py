@@ -162,6 +162,11 @@ def cpu_seconds(pid: int) -> float:
     return 0.0
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """The CPU time so far of `pid` and its live descendants."""
+    return sum(map(cpu_seconds, [pid, *descendants(pid)]))
+
+
 def wait_until_settled(pid: int, busy_share: float = 0.1, timeout: float = 60.0) -> None:
     """Return once the local host `pid` has its standby training execution (`training_job --wait`, which
     scripts/run.sh asks for) started, and the host and its descendants use less than `busy_share` of one core over
