@@ -1,6 +1,6 @@
 """Prediction latency and throughput over HTTP against the running service.
 
-    .venv/bin/python -m bench.predict [--datasets DIR] [--seconds 10]
+    .venv/bin/python -m bench.predict [--datasets DIR] [--seconds 10] [--rounds 3] [--service-cores N]
 
 The service is started as the README's run command starts it (scripts/run.sh) on a fresh Azurite. The Custom
 Vision quickstart project (Hemlock / Japanese Cherry from ../shared/datasets/customvision-samples; skipped when
@@ -11,16 +11,17 @@ connection of the standard library's http.client (they share the cores with the 
 would; http.client costs them about 0.25 ms of CPU per request where httpx cost 0.7). Each model is measured once
 the service has settled (after a training run the local host's next standby training execution imports torch for
 a few seconds):
-  - latency of one classify request, sequentially, nostore and stored (median, p90, p99);
-  - throughput of the nostore route with 1, 4 and 16 concurrent clients for --seconds each, and errors;
-  - the in-process floor for the same model and image, in this process with no HTTP and no storage: the
-    service's decode (`decode_image`) and preprocessing (`preprocess`) and ONNX Runtime. Its latency is the faster
-    of one session with every core (as the service runs a lone request) and one single-threaded session; its
-    throughput is one thread per core, each with its own single-threaded session, for --seconds. The service's
-    figures are then printed as shares of the floor (issue 16's target: 4 clients at >= 90 % of the floor's
-    throughput, sequential latency <= 1.3x the floor's), beside the CPU time per image of the floor's throughput
-    run and, with 4 clients, per request of the service (the local host and its child processes, from /proc) and
-    of the clients: what the HTTP service costs beyond the floor's work, whatever else runs on the machine.
+  - --rounds back-to-back rounds (3): the latency of one classify nostore request, sequentially (median, p90,
+    p99); the route's throughput with 4 concurrent clients for --seconds; and the in-process floor for the same
+    model and image, in this process with no HTTP and no storage: the service's decode (`decode_image`) and
+    preprocessing (`preprocess`) and ONNX Runtime. The floor's latency is the faster of one session with every
+    core (as the service runs a lone request) and one single-threaded session; its throughput is one thread per
+    core, each with its own single-threaded session, for --seconds. Each round's service figures are shares of its
+    floor (issue 16's target: 4 clients at >= 90 % of the floor's throughput, sequential latency <= 1.3x the
+    floor's), printed as the median and range over the rounds, beside the median round's CPU time per image of the
+    floor's throughput run and per request of the service (the local host and its child processes, from /proc)
+    and of the clients: what the HTTP service costs beyond the floor's work, whatever else runs on the machine;
+  - then the stored route's sequential latency, and the nostore route's throughput with 1 and 16 clients.
 With `--service-cores N` the local Functions host (and the training executions it starts) runs on the first N
 cores, and this process's clients and Azurite (which stands for Azure Storage, a service of its own in Azure) on the
 others, so the clients' HTTP work is not taken from the host's cores; the floor then runs on the same N cores. On
@@ -293,12 +294,34 @@ def _floor(model: bytes, image: bytes, requests: int, seconds: float) -> Floor:
 
 
 @dataclass(frozen=True)
+class Round:
+    """A sequential run and a 4-client load of the nostore route, then the floor, back to back, so that their
+    ratios compare like with like: this shared VM's speed drifts by 10 % and more between minutes."""
+
+    nostore: list[float]
+    four_clients: Load
+    floor: Floor
+
+    @property
+    def latency_ratio(self) -> float:
+        return statistics.median(self.nostore) / statistics.median(self.floor.latencies)
+
+    @property
+    def throughput_share(self) -> float:
+        return self.four_clients.rate / self.floor.rate
+
+
+@dataclass(frozen=True)
 class Measured:
     domain: str
-    nostore: list[float]
     stored: list[float]
-    loads: list[Load]
-    floor: Floor
+    loads: list[Load]  # 1 and 16 clients
+    rounds: list[Round]
+
+    @property
+    def middle(self) -> Round:
+        """The round with the median 4-client share of the floor."""
+        return sorted(self.rounds, key=lambda round_: round_.throughput_share)[len(self.rounds) // 2]
 
 
 def publish_quickstart(service: Service, dataset, domain_id: str, name: str) -> tuple[str, str]:
@@ -328,21 +351,33 @@ def measure(
 ) -> Measured:
     project_id = ids[0]
     base = f"{PREDICTION}/{project_id}/classify/iterations/bench/image"
+    model = trained_model(service, ids)
     wait_until_settled(service.pid)
     sequential(service, f"{base}/nostore", image, 20)  # warm-up: model load, connections
-    nostore = sequential(service, f"{base}/nostore", image, args.requests)
+    rounds = [
+        Round(
+            sequential(service, f"{base}/nostore", image, args.requests),
+            concurrent(service, f"{base}/nostore", image, 4, args.seconds),
+            in_process_floor(model, image, args),
+        )
+        for _ in range(args.rounds)
+    ]
     stored = sequential(service, base, image, args.requests // 2)
-    loads = [concurrent(service, f"{base}/nostore", image, n, args.seconds) for n in (1, 4, 16)]
-    floor = in_process_floor(trained_model(service, ids), image, args)
-    return Measured(domain, nostore, stored, loads, floor)
+    loads = [concurrent(service, f"{base}/nostore", image, n, args.seconds) for n in (1, 16)]
+    return Measured(domain, stored, loads, rounds)
 
 
 def print_tables(image: bytes, results: list[Measured]) -> None:
-    print(f"\nrequest: 640x480 JPEG ({len(image)} bytes)\n")
+    print(
+        f"\nrequest: 640x480 JPEG ({len(image)} bytes); the nostore and 4-client figures from each model's median round\n"
+    )
     print("| model | route, 1 client, sequential | requests | median ms | p90 ms | p99 ms |")
     print("|---|---|---|---|---|---|")
     for result in results:
-        for name, values in (("classify nostore", result.nostore), ("classify (stored)", result.stored)):
+        for name, values in (
+            ("classify nostore", result.middle.nostore),
+            ("classify (stored)", result.stored),
+        ):
             print(
                 f"| {result.domain} | {name} | {len(values)} | {ms(statistics.median(values))} | "
                 f"{ms(percentile(values, 0.9))} | {ms(percentile(values, 0.99))} |"
@@ -352,24 +387,29 @@ def print_tables(image: bytes, results: list[Measured]) -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for result in results:
-        for load in result.loads:
+        for load in sorted([*result.loads, result.middle.four_clients], key=lambda load: load.clients):
             print(
                 f"| {result.domain} | {load.clients} | {load.requests} | {load.errors} | {load.rate:.1f} | "
                 f"{ms(statistics.median(load.latencies))} | {ms(percentile(load.latencies, 0.99))} | "
                 f"{load.rate / S0_NO_STORE_TPS:.1f}x |"
             )
     print(
-        "\n| model | floor: sequential median ms | HTTP / floor | floor: images/s | 4 clients, % of floor "
+        "\n| model | rounds | sequential, HTTP / floor: median (range) | 4 clients, % of floor: median (range) "
+        "| median round: ms / floor ms, req/s / floor images/s "
         "| CPU ms: floor per image | service per request | clients per request |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for result in results:
-        floor_ms = statistics.median(result.floor.latencies)
-        (four,) = [load for load in result.loads if load.clients == 4]
+        latency = sorted(round_.latency_ratio for round_ in result.rounds)
+        share = sorted(100 * round_.throughput_share for round_ in result.rounds)
+        middle = result.middle
+        four = middle.four_clients
         print(
-            f"| {result.domain} | {ms(floor_ms)} | {statistics.median(result.nostore) / floor_ms:.2f}x | "
-            f"{result.floor.rate:.1f} | {100 * four.rate / result.floor.rate:.0f} % | "
-            f"{cpu_ms(result.floor.cpu_per_image)} | {cpu_ms(four.per_request(four.service_cpu))} | "
+            f"| {result.domain} | {len(result.rounds)} | {statistics.median(latency):.2f}x "
+            f"({latency[0]:.2f} to {latency[-1]:.2f}) | {statistics.median(share):.0f} % "
+            f"({share[0]:.0f} to {share[-1]:.0f}) | {ms(statistics.median(middle.nostore))} / "
+            f"{ms(statistics.median(middle.floor.latencies))}, {four.rate:.1f} / {middle.floor.rate:.1f} | "
+            f"{cpu_ms(middle.floor.cpu_per_image)} | {cpu_ms(four.per_request(four.service_cpu))} | "
             f"{cpu_ms(four.per_request(four.client_cpu))} |"
         )
 
@@ -495,6 +535,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--requests", type=int, default=200, help="sequential requests for the latency figures"
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrent load")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="back-to-back rounds of sequential, 4-client and floor measurements per model",
+    )
     parser.add_argument(
         "--service-cores",
         dest="placement",
