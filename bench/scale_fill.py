@@ -15,8 +15,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from azure.core.exceptions import ServiceResponseError
-from azure.data.tables import TableClient, TableErrorCode, TableTransactionError
+from azure.data.tables import TableClient
 from PIL import Image
 
 from pipeline.core.vocabulary import new_id
@@ -77,24 +76,6 @@ def _transactions(
         yield [("create", to_entity(image, image.project_id, image.id)) for image in chunk]
 
 
-def _submit(table: TableClient, operations: list[tuple[Any, ...]], attempts: int = 3) -> None:
-    """One transaction, sent again when the connection drops: the SDK does not retry a POST after a read error,
-    and Azurite closes keep-alive connections idle for 5 s, which a reused one can meet. A transaction is all or
-    nothing, so a resend that finds its first row already there means the lost attempt was applied."""
-    for attempt in range(attempts):
-        try:
-            table.submit_transaction(operations)
-            return
-        except ServiceResponseError:
-            if attempt + 1 == attempts:
-                raise
-            log.warning("a transaction's connection dropped; sending it again")
-        except TableTransactionError as error:
-            if attempt and error.error_code == TableErrorCode.ENTITY_ALREADY_EXISTS:
-                return
-            raise
-
-
 def fill(
     account: StorageAccount, project_id: str, count: int, tag_ids: Sequence[str], first_number: int
 ) -> None:
@@ -111,9 +92,7 @@ def fill(
                 _record(project_id, first_seq + k, filler_tags(first_number + k, tag_ids))
                 for k in range(start, min(start + _CHUNK, count))
             ]
-            list(
-                pool.map(lambda operations: _submit(table, operations), _transactions(index, records, deltas))
-            )
+            list(pool.map(table.submit_transaction, _transactions(index, records, deltas)))
             log.info(
                 "filled %d of %d images (%.0f s)", start + len(records), count, time.perf_counter() - started
             )

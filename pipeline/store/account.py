@@ -11,7 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -24,6 +24,7 @@ from azure.storage.queue import LinearRetry as QueueRetry
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from pipeline.core.settings import Settings, StorageIdentity, get_settings
+from pipeline.store.connections import table_session
 from pipeline.store.identity import DelegationKeys, identity_credential
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,11 @@ class StoragePolicy:
 
     def table_options(self) -> dict[str, Any]:
         """azure-data-tables takes azure-core's retry settings (Fixed mode: the first retry at once, then
-        `backoff_seconds` apart)."""
+        `backoff_seconds` apart), and a new session that resends what a closed pooled connection never answered
+        (`pipeline.store.connections`): one per call, for one client."""
         return {
             **self._transport(),
+            "session": table_session(),
             "retry_total": self.retries,
             "retry_connect": self.retries,
             "retry_read": self.retries,
@@ -96,14 +99,17 @@ class StorageAccount:
         (`SEER_STORAGE_*`); `client_options` go to every client (tests trust a self-signed Azurite with
         `connection_verify`)."""
         self.policy = policy or StoragePolicy.from_settings(get_settings())
-        tables = {**self.policy.table_options(), **client_options}
+
+        def tables() -> dict[str, Any]:
+            return {**self.policy.table_options(), **client_options}
+
         blobs = {**self.policy.storage_options(BlobRetry), **client_options}
         queues = {**self.policy.storage_options(QueueRetry), **client_options}
         if isinstance(connection, StorageIdentity):
             credential = credential or identity_credential(connection.client_id)
-            self.tables = TableServiceClient(connection.table_uri, credential=credential, **tables)
-            self._new_table_client = partial(
-                TableClient, connection.table_uri, credential=credential, **tables
+            self.tables = TableServiceClient(connection.table_uri, credential=credential, **tables())
+            self._new_table_client = lambda name: TableClient(
+                connection.table_uri, name, credential=credential, **tables()
             )
             self.blobs = BlobServiceClient(connection.blob_uri, credential=credential, **blobs)
             self.queues = QueueServiceClient(connection.queue_uri, credential=credential, **queues)
@@ -111,8 +117,10 @@ class StorageAccount:
             self._delegation: DelegationKeys | None = DelegationKeys(self.blobs)
             log.info("storage: account %s with Azure AD (%s)", self.account_name, type(credential).__name__)
         else:
-            self.tables = TableServiceClient.from_connection_string(connection, **tables)
-            self._new_table_client = partial(TableClient.from_connection_string, connection, **tables)
+            self.tables = TableServiceClient.from_connection_string(connection, **tables())
+            self._new_table_client = lambda name: TableClient.from_connection_string(
+                connection, name, **tables()
+            )
             self.blobs = BlobServiceClient.from_connection_string(connection, **blobs)
             self.queues = QueueServiceClient.from_connection_string(connection, **queues)
             self.account_name = self.blobs.account_name

@@ -1,0 +1,70 @@
+"""HTTP sessions for the table clients that send a request again when the server had closed its pooled connection.
+
+A server closes a keep-alive connection it has left idle (Azurite after 5 s, Azure's load balancers after minutes).
+A request that goes out on it at that moment meets a connection closed without a byte of answer (http.client's
+`RemoteDisconnected`). The blob and queue SDKs retry that; the tables SDK retries no POST or PATCH after a read error
+(azure-core's method rule), so an entity insert, merge or transaction failed outright, as a 503 from the API.
+
+The server never read such a request, so sending it again on a new connection is what browsers do. A server that
+answers nothing after acting on a request (one that crashes mid-request) could see it twice: an insert then answers
+409 and a merge writes the same values again.
+"""
+
+from __future__ import annotations
+
+import logging
+from http.client import RemoteDisconnected
+from types import TracebackType
+from typing import Self
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import ProtocolError
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+
+log = logging.getLogger(__name__)
+
+RESENDS = 2
+"""How many new connections one request may try: the pool can hold more than one connection the server closed in
+the same moment."""
+
+
+def closed_unanswered(error: Exception | None) -> bool:
+    """Whether urllib3's error is a connection the server closed before answering a byte."""
+    return isinstance(error, ProtocolError) and any(isinstance(arg, RemoteDisconnected) for arg in error.args)
+
+
+class ResendUnanswered(Retry):
+    """urllib3's retries reduced to one rule: a request whose connection closed unanswered goes out again, up to
+    `total` times. Any other error is raised at once, as with azure-core's own disabled urllib3 retries, for the
+    SDK's retry policy to judge."""
+
+    @classmethod
+    def up_to(cls, resends: int) -> ResendUnanswered:
+        return cls(total=resends, allowed_methods=None, redirect=False, respect_retry_after_header=False)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if error is not None and not (self.total and closed_unanswered(error)):
+            raise error.with_traceback(_stacktrace)
+        if error is not None:
+            log.info("storage closed a connection unanswered; sending %s %s again", method, url)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def table_session() -> requests.Session:
+    """A new session for one table client (each keeps its own connection pool, as the SDK's default does)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=ResendUnanswered.up_to(RESENDS))
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return session
