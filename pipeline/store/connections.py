@@ -12,7 +12,6 @@ answers nothing after acting on a request (one that crashes mid-request) could s
 
 from __future__ import annotations
 
-import logging
 from http.client import RemoteDisconnected
 from types import TracebackType
 from typing import Self
@@ -23,8 +22,6 @@ from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import ProtocolError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
-
-log = logging.getLogger(__name__)
 
 RESENDS = 2
 """How many new connections one request may try: the pool can hold more than one connection the server closed in
@@ -39,7 +36,7 @@ def closed_unanswered(error: Exception | None) -> bool:
 class ResendUnanswered(Retry):
     """urllib3's retries reduced to one rule: a request whose connection closed unanswered goes out again, up to
     `total` times. Any other error is raised at once, as with azure-core's own disabled urllib3 retries, for the
-    SDK's retry policy to judge."""
+    SDK's retry policy to judge. urllib3 logs each resend as a warning."""
 
     @classmethod
     def up_to(cls, resends: int) -> ResendUnanswered:
@@ -56,8 +53,6 @@ class ResendUnanswered(Retry):
     ) -> Self:
         if error is not None and not (self.total and closed_unanswered(error)):
             raise error.with_traceback(_stacktrace)
-        if error is not None:
-            log.info("storage closed a connection unanswered; sending %s %s again", method, url)
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 

@@ -78,7 +78,7 @@ def _read_request(connection: socket.socket) -> bytes | None:
     )
     while len(body) < length:
         body += connection.recv(65536)
-    return data
+    return head + b"\r\n\r\n" + body
 
 
 @pytest.fixture
