@@ -12,7 +12,9 @@ would; http.client costs them about 0.25 ms of CPU per request where httpx cost 
 the service has settled (after a training run the local host's next standby training execution imports torch for
 a few seconds):
   - --rounds back-to-back rounds (3): the latency of one classify nostore request, sequentially (median, p90,
-    p99); the route's throughput with 4 concurrent clients for --seconds; and the in-process floor for the same
+    p99); the route's throughput with 4 concurrent clients for --seconds; the same 4-at-a-time load through the
+    service's own ASGI app in this process, with no HTTP (bench/app_in_process.py: what the app costs apart from the
+    HTTP server and the clients, and its event loop's share); and the in-process floor for the same
     model and image, in this process with no HTTP and no storage: the service's decode (`decode_image`) and
     preprocessing (`preprocess`) and ONNX Runtime. The floor's latency is the faster of one session with every
     core (as the service runs a lone request) and one single-threaded session; its throughput is one thread per
@@ -52,6 +54,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
+from bench.app_in_process import AppLoad, InProcessApp
 from bench.common import (
     DATASETS,
     PREDICTION_KEY,
@@ -300,6 +303,7 @@ class Round:
 
     nostore: list[float]
     four_clients: Load
+    app: AppLoad  # the same 4 at a time, through the app in this process with no HTTP
     floor: Floor
 
     @property
@@ -309,6 +313,10 @@ class Round:
     @property
     def throughput_share(self) -> float:
         return self.four_clients.rate / self.floor.rate
+
+    @property
+    def app_share(self) -> float:
+        return self.app.rate / self.floor.rate
 
 
 @dataclass(frozen=True)
@@ -354,14 +362,20 @@ def measure(
     model = trained_model(service, ids)
     wait_until_settled(service.pid)
     sequential(service, f"{base}/nostore", image, 20)  # warm-up: model load, connections
-    rounds = [
-        Round(
-            sequential(service, f"{base}/nostore", image, args.requests),
-            concurrent(service, f"{base}/nostore", image, 4, args.seconds),
-            in_process_floor(model, image, args),
-        )
-        for _ in range(args.rounds)
-    ]
+    with on_cores(args.placement.service):  # the app's loop and work threads inherit the service's cores
+        app = InProcessApp(service)
+    try:
+        rounds = [
+            Round(
+                sequential(service, f"{base}/nostore", image, args.requests),
+                concurrent(service, f"{base}/nostore", image, 4, args.seconds),
+                app.load(f"{base}/nostore", image, 4, args.seconds),
+                in_process_floor(model, image, args),
+            )
+            for _ in range(args.rounds)
+        ]
+    finally:
+        app.close()
     stored = sequential(service, base, image, args.requests // 2)
     loads = [concurrent(service, f"{base}/nostore", image, n, args.seconds) for n in (1, 16)]
     return Measured(domain, stored, loads, rounds)
@@ -396,12 +410,14 @@ def print_tables(image: bytes, results: list[Measured]) -> None:
     print(
         "\n| model | rounds | sequential, HTTP / floor: median (range) | 4 clients, % of floor: median (range) "
         "| median round: ms / floor ms, req/s / floor images/s "
-        "| CPU ms: floor per image | service per request | clients per request |"
+        "| CPU ms: floor per image | service per request | clients per request "
+        "| app in process, 4 at a time, no HTTP: % of floor, median (range) | its CPU ms per request (event loop) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for result in results:
         latency = sorted(round_.latency_ratio for round_ in result.rounds)
         share = sorted(100 * round_.throughput_share for round_ in result.rounds)
+        app_share = sorted(100 * round_.app_share for round_ in result.rounds)
         middle = result.middle
         four = middle.four_clients
         print(
@@ -410,7 +426,9 @@ def print_tables(image: bytes, results: list[Measured]) -> None:
             f"({share[0]:.0f} to {share[-1]:.0f}) | {ms(statistics.median(middle.nostore))} / "
             f"{ms(statistics.median(middle.floor.latencies))}, {four.rate:.1f} / {middle.floor.rate:.1f} | "
             f"{cpu_ms(middle.floor.cpu_per_image)} | {cpu_ms(four.per_request(four.service_cpu))} | "
-            f"{cpu_ms(four.per_request(four.client_cpu))} |"
+            f"{cpu_ms(four.per_request(four.client_cpu))} | {statistics.median(app_share):.0f} % "
+            f"({app_share[0]:.0f} to {app_share[-1]:.0f}) | {cpu_ms(middle.app.cpu_per_request)} "
+            f"({cpu_ms(middle.app.loop_cpu_per_request)}) |"
         )
 
 
@@ -539,7 +557,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--rounds",
         type=int,
         default=3,
-        help="back-to-back rounds of sequential, 4-client and floor measurements per model",
+        help="back-to-back rounds of sequential, 4-client, app-in-process and floor measurements per model",
     )
     parser.add_argument(
         "--service-cores",
