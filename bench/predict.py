@@ -298,8 +298,9 @@ def _floor(model: bytes, image: bytes, requests: int, seconds: float) -> Floor:
 
 @dataclass(frozen=True)
 class Round:
-    """A sequential run and a 4-client load of the nostore route, then the floor, back to back, so that their
-    ratios compare like with like: this shared VM's speed drifts by 10 % and more between minutes."""
+    """A sequential run and a 4-client load of the nostore route, the same load through the app in process, then
+    the floor, back to back, so that their ratios compare like with like: this shared VM's speed drifts by 10 % and
+    more between minutes."""
 
     nostore: list[float]
     four_clients: Load
