@@ -77,7 +77,10 @@ def _read_request(connection: socket.socket) -> bytes | None:
         0,
     )
     while len(body) < length:
-        body += connection.recv(65536)
+        chunk = connection.recv(65536)
+        if not chunk:  # the client went away mid-body
+            return None
+        body += chunk
     return head + b"\r\n\r\n" + body
 
 
