@@ -5,18 +5,26 @@ its in-process floor).
   prediction route's four such hops (the API version, the settings, the predictor, the work pool) were a third of its
   overhead over the in-process floor.
 - A prediction URL is matched against the Prediction API's routes only. With the Training API's routes first, each
-  prediction was first tried against every one of them, a third of the event loop's time per request."""
+  prediction was first tried against every one of them, a third of the event loop's time per request.
+- The image routes skip FastAPI's per-request machinery (dependency solving, parameter and answer validation),
+  which cost about 0.45 ms of CPU per request there."""
 
 from __future__ import annotations
 
 import uuid
 
 import anyio.to_thread
+import fastapi.routing
 import pytest
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 
 from pipeline.api import prediction
+from pipeline.contract.onnx_model import ModelLabel
+from pipeline.core.vocabulary import new_id
 from tests.conftest import PREDICTION_KEY
+from tests.images import make_image
+from tests.published import published_iteration, tiny_classifier
 
 
 @pytest.fixture()
@@ -61,3 +69,33 @@ def test_a_prediction_url_is_matched_without_trying_the_training_routes(client, 
     )
     assert response.status_code == 404, response.text
     assert tried and set(tried) <= {route.path for route in prediction.router.routes}, tried
+
+
+def test_an_image_prediction_skips_fastapis_dependency_solving(app, account, project, monkeypatch):
+    """The image routes are DirectRoutes (pipeline.api.direct_route): FastAPI's dependency solving never runs for
+    them, yet the API version is still checked and the answer is still the ImagePrediction. A URL route, served
+    the ordinary way, shows that the count sees FastAPI's solving."""
+    solved: list[str] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def counted(*, request, dependant, **kwargs):
+        solved.append(request.url.path)
+        return await solve(request=request, dependant=dependant, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    labels = [ModelLabel(new_id(), "red"), ModelLabel(new_id(), "blue")]
+    name = f"direct-{new_id()[:8]}"
+    published_iteration(account, project, name, tiny_classifier(labels))
+    predictor = TestClient(app, headers={"Prediction-Key": PREDICTION_KEY})
+    iteration = f"{project['id']}/classify/iterations/{name}"
+    route = f"{iteration}/image/nostore"
+
+    answered = predictor.post(f"/customvision/v3.1/prediction/{route}", content=make_image(seed=5))
+    assert answered.status_code == 200, answered.text
+    assert {p["tagName"] for p in answered.json()["predictions"]} == {"red", "blue"}
+    unsupported = predictor.post(f"/customvision/v3.2/prediction/{route}", content=make_image(seed=5))
+    assert unsupported.status_code == 404 and "v3.2 is not supported" in unsupported.json()["message"]
+    assert solved == []
+
+    predictor.post(f"/customvision/v3.1/prediction/{iteration}/url/nostore", json={"url": ""})
+    assert solved

@@ -106,6 +106,24 @@ def test_mixed_case_query_names(client, project):
     assert len(client.get(_images(pid, "/id"), params={"ImageIDs": newest[0]["id"]}).json()) == 1
 
 
+def test_an_image_predictions_application_binds_in_any_case(app, account, client, project):
+    """The image prediction routes read their query themselves (pipeline.api.direct_route): `Application=` binds
+    like any declared name, a bad name is refused, and the stored prediction is filed under the name sent."""
+    labels = [ModelLabel(new_id(), "cat"), ModelLabel(new_id(), "dog")]
+    name = f"application-{new_id()[:8]}"
+    published_iteration(account, project, name, tiny_classifier(labels))
+    predictor = TestClient(app, headers={"Prediction-Key": PREDICTION_KEY})
+    url = f"{PREDICTION}/{project['id']}/classify/iterations/{name}/image"
+
+    stored = predictor.post(url, params={"Application": "Kiosk-1"}, content=make_image(seed=12))
+    assert stored.status_code == 200, stored.text
+    refused = predictor.post(url, params={"APPLICATION": "not a name"}, content=make_image(seed=12))
+    invalid_name = "BadRequestPredictionInvalidApplicationName"
+    assert (refused.status_code, refused.json()["code"]) == (400, invalid_name), refused.text
+    found = _query_predictions(client, project["id"], {"application": "Kiosk-1"})
+    assert [r["id"] for r in found.json()["results"]] == [stored.json()["id"]], found.text
+
+
 def _query_predictions(client: TestClient, project_id: str, body: dict):
     return client.post(f"{TRAINING}/projects/{project_id}/predictions/query", json=body)
 

@@ -3,11 +3,16 @@ iteration named in the URL."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.api.deps import Config, Engine, ImageWork, UrlFetches
+from pipeline.api.direct_route import DirectRoute
 from pipeline.api.mapping.predictions import image_prediction_to_wire
+from pipeline.api.pools import WorkPool
+from pipeline.api.routing import prediction_api_version
 from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
 from pipeline.core.vocabulary import DomainType
@@ -36,18 +41,22 @@ async def _request(
 
 
 def _image_endpoint(kind: str, store: bool):
+    """Served as a DirectRoute (the hot path): the endpoint checks the API version itself and answers its own JSON."""
+
     async def predict_image(
+        request: Request,
         project_id: str,
         published_name: str,
-        request: Request,
-        engine: Engine,
-        config: Config,
-        work: ImageWork,
-        application: str | None = Query(None),
-    ) -> ImagePrediction:
-        data = await uploaded_image(request, config.max_prediction_image_bytes)
+        application: Annotated[str | None, Query()] = None,
+    ) -> Response:
+        await prediction_api_version(request.path_params["version"])
+        state = request.app.state
+        engine: Predictor = state.predictor
+        work: WorkPool = state.image_work
+        data = await uploaded_image(request, state.settings.max_prediction_image_bytes)
         target = await _request(engine, project_id, published_name, kind, store, application)
-        return image_prediction_to_wire(await work.run(engine.predict, target, data))
+        answer = image_prediction_to_wire(await work.run(engine.predict, target, data))
+        return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
 
     return predict_image
 
@@ -78,6 +87,7 @@ for _kind in KINDS:
             _image_endpoint(_kind, _store),
             methods=["POST"],
             response_model=ImagePrediction,
+            route_class_override=DirectRoute,
         )
         router.add_api_route(
             f"{_base}/url{_suffix}",
