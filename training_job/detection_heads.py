@@ -42,7 +42,10 @@ def optimise(
 ) -> None:
     """`steps` AdamW steps of the detection loss on shuffled batches of `views` (a short warm-up, then a cosine
     schedule; on a GPU in mixed precision when `mixed_precision`: training_job.device says when it pays),
-    stopped at `deadline`; `outputs_of` gives a batch's head outputs."""
+    stopped at `deadline`; `outputs_of` gives a batch's head outputs.
+
+    Every epoch's order is drawn up front (on the CPU, so both devices draw the same) and moved to the device
+    once: a copy to a GPU each step would wait for its queue."""
     device = cache.device
     warmup = min(50, steps // 10 + 1)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -50,14 +53,15 @@ def optimise(
         lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)),
     )
     generator = torch.Generator().manual_seed(SEED)
+    epochs = math.ceil(steps / max(1, math.ceil(len(views) / settings.batch)))
+    orders = torch.stack([views[torch.randperm(len(views), generator=generator)] for _ in range(epochs)])
     scaler = device.gradient_scaler(mixed_precision)
     step = 0
     with torch.enable_grad():
-        while step < steps:
-            for batch in views[torch.randperm(len(views), generator=generator)].split(settings.batch):
+        for order in orders.to(device.device):
+            for batch in order.split(settings.batch):
                 if step >= steps or time.monotonic() > deadline:
                     return
-                batch = batch.to(device.device)
                 with device.mixed_precision(mixed_precision):
                     outputs = outputs_of(batch)
                 loss = detection_loss(*(output.float() for output in outputs), cache.targets.take(batch))

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.nn import functional
-from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
+from torchvision.ops import sigmoid_focal_loss
 
 from pipeline.contract.detection import DETECTION
 from training_job.backbones import PooledFeatures
@@ -107,9 +107,10 @@ class Head(nn.Module):
         return self.classes(features), self.sides(features), self.centerness(features)
 
 
-def grid_centres(grid: int) -> torch.Tensor:
-    """[G * G, 2] (x, y) centres of the grid cells, normalised 0..1, row-major like the flattened maps."""
-    steps = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid
+def grid_centres(grid: int, device: torch.device | None = None) -> torch.Tensor:
+    """[G * G, 2] (x, y) centres of the grid cells, normalised 0..1, row-major like the flattened maps; made on
+    `device` rather than copied there, which on a GPU would wait for its queue."""
+    steps = (torch.arange(grid, dtype=torch.float32, device=device) + 0.5) / grid
     y, x = torch.meshgrid(steps, steps, indexing="ij")
     return torch.stack([x.flatten(), y.flatten()], dim=1)
 
@@ -140,6 +141,30 @@ def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     area_a = (a[..., 2:] - a[..., :2]).prod(-1)
     area_b = (b[..., 2:] - b[..., :2]).prod(-1)
     return intersection / (area_a[..., :, None] + area_b[..., None, :] - intersection).clamp(min=1e-9)
+
+
+def giou_loss(predicted: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """1 - GIoU of corner boxes [..., 4] paired element by element, as torchvision.ops.generalized_box_iou_loss
+    computes it. Written here because torchvision's picks the overlapping pairs out with a boolean mask, which on a
+    GPU makes every training step wait for the queue (see detection_loss); this clamps the overlap instead, and
+    multiplies width by height rather than taking `prod`, whose gradient asks the device whether a side is zero.
+    A test proves the two equal, gradients too."""
+
+    def area(sides: torch.Tensor) -> torch.Tensor:
+        return sides[..., 0] * sides[..., 1]
+
+    overlap = torch.minimum(predicted[..., 2:], target[..., 2:]) - torch.maximum(
+        predicted[..., :2], target[..., :2]
+    )
+    intersection = area(overlap.clamp(min=0))
+    union = (
+        area(predicted[..., 2:] - predicted[..., :2]) + area(target[..., 2:] - target[..., :2]) - intersection
+    )
+    enclosing = area(
+        torch.maximum(predicted[..., 2:], target[..., 2:])
+        - torch.minimum(predicted[..., :2], target[..., :2])
+    )
+    return 1 - (intersection / (union + eps) - (enclosing - union) / (enclosing + eps))
 
 
 def suppress(
@@ -238,27 +263,29 @@ def detection_loss(
     logits: torch.Tensor, sides: torch.Tensor, centerness: torch.Tensor, targets: Targets
 ) -> torch.Tensor:
     """FCOS's loss for a batch whose targets are stacked ([B, A], [B, A, 4], [B, A]): sigmoid focal loss over
-    every location and tag, GIoU on the positives weighted by their centerness, and centerness BCE (the first two
-    from torchvision.ops)."""
+    every location and tag (torchvision.ops), GIoU on the positives weighted by their centerness (`giou_loss`), and
+    centerness BCE.
+
+    The positives' terms are sums over every location masked to the positives, not sums over the positives picked
+    out: picking them out (or asking whether there are any) makes the host read a count from the device, and on
+    a GPU every such read waits for all queued work, of every head training beside this one (training_job.device).
+    A test proves the loss equal to the picked-out form and free of such reads."""
     num_classes = logits.shape[1]
     scores = logits.flatten(2).transpose(1, 2)  # [B, A, C]
-    positive = targets.tags >= 0
-    one_hot = (
-        functional.one_hot(targets.tags.clamp(min=0), num_classes).to(scores.dtype) * positive[..., None]
-    )
+    positive = (targets.tags >= 0).to(scores.dtype)
+    # a background location's tag, -1, matches no tag: its row is all zeros
+    one_hot = (targets.tags[..., None] == torch.arange(num_classes, device=logits.device)).to(scores.dtype)
     count = positive.sum().clamp(min=1)
     classification = sigmoid_focal_loss(scores, one_hot, alpha=0.25, gamma=2.0, reduction="sum") / count
-    if not positive.any():
-        return classification
     grid = logits.shape[-1]
     distances = torch.exp(sides.flatten(2).transpose(1, 2).clamp(max=math.log(2 * grid))) / grid
-    centres = grid_centres(grid).to(logits.device)[None].expand(len(logits), -1, -1)
-    predicted = torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], dim=-1)[positive]
-    weight = targets.centerness[positive]
-    giou = generalized_box_iou_loss(predicted, targets.corners[positive], reduction="none")
+    centres = grid_centres(grid, logits.device)
+    predicted = torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], dim=-1)
+    weight = targets.centerness * positive  # a background location's target box is a stand-in: weight 0
+    giou = giou_loss(predicted, targets.corners)
     boxes = (giou * weight).sum() / weight.sum().clamp(min=1e-6)
     centred = (
-        functional.binary_cross_entropy_with_logits(centerness.flatten(1)[positive], weight, reduction="sum")
-        / count
-    )
+        functional.binary_cross_entropy_with_logits(centerness.flatten(1), weight, reduction="none")
+        * positive
+    ).sum() / count
     return classification + boxes + centred
