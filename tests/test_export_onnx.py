@@ -67,6 +67,23 @@ def test_int8_runs_integer_from_the_first_to_the_last_convolution(tmp_path: Path
     assert all(producers[output.name] != "DequantizeLinear" for output in graph.output)
 
 
+@pytest.mark.parametrize("detector", [False, True], ids=["classifier", "detector"])
+def test_int8_weights_use_seven_bits(tmp_path: Path, detector: bool) -> None:
+    """So that CPUs without VNNI, whose u8 x s8 kernels add pairs of products in 16 bits, never saturate
+    (onnx_format's docstring has the measurements)."""
+    source, _ = source_and_inputs(detector)
+    exported = EXPORTER.export(source, ExportFlavor.ONNX12, ExportPrecision.INT8, tmp_path)
+    graph = onnx.load(exported.path).graph
+    weights = [
+        onnx.numpy_helper.to_array(tensor)
+        for tensor in graph.initializer
+        if tensor.data_type == onnx.TensorProto.INT8
+    ]
+    assert len(weights) > 10
+    largest = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+    assert 32 < largest <= 64, largest  # 255 x 64 x 2 fits in 16 signed bits; and the 7 bits are used
+
+
 def test_onnx10_fails_with_its_reason(tmp_path: Path) -> None:
     source, _ = source_and_inputs(detector=False)
     with pytest.raises(ExportError, match="opset 10"):
