@@ -130,39 +130,43 @@ def decode(
     return corners, scores
 
 
+def _area(corners: torch.Tensor) -> torch.Tensor:
+    """Areas of corner boxes [..., 4], width times height: `prod`'s gradient would ask the device whether a side
+    is zero (see giou_loss)."""
+    sides = corners[..., 2:] - corners[..., :2]
+    return sides[..., 0] * sides[..., 1]
+
+
+def _intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Overlap areas of corner boxes [..., 4] that broadcast against each other; 0 where they do not meet."""
+    overlap = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0)
+    return overlap[..., 0] * overlap[..., 1]
+
+
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU of corner boxes [..., M, 4] x [..., K, 4] -> [..., M, K]. Written here, not torchvision.ops.box_iou,
     because decoded boxes clipped at the image's edge can have no area: box_iou then divides 0 by 0, and a NaN
     overlap would suppress a box in the exported model; this one counts it as no overlap. A test proves the two
     equal wherever box_iou is defined."""
-    top_left = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
-    bottom_right = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
-    intersection = (bottom_right - top_left).clamp(min=0).prod(-1)
-    area_a = (a[..., 2:] - a[..., :2]).prod(-1)
-    area_b = (b[..., 2:] - b[..., :2]).prod(-1)
-    return intersection / (area_a[..., :, None] + area_b[..., None, :] - intersection).clamp(min=1e-9)
+    intersection = _intersection(a[..., :, None, :], b[..., None, :, :])
+    return intersection / (_area(a)[..., :, None] + _area(b)[..., None, :] - intersection).clamp(min=1e-9)
 
 
 def giou_loss(predicted: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """1 - GIoU of corner boxes [..., 4] paired element by element, as torchvision.ops.generalized_box_iou_loss
     computes it. Written here because torchvision's picks the overlapping pairs out with a boolean mask, which on a
-    GPU makes every training step wait for the queue (see detection_loss); this clamps the overlap instead, and
-    multiplies width by height rather than taking `prod`, whose gradient asks the device whether a side is zero.
-    A test proves the two equal, gradients too."""
-
-    def area(sides: torch.Tensor) -> torch.Tensor:
-        return sides[..., 0] * sides[..., 1]
-
-    overlap = torch.minimum(predicted[..., 2:], target[..., 2:]) - torch.maximum(
-        predicted[..., :2], target[..., :2]
-    )
-    intersection = area(overlap.clamp(min=0))
-    union = (
-        area(predicted[..., 2:] - predicted[..., :2]) + area(target[..., 2:] - target[..., :2]) - intersection
-    )
-    enclosing = area(
-        torch.maximum(predicted[..., 2:], target[..., 2:])
-        - torch.minimum(predicted[..., :2], target[..., :2])
+    GPU makes every training step wait for the queue (see detection_loss); this clamps the overlap instead. A test
+    proves the two equal, gradients too."""
+    intersection = _intersection(predicted, target)
+    union = _area(predicted) + _area(target) - intersection
+    enclosing = _area(
+        torch.cat(
+            [
+                torch.minimum(predicted[..., :2], target[..., :2]),
+                torch.maximum(predicted[..., 2:], target[..., 2:]),
+            ],
+            dim=-1,
+        )
     )
     return 1 - (intersection / (union + eps) - (enclosing - union) / (enclosing + eps))
 
