@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from pipeline.contract.export_request import ExportMessage
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ExportStatus
+from pipeline.services.exports import export_message
 from pipeline.store import StorageAccount
 from pipeline.store.exports import ExportStore
 from pipeline.store.records import ExportRecord
@@ -40,14 +40,7 @@ def record(account: StorageAccount) -> ExportRecord:
 
 
 def message_for(record: ExportRecord, request_id: str | None = None) -> str:
-    return ExportMessage(
-        project_id=record.project_id,
-        iteration_id=record.iteration_id,
-        platform=record.platform,
-        flavor=record.flavor,
-        precision=record.precision,
-        request_id=request_id or record.request_id,
-    ).encode()
+    return export_message(record.model_copy(update={"request_id": request_id or record.request_id})).encode()
 
 
 def received(account: StorageAccount, queue_name: str, visibility: int = 30):

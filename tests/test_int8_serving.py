@@ -9,6 +9,7 @@ import dataclasses
 import io
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -18,39 +19,50 @@ from fastapi.testclient import TestClient
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ExportStatus
+from pipeline.services.exports import export_message
+from pipeline.services.sweeper import SweepReport, sweep_project
 from pipeline.store import StorageAccount
 from pipeline.store.exports import ExportStore, export_blob_name
-from pipeline.store.records import ExportRecord, IterationRecord
+from pipeline.store.records import ExportRecord, IterationRecord, export_key, utcnow
 from pipeline.vision.preprocessing import preprocess
 from tests.conftest import COMPACT_DOMAIN, PREDICTION_KEY, PROJECTS
 from tests.published import published_iteration
 from tests.trained_models import classifier_onnx, classifier_pictures
+from training_job.exports.job import finish
 from training_job.exports.onnx_format import EXPORTER
 from training_job.exports.platform import SourceModel
 
 PREDICTION = "/customvision/v3.0/prediction"
 
 
-def _int8_export(account: StorageAccount, iteration: IterationRecord, workdir: Path) -> None:
-    """What the export job leaves for ONNX INT8: the quantized file and its Done row."""
-    source = SourceModel.from_bytes(classifier_onnx())
-    pictures = np.stack([preprocess(image, source.input_size) for image, _ in classifier_pictures()])
-    exported = EXPORTER.export(
-        dataclasses.replace(source, calibration=pictures), ExportFlavor.ONNX12, ExportPrecision.INT8, workdir
+def _int8_export(
+    client: TestClient, account: StorageAccount, iteration: IterationRecord, workdir: Path, calibrated_on: int
+) -> ExportRecord:
+    """An ONNX INT8 export asked for through the Training API and finished as the export job finishes it: the
+    model quantized (calibrated on the first `calibrated_on` pictures) under the run's own file name, then the row
+    marked Done. (The in-process app queues where no job listens; test_export_service runs the job itself.)"""
+    asked = client.post(
+        f"{PROJECTS}/{iteration.project_id}/iterations/{iteration.id}/export",
+        params={"platform": "ONNX", "flavor": "ONNX12", "precision": "INT8"},
     )
-    record = ExportRecord(
-        project_id=iteration.project_id,
-        iteration_id=iteration.id,
-        platform=ExportPlatform.ONNX,
-        flavor=ExportFlavor.ONNX12,
-        precision=ExportPrecision.INT8,
-        status=ExportStatus.DONE,
-        request_id=str(uuid.uuid4()),
-    )
-    record = record.model_copy(update={"blob": export_blob_name(record, exported.path.name)})
+    assert asked.status_code == 200 and asked.json()["status"] == "Exporting", asked.text
     exports = ExportStore(account)
-    exports.put_file(record.blob, exported.path.read_bytes())
-    assert exports.create(record)
+    key = export_key(iteration.id, ExportPlatform.ONNX, ExportFlavor.ONNX12, ExportPrecision.INT8)
+    running = exports.get(iteration.project_id, key)
+    source = SourceModel.from_bytes(classifier_onnx())
+    pictures = [preprocess(image, source.input_size) for image, _ in classifier_pictures()[:calibrated_on]]
+    run_dir = workdir / running.request_id
+    run_dir.mkdir()
+    exported = EXPORTER.export(
+        dataclasses.replace(source, calibration=np.stack(pictures)),
+        ExportFlavor.ONNX12,
+        ExportPrecision.INT8,
+        run_dir,
+    )
+    blob = export_blob_name(running, exported.path.name)
+    exports.put_file(blob, exported.path.read_bytes())
+    finish(account, export_message(running), ExportStatus.DONE, blob=blob)
+    return exports.get(iteration.project_id, key)
 
 
 def _jpeg(index: int) -> bytes:
@@ -84,7 +96,7 @@ def test_a_compact_iteration_is_served_by_its_int8_export(
     assert "no Done ONNX INT8 export" in refused.json()["message"]
     assert "servingPrecision" not in client.get(at).json()
 
-    _int8_export(account, iteration, tmp_path)
+    _int8_export(client, account, iteration, tmp_path, calibrated_on=pictures)
     published = client.post(
         publish, params={"publishName": "served", "predictionId": "r", "precision": "INT8"}
     )
@@ -102,6 +114,67 @@ def test_a_compact_iteration_is_served_by_its_int8_export(
     assert client.delete(publish).status_code == 204
     again = client.post(publish, params={"publishName": "served", "predictionId": "r"})
     assert again.status_code == 200 and "servingPrecision" not in client.get(at).json()
+
+
+def _largest_change(before: list[dict[str, float]], after: list[dict[str, float]]) -> float:
+    return max(abs(a[tag] - b[tag]) for b, a in zip(before, after, strict=True) for tag in b)
+
+
+def _swept_now(account: StorageAccount, project_id: str) -> Counter[str]:
+    """What the sweeper removes from the project with no grace period."""
+    report = SweepReport()
+    sweep_project(account, project_id, utcnow(), report)
+    return report.removed
+
+
+def test_exporting_a_served_int8_model_again_changes_nothing_served_until_it_is_published_again(
+    app, client: TestClient, account: StorageAccount, settings: Settings, tmp_path: Path
+) -> None:
+    """Each export run writes its own file: the served one never changes under the Prediction API's cache (keyed
+    by file name), publishing again serves the new one, and the sweeper removes the old one only once nothing
+    serves it, keeping a Done file while the same kind is exported again."""
+    created = client.post(PROJECTS, params={"name": f"int8-{uuid.uuid4()}", "domainId": COMPACT_DOMAIN})
+    project = created.json()
+    iteration = published_iteration(account, project, "served", classifier_onnx())
+    publish = f"{PROJECTS}/{project['id']}/iterations/{iteration.id}/publish"
+    predictor = TestClient(app, headers={"Prediction-Key": PREDICTION_KEY})
+    classify = f"{PREDICTION}/{project['id']}/classify/iterations/served/image/nostore"
+    exports = ExportStore(account)
+    int8 = {"publishName": "served", "predictionId": "r", "precision": "INT8"}
+
+    first = _int8_export(client, account, iteration, tmp_path, calibrated_on=3)
+    first_file = b"".join(exports.stream(first.blob))
+    assert client.post(publish, params=int8).status_code == 200
+    time.sleep(settings.published_cache_seconds + 0.2)
+    served_first = _probabilities(predictor, classify, 6)
+
+    second = _int8_export(client, account, iteration, tmp_path, calibrated_on=len(classifier_pictures()))
+    assert second.blob != first.blob
+    assert b"".join(exports.stream(first.blob)) == first_file
+    assert not _swept_now(account, project["id"]), "the served file, or the Done one, was swept"
+    time.sleep(settings.published_cache_seconds + 0.2)
+    still = _probabilities(predictor, classify, 6)
+    assert _largest_change(served_first, still) < 1e-6
+
+    assert client.post(publish, params=int8).status_code == 200
+    time.sleep(settings.published_cache_seconds + 0.2)
+    served_second = _probabilities(predictor, classify, 6)
+    assert _largest_change(served_first, served_second) > 1e-6, (
+        "publishing again did not serve the new export"
+    )
+    assert _swept_now(account, project["id"]) == Counter({"export blobs": 1})
+    assert list(exports.stream(second.blob)) and exports.named_blobs(project["id"]) == {second.blob}
+
+    assert client.post(publish, params={"publishName": "served", "predictionId": "r"}).status_code == 200
+    again = client.post(
+        f"{publish[: -len('/publish')]}/export", params={"platform": "ONNX", "precision": "INT8"}
+    )
+    assert again.status_code == 200, again.text
+    assert not _swept_now(account, project["id"]), "the Done file went while the same kind is exported again"
+    running = exports.get(project["id"], second.row_key)
+    finish(account, export_message(running), ExportStatus.FAILED, reason="killed")
+    assert _swept_now(account, project["id"]) == Counter({"export blobs": 1})
+    assert not exports.named_blobs(project["id"])
 
 
 @pytest.mark.parametrize(

@@ -92,21 +92,13 @@ def request_export(
             raise bad_request(
                 "BadRequestExportAlreadyInProgress", f"This {kind.platform.value} export is still running."
             )
-        return fresh
+        return fresh.model_copy(update={"blob": current.blob})
 
     # A new row, or an ETag-guarded rewrite of a finished one: two requests at once queue one export.
     if not store.create(fresh) and store.update(fresh.project_id, fresh.row_key, restart) is None:
         store.create(fresh)
-    message = ExportMessage(
-        project_id=fresh.project_id,
-        iteration_id=fresh.iteration_id,
-        platform=kind.platform,
-        flavor=kind.flavor,
-        precision=kind.precision,
-        request_id=fresh.request_id,
-    )
     try:
-        account.queue(settings.export_queue).send_message(message.encode())
+        account.queue(settings.export_queue).send_message(export_message(fresh).encode())
     except Exception:
         unqueued = "The export could not be queued."
         store.update(
@@ -118,8 +110,22 @@ def request_export(
     return fresh
 
 
+def export_message(record: ExportRecord) -> ExportMessage:
+    """The export job's request for the run that `record` awaits."""
+    return ExportMessage(
+        project_id=record.project_id,
+        iteration_id=record.iteration_id,
+        platform=record.platform,
+        flavor=record.flavor,
+        precision=record.precision,
+        request_id=record.request_id,
+    )
+
+
 def _failed(record: ExportRecord, reason: str) -> ExportRecord:
-    return record.model_copy(update={"status": ExportStatus.FAILED, "reason": reason, "finished": utcnow()})
+    return record.model_copy(
+        update={"status": ExportStatus.FAILED, "reason": reason, "blob": None, "finished": utcnow()}
+    )
 
 
 def list_exports(account: StorageAccount, project_id: str, iteration_id: str) -> list[ExportRecord]:

@@ -9,7 +9,9 @@ recognises per project id found in any table partition or blob folder:
 - a project still marked as importing after the grace period, or by a process of this host that no longer runs:
   an ImportProject that died midway, deleted;
 - in a live project, once older than the grace period (their row may be about to be written): image, model and
-  prediction blobs whose image, iteration or prediction row does not exist; and hash claims whose image row does
+  prediction blobs whose image, iteration or prediction row does not exist; export files that no export row names
+  and no iteration serves (a deleted iteration's, a file a later export of the same kind replaced once nothing
+  serves it, a job's upload whose row went to a newer request); and hash claims whose image row does
   not exist (sooner when the claim's owner is provably dead); image index members and counters that disagree with
   the image rows (store.image_reconcile, which a crash between an image's row and its index rows leaves); and
   training-set snapshots whose iteration row is gone (an iteration row is written before its snapshot); and stored
@@ -35,6 +37,7 @@ from pipeline.store import exports as export_blobs
 from pipeline.store import images as image_blobs
 from pipeline.store import iterations as model_blobs
 from pipeline.store import predictions as prediction_blobs
+from pipeline.store.exports import ExportStore
 from pipeline.store.housekeeping import Housekeeping, StoredBlob
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore
@@ -88,12 +91,22 @@ def sweep_project(account: StorageAccount, project_id: str, cutoff: datetime, re
     for kind, container, owners in (
         ("image blobs", image_blobs.CONTAINER, images.ids),
         ("model blobs", model_blobs.CONTAINER, iterations.ids),
-        ("export blobs", export_blobs.CONTAINER, iterations.ids),
         ("prediction blobs", prediction_blobs.CONTAINER, predictions.ids),
     ):
-        orphans = _orphan_blobs(housekeeping, container, project_id, cutoff, owners)
+        orphans = _orphan_blobs(housekeeping, container, project_id, cutoff, owners, _owner)
         housekeeping.delete_blobs(orphans)
         _count(report, kind, len(orphans))
+    exports = ExportStore(account)
+    unused = _orphan_blobs(
+        housekeeping,
+        export_blobs.CONTAINER,
+        project_id,
+        cutoff,
+        lambda pid: exports.named_blobs(pid) | iterations.served_exports(pid),
+        _name,
+    )
+    housekeeping.delete_blobs(unused)
+    _count(report, "export blobs", len(unused))
     _count(report, "hash claims", _drop_stale_claims(images, project_id, cutoff))
     reconciled = images.reconcile(project_id)
     _count(report, "image index members", reconciled.members_added + reconciled.members_removed)
@@ -111,25 +124,35 @@ def _count(report: SweepReport, kind: str, removed: int) -> None:
         report.removed[kind] += removed
 
 
+def _owner(blob: StoredBlob) -> str:
+    return blob.owner_id
+
+
+def _name(blob: StoredBlob) -> str:
+    return blob.name
+
+
 def _orphan_blobs(
     housekeeping: Housekeeping,
     container: str,
     project_id: str,
     cutoff: datetime,
-    owner_ids: Callable[[str], set[str]],
+    kept: Callable[[str], set[str]],
+    key: Callable[[StoredBlob], str],
 ) -> list[StoredBlob]:
-    """Blobs last written before `cutoff` whose owner has no row; the rows are read again after the listing, so a
-    row written meanwhile saves its blobs."""
-    known = owner_ids(project_id)
+    """Blobs last written before `cutoff` whose `key` (the owner's id, or the blob's name) is not among the `kept`
+    ones that the rows give; the rows are read again after the listing, so a row written meanwhile saves its
+    blobs."""
+    known = kept(project_id)
     candidates = [
         blob
         for blob in housekeeping.blobs(container, project_id)
-        if blob.last_modified <= cutoff and blob.owner_id not in known
+        if blob.last_modified <= cutoff and key(blob) not in known
     ]
     if not candidates:
         return []
-    known = owner_ids(project_id)
-    return [blob for blob in candidates if blob.owner_id not in known]
+    known = kept(project_id)
+    return [blob for blob in candidates if key(blob) not in known]
 
 
 def _drop_orphan_suggestions(account: StorageAccount, project_id: str) -> int:

@@ -18,10 +18,12 @@ CONTAINER = "exports"
 
 
 def export_blob_name(record: ExportRecord, file: str) -> str:
-    """`{project}/{iteration}/{platform}-{flavor}-{precision}/{file}`: the sweeper and DeleteProject find it by
-    its project and iteration, like a model's artefacts."""
+    """`{project}/{iteration}/{platform}-{flavor}-{precision}/{request}/{file}`: DeleteIteration and DeleteProject
+    find it by its project and iteration, like a model's artefacts. Each run writes its own file, so a file never
+    changes once written: the Prediction API caches a served export by its name (Seer's INT8 serving mode), and
+    exporting again must not change what an iteration published before serves."""
     kind = f"{record.platform}-{record.flavor or 'default'}-{record.precision}"
-    return f"{record.project_id}/{record.iteration_id}/{kind}/{file}"
+    return f"{record.project_id}/{record.iteration_id}/{kind}/{record.request_id}/{file}"
 
 
 class ExportStore:
@@ -39,6 +41,13 @@ class ExportStore:
 
     def get(self, project_id: str, row_key: str) -> ExportRecord | None:
         return get_record(self.table, ExportRecord, project_id, row_key)
+
+    def named_blobs(self, project_id: str) -> set[str]:
+        """The files the project's export rows name (Done ones, and those being exported again)."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": project_id}, select=["blob"]
+        )
+        return {row["blob"] for row in rows if row.get("blob")}
 
     def list(self, project_id: str, iteration_id: str) -> list[ExportRecord]:
         """The iteration's exports, oldest request first."""

@@ -81,6 +81,13 @@ class IterationStore:
     def read_artefact(self, name: str) -> bytes:
         return self.container.download_blob(name).readall()
 
+    def served_exports(self, project_id: str) -> set[str]:
+        """The export files the project's iterations are published to serve (Seer's INT8 serving mode)."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": project_id}, select=["serving_blob"]
+        )
+        return {row["serving_blob"] for row in rows if row.get("serving_blob")}
+
     def ids(self, project_id: str) -> set[str]:
         rows = self.table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": project_id}, select=["RowKey"]

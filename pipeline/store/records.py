@@ -246,7 +246,9 @@ class ExportRecord(BaseModel):
     status: ExportStatus = ExportStatus.EXPORTING
     request_id: str  # the request being served (pipeline.contract.export_request.ExportMessage)
     reason: str | None = None  # why it Failed
-    blob: str | None = None  # set with Done, after the file is written
+    # The file of the run that ended Done (set after it is written); kept while the same kind is exported again,
+    # so that the sweeper, which removes the export files no row names and no iteration serves, leaves it.
+    blob: str | None = None
     # The parity check's figures (training_job.exports.parity.ParityReport), for Done and for a failed check.
     parity: dict[str, float | int | str] | None = None
     requested: datetime = Field(default_factory=utcnow)
