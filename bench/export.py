@@ -9,7 +9,8 @@ Vision quickstart's fork and scissors photos. For each model, every platform, fl
 (pipeline.contract.exports.SUPPORTED) goes through its exporter as the export job calls it (with up to 200 training
 images to calibrate on): the export's seconds, its file's size, and the export job's own parity check against ONNX
 Runtime on the source model (training_job.exports.parity) on the images the job checks, the training images (up to
-200), and for the classifiers also the top-1 agreement on hymenoptera/val. Then the batch-1 CPU latency of
+200), and for the classifiers also the top-1 agreement on hymenoptera/val, and for reduced precisions the share of
+images whose unknown verdict the export keeps, on both. Then the batch-1 CPU latency of
 whatever runs here (median over --repeats images, the exports taking turns): on every core, as each runtime runs
 by default, and for the ONNX files also on one thread. Last, the INT8 classifiers' accuracy on hymenoptera/val
 beside FP32's (target: at most 0.5 points lower, at least 1.5x faster).
@@ -197,7 +198,7 @@ def _one_export(
 ) -> tuple[Row, Runner | None, Path | None]:
     """The export's row (all but its latencies), its runner when it runs here, and its file when it is an ONNX
     model."""
-    from training_job.exports.parity import check_parity
+    from training_job.exports.parity import check_parity, unknown_verdicts_kept
     from training_job.exports.platform import ExportError
     from training_job.exports.registry import exporter
 
@@ -216,17 +217,25 @@ def _one_export(
     )
     if exported.runner is None:
         return dataclasses.replace(row, parity="cannot run on Linux (its spec was checked)"), None, None
-    report = check_parity(reference, exported.runner, case.calibration, precision, source.is_detector)
+    threshold = source.unknown_threshold
+    report = check_parity(
+        reference, exported.runner, case.calibration, precision, source.is_detector, threshold
+    )
     parity = (
         f"{'passed' if report.passed else 'FAILED'}: {report.agreement:.1%} of {report.images} agree, "
         f"largest difference {report.max_difference:.3g}"
     )
+    if report.unknown_agreement is not None:
+        parity += f", unknown verdict kept on {report.unknown_agreement:.1%}"
     accuracy, changed = None, ()
     if case.truth is not None:
-        probabilities = run_batched(exported.runner, case.inputs)[0]
-        accuracy = float(np.mean(probabilities.argmax(axis=1) == case.truth))
-        changed = changed_top_tags(run_batched(reference, case.inputs)[0], probabilities)
+        outputs, expected = run_batched(exported.runner, case.inputs), run_batched(reference, case.inputs)
+        accuracy = float(np.mean(outputs[0].argmax(axis=1) == case.truth))
+        changed = changed_top_tags(expected[0], outputs[0])
         parity += f"; val: {1 - len(changed) / len(case.inputs):.1%} of {len(case.inputs)} agree"
+        if report.unknown_agreement is not None:
+            kept = unknown_verdicts_kept(expected[1], outputs[1], threshold)
+            parity += f", unknown verdict kept on {kept:.1%}"
     onnx_file = exported.path if platform == ExportPlatform.ONNX else None
     return (
         dataclasses.replace(row, parity=parity, accuracy=accuracy, changed=changed),

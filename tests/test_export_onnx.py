@@ -42,8 +42,14 @@ def test_every_precision_passes_parity(tmp_path: Path, detector: bool, precision
     assert exported.path.name == "model.onnx" and exported.runner is not None
     reference_file = tmp_path / "source.onnx"
     reference_file.write_bytes(source.onnx_bytes)
-    report = check_parity(onnx_runner(reference_file), exported.runner, inputs, precision, detector)
+    report = check_parity(
+        onnx_runner(reference_file), exported.runner, inputs, precision, detector, source.unknown_threshold
+    )
     assert report.passed, report.describe()
+    reports_verdicts = not detector and precision != ExportPrecision.FP32
+    assert (report.unknown_agreement is not None) == reports_verdicts, report
+    if reports_verdicts:
+        assert report.unknown_agreement == 1.0, report.describe()  # its own training pictures: all known
     if precision == ExportPrecision.FP32:
         assert exported.path.read_bytes() == source.onnx_bytes  # ONNX12 FP32 is the model as served
     else:

@@ -60,6 +60,12 @@ def test_detector_exports_to_onnx_fp32_and_int8(
         assert export["status"] == "Done" and "reason" not in export, rows[("ONNX12", precision)].reason
         parity = rows[("ONNX12", precision)].parity
         assert parity["passed"] and parity["images"] == 24, parity
+        assert export["parity"] == {
+            "images": 24,
+            "agreement": parity["agreement"],
+            "maxDifference": parity["max_difference"],
+            "passed": True,
+        }
         downloaded = httpx.get(export["downloadUri"], timeout=30).raise_for_status().content
         blob_path = urlsplit(export["downloadUri"]).path.split(f"/{CONTAINER}/{project_id}/", 1)[1]
         artifact = http.get(f"{PROJECTS}/{project_id}/artifacts", params={"path": blob_path})

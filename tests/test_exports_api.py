@@ -174,3 +174,35 @@ def test_a_finished_export_is_exported_again(
         record.request_id,
         rerun.request_id,
     ]
+
+
+def test_get_exports_tells_each_exports_parity_figures(
+    client: TestClient, account: StorageAccount, iterations: dict[str, str]
+) -> None:
+    """Seer's extra `parity` (the official SDK ignores it): the export job's figures once its check ran, in the
+    wire's camelCase; none while the export is Exporting."""
+    url = export_url(iterations)
+    assert client.post(url, params={"platform": "ONNX", "precision": "INT8"}).status_code == 200
+    [exporting] = client.get(url).json()
+    assert "parity" not in exporting
+    store = ExportStore(account)
+    [record] = store.list(iterations["project"], iterations["Completed"])
+    figures = {"precision": "INT8", "images": 24, "agreement": 1.0, "max_difference": 0.07, "passed": True}
+    store.update(
+        record.project_id,
+        record.row_key,
+        lambda r: r.model_copy(
+            update={"status": ExportStatus.DONE, "parity": {**figures, "unknown_agreement": 0.96}}
+        ),
+    )
+    [done] = client.get(url).json()
+    assert done["parity"] == {
+        "images": 24,
+        "agreement": 1.0,
+        "maxDifference": 0.07,
+        "passed": True,
+        "unknownAgreement": 0.96,
+    }
+    store.update(record.project_id, record.row_key, lambda r: r.model_copy(update={"parity": figures}))
+    [without_unknown] = client.get(url).json()
+    assert "unknownAgreement" not in without_unknown["parity"]

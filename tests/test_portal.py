@@ -259,6 +259,7 @@ def test_workflow_create_upload_tag_train_evaluate_test_publish(
     dialog.get_by_role("button", name="Export", exact=True).click()
     row = dialog.get_by_role("row").filter(has_text="INT8")
     expect(row).to_contain_text("Done", timeout=EXPORT_TIMEOUT_MS)
+    expect(row).to_contain_text(re.compile(r"Agrees with the service on [\d.]+ % of \d+ training images"))
     download = row.get_by_role("link", name="Download")
     model = httpx.get(download.get_attribute("href"), timeout=30)
     assert model.status_code == 200 and len(model.content) > 100_000

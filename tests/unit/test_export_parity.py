@@ -146,3 +146,29 @@ def test_fp32_compares_a_classifiers_unknown_score_too() -> None:
     assert not check_parity(model, moved, inputs, FP32, detector=False).passed
     assert not check_parity(model, dropped, inputs, FP32, detector=False).passed
     assert check_parity(model, moved, inputs, INT8, detector=False).passed  # reduced precision: top-1 only
+
+
+def test_reduced_precision_reports_how_many_unknown_verdicts_it_keeps() -> None:
+    """Reported beside the top-1 rule, not required by it: a score near the threshold may cross it."""
+    inputs = np.zeros((4, 3, 2, 2), dtype=np.float32)
+    rows = probabilities(rows=4)
+    scores = np.array([0.1, 0.45, 0.55, 0.9], dtype=np.float32)
+
+    def model(batch: np.ndarray) -> list[np.ndarray]:
+        return [rows[: len(batch)], scores[: len(batch)]]
+
+    def nudged(batch: np.ndarray) -> list[np.ndarray]:
+        return [rows[: len(batch)], scores[: len(batch)] + 0.1]  # 0.45 crosses 0.5
+
+    report = check_parity(model, nudged, inputs, INT8, detector=False, unknown_threshold=0.5)
+    assert report.passed and report.unknown_agreement == 0.75
+    assert "unknown verdict kept on 75.0%" in report.describe()
+    assert report.figures()["unknown_agreement"] == 0.75
+    without_threshold = check_parity(model, nudged, inputs, INT8, detector=False)
+    assert (
+        without_threshold.unknown_agreement is None and "unknown_agreement" not in without_threshold.figures()
+    )
+    assert (
+        check_parity(model, nudged, inputs, FP32, detector=False, unknown_threshold=0.5).unknown_agreement
+        is None
+    )

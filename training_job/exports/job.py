@@ -88,7 +88,12 @@ def export(
         model_file = workdir / "source.onnx"
         model_file.write_bytes(source.onnx_bytes)
         report = check_parity(
-            onnx_runner(model_file), exported.runner, inputs, request.precision, source.is_detector
+            onnx_runner(model_file),
+            exported.runner,
+            inputs,
+            request.precision,
+            source.is_detector,
+            source.unknown_threshold,
         )
         log.info("%s", report.describe())
         if not report.passed:

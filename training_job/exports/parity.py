@@ -9,10 +9,13 @@ The reference is the source model in ONNX Runtime (what the service serves). Wha
   A classifier's top-1 is its most probable tag; a detector's is the reference's top box, which agrees when the
   export finds a box that matters with the same tag overlapping it by IoU >= 0.5 (images where the reference finds
   no box that matters agree when the export finds none either). The largest difference is reported alongside.
+  A classifier with an unknown score also reports how many images keep their unknown verdict (the score above the
+  model's threshold or not): reported, not required, since a training image scored near the threshold may flip.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -34,22 +37,27 @@ BATCH = 8
 class ParityReport:
     """The figures stored on the export row: `images` compared, `agreement` (the share that agreed under the
     precision's rule), `max_difference` (largest probability, score or box coordinate difference on what was
-    compared) and whether it `passed`."""
+    compared), whether it `passed`, and for a reduced-precision classifier with an unknown score the share of
+    images whose unknown verdict it keeps (`unknown_agreement`; None otherwise)."""
 
     precision: str
     images: int
     agreement: float
     max_difference: float
     passed: bool
+    unknown_agreement: float | None = None
 
     def figures(self) -> dict[str, float | int | str]:
-        return asdict(self)
+        return {name: value for name, value in asdict(self).items() if value is not None}
 
     def describe(self) -> str:
-        return (
+        text = (
             f"{self.precision} parity on {self.images} training images: {self.agreement:.1%} agree, largest "
             f"difference {self.max_difference:.3g}"
         )
+        if self.unknown_agreement is None:
+            return text
+        return f"{text}, unknown verdict kept on {self.unknown_agreement:.1%}"
 
 
 def run_batched(runner: Runner, inputs: np.ndarray) -> list[np.ndarray]:
@@ -142,10 +150,22 @@ def detector_parity(
     return _report(precision, agreed, largest)
 
 
+def unknown_verdicts_kept(reference: np.ndarray, candidate: np.ndarray, threshold: float) -> float:
+    """The share of images whose unknown verdict (score above `threshold`) the candidate's [N] scores keep."""
+    kept = (reference > threshold) == (candidate > threshold)
+    return float(kept.mean()) if kept.size else 1.0
+
+
 def check_parity(
-    reference: Runner, candidate: Runner, inputs: np.ndarray, precision: ExportPrecision, detector: bool
+    reference: Runner,
+    candidate: Runner,
+    inputs: np.ndarray,
+    precision: ExportPrecision,
+    detector: bool,
+    unknown_threshold: float | None = None,
 ) -> ParityReport:
-    """Run both on `inputs` (float32 [N, 3, S, S] from pipeline.vision.preprocessing) and compare."""
+    """Run both on `inputs` (float32 [N, 3, S, S] from pipeline.vision.preprocessing) and compare;
+    `unknown_threshold`: the classifier's, where it has an unknown score."""
     expected, actual = run_batched(reference, inputs), run_batched(candidate, inputs)
     if detector:
         return detector_parity(expected, actual, precision)
@@ -153,4 +173,8 @@ def check_parity(
         if len(actual) != len(expected):
             return _report(precision, np.zeros(len(inputs), dtype=bool), float("inf"))
         return classifier_parity(np.column_stack(expected), np.column_stack(actual), precision)
-    return classifier_parity(expected[0], actual[0], precision)
+    report = classifier_parity(expected[0], actual[0], precision)
+    if unknown_threshold is None or len(expected) < 2 or len(actual) < 2:
+        return report
+    kept = unknown_verdicts_kept(expected[1], actual[1], unknown_threshold)
+    return dataclasses.replace(report, unknown_agreement=kept)

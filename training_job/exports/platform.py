@@ -66,6 +66,12 @@ class SourceModel:
         return "".join(f"{label.name}\n" for label in self.labels)
 
     @property
+    def unknown_threshold(self) -> float | None:
+        """The score above which the classifier calls an image none of its tags; None without an unknown score."""
+        threshold = self.metadata.get(MetadataKey.UNKNOWN_THRESHOLD)
+        return None if threshold is None else float(threshold)
+
+    @property
     def classification_type(self) -> str:
         return self.metadata.get(MetadataKey.CLASSIFICATION_TYPE, "null")
 

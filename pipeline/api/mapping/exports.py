@@ -3,7 +3,7 @@ v3.4-preview description only; a v3.3 client's enums know no such value)."""
 
 from __future__ import annotations
 
-from pipeline.api.wire.exports import Export
+from pipeline.api.wire.exports import Export, ExportParity
 from pipeline.contract.exports import SUPPORTED, ExportPlatform
 from pipeline.core.errors import bad_request
 from pipeline.core.vocabulary import ExportStatus
@@ -35,4 +35,5 @@ def export_to_wire(record: ExportRecord, download_uri: str | None) -> Export:
         newer_version_available=False,
         precision=record.precision,
         reason=record.reason if record.status == ExportStatus.FAILED else None,
+        parity=ExportParity.model_validate(record.parity) if record.parity else None,
     )

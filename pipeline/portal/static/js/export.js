@@ -19,17 +19,28 @@ function choices(select, values, describe = (value) => value) {
   select.closest('.field').hidden = values.length < 2;
 }
 
+const percent = (share) => `${(share * 100).toFixed(1)} %`;
+
+/** What the export job's parity check found on the training images (Seer's `parity` extension), for a Done one. */
+function parityText(parity) {
+  const rule = parity.unknownAgreement === undefined ? '' : `; unknown verdict kept on ${percent(parity.unknownAgreement)}`;
+  return `Agrees with the service on ${percent(parity.agreement)} of ${parity.images} training images${rule}`;
+}
+
 function exportRow(item) {
   const status = h('span', { class: `status status-${item.status.toLowerCase()}` }, item.status);
   if (item.status === 'Failed' && item.reason) status.title = item.reason;
   const download = item.status === 'Done' && item.downloadUri
     ? h('a', { href: item.downloadUri, class: 'button small', download: '' }, 'Download')
     : null;
+  let detail = null;
+  if (item.status === 'Failed' && item.reason) detail = item.reason;
+  else if (item.status === 'Done' && item.parity) detail = parityText(item.parity);
   return h('tr', {},
     h('td', {}, item.platform),
     h('td', {}, item.flavor || '—'),
     h('td', {}, item.precision || 'FP32'),
-    h('td', {}, status, item.status === 'Failed' && item.reason ? h('div', { class: 'hint' }, item.reason) : null),
+    h('td', {}, status, detail ? h('div', { class: 'hint' }, detail) : null),
     h('td', {}, download));
 }
 
