@@ -219,7 +219,13 @@ def _one_export(
         return dataclasses.replace(row, parity="cannot run on Linux (its spec was checked)"), None, None
     threshold = source.unknown_threshold
     report = check_parity(
-        reference, exported.runner, case.calibration, precision, source.is_detector, threshold
+        reference,
+        exported.runner,
+        case.calibration,
+        precision,
+        source.is_detector,
+        threshold,
+        source.nms_iou,
     )
     parity = (
         f"{'passed' if report.passed else 'FAILED'}: {report.agreement:.1%} of {report.images} agree, "

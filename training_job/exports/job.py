@@ -94,6 +94,7 @@ def export(
             request.precision,
             source.is_detector,
             source.unknown_threshold,
+            source.nms_iou,
         )
         log.info("%s", report.describe())
         if not report.passed:

@@ -4,7 +4,9 @@ offered for download. Pure functions over model outputs, so each rule is unit-te
 The reference is the source model in ONNX Runtime (what the service serves). What "agree" means:
 - FP32: every classifier probability within 1e-4, and so its unknown score where it has one; for a detector, every box that matters (reference score at least
   MIN_SCORE) is matched by a box of the same tag whose coordinates are within 1e-3 and whose score is within 1e-4,
-  and the export has no extra box that matters.
+  and the export has no extra box that matters, but for boxes that suppression may drop (a better box of their tag
+  that both keep overlaps them by more than the model's NMS overlap): another runtime's float drift can reorder
+  near-tied boxes, and so change which of them suppression keeps.
 - FP16 and INT8 (reduced precision changes every figure a little): top-1 agreement on at least 99 % of the images.
   A classifier's top-1 is its most probable tag; a detector's is the reference's top box, which agrees when the
   export finds a box that matters with the same tag overlapping it by IoU >= 0.5 (images where the reference finds
@@ -21,12 +23,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from pipeline.contract.detection import DETECTION
 from pipeline.contract.exports import ExportPrecision
 from training_job.exports.platform import Runner
 
 PROBABILITY_TOLERANCE = 1e-4
 BOX_TOLERANCE = 1e-3
 SCORE_TOLERANCE = 1e-4
+IOU_TOLERANCE = 1e-3
 MIN_AGREEMENT = 0.99
 MIN_SCORE = 0.01  # a detector's boxes below this score do not matter (the service shows none that low)
 MIN_IOU = 0.5
@@ -96,28 +100,63 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+@dataclass(frozen=True, eq=False)
+class _Box:
+    corners: np.ndarray  # left, top, width, height
+    score: float
+    tag: int
+
+
+def _boxes_that_matter(output: Sequence[np.ndarray], floor: float) -> list[_Box]:
+    boxes, scores, tags = output
+    return [_Box(boxes[i], float(scores[i]), int(tags[i])) for i in np.flatnonzero(scores >= floor)]
+
+
+def _suppressible(box: _Box, kept_by_both: list[_Box], nms_iou: float) -> bool:
+    """Whether suppression may drop `box`: a box of its tag that both outputs keep, scoring at least as high
+    (within SCORE_TOLERANCE), overlaps it by more than the model's NMS overlap (within IOU_TOLERANCE)."""
+    return any(
+        other.tag == box.tag
+        and other.score >= box.score - SCORE_TOLERANCE
+        and iou(other.corners, box.corners) > nms_iou - IOU_TOLERANCE
+        for other in kept_by_both
+    )
+
+
 def _image_boxes_agree(
-    reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]
+    reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], nms_iou: float
 ) -> tuple[bool, float]:
-    """FP32 rule on one image: each reference box that matters matched (greedily, nearest first) by an unused
-    candidate box of the same tag within the tolerances; no unmatched candidate box that matters."""
-    ref_boxes, ref_scores, ref_classes = reference
-    cand_boxes, cand_scores, cand_classes = candidate
-    unused = set(range(len(cand_scores)))
+    """FP32 rule on one image: each reference box that matters is matched (greedily, nearest first) by an unused
+    candidate box of the same tag within the tolerances, and no candidate box that matters is left over, except
+    where the two differ in a suppression decision only: a box that one output keeps and the other does not agrees
+    when suppression may drop it (`_suppressible`). Which of two near-tied overlapping boxes goes first, and so
+    which survives, can turn on another runtime's float drift of 1e-6, and suppression's later rounds follow it;
+    a box the export moved, rescored or invented has no box that both keep to explain it."""
+    # A box within SCORE_TOLERANCE of MIN_SCORE may be kept by one and dropped by the model's own score floor.
+    expected = _boxes_that_matter(reference, MIN_SCORE + SCORE_TOLERANCE)
+    unused = _boxes_that_matter(candidate, MIN_SCORE)
+    kept_by_both: list[_Box] = []
+    unmatched: list[tuple[_Box, float]] = []  # with its nearest same-tag box's coordinate difference
     largest = 0.0
     agreed = True
-    for i in np.flatnonzero(ref_scores >= MIN_SCORE):
-        same_tag = [j for j in unused if cand_classes[j] == ref_classes[i]]
-        if not same_tag:
-            return False, largest
-        j = min(same_tag, key=lambda k: float(np.abs(cand_boxes[k] - ref_boxes[i]).max()))
-        unused.discard(j)
-        box_difference = float(np.abs(cand_boxes[j] - ref_boxes[i]).max())
-        score_difference = abs(float(cand_scores[j]) - float(ref_scores[i]))
+    for box in expected:
+        same_tag = [other for other in unused if other.tag == box.tag]
+        nearest = min(same_tag, key=lambda o: float(np.abs(o.corners - box.corners).max()), default=None)
+        box_difference = 1.0 if nearest is None else float(np.abs(nearest.corners - box.corners).max())
+        if nearest is None or box_difference > BOX_TOLERANCE:
+            unmatched.append((box, box_difference))
+            continue
+        unused.remove(nearest)
+        kept_by_both.append(box)
+        score_difference = abs(nearest.score - box.score)
         largest = max(largest, box_difference, score_difference)
-        agreed &= box_difference <= BOX_TOLERANCE and score_difference <= SCORE_TOLERANCE
-    extra = [j for j in unused if cand_scores[j] >= MIN_SCORE + SCORE_TOLERANCE]
-    return agreed and not extra, largest
+        agreed &= score_difference <= SCORE_TOLERANCE
+    unmatched += [(box, box.score) for box in unused if box.score >= MIN_SCORE + SCORE_TOLERANCE]
+    for box, difference in unmatched:
+        if not _suppressible(box, kept_by_both, nms_iou):
+            agreed = False
+            largest = max(largest, difference)
+    return agreed, largest
 
 
 def _top_boxes_agree(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> tuple[bool, float]:
@@ -137,13 +176,21 @@ def _top_boxes_agree(reference: Sequence[np.ndarray], candidate: Sequence[np.nda
 
 
 def detector_parity(
-    reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], precision: ExportPrecision
+    reference: Sequence[np.ndarray],
+    candidate: Sequence[np.ndarray],
+    precision: ExportPrecision,
+    nms_iou: float = DETECTION.nms_iou,
 ) -> ParityReport:
-    """`reference`, `candidate`: the detector's outputs [N, K, 4] boxes, [N, K] scores, [N, K] tag indexes."""
-    rule = _image_boxes_agree if precision == ExportPrecision.FP32 else _top_boxes_agree
+    """`reference`, `candidate`: the detector's outputs [N, K, 4] boxes, [N, K] scores, [N, K] tag indexes;
+    `nms_iou`: the model's suppression overlap."""
     results = [
-        rule([output[n] for output in reference], [output[n] for output in candidate])
-        for n in range(len(reference[1]))
+        _image_boxes_agree(ref, cand, nms_iou)
+        if precision == ExportPrecision.FP32
+        else _top_boxes_agree(ref, cand)
+        for ref, cand in (
+            ([output[n] for output in reference], [output[n] for output in candidate])
+            for n in range(len(reference[1]))
+        )
     ]
     agreed = np.array([ok for ok, _ in results], dtype=bool)
     largest = max((difference for _, difference in results), default=0.0)
@@ -163,12 +210,13 @@ def check_parity(
     precision: ExportPrecision,
     detector: bool,
     unknown_threshold: float | None = None,
+    nms_iou: float = DETECTION.nms_iou,
 ) -> ParityReport:
     """Run both on `inputs` (float32 [N, 3, S, S] from pipeline.vision.preprocessing) and compare;
-    `unknown_threshold`: the classifier's, where it has an unknown score."""
+    `unknown_threshold`: the classifier's, where it has an unknown score; `nms_iou`: the detector's."""
     expected, actual = run_batched(reference, inputs), run_batched(candidate, inputs)
     if detector:
-        return detector_parity(expected, actual, precision)
+        return detector_parity(expected, actual, precision, nms_iou)
     if precision == ExportPrecision.FP32 and len(expected) > 1:  # the unknown score too, as one more column
         if len(actual) != len(expected):
             return _report(precision, np.zeros(len(inputs), dtype=bool), float("inf"))

@@ -3,6 +3,7 @@ the result runs on Linux, a runner the export job compares with the service (`tr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import onnx
 import onnx.utils
 
+from pipeline.contract.detection import DETECTION
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.contract.onnx_model import (
     CLASSIFIER_OUTPUT,
@@ -70,6 +72,11 @@ class SourceModel:
         """The score above which the classifier calls an image none of its tags; None without an unknown score."""
         threshold = self.metadata.get(MetadataKey.UNKNOWN_THRESHOLD)
         return None if threshold is None else float(threshold)
+
+    @property
+    def nms_iou(self) -> float:
+        """A detector's suppression overlap (Advanced training tunes it; older models carry the default's)."""
+        return float(json.loads(self.metadata.get(MetadataKey.NMS_IOU, json.dumps(DETECTION.nms_iou))))
 
     @property
     def classification_type(self) -> str:
