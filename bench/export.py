@@ -199,7 +199,7 @@ def _one_export(
     """The export's row (all but its latencies), its runner when it runs here, and its file when it is an ONNX
     model."""
     from training_job.exports.parity import check_parity, unknown_verdicts_kept
-    from training_job.exports.platform import ExportError
+    from training_job.exports.platform import ExportError, unknown_thresholds
     from training_job.exports.registry import exporter
 
     row = Row(case.name, platform.value, flavor or "-", precision.value, 0.0, 0.0, "", None, None)
@@ -217,14 +217,14 @@ def _one_export(
     )
     if exported.runner is None:
         return dataclasses.replace(row, parity="cannot run on Linux (its spec was checked)"), None, None
-    threshold = source.unknown_threshold
+    thresholds = unknown_thresholds(source, exported)
     report = check_parity(
         reference,
         exported.runner,
         case.calibration,
         precision,
         source.is_detector,
-        threshold,
+        thresholds,
         source.nms_iou,
     )
     parity = (
@@ -240,7 +240,7 @@ def _one_export(
         changed = changed_top_tags(expected[0], outputs[0])
         parity += f"; val: {1 - len(changed) / len(case.inputs):.1%} of {len(case.inputs)} agree"
         if report.unknown_agreement is not None:
-            kept = unknown_verdicts_kept(expected[1], outputs[1], threshold)
+            kept = unknown_verdicts_kept(expected[1], outputs[1], thresholds)
             parity += f", unknown verdict kept on {kept:.1%}"
     onnx_file = exported.path if platform == ExportPlatform.ONNX else None
     return (

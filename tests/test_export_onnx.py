@@ -15,11 +15,12 @@ import onnxruntime as ort
 import pytest
 
 from pipeline.contract.exports import ExportFlavor, ExportPrecision
+from pipeline.contract.onnx_model import INPUT, UNKNOWN_OUTPUT
 from pipeline.vision.preprocessing import preprocess, preprocess_full
 from tests.trained_models import classifier_onnx, classifier_pictures, detection_pictures, detector_onnx
 from training_job.exports.onnx_format import EXPORTER, onnx_runner
 from training_job.exports.parity import check_parity
-from training_job.exports.platform import ExportError, SourceModel
+from training_job.exports.platform import ExportError, SourceModel, unknown_thresholds
 
 
 def source_and_inputs(detector: bool) -> tuple[SourceModel, np.ndarray]:
@@ -43,7 +44,12 @@ def test_every_precision_passes_parity(tmp_path: Path, detector: bool, precision
     reference_file = tmp_path / "source.onnx"
     reference_file.write_bytes(source.onnx_bytes)
     report = check_parity(
-        onnx_runner(reference_file), exported.runner, inputs, precision, detector, source.unknown_threshold
+        onnx_runner(reference_file),
+        exported.runner,
+        inputs,
+        precision,
+        detector,
+        unknown_thresholds(source, exported),
     )
     assert report.passed, report.describe()
     reports_verdicts = not detector and precision != ExportPrecision.FP32
@@ -54,6 +60,28 @@ def test_every_precision_passes_parity(tmp_path: Path, detector: bool, precision
         assert exported.path.read_bytes() == source.onnx_bytes  # ONNX12 FP32 is the model as served
     else:
         assert exported.path.stat().st_size < 0.6 * len(source.onnx_bytes)
+
+
+def test_int8_moves_the_unknown_threshold_by_the_scores_drift_on_the_calibration_images(
+    tmp_path: Path,
+) -> None:
+    """Quantization noise raises the unknown score of images like the training images a little; the INT8 file's
+    threshold moves by that drift's mean, and serving reads the threshold from the file."""
+    source, inputs = source_and_inputs(detector=False)
+    exported = EXPORTER.export(source, ExportFlavor.ONNX12, ExportPrecision.INT8, tmp_path)
+    file = SourceModel.from_bytes(exported.path.read_bytes())
+    reference = ort.InferenceSession(source.onnx_bytes, providers=["CPUExecutionProvider"])
+    quantized = ort.InferenceSession(exported.path.read_bytes(), providers=["CPUExecutionProvider"])
+    drift = (
+        quantized.run([UNKNOWN_OUTPUT], {INPUT: inputs})[0]
+        - reference.run([UNKNOWN_OUTPUT], {INPUT: inputs})[0]
+    )
+    assert drift.mean() != 0
+    assert file.unknown_threshold == exported.unknown_threshold
+    assert file.unknown_threshold == pytest.approx(source.unknown_threshold + drift.mean(), abs=1e-6)
+    fp16 = EXPORTER.export(source, ExportFlavor.ONNX12, ExportPrecision.FP16, tmp_path)
+    assert fp16.unknown_threshold is None
+    assert SourceModel.from_bytes(fp16.path.read_bytes()).unknown_threshold == source.unknown_threshold
 
 
 @pytest.mark.parametrize("detector", [False, True], ids=["classifier", "detector"])

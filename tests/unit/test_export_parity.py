@@ -189,8 +189,10 @@ def test_reduced_precision_reports_how_many_unknown_verdicts_it_keeps() -> None:
     def nudged(batch: np.ndarray) -> list[np.ndarray]:
         return [rows[: len(batch)], scores[: len(batch)] + 0.1]  # 0.45 crosses 0.5
 
-    report = check_parity(model, nudged, inputs, INT8, detector=False, unknown_threshold=0.5)
+    report = check_parity(model, nudged, inputs, INT8, detector=False, unknown_thresholds=(0.5, 0.5))
     assert report.passed and report.unknown_agreement == 0.75
+    own_threshold = check_parity(model, nudged, inputs, INT8, detector=False, unknown_thresholds=(0.5, 0.6))
+    assert own_threshold.unknown_agreement == 1.0  # each scored against its own model's threshold
     assert "unknown verdict kept on 75.0%" in report.describe()
     assert report.figures()["unknown_agreement"] == 0.75
     without_threshold = check_parity(model, nudged, inputs, INT8, detector=False)
@@ -198,6 +200,8 @@ def test_reduced_precision_reports_how_many_unknown_verdicts_it_keeps() -> None:
         without_threshold.unknown_agreement is None and "unknown_agreement" not in without_threshold.figures()
     )
     assert (
-        check_parity(model, nudged, inputs, FP32, detector=False, unknown_threshold=0.5).unknown_agreement
+        check_parity(
+            model, nudged, inputs, FP32, detector=False, unknown_thresholds=(0.5, 0.5)
+        ).unknown_agreement
         is None
     )

@@ -31,7 +31,7 @@ from pipeline.vision.preprocessing import preprocess, preprocess_full
 from training_job import queue_job
 from training_job.exports.onnx_format import onnx_runner
 from training_job.exports.parity import ParityReport, check_parity
-from training_job.exports.platform import ExportError, SourceModel
+from training_job.exports.platform import ExportError, SourceModel, unknown_thresholds
 from training_job.exports.registry import exporter
 from training_job.queue_job import JobQueue, Work, configure_logging, run_once
 
@@ -93,7 +93,7 @@ def export(
             inputs,
             request.precision,
             source.is_detector,
-            source.unknown_threshold,
+            unknown_thresholds(source, exported),
             source.nms_iou,
         )
         log.info("%s", report.describe())

@@ -197,9 +197,12 @@ def detector_parity(
     return _report(precision, agreed, largest)
 
 
-def unknown_verdicts_kept(reference: np.ndarray, candidate: np.ndarray, threshold: float) -> float:
-    """The share of images whose unknown verdict (score above `threshold`) the candidate's [N] scores keep."""
-    kept = (reference > threshold) == (candidate > threshold)
+def unknown_verdicts_kept(
+    reference: np.ndarray, candidate: np.ndarray, thresholds: tuple[float, float]
+) -> float:
+    """The share of images whose unknown verdict the candidate's [N] scores keep: each output's scores against its
+    own model's threshold (the source's, the export's: ONNX INT8 moves it, see onnx_format)."""
+    kept = (reference > thresholds[0]) == (candidate > thresholds[1])
     return float(kept.mean()) if kept.size else 1.0
 
 
@@ -209,11 +212,12 @@ def check_parity(
     inputs: np.ndarray,
     precision: ExportPrecision,
     detector: bool,
-    unknown_threshold: float | None = None,
+    unknown_thresholds: tuple[float, float] | None = None,
     nms_iou: float = DETECTION.nms_iou,
 ) -> ParityReport:
     """Run both on `inputs` (float32 [N, 3, S, S] from pipeline.vision.preprocessing) and compare;
-    `unknown_threshold`: the classifier's, where it has an unknown score; `nms_iou`: the detector's."""
+    `unknown_thresholds`: the source's and the export's, for a classifier with an unknown score
+    (platform.unknown_thresholds); `nms_iou`: the detector's."""
     expected, actual = run_batched(reference, inputs), run_batched(candidate, inputs)
     if detector:
         return detector_parity(expected, actual, precision, nms_iou)
@@ -222,7 +226,7 @@ def check_parity(
             return _report(precision, np.zeros(len(inputs), dtype=bool), float("inf"))
         return classifier_parity(np.column_stack(expected), np.column_stack(actual), precision)
     report = classifier_parity(expected[0], actual[0], precision)
-    if unknown_threshold is None or len(expected) < 2 or len(actual) < 2:
+    if unknown_thresholds is None or len(expected) < 2 or len(actual) < 2:
         return report
-    kept = unknown_verdicts_kept(expected[1], actual[1], unknown_threshold)
+    kept = unknown_verdicts_kept(expected[1], actual[1], unknown_thresholds)
     return dataclasses.replace(report, unknown_agreement=kept)

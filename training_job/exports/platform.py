@@ -117,6 +117,16 @@ class ExportedModel:
 
     path: Path
     runner: Runner | None
+    unknown_threshold: float | None = (
+        None  # the file's own, where it is not the source's (ONNX INT8 moves it)
+    )
+
+
+def unknown_thresholds(source: SourceModel, exported: ExportedModel) -> tuple[float, float] | None:
+    """The source's unknown threshold and the export's, for a classifier with an unknown score."""
+    if source.unknown_threshold is None:
+        return None
+    return source.unknown_threshold, exported.unknown_threshold or source.unknown_threshold
 
 
 class Exporter(Protocol):
