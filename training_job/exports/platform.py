@@ -117,9 +117,8 @@ class ExportedModel:
 
     path: Path
     runner: Runner | None
-    unknown_threshold: float | None = (
-        None  # the file's own, where it is not the source's (ONNX INT8 moves it)
-    )
+    # The file's own unknown threshold, where it is not the source's (ONNX INT8 moves it).
+    unknown_threshold: float | None = None
 
 
 def unknown_thresholds(source: SourceModel, exported: ExportedModel) -> tuple[float, float] | None:
