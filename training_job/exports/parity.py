@@ -18,6 +18,7 @@ The reference is the source model in ONNX Runtime (what the service serves). Wha
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -183,14 +184,14 @@ def detector_parity(
 ) -> ParityReport:
     """`reference`, `candidate`: the detector's outputs [N, K, 4] boxes, [N, K] scores, [N, K] tag indexes;
     `nms_iou`: the model's suppression overlap."""
-    results = [
-        _image_boxes_agree(ref, cand, nms_iou)
+    rule = (
+        functools.partial(_image_boxes_agree, nms_iou=nms_iou)
         if precision == ExportPrecision.FP32
-        else _top_boxes_agree(ref, cand)
-        for ref, cand in (
-            ([output[n] for output in reference], [output[n] for output in candidate])
-            for n in range(len(reference[1]))
-        )
+        else _top_boxes_agree
+    )
+    results = [
+        rule([output[n] for output in reference], [output[n] for output in candidate])
+        for n in range(len(reference[1]))
     ]
     agreed = np.array([ok for ok, _ in results], dtype=bool)
     largest = max((difference for _, difference in results), default=0.0)

@@ -125,7 +125,8 @@ def unknown_thresholds(source: SourceModel, exported: ExportedModel) -> tuple[fl
     """The source's unknown threshold and the export's, for a classifier with an unknown score."""
     if source.unknown_threshold is None:
         return None
-    return source.unknown_threshold, exported.unknown_threshold or source.unknown_threshold
+    own = exported.unknown_threshold
+    return source.unknown_threshold, source.unknown_threshold if own is None else own
 
 
 class Exporter(Protocol):
