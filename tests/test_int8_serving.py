@@ -20,13 +20,13 @@ from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecis
 from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import ExportStatus
 from pipeline.services.exports import export_message
-from pipeline.services.sweeper import SweepReport, sweep_project
 from pipeline.store import StorageAccount
 from pipeline.store.exports import ExportStore, export_blob_name
-from pipeline.store.records import ExportRecord, IterationRecord, export_key, utcnow
+from pipeline.store.records import ExportRecord, IterationRecord, export_key
 from pipeline.vision.preprocessing import preprocess
 from tests.conftest import COMPACT_DOMAIN, PREDICTION_KEY, PROJECTS
 from tests.published import published_iteration
+from tests.sweeping import sweep_now
 from tests.trained_models import classifier_onnx, classifier_pictures
 from training_job.exports.job import finish
 from training_job.exports.onnx_format import EXPORTER
@@ -120,13 +120,6 @@ def _largest_change(before: list[dict[str, float]], after: list[dict[str, float]
     return max(abs(a[tag] - b[tag]) for b, a in zip(before, after, strict=True) for tag in b)
 
 
-def _swept_now(account: StorageAccount, project_id: str) -> Counter[str]:
-    """What the sweeper removes from the project with no grace period."""
-    report = SweepReport()
-    sweep_project(account, project_id, utcnow(), report)
-    return report.removed
-
-
 def test_exporting_a_served_int8_model_again_changes_nothing_served_until_it_is_published_again(
     app, client: TestClient, account: StorageAccount, settings: Settings, tmp_path: Path
 ) -> None:
@@ -151,7 +144,7 @@ def test_exporting_a_served_int8_model_again_changes_nothing_served_until_it_is_
     second = _int8_export(client, account, iteration, tmp_path, calibrated_on=len(classifier_pictures()))
     assert second.blob != first.blob
     assert b"".join(exports.stream(first.blob)) == first_file
-    assert not _swept_now(account, project["id"]), "the served file, or the Done one, was swept"
+    assert not sweep_now(account, project["id"]).removed, "the served file, or the Done one, was swept"
     time.sleep(settings.published_cache_seconds + 0.2)
     still = _probabilities(predictor, classify, 6)
     assert _largest_change(served_first, still) < 1e-6
@@ -162,7 +155,7 @@ def test_exporting_a_served_int8_model_again_changes_nothing_served_until_it_is_
     assert _largest_change(served_first, served_second) > 1e-6, (
         "publishing again did not serve the new export"
     )
-    assert _swept_now(account, project["id"]) == Counter({"export blobs": 1})
+    assert sweep_now(account, project["id"]).removed == Counter({"export blobs": 1})
     assert list(exports.stream(second.blob)) and exports.named_blobs(project["id"]) == {second.blob}
 
     assert client.post(publish, params={"publishName": "served", "predictionId": "r"}).status_code == 200
@@ -170,10 +163,12 @@ def test_exporting_a_served_int8_model_again_changes_nothing_served_until_it_is_
         f"{publish[: -len('/publish')]}/export", params={"platform": "ONNX", "precision": "INT8"}
     )
     assert again.status_code == 200, again.text
-    assert not _swept_now(account, project["id"]), "the Done file went while the same kind is exported again"
+    assert not sweep_now(account, project["id"]).removed, (
+        "the Done file went while the same kind is exported again"
+    )
     running = exports.get(project["id"], second.row_key)
     finish(account, export_message(running), ExportStatus.FAILED, reason="killed")
-    assert _swept_now(account, project["id"]) == Counter({"export blobs": 1})
+    assert sweep_now(account, project["id"]).removed == Counter({"export blobs": 1})
     assert not exports.named_blobs(project["id"])
 
 

@@ -21,15 +21,15 @@ from pipeline.core.errors import CustomVisionError
 from pipeline.core.vocabulary import ImageCreateStatus, IterationStatus, new_id
 from pipeline.services.images_create import CLAIM_GRACE, NewImage, create_images
 from pipeline.services.projects import create_project, get_project, list_projects
-from pipeline.services.sweeper import SweepReport, sweep_project
 from pipeline.store.housekeeping import PROJECT_CONTAINERS, PROJECT_TABLES, Housekeeping
 from pipeline.store.images import ImageStore
 from pipeline.store.iterations import IterationStore, artefact_name
 from pipeline.store.predictions import PredictionStore
 from pipeline.store.projects import ProjectStore
-from pipeline.store.records import IterationRecord, PredictedTag, PredictionRecord, TagRecord, utcnow
+from pipeline.store.records import IterationRecord, PredictedTag, PredictionRecord, TagRecord
 from pipeline.store.tags import TagStore
 from tests.images import make_image
+from tests.sweeping import sweep_now
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 6
@@ -90,13 +90,6 @@ def _everything(account, project_id: str) -> Counter[str]:
     return +found
 
 
-def _sweep_now(account, project_id: str) -> SweepReport:
-    """The sweeper's rules with no grace period, on one project."""
-    report = SweepReport()
-    sweep_project(account, project_id, utcnow(), report)
-    return report
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("batch")
@@ -133,7 +126,7 @@ def test_killed_upload_batch_is_swept_and_can_be_uploaded_again(account, setting
     assert time.monotonic() - started < CLAIM_GRACE.total_seconds() / 3
     assert all(status.succeeded for status in statuses), statuses
 
-    report = _sweep_now(account, project.id)
+    report = sweep_now(account, project.id)
     assert report.removed["image blobs"] == before["image blobs without a row"]
     assert not _leftovers(account, project.id)
     stored = ImageStore(account).list(project.id)
@@ -213,7 +206,7 @@ def test_killed_delete_project_is_finished_by_the_sweeper(account, settings, fre
     assert missing.value.status == 404
     assert project_id not in [p.id for p in list_projects(account)]
 
-    report = _sweep_now(account, project_id)
+    report = sweep_now(account, project_id)
     assert report.removed == Counter({"deleted projects": 1})
     assert not _everything(account, project_id)
     assert ProjectStore(account).get(project_id) is None
@@ -241,5 +234,5 @@ def test_the_timer_sweeps_what_a_vanished_project_left(account, settings, monkey
 
     assert not _everything(account, gone)
     assert [b.name for b in Housekeeping(account).blobs("images", live.id)] == [in_flight]
-    assert _sweep_now(account, live.id).removed == Counter({"image blobs": 1})
+    assert sweep_now(account, live.id).removed == Counter({"image blobs": 1})
     assert not _everything(account, live.id)

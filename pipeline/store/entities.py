@@ -106,6 +106,12 @@ def query_records(
     return (from_entity(model, e) for e in entities)
 
 
+def property_values(table: TableClient, partition_key: str, name: str) -> set[Any]:
+    """The values of property `name` in the partition's rows that have it: one query that reads nothing else."""
+    rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key}, select=[name])
+    return {row[name] for row in rows if row.get(name) is not None}
+
+
 def unchanged_since(entity: Any) -> dict[str, Any]:
     """A transaction operation's options that replace `entity` only if nobody wrote it since it was read."""
     return {

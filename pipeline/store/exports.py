@@ -10,7 +10,7 @@ from typing import BinaryIO
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from pipeline.store.account import StorageAccount
-from pipeline.store.entities import get_record, query_records, to_entity, update_record
+from pipeline.store.entities import get_record, property_values, query_records, to_entity, update_record
 from pipeline.store.records import ExportRecord
 
 TABLE = "exports"
@@ -44,10 +44,7 @@ class ExportStore:
 
     def named_blobs(self, project_id: str) -> set[str]:
         """The files the project's export rows name (Done ones, and those being exported again)."""
-        rows = self.table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": project_id}, select=["blob"]
-        )
-        return {row["blob"] for row in rows if row.get("blob")}
+        return property_values(self.table, project_id, "blob")
 
     def list(self, project_id: str, iteration_id: str) -> list[ExportRecord]:
         """The iteration's exports, oldest request first."""

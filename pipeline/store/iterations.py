@@ -8,7 +8,7 @@ from collections.abc import Callable
 from azure.core.exceptions import ResourceNotFoundError
 
 from pipeline.store.account import StorageAccount
-from pipeline.store.entities import get_record, query_records, to_entity, update_record
+from pipeline.store.entities import get_record, property_values, query_records, to_entity, update_record
 from pipeline.store.records import IterationRecord, utcnow
 
 TABLE = "iterations"
@@ -83,16 +83,10 @@ class IterationStore:
 
     def served_exports(self, project_id: str) -> set[str]:
         """The export files the project's iterations are published to serve (Seer's INT8 serving mode)."""
-        rows = self.table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": project_id}, select=["serving_blob"]
-        )
-        return {row["serving_blob"] for row in rows if row.get("serving_blob")}
+        return property_values(self.table, project_id, "serving_blob")
 
     def ids(self, project_id: str) -> set[str]:
-        rows = self.table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": project_id}, select=["RowKey"]
-        )
-        return {row["RowKey"] for row in rows}
+        return property_values(self.table, project_id, "RowKey")
 
     def delete(self, iteration: IterationRecord) -> None:
         """Row first (the iteration is gone at once), then its artefacts; the sweeper removes artefacts that a crash

@@ -10,7 +10,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
 from pipeline.store.account import StorageAccount
-from pipeline.store.entities import from_entity, to_entity
+from pipeline.store.entities import from_entity, property_values, to_entity
 from pipeline.store.records import PredictionRecord
 
 TABLE = "predictions"
@@ -63,8 +63,7 @@ class PredictionStore:
         return (entity["RowKey"], from_entity(PredictionRecord, entity)) if entity else None
 
     def ids(self, project_id: str) -> set[str]:
-        rows = self.table.query_entities("PartitionKey eq @pk", parameters={"pk": project_id}, select=["id"])
-        return {row["id"] for row in rows}
+        return property_values(self.table, project_id, "id")
 
     def delete(self, key: str, prediction: PredictionRecord) -> None:
         """Row first, then the images; the sweeper removes images that a crash in between leaves."""
