@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import random
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -14,12 +15,14 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from fastapi.testclient import TestClient
 
+from bench.storage_ops import RequestCounter
+from pipeline.core.settings import Settings
 from pipeline.core.vocabulary import new_id
-from pipeline.store import StorageAccount
+from pipeline.store import StorageAccount, StoragePolicy
 from pipeline.store.entities import to_entity
 from pipeline.store.image_index import ALL, MULTI, TAGGED, UNTAGGED, ImageIndex, tag_view, views_of
 from pipeline.store.image_reconcile import reconcile
-from pipeline.store.images import COUNTS_TABLE, TABLE, ImageStore
+from pipeline.store.images import COUNTS_TABLE, SCAN_FROM, TABLE, ImageStore
 from pipeline.store.records import ImageRecord, ImageTagRecord, utcnow
 from tests.conftest import PROJECTS
 from tests.images import make_image
@@ -273,6 +276,40 @@ def test_a_snapshot_outlives_image_changes_and_goes_with_its_iteration(
     assert (
         store.snapshot_ids(project.id) == [] and snapshot.total(ALL) == 0 and snapshot.page(ALL, 0, 10) == []
     )
+
+
+def test_reading_most_of_a_project_takes_one_scan_and_answers_as_point_reads_do(settings: Settings) -> None:
+    """A training run reads its whole training set: at least SCAN_FROM images that are half the project or more
+    come from one query of its image rows instead of a point read each, in the order asked, without the ids that
+    do not exist, repeats kept."""
+    counter = RequestCounter()
+    account = StorageAccount(
+        settings.connection_string, StoragePolicy.from_settings(settings), raw_request_hook=counter
+    )
+    store = ImageStore(account)
+    project_id = new_id()
+    images = [record(project_id, seq, [TAGS[seq % 3]]) for seq in range(1, 2 * SCAN_FROM + 3)]
+    for image in images:
+        store.insert(image)
+    ids = [image.id for image in reversed(images)]
+    by_id = {image.id: image.model_dump() for image in images}
+
+    def read(wanted: list[str]) -> list[dict]:
+        return [image.model_dump() for image in store.get_many(project_id, wanted)]
+
+    half = ids[: SCAN_FROM + 1]
+    counter.take()
+    assert read([*half, new_id(), half[0]]) == [by_id[i] for i in (*half, half[0])]
+    assert counter.take() == Counter(
+        {"table point read": 1, "table query": 1}
+    )  # the project's total, the scan
+
+    under_half = ids[:SCAN_FROM]
+    assert read(under_half) == [by_id[i] for i in under_half]
+    assert counter.take() == Counter({"table point read": 1 + len(under_half)})
+    few = ids[: SCAN_FROM - 1]
+    assert read(few) == [by_id[i] for i in few]
+    assert counter.take() == Counter({"table point read": len(few)})
 
 
 def test_regions_are_found_by_their_id_without_a_scan(client: TestClient, account: StorageAccount) -> None:

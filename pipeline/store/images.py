@@ -48,6 +48,10 @@ COUNTS_TABLE = "imagecounts"  # the image index (see image_index)
 CONTAINER = "images"
 UPLOADS_CONTAINER = "uploads"
 _READERS = 8  # point reads at once for a page of images
+# Reads of this many images or more scan the partition when they are most of the project: a query answers up to
+# 1,000 rows a request where a point read answers one (245 of a project's 245 images: 0.04 s of the reader's CPU
+# instead of 0.5 s, against Azurite).
+SCAN_FROM = 100
 _ATTEMPTS = 32
 _BACKOFF_SECONDS = 0.02
 # Projects whose partition is known to be indexed: once indexed, a partition stays so (project ids are never reused).
@@ -192,7 +196,12 @@ class ImageStore:
         return get_record(self.table, ImageRecord, project_id, image_id)
 
     def get_many(self, project_id: str, image_ids: Sequence[str]) -> list[ImageRecord]:
-        """The images that exist, in the order of `image_ids` (point reads, several at a time)."""
+        """The images that exist, in the order of `image_ids`: point reads, several at a time, unless they are
+        at least SCAN_FROM and half of the project's images, which are read by a scan of its image rows."""
+        if len(image_ids) >= SCAN_FROM and 2 * len(image_ids) >= self.index(project_id).total(ALL):
+            wanted = set(image_ids)
+            found = {image.id: image for image in self.iter(project_id) if image.id in wanted}
+            return [found[image_id] for image_id in image_ids if image_id in found]
         with ThreadPoolExecutor(max_workers=_READERS) as pool:
             found = pool.map(lambda image_id: self.get(project_id, image_id), image_ids)
             return [image for image in found if image is not None]
