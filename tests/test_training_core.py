@@ -87,6 +87,19 @@ def test_multiclass_onnx_classifies_unseen_pictures(regular: TrainingResult) -> 
 
 
 @pytest.mark.slow
+def test_a_backbone_made_ahead_is_taken_once_and_trains_the_same_model(
+    multiclass: tuple[list[Sample], list[ModelLabel]], regular: TrainingResult
+) -> None:
+    """What a standby execution prepares (`prepare_backbones`) is what a run would have made itself."""
+    samples, labels = multiclass
+    export.prepare_backbones([BACKBONE])
+    assert BACKBONE in export._prepared
+    ahead = train_classifier(samples, labels, multilabel=False, backbone=BACKBONE, training_type="Regular")
+    assert BACKBONE not in export._prepared  # taken by that run; the next one makes its own
+    assert ahead.onnx_model == regular.onnx_model
+
+
+@pytest.mark.slow
 def test_onnx_matches_torch_and_carries_metadata(
     regular: TrainingResult, multiclass: tuple[list[Sample], list[ModelLabel]]
 ) -> None:

@@ -20,7 +20,7 @@ from pipeline.contract.onnx_model import model_label
 from pipeline.contract.training import TrainingMessage
 from pipeline.core.augmentation import enabled_methods
 from pipeline.core.boxes import Box
-from pipeline.core.domains import domain_of
+from pipeline.core.domains import DOMAINS, domain_of
 from pipeline.core.settings import Settings, get_settings
 from pipeline.core.vocabulary import (
     ClassificationType,
@@ -419,13 +419,17 @@ def main(argv: list[str] | None = None) -> int:
     account = get_storage()
     work = _work(account, settings)
     if args.wait > 0:
-        _import_classifier_training()
+        _prepare_classifier_training()
     return run_once(account, _queue(settings, args.queue or settings.training_queue), work, args.wait)
 
 
-def _import_classifier_training() -> None:
-    """Import what training a classifier imports on first use (seconds: the ONNX exporter, the backbones), so
-    that a standby execution spends that time before its request rather than after. Detection's modules stay
-    lazy: they import torchvision, which a classifier run never needs."""
+def _prepare_classifier_training() -> None:
+    """Import what training a classifier imports on first use (seconds: the ONNX exporter, the backbones), and
+    load and export the classification domains' backbones, so that a standby execution spends that time before
+    its request rather than after. Detection's modules stay lazy: they import torchvision, which a classifier run
+    never needs."""
     for module in CLASSIFIER_TRAINING_MODULES:
         importlib.import_module(module)
+    from training_job.onnx_export import prepare_backbones
+
+    prepare_backbones(sorted({d.backbone for d in DOMAINS if d.type == DomainType.CLASSIFICATION}))

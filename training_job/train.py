@@ -26,7 +26,7 @@ from training_job.augment import DEFAULT_AUGMENTATION, Methods
 from training_job.backbones import get_spec, load_imagenet_classifier
 from training_job.calibration import Calibration, calibrate
 from training_job.champion import ChampionRecipe
-from training_job.classifier import Classifier, feature_extractor, with_temperature
+from training_job.classifier import Classifier, with_temperature
 from training_job.common import (
     VERIFY_IMAGES,
     Stopwatch,
@@ -37,7 +37,13 @@ from training_job.common import (
 )
 from training_job.device import CPU, TrainingDevice
 from training_job.finetune import WARM_FINETUNE_EPOCHS, FineTuner, train_advanced
-from training_job.onnx_export import export_features, package_classifier, verify
+from training_job.onnx_export import (
+    PretrainedBackbone,
+    export_features,
+    package_classifier,
+    pretrained_backbone,
+    verify,
+)
 from training_job.regular import BackboneFeatures, fit_on_views, out_of_fold, train_regular
 from training_job.samples import Sample
 from training_job.scoring import Candidate, CvScore, clearly_better, score
@@ -147,10 +153,9 @@ def champion_score(
     features (the challenger's when the backbone is the same), each fitted on the fold's samples it was trained
     on."""
     if recipe.backbone != backbone:
-        size = get_spec(recipe.backbone).image_size
-        extractor = feature_extractor(recipe.backbone)
-        features = BackboneFeatures(extractor, export_features(extractor, size), device).compute(
-            samples, size
+        theirs = pretrained_backbone(recipe.backbone)
+        features = BackboneFeatures(theirs.extractor, theirs.features, device).compute(
+            samples, get_spec(recipe.backbone).image_size
         )
     seen = np.array([sample.image_id in recipe.seen for sample in samples])
     oof, _ = out_of_fold(features, truth, folds, recipe.multilabel, seen)
@@ -175,7 +180,7 @@ def train_classifier(
     labels: Sequence[ModelLabel],
     *,
     multilabel: bool,
-    backbone: str = "efficientnet-lite2",
+    backbone: str | PretrainedBackbone = "efficientnet-lite2",
     training_type: str = TrainingType.REGULAR,
     budget_seconds: float | None = None,
     augmentation: Methods = DEFAULT_AUGMENTATION,
@@ -185,7 +190,8 @@ def train_classifier(
 ) -> TrainingResult:
     """Train, cross-validate, export and verify, on `device` (every CPU core: it sets torch's thread count). Regular
     training learns from the serving view alone; Advanced fine-tunes on views augmented by `augmentation`.
-    With a `champion`, its recipe is scored on the same folds too.
+    With a `champion`, its recipe is scored on the same folds too. `backbone` is a name, or the backbone already
+    loaded and exported (the job makes it while the images load).
 
     From a `base` (an earlier run's state): its features of the same images are reused, every head starts from
     its head, and fine-tuning starts from its fine-tuned blocks and head (for WARM_FINETUNE_EPOCHS). The base saw
@@ -194,17 +200,17 @@ def train_classifier(
     whatever their start."""
     watch = Stopwatch()
     kind = validate(samples, labels, multilabel, training_type)
-    size = get_spec(backbone).image_size
     torch.set_num_threads(usable_cores())
+    pretrained = backbone if isinstance(backbone, PretrainedBackbone) else pretrained_backbone(backbone)
+    extractor, features_onnx = pretrained.extractor, pretrained.features
+    size = get_spec(pretrained.name).image_size
 
     truth = np.zeros((len(samples), len(labels)), dtype=np.float32)
     for row, sample in enumerate(samples):
         truth[row, list(sample.labels)] = 1
     folds = stratified_folds([s.labels for s in samples], len(labels))
-    extractor = feature_extractor(backbone)
-    features_onnx = export_features(extractor, size)
     watch.lap("export_backbone")
-    known = base.known_features(samples, backbone, size) if base else {}
+    known = base.known_features(samples, pretrained.name, size) if base else {}
     features = regular_features = BackboneFeatures(extractor, features_onnx, device).compute(
         samples, size, known
     )
@@ -215,7 +221,9 @@ def train_classifier(
     watch.lap("regular_cv")
     champion_cv = None
     if champion is not None:
-        champion_cv = champion_score(champion, samples, truth, folds, features, backbone, multilabel, device)
+        champion_cv = champion_score(
+            champion, samples, truth, folds, features, pretrained.name, multilabel, device
+        )
         watch.lap("champion_cv")
     tuned_start = None
     if kind == TrainingType.ADVANCED:
@@ -239,7 +247,7 @@ def train_classifier(
             final_head = fit_on_views(features, truth, multilabel, initial)
         if tuner.activations is not None and tuned_start is None:
             frozen = tuner.frozen_features()
-            imagenet = load_imagenet_classifier(backbone)
+            imagenet = load_imagenet_classifier(pretrained.name)
             candidates[Recipe.SEMANTIC] = train_semantic(
                 extractor, frozen, truth, folds, multilabel, imagenet
             )
@@ -259,7 +267,7 @@ def train_classifier(
         features = BackboneFeatures(model.features, features_onnx, device).compute(samples, size)
     unknown = fit_unknown(features[:, 0], folds)
     onnx_bytes = package_classifier(
-        features_onnx, model, labels, size, backbone, unknown, calibration.temperature
+        features_onnx, model, labels, size, pretrained.name, unknown, calibration.temperature
     )
     watch.lap("final_model")
     check = preprocess_batch([s.image for s in samples[:VERIFY_IMAGES]], size)
@@ -270,7 +278,7 @@ def train_classifier(
     regular_head = (
         final.head if recipe == Recipe.REGULAR else fit_on_views(regular_features, truth, multilabel, initial)
     )
-    state = ClassifierState.of(backbone, size, samples, labels, regular_features, regular_head, tuned)
+    state = ClassifierState.of(pretrained.name, size, samples, labels, regular_features, regular_head, tuned)
     report = (
         WarmStartReport(len(known), len(samples) - len(known), head=True, backbone=tuned_start is not None)
         if base
@@ -279,7 +287,7 @@ def train_classifier(
     elapsed = watch.elapsed
     log.info(
         "trained %s (%s, %s) on %d images on %s in %.1f s: %s",
-        backbone,
+        pretrained.name,
         recipe.training_type,
         recipe,
         len(samples),
