@@ -37,13 +37,7 @@ from training_job.common import (
 )
 from training_job.device import CPU, TrainingDevice
 from training_job.finetune import WARM_FINETUNE_EPOCHS, FineTuner, train_advanced
-from training_job.onnx_export import (
-    PretrainedBackbone,
-    export_features,
-    package_classifier,
-    pretrained_backbone,
-    verify,
-)
+from training_job.onnx_export import export_features, package_classifier, pretrained_backbone, verify
 from training_job.regular import BackboneFeatures, fit_on_views, out_of_fold, train_regular
 from training_job.samples import Sample
 from training_job.scoring import Candidate, CvScore, clearly_better, score
@@ -180,7 +174,7 @@ def train_classifier(
     labels: Sequence[ModelLabel],
     *,
     multilabel: bool,
-    backbone: str | PretrainedBackbone = "efficientnet-lite2",
+    backbone: str = "efficientnet-lite2",
     training_type: str = TrainingType.REGULAR,
     budget_seconds: float | None = None,
     augmentation: Methods = DEFAULT_AUGMENTATION,
@@ -190,8 +184,7 @@ def train_classifier(
 ) -> TrainingResult:
     """Train, cross-validate, export and verify, on `device` (every CPU core: it sets torch's thread count). Regular
     training learns from the serving view alone; Advanced fine-tunes on views augmented by `augmentation`.
-    With a `champion`, its recipe is scored on the same folds too. `backbone` is a name, or the backbone already
-    loaded and exported (the job makes it while the images load).
+    With a `champion`, its recipe is scored on the same folds too.
 
     From a `base` (an earlier run's state): its features of the same images are reused, every head starts from
     its head, and fine-tuning starts from its fine-tuned blocks and head (for WARM_FINETUNE_EPOCHS). The base saw
@@ -201,16 +194,16 @@ def train_classifier(
     watch = Stopwatch()
     kind = validate(samples, labels, multilabel, training_type)
     torch.set_num_threads(usable_cores())
-    pretrained = backbone if isinstance(backbone, PretrainedBackbone) else pretrained_backbone(backbone)
+    pretrained = pretrained_backbone(backbone)  # made ahead by a standby execution, or now
     extractor, features_onnx = pretrained.extractor, pretrained.features
-    size = get_spec(pretrained.name).image_size
+    size = get_spec(backbone).image_size
 
     truth = np.zeros((len(samples), len(labels)), dtype=np.float32)
     for row, sample in enumerate(samples):
         truth[row, list(sample.labels)] = 1
     folds = stratified_folds([s.labels for s in samples], len(labels))
     watch.lap("export_backbone")
-    known = base.known_features(samples, pretrained.name, size) if base else {}
+    known = base.known_features(samples, backbone, size) if base else {}
     features = regular_features = BackboneFeatures(extractor, features_onnx, device).compute(
         samples, size, known
     )
@@ -221,9 +214,7 @@ def train_classifier(
     watch.lap("regular_cv")
     champion_cv = None
     if champion is not None:
-        champion_cv = champion_score(
-            champion, samples, truth, folds, features, pretrained.name, multilabel, device
-        )
+        champion_cv = champion_score(champion, samples, truth, folds, features, backbone, multilabel, device)
         watch.lap("champion_cv")
     tuned_start = None
     if kind == TrainingType.ADVANCED:
@@ -247,7 +238,7 @@ def train_classifier(
             final_head = fit_on_views(features, truth, multilabel, initial)
         if tuner.activations is not None and tuned_start is None:
             frozen = tuner.frozen_features()
-            imagenet = load_imagenet_classifier(pretrained.name)
+            imagenet = load_imagenet_classifier(backbone)
             candidates[Recipe.SEMANTIC] = train_semantic(
                 extractor, frozen, truth, folds, multilabel, imagenet
             )
@@ -267,7 +258,7 @@ def train_classifier(
         features = BackboneFeatures(model.features, features_onnx, device).compute(samples, size)
     unknown = fit_unknown(features[:, 0], folds)
     onnx_bytes = package_classifier(
-        features_onnx, model, labels, size, pretrained.name, unknown, calibration.temperature
+        features_onnx, model, labels, size, backbone, unknown, calibration.temperature
     )
     watch.lap("final_model")
     check = preprocess_batch([s.image for s in samples[:VERIFY_IMAGES]], size)
@@ -278,7 +269,7 @@ def train_classifier(
     regular_head = (
         final.head if recipe == Recipe.REGULAR else fit_on_views(regular_features, truth, multilabel, initial)
     )
-    state = ClassifierState.of(pretrained.name, size, samples, labels, regular_features, regular_head, tuned)
+    state = ClassifierState.of(backbone, size, samples, labels, regular_features, regular_head, tuned)
     report = (
         WarmStartReport(len(known), len(samples) - len(known), head=True, backbone=tuned_start is not None)
         if base
@@ -287,7 +278,7 @@ def train_classifier(
     elapsed = watch.elapsed
     log.info(
         "trained %s (%s, %s) on %d images on %s in %.1f s: %s",
-        pretrained.name,
+        backbone,
         recipe.training_type,
         recipe,
         len(samples),
