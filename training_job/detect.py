@@ -27,7 +27,6 @@ from pipeline.vision.preprocessing import preprocess_full
 from training_job.augment import DEFAULT_AUGMENTATION, Methods
 from training_job.backbones import get_spec, load_backbone
 from training_job.champion import ChampionRecipe
-from training_job.classifier import torch_threads
 from training_job.common import (
     VERIFY_IMAGES,
     Stopwatch,
@@ -258,8 +257,7 @@ def train_detector(
     onnx_bytes = package_detector(model, labels, size, backbone)
     watch.lap("final_model")
     check = np.stack([preprocess_full(s.image, size) for s in samples[:VERIFY_IMAGES]])
-    with torch_threads(1):
-        difference = verify_detections(onnx_bytes, model, check)
+    difference = verify_detections(onnx_bytes, model, check)  # on every core: 0.62 s, not 0.73 to 0.79 on one
     watch.lap("verify")
     cv_score = out_of_fold_score(samples, labels, predictions)
     elapsed = watch.elapsed
