@@ -97,6 +97,9 @@ def test_a_backbone_made_ahead_is_taken_once_and_trains_the_same_model(
     ahead = train_classifier(samples, labels, multilabel=False, backbone=BACKBONE, training_type="Regular")
     assert BACKBONE not in export._prepared  # taken by that run; the next one makes its own
     assert ahead.onnx_model == regular.onnx_model
+    export.prepare_backbones([BACKBONE])
+    export.discard_prepared_backbones()  # what a detector's run does with them
+    assert not export._prepared
 
 
 @pytest.mark.slow

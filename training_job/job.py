@@ -200,6 +200,7 @@ def _detector(
     """Images train a detector through their regions of the iteration's tags (whole-image tags do not count)."""
     from training_job.detect import train_detector
     from training_job.detection_cache import DetectionSample
+    from training_job.onnx_export import discard_prepared_backbones
     from training_job.warm_start import WARM_START_FILE, DetectorState
 
     wanted = {t.id for t in data.tags if t.type != TagType.NEGATIVE}
@@ -218,6 +219,7 @@ def _detector(
         for i in data.images
         if regions[i.record.id]
     ]
+    discard_prepared_backbones()
     stored = _base_state(account, iteration)
     result = train_detector(
         samples,

@@ -96,6 +96,13 @@ def prepare_backbones(names: Iterable[str]) -> None:
     release_free_memory()
 
 
+def discard_prepared_backbones() -> None:
+    """Drop what `prepare_backbones` made, for a run that will not use it (a detector's: raccoon's peaked 61 MiB
+    lower, at 1,765 MiB)."""
+    _prepared.clear()
+    release_free_memory()
+
+
 def pretrained_backbone(name: str) -> PretrainedBackbone:
     """The backbone ready to train on: the one made ahead, once (a run may change its extractor), else a new one."""
     prepared = _prepared.pop(name, None)
