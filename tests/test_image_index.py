@@ -300,9 +300,8 @@ def test_reading_most_of_a_project_takes_one_scan_and_answers_as_point_reads_do(
     half = ids[: SCAN_FROM + 1]
     counter.take()
     assert read([*half, new_id(), half[0]]) == [by_id[i] for i in (*half, half[0])]
-    assert counter.take() == Counter(
-        {"table point read": 1, "table query": 1}
-    )  # the project's total, the scan
+    # One point read of the project's total, then the one query.
+    assert counter.take() == Counter({"table point read": 1, "table query": 1})
 
     under_half = ids[:SCAN_FROM]
     assert read(under_half) == [by_id[i] for i in under_half]
