@@ -88,9 +88,10 @@ _prepared: dict[str, PretrainedBackbone] = {}
 
 
 def prepare_backbones(names: Iterable[str]) -> None:
-    """Load and export these backbones now for the next `pretrained_backbone` of each: about 0.8 s of CPU for
-    efficientnet-lite2 that a standby execution spends before its request comes rather than after. The exports'
-    temporary buffers are handed back to the OS: lite0 and lite2 then hold about 110 MiB, not 280."""
+    """Load and export these backbones now for the next `pretrained_backbone` of each: about 0.8 s for
+    efficientnet-lite2 on 2 cores (0.9 s of CPU) that a standby execution spends before its request comes rather
+    than after. The exports' temporary buffers are handed back to the OS: lite0 and lite2 then hold about
+    110 MiB, not 280."""
     for name in names:
         _prepared[name] = _load_and_export(name)
     release_free_memory()
