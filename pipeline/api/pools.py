@@ -13,14 +13,21 @@ behind them. Two things change that:
   ServiceUnavailable (503 with Retry-After). The app has two: image URL downloads (slow on the network) and image
   decoding and prediction (CPU: a few at once finish as fast as many, and the rest of the interpreter's time goes
   to listing and other short requests). How much memory decoding may take is `pipeline.vision`'s business.
+  It hands work over with asyncio's own executor and semaphore rather than anyio's `to_thread` and semaphore, whose
+  cancel scopes and checkpoints cost the event loop twice as much per call: about 0.1 ms of the loop's CPU per
+  prediction, 0.2 ms of the process's (issue 16, item 5: bench/app_in_process.py's load, General (compact), 6
+  alternated rounds on 2 cores).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import anyio
 from anyio import to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,22 +51,39 @@ class ThreadBudget:
 
 
 class WorkPool:
-    """At most `size` calls of one kind at once, each on a worker thread outside the default limiter."""
+    """At most `size` calls of one kind at once, each on a worker thread outside the default limiter, in the
+    caller's context (contextvars). Turns are handed out in arrival order by one semaphore per event loop (asyncio's
+    are bound to the loop that first waits on them; the service serves on one loop, tests start several), and a turn
+    is held until its thread is done, also when the waiting request is cancelled."""
 
     def __init__(self, what: str, size: int, wait_seconds: float) -> None:
         self.what = what
+        self.size = size
         self.wait_seconds = wait_seconds
-        # Turns are handed out in arrival order; the limiter only keeps these threads out of the default count.
-        self._turns = anyio.Semaphore(size)
-        self._threads = anyio.CapacityLimiter(size)
+        self._threads = ThreadPoolExecutor(size, thread_name_prefix=what)
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def run(self, func: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        turns = self._turns.get(loop) or self._turns.setdefault(loop, asyncio.Semaphore(self.size))
+        await self._take(turns)
+        work = self._threads.submit(contextvars.copy_context().run, func, *args)
         try:
-            with anyio.fail_after(self.wait_seconds):
-                await self._turns.acquire()
+            return await asyncio.wrap_future(work)
+        finally:
+            if work.done():
+                turns.release()
+            else:  # cancelled while the thread runs on: the turn comes back when it ends
+                work.add_done_callback(lambda _: loop.call_soon_threadsafe(turns.release))
+
+    async def _take(self, turns: asyncio.Semaphore) -> None:
+        if not turns.locked():
+            await turns.acquire()  # free: taken at once, without a timer
+            return
+        try:
+            async with asyncio.timeout(self.wait_seconds):
+                await turns.acquire()
         except TimeoutError:
             raise ServiceUnavailable(f"Too many {self.what} are in progress; try again shortly.") from None
-        try:
-            return await to_thread.run_sync(func, *args, limiter=self._threads)
-        finally:
-            self._turns.release()

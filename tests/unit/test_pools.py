@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 
 import anyio
@@ -69,3 +70,51 @@ def test_errors_give_the_turn_back(size: int) -> None:
                 await pool.run(fail)
 
     anyio.run(main)
+
+
+def test_a_cancelled_call_keeps_its_turn_until_its_thread_ends() -> None:
+    pool = WorkPool("tests", size=1, wait_seconds=0.2)
+    release = threading.Event()
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(pool.run, release.wait, 10)
+            await anyio.sleep(0.05)
+            group.cancel_scope.cancel()  # the request goes away; its thread cannot be stopped
+        with pytest.raises(ServiceUnavailable):
+            await pool.run(lambda: None)
+        release.set()
+        with anyio.fail_after(5):
+            assert await pool.run(lambda: "next") == "next"
+
+    anyio.run(main)
+
+
+def test_one_pool_serves_several_event_loops_in_turn() -> None:
+    """asyncio's semaphores belong to the loop that first waits on them; the pool keeps one per loop."""
+    pool = WorkPool("tests", size=1, wait_seconds=5)
+
+    async def two_at_once() -> list[int]:
+        results: list[int] = []
+
+        async def call(n: int) -> None:
+            results.append(await pool.run(lambda: n))
+
+        async with anyio.create_task_group() as group:
+            for n in range(2):
+                group.start_soon(call, n)
+        return sorted(results)
+
+    assert anyio.run(two_at_once) == [0, 1]
+    assert anyio.run(two_at_once) == [0, 1]
+
+
+def test_the_call_runs_in_the_callers_context() -> None:
+    pool = WorkPool("tests", size=1, wait_seconds=5)
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+
+    async def main() -> str:
+        request_id.set("abc")
+        return await pool.run(request_id.get)
+
+    assert anyio.run(main) == "abc"
