@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
@@ -129,14 +130,20 @@ def published_iteration(account: StorageAccount, project_id: str, publish_name: 
 class PublishedIterations:
     """Prediction URL -> published iteration (and the project's unknownDetection), remembered for `ttl` seconds
     so the hot prediction path skips two storage round trips; a publish, an unpublish or a change of the setting
-    takes effect everywhere within `ttl` (Custom Vision's own publishing is not instantaneous either). Unknown names are not remembered, nor are names past `ttl`: a
-    service that has seen many projects come and go holds only the recent ones."""
+    takes effect everywhere within `ttl` (Custom Vision's own publishing is not instantaneous either). Unknown
+    names are not remembered, nor are names past `ttl`: a service that has seen many projects come and go holds
+    only the recent ones.
+
+    Requests that find a name expired together share one read of it, and its answer or error: with 4 clients at
+    once, each expiry used to send every request in flight to storage (General (compact) on 2 cores: 14 reads in
+    10 s where 5 were due, 5 ms of CPU each)."""
 
     def __init__(self, account: StorageAccount, ttl: float) -> None:
         self.account = account
         self.ttl = ttl
         self._entries: dict[tuple[str, str], tuple[float, PublishedTarget]] = {}
         self._lock = threading.Lock()
+        self._reads: dict[tuple[str, str], Future[PublishedTarget]] = {}  # the read under way, by name
 
     def remembered(self, project_id: str, publish_name: str) -> PublishedTarget | None:
         """The target if it is remembered and fresh, without touching storage (the hot path skips a thread hop)."""
@@ -147,16 +154,32 @@ class PublishedIterations:
         return None
 
     def get(self, project_id: str, publish_name: str) -> PublishedTarget:
+        """The target, read from storage when it is not remembered, or the Custom Vision 404."""
         remembered = self.remembered(project_id, publish_name)
         if remembered is not None:
             return remembered
         key = (project_id.lower(), publish_name)
+        with self._lock:
+            read = self._reads.get(key)
+            leading = read is None
+            if read is None:
+                read = self._reads[key] = Future()
+        if not leading:
+            return read.result()  # the answer, or the error, of the read already under way
         now = time.monotonic()
-        target = published_iteration(self.account, project_id, publish_name)
+        try:
+            target = published_iteration(self.account, project_id, publish_name)
+        except BaseException as error:
+            with self._lock:
+                del self._reads[key]
+            read.set_exception(error)
+            raise
         with self._lock:
             # expired entries go as new ones come, so the map holds only what was asked for within `ttl`
             self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}
             self._entries[key] = (now, target)
+            del self._reads[key]
+        read.set_result(target)
         return target
 
     def __len__(self) -> int:

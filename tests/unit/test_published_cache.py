@@ -3,10 +3,13 @@ every project ever predicted stayed in it)."""
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from pipeline.core.errors import CustomVisionError, not_found
 from pipeline.services import publishing
 from pipeline.services.publishing import PublishedIterations, PublishedTarget
 from pipeline.store.records import IterationRecord
@@ -25,3 +28,41 @@ def test_expired_prediction_urls_are_forgotten(monkeypatch: pytest.MonkeyPatch) 
     time.sleep(0.06)
     cache.get("project-last", "published")
     assert len(cache) == 1
+
+
+@pytest.mark.parametrize("found", [True, False])
+def test_requests_that_miss_together_share_one_read(monkeypatch: pytest.MonkeyPatch, found: bool) -> None:
+    reads: list[str] = []
+    all_waiting = threading.Barrier(5)
+
+    def lookup(_account: object, project_id: str, publish_name: str) -> PublishedTarget:
+        reads.append(project_id)
+        time.sleep(0.2)  # the others arrive while this read is under way
+        if not found:
+            raise not_found("NotFoundIteration", "not published")
+        return PublishedTarget(IterationRecord.model_construct(project_id=project_id))
+
+    monkeypatch.setattr(publishing, "published_iteration", lookup)
+    cache = PublishedIterations(account=None, ttl=60)
+
+    def request() -> PublishedTarget | CustomVisionError:
+        all_waiting.wait()
+        try:
+            return cache.get("project", "published")
+        except CustomVisionError as error:
+            return error
+
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda _: request(), range(5)))
+    assert reads == ["project"]
+    if found:
+        assert {id(answer) for answer in answers} == {id(answers[0])}
+        assert cache.get("project", "published") is answers[0]  # remembered: no second read
+        assert reads == ["project"]
+    else:
+        assert all(isinstance(answer, CustomVisionError) and answer.status == 404 for answer in answers)
+        with pytest.raises(
+            CustomVisionError
+        ):  # an unknown name is not remembered: the next request reads again
+            cache.get("project", "published")
+        assert reads == ["project", "project"]
