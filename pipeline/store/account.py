@@ -24,7 +24,7 @@ from azure.storage.queue import LinearRetry as QueueRetry
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from pipeline.core.settings import Settings, StorageIdentity, get_settings
-from pipeline.store.connections import table_session
+from pipeline.store.connections import environment_options, table_session
 from pipeline.store.identity import DelegationKeys, identity_credential
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,17 @@ class StoragePolicy:
         return {**self._transport(), "retry_policy": policy}
 
 
+def _endpoints(connection: str | StorageIdentity) -> tuple[str, str, str]:
+    """The account's table, blob and queue endpoints (a connection string's as its SDKs read it)."""
+    if isinstance(connection, StorageIdentity):
+        return connection.table_uri, connection.blob_uri, connection.queue_uri
+    return (
+        TableServiceClient.from_connection_string(connection).url,
+        BlobServiceClient.from_connection_string(connection).url,
+        QueueServiceClient.from_connection_string(connection).url,
+    )
+
+
 class StorageAccount:
     """Hands out table, container and queue clients, creating each resource the first time it is asked for."""
 
@@ -99,12 +110,22 @@ class StorageAccount:
         (`SEER_STORAGE_*`); `client_options` go to every client (tests trust a self-signed Azurite with
         `connection_verify`)."""
         self.policy = policy or StoragePolicy.from_settings(get_settings())
+        table_url, blob_url, queue_url = _endpoints(connection)
+        table_environment = environment_options(table_url)
 
         def tables() -> dict[str, Any]:
-            return {**self.policy.table_options(), **client_options}
+            return {**self.policy.table_options(), **table_environment, **client_options}
 
-        blobs = {**self.policy.storage_options(BlobRetry), **client_options}
-        queues = {**self.policy.storage_options(QueueRetry), **client_options}
+        blobs = {
+            **self.policy.storage_options(BlobRetry),
+            **environment_options(blob_url),
+            **client_options,
+        }
+        queues = {
+            **self.policy.storage_options(QueueRetry),
+            **environment_options(queue_url),
+            **client_options,
+        }
         if isinstance(connection, StorageIdentity):
             credential = credential or identity_credential(connection.client_id)
             self.tables = TableServiceClient(connection.table_uri, credential=credential, **tables())

@@ -1,4 +1,13 @@
-"""HTTP sessions for the table clients that send a request again when the server had closed its pooled connection.
+"""How the storage clients' HTTP sessions meet the network: the environment's proxy and CA settings read once, and
+table sessions that send a request again when the server had closed its pooled connection.
+
+requests, with `trust_env` (its default, and azure-core's), reads the environment again for every request: it walks
+all of os.environ twice for proxies and NO_PROXY and looks for a .netrc file. Against Azurite, with this machine's
+35 to 38 variables (a Functions host sets many more), that was 3 to 17 % of a storage call's CPU: a queue receive
+1.96 ms against 1.64 without it, a 30 KB blob download 2.43 against 2.01 and 1.90 against 1.84, an entity read
+1.69 against 1.56 (throwaway A/Bs, medians of 5 x 200 calls). It is paid on every storage call: the standby
+training execution's polls, each image a training run loads. `environment_options` reads what those lookups would
+find for an endpoint once, as client options.
 
 A server closes a keep-alive connection it has left idle (Azurite after 5 s, Azure's load balancers after minutes).
 A request that goes out on it at that moment meets a connection closed without a byte of answer (http.client's
@@ -14,7 +23,7 @@ from __future__ import annotations
 
 from http.client import RemoteDisconnected
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -56,9 +65,26 @@ class ResendUnanswered(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
+def environment_options(endpoint: str) -> dict[str, Any]:
+    """Client options for `endpoint` with what requests would take from the environment on each request: the
+    HTTP(S)_PROXY proxies unless NO_PROXY names its host, and a REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE; and
+    `use_env_settings` off, so the session no longer reads it per request (nor uses a .netrc file, which would
+    replace the storage authorisation header)."""
+    found = requests.Session().merge_environment_settings(endpoint, {}, None, None, None)
+    options: dict[str, Any] = {"use_env_settings": False}
+    if found["proxies"]:
+        options["proxies"] = found["proxies"]
+    if isinstance(found["verify"], str):
+        options["connection_verify"] = found["verify"]
+    return options
+
+
 def table_session() -> requests.Session:
-    """A new session for one table client (each keeps its own connection pool, as the SDK's default does)."""
+    """A new session for one table client (each keeps its own connection pool, as the SDK's default does). It
+    reads nothing from the environment: the client passes `environment_options` per request (`use_env_settings`
+    applies only to sessions azure-core makes itself)."""
     session = requests.Session()
+    session.trust_env = False
     adapter = HTTPAdapter(max_retries=ResendUnanswered.up_to(RESENDS))
     for scheme in ("http://", "https://"):
         session.mount(scheme, adapter)
