@@ -9,7 +9,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests.sessions
@@ -17,6 +16,7 @@ from azure.core.exceptions import HttpResponseError
 
 from pipeline.store import StorageAccount, StoragePolicy
 from pipeline.store.images import ImageStore
+from tests.serving import QuietHandler, handler_served
 
 READERS = 6
 
@@ -79,7 +79,7 @@ def _proxy_that_refuses() -> Iterator[tuple[str, list[str]]]:
     """A loopback HTTP proxy that records each request line and answers 502: where a request went, no further."""
     seen: list[str] = []
 
-    class Refuse(BaseHTTPRequestHandler):
+    class Refuse(QuietHandler):
         def _refuse(self) -> None:
             seen.append(self.requestline)
             self.send_response(502)
@@ -89,17 +89,8 @@ def _proxy_that_refuses() -> Iterator[tuple[str, list[str]]]:
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_MERGE = _refuse
 
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with handler_served(Refuse) as url:
+        yield url, seen
 
 
 def test_the_environments_proxy_carries_storage_calls_unless_no_proxy_names_the_host(

@@ -40,8 +40,8 @@ def test_calls_past_the_size_wait_then_are_turned_away() -> None:
     assert outcomes == ["503 ErrorServerTimeOut", "ran", "ran"]
 
 
-def test_a_freed_turn_goes_to_the_next_caller() -> None:
-    pool = WorkPool("tests", size=1, wait_seconds=5)
+def _at_once(pool: WorkPool, count: int) -> list[int]:
+    """`count` calls started together on a new event loop, each returning its number; the numbers, sorted."""
 
     async def main() -> list[int]:
         results: list[int] = []
@@ -50,11 +50,15 @@ def test_a_freed_turn_goes_to_the_next_caller() -> None:
             results.append(await pool.run(lambda: n))
 
         async with anyio.create_task_group() as group:
-            for n in range(4):
+            for n in range(count):
                 group.start_soon(call, n)
-        return results
+        return sorted(results)
 
-    assert sorted(anyio.run(main)) == [0, 1, 2, 3]
+    return anyio.run(main)
+
+
+def test_a_freed_turn_goes_to_the_next_caller() -> None:
+    assert _at_once(WorkPool("tests", size=1, wait_seconds=5), 4) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("size", [1, 3])
@@ -93,20 +97,8 @@ def test_a_cancelled_call_keeps_its_turn_until_its_thread_ends() -> None:
 def test_one_pool_serves_several_event_loops_in_turn() -> None:
     """asyncio's semaphores belong to the loop that first waits on them; the pool keeps one per loop."""
     pool = WorkPool("tests", size=1, wait_seconds=5)
-
-    async def two_at_once() -> list[int]:
-        results: list[int] = []
-
-        async def call(n: int) -> None:
-            results.append(await pool.run(lambda: n))
-
-        async with anyio.create_task_group() as group:
-            for n in range(2):
-                group.start_soon(call, n)
-        return sorted(results)
-
-    assert anyio.run(two_at_once) == [0, 1]
-    assert anyio.run(two_at_once) == [0, 1]
+    assert _at_once(pool, 2) == [0, 1]
+    assert _at_once(pool, 2) == [0, 1]
 
 
 def test_the_call_runs_in_the_callers_context() -> None:
