@@ -78,7 +78,6 @@ def export_features(extractor: FeatureExtractor, size: int) -> onnx.ModelProto:
 class PretrainedBackbone:
     """A backbone's pretrained feature extractor and its ONNX graph: where every classifier run starts."""
 
-    name: str
     extractor: FeatureExtractor
     features: onnx.ModelProto  # `export_features(extractor, ...)` at the backbone's image size
 
@@ -113,7 +112,7 @@ def pretrained_backbone(name: str) -> PretrainedBackbone:
 def _load_and_export(name: str) -> PretrainedBackbone:
     size = get_spec(name).image_size  # first: it refuses a backbone Seer does not train on
     extractor = feature_extractor(name)
-    return PretrainedBackbone(name, extractor, export_features(extractor, size))
+    return PretrainedBackbone(extractor, export_features(extractor, size))
 
 
 def session(model: onnx.ModelProto | bytes, threads: int | None = None) -> ort.InferenceSession:

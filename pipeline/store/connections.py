@@ -70,7 +70,8 @@ def environment_options(endpoint: str) -> dict[str, Any]:
     HTTP(S)_PROXY proxies unless NO_PROXY names its host, and a REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE; and
     `use_env_settings` off, so the session no longer reads it per request (nor uses a .netrc file, which would
     replace the storage authorisation header)."""
-    found = requests.Session().merge_environment_settings(endpoint, {}, None, None, None)
+    with requests.Session() as session:
+        found = session.merge_environment_settings(endpoint, {}, None, None, None)
     options: dict[str, Any] = {"use_env_settings": False}
     if found["proxies"]:
         options["proxies"] = found["proxies"]
