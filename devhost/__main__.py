@@ -88,7 +88,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--queue-poll-interval", type=float, default=1.0, help="seconds between empty receives"
     )
     parser.add_argument(
-        "--job-poll-interval", type=float, default=2.0, help="seconds between job queue checks"
+        "--job-poll-interval",
+        type=float,
+        default=2.0,
+        help="seconds between job queue checks (one also runs at once when the app sends the queue a message)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level")
     return parser

@@ -65,7 +65,7 @@ class SharedBlobQueueDispatcher(QueueListener):
         self._registrations = registrations
 
     def enqueue(self, message: BlobTriggerMessage) -> None:
-        self._account.queue(self._queue_name).send_message(message.encode())
+        self._account.enqueue(self._queue_name, message.encode())
 
     def process(self, message: QueueMessage) -> None:
         payload = _decode(message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from abc import abstractmethod
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from azure.storage.queue import QueueClient, QueueMessage
@@ -51,6 +52,7 @@ class QueueListener(PollingWorker):
         self._poll_interval = poll_interval
         self._message_lease = math.ceil(message_lease)
         self._executor = ThreadPoolExecutor(max_workers=batch_size, thread_name_prefix=name)
+        self._unwatch: Callable[[], None] = lambda: None
 
     @abstractmethod
     def process(self, message: QueueMessage) -> None:
@@ -59,6 +61,11 @@ class QueueListener(PollingWorker):
     def poison_queue(self, message: QueueMessage) -> QueueClient:
         """Where a message goes after its last try: `<queue>-poison` beside the queue."""
         return self._account.queue(f"{self._queue_name}-poison")
+
+    def start(self) -> None:
+        """Listen for this process's own sends too, as the Functions host does (pipeline.store.queue_watch)."""
+        self._unwatch = self._account.on_enqueue(self._queue_name, self.wake)
+        super().start()
 
     def poll(self) -> float:
         messages = list(
@@ -74,6 +81,7 @@ class QueueListener(PollingWorker):
         return 0.0
 
     def close(self) -> None:
+        self._unwatch()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _handle(self, message: QueueMessage) -> None:

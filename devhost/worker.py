@@ -1,4 +1,5 @@
-"""The thread every dispatcher runs in: poll, wait, repeat; errors are logged and backed off, never fatal."""
+"""The thread every dispatcher runs in: poll, wait (until woken), repeat; errors are logged and backed off, never
+fatal."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class PollingWorker(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
         self._stopping = threading.Event()
+        self._woken = threading.Event()  # ends the current wait: stopping, or new work announced
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @abstractmethod
@@ -29,9 +31,14 @@ class PollingWorker(ABC):
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        """Start the next round now (or right after the current one) instead of after its wait."""
+        self._woken.set()
+
     def request_stop(self) -> None:
         """Ask the loop to end after the current round; `join()` waits for it."""
         self._stopping.set()
+        self._woken.set()
 
     def join(self, timeout: float = 30.0) -> None:
         if self._thread.ident is None:  # never started: nothing to wait for
@@ -46,6 +53,7 @@ class PollingWorker(ABC):
         failures = 0
         try:
             while not self._stopping.is_set():
+                self._woken.clear()  # before the round: a wake during it makes the next round start at once
                 try:
                     delay = self.poll()
                     failures = 0
@@ -55,6 +63,7 @@ class PollingWorker(ABC):
                     log.exception(
                         "%s: round failed (%d in a row); retrying in %.0fs", self.name, failures, delay
                     )
-                self._stopping.wait(delay)
+                if not self._stopping.is_set():  # a stop asked during the round is not waited out
+                    self._woken.wait(delay)
         finally:
             self.close()

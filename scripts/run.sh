@@ -10,4 +10,4 @@ bash scripts/setup.sh
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 exec .venv/bin/python -m devhost --host 127.0.0.1 --port "${SEER_PORT:-7071}" \
   --standby-job "training=.venv/bin/python -m training_job --wait 600" \
-  --job "exports=.venv/bin/python -m training_job.exports" --job-poll-interval 0.5 "$@"
+  --job "exports=.venv/bin/python -m training_job.exports" "$@"

@@ -3,12 +3,13 @@ takes one that arrives while it waits, and gives up after the wait when none com
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
 
 from pipeline.store import StorageAccount
-from training_job.queue_job import JobQueue, receive
+from training_job.queue_job import NUDGED_POLL_SECONDS, JobQueue, receive
 
 
 def _queue(account: StorageAccount) -> JobQueue:
@@ -39,3 +40,49 @@ def test_a_waiting_execution_gives_up_after_its_wait_and_one_without_a_wait_does
     started = time.monotonic()
     assert receive(account, queue, wait_seconds=0.7) is None
     assert 0.7 <= time.monotonic() - started < 3
+
+
+def test_a_nudged_execution_asks_the_queue_at_once_and_otherwise_every_few_seconds(
+    account: StorageAccount,
+) -> None:
+    """A nudge (a line on the pipe, as the local host's launcher writes after its app sends a message) ends the
+    wait at once; a message nobody nudges for (another process sent it) is still found by the slower poll."""
+    queue = _queue(account)
+    read_end, write_end = os.pipe()
+    try:
+
+        def send_and_nudge() -> None:
+            account.queue(queue.name).send_message("train project 4")
+            os.write(write_end, b"\n")
+
+        nudged = _time_to_receive(account, queue, read_end, threading.Timer(0.6, send_and_nudge))
+        assert 0.6 <= nudged < 0.6 + NUDGED_POLL_SECONDS / 2, nudged
+        sent = threading.Timer(0.6, lambda: account.queue(queue.name).send_message("train project 5"))
+        polled = _time_to_receive(account, queue, read_end, sent)
+        assert NUDGED_POLL_SECONDS <= polled < NUDGED_POLL_SECONDS + 2, polled
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_an_execution_whose_launcher_closed_its_pipe_polls_as_often_as_without_one(
+    account: StorageAccount,
+) -> None:
+    queue = _queue(account)
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    try:
+        sent = threading.Timer(0.6, lambda: account.queue(queue.name).send_message("train project 6"))
+        assert _time_to_receive(account, queue, read_end, sent) < 0.6 + NUDGED_POLL_SECONDS / 2
+    finally:
+        os.close(read_end)
+
+
+def _time_to_receive(account: StorageAccount, queue: JobQueue, nudges: int, sender: threading.Timer) -> float:
+    started = time.monotonic()
+    sender.start()
+    message = receive(account, queue, wait_seconds=20, nudges=nudges)
+    sender.join()
+    assert message is not None
+    account.queue(queue.name).delete_message(message)
+    return time.monotonic() - started

@@ -41,7 +41,7 @@ from training_job.common import TrainingInputError, label_index
 from training_job.data import TrainingData, load_training_data
 from training_job.device import CPU, CPU_NAME, TrainingDevice, select_device
 from training_job.notify import notify_training
-from training_job.queue_job import FailNow, JobQueue, Work, configure_logging, run_once
+from training_job.queue_job import FailNow, JobQueue, Work, configure_logging, nudge_pipe, run_once
 
 if TYPE_CHECKING:
     from training_job.warm_start import WarmStartReport
@@ -64,7 +64,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="when no request is waiting, wait up to SECONDS for one: a standby execution, started before its "
-        "request so that its imports are done when the request comes (devhost --standby-job)",
+        "request so that its imports are done when the request comes (devhost --standby-job); a line on standard "
+        "input, when it is a pipe, makes it ask the queue at once",
     )
     return parser
 
@@ -422,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     work = _work(account, settings)
     if args.wait > 0:
         _prepare_classifier_training()
-    return run_once(account, _queue(settings, args.queue or settings.training_queue), work, args.wait)
+    queue = _queue(settings, args.queue or settings.training_queue)
+    return run_once(account, queue, work, args.wait, nudge_pipe() if args.wait > 0 else None)
 
 
 def _prepare_classifier_training() -> None:

@@ -5,6 +5,9 @@ or is killed leaves its message to reappear, and the run that sees it past the l
 from __future__ import annotations
 
 import logging
+import os
+import select
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from pipeline.store.message_lease import MessageLease
 log = logging.getLogger(__name__)
 
 WAIT_POLL_SECONDS = 0.2  # how often a waiting execution asks the queue again
+NUDGED_POLL_SECONDS = 2.0  # the same, while a launcher can nudge it: for messages other processes send
 
 Request = TypeVar("Request")
 Subject = TypeVar("Subject")
@@ -100,9 +104,25 @@ def handle(
         return 0
 
 
-def receive(account: StorageAccount, queue: JobQueue, wait_seconds: float = 0.0) -> QueueMessage | None:
-    """One message from the queue, polling for up to `wait_seconds` (every `WAIT_POLL_SECONDS`) until one is
-    visible; None when none came."""
+def nudge_pipe() -> int | None:
+    """Standard input when it is a pipe: the local host's job launcher writes a line there when its app has just
+    sent the job's queue a message (devhost.jobs), so a waiting execution asks the queue at once and otherwise
+    seldom. A terminal or /dev/null nudges nothing."""
+    return 0 if stat.S_ISFIFO(os.fstat(0).st_mode) else None
+
+
+def wait_for_nudge(pipe: int, seconds: float) -> bool:
+    """Wait up to `seconds` for a line on `pipe`, consuming what came; False when the pipe is closed."""
+    readable, _, _ = select.select([pipe], [], [], seconds)
+    return not readable or bool(os.read(pipe, 4096))
+
+
+def receive(
+    account: StorageAccount, queue: JobQueue, wait_seconds: float = 0.0, nudges: int | None = None
+) -> QueueMessage | None:
+    """One message from the queue, asking for up to `wait_seconds` until one is visible: every
+    `WAIT_POLL_SECONDS`, or with a `nudges` pipe (`nudge_pipe`) on each nudge and every `NUDGED_POLL_SECONDS`;
+    None when none came."""
     client = account.queue(queue.name)
     deadline = time.monotonic() + wait_seconds
     while True:
@@ -110,17 +130,25 @@ def receive(account: StorageAccount, queue: JobQueue, wait_seconds: float = 0.0)
             max_messages=1, visibility_timeout=queue.visibility_timeout_seconds
         )
         message = next(iter(messages), None)
-        if message is not None or time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if message is not None or left <= 0:
             return message
-        time.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        if nudges is None:
+            time.sleep(min(WAIT_POLL_SECONDS, left))
+        elif not wait_for_nudge(nudges, min(NUDGED_POLL_SECONDS, left)):
+            nudges = None  # the launcher is gone: poll as often as without one
 
 
 def run_once(
-    account: StorageAccount, queue: JobQueue, work: Work[Request, Subject], wait_seconds: float = 0.0
+    account: StorageAccount,
+    queue: JobQueue,
+    work: Work[Request, Subject],
+    wait_seconds: float = 0.0,
+    nudges: int | None = None,
 ) -> int:
     """Take one message, waiting up to `wait_seconds` for one (a standby execution, see devhost.jobs), and
     settle it."""
-    message = receive(account, queue, wait_seconds)
+    message = receive(account, queue, wait_seconds, nudges)
     if message is None:
         log.info("no %s waiting on %s", work.noun, queue.name)
         return 0

@@ -98,7 +98,7 @@ def request_export(
     if not store.create(fresh) and store.update(fresh.project_id, fresh.row_key, restart) is None:
         store.create(fresh)
     try:
-        account.queue(settings.export_queue).send_message(export_message(fresh).encode())
+        account.enqueue(settings.export_queue, export_message(fresh).encode())
     except Exception:
         unqueued = "The export could not be queued."
         store.update(

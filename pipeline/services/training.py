@@ -251,5 +251,5 @@ def request_training(
         iterations.delete(iteration)
         raise
     message = TrainingMessage(project_id=project.id, iteration_id=iteration.id)
-    account.queue(settings.training_queue).send_message(message.encode())
+    account.enqueue(settings.training_queue, message.encode())
     return iteration

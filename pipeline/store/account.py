@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -26,6 +27,7 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 from pipeline.core.settings import Settings, StorageIdentity, get_settings
 from pipeline.store.connections import environment_options, table_session
 from pipeline.store.identity import DelegationKeys, identity_credential
+from pipeline.store.queue_watch import QUEUE_WATCH, Listener
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,16 @@ class StorageAccount:
     def queue(self, name: str) -> QueueClient:
         self._ensure(f"queue:{name}", lambda: self.queues.create_queue(name))
         return self.queues.get_queue_client(name)
+
+    def enqueue(self, name: str, content: str) -> None:
+        """Send a message, then tell this process's listeners on the queue (`queue_watch`) to take it now."""
+        queue = self.queue(name)
+        queue.send_message(content)
+        QUEUE_WATCH.announce(queue)
+
+    def on_enqueue(self, name: str, listener: Listener) -> Callable[[], None]:
+        """Call `listener` after each message this process sends to the queue; returns the call that stops it."""
+        return QUEUE_WATCH.subscribe(self.queues.get_queue_client(name), listener)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StorageAccount:
