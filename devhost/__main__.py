@@ -85,7 +85,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="seconds between blob scans (polling triggers, and the Event Grid stand-in's listing)",
     )
     parser.add_argument(
-        "--queue-poll-interval", type=float, default=1.0, help="seconds between empty receives"
+        "--queue-poll-interval",
+        type=float,
+        default=None,
+        help="the longest wait in seconds between receives while a queue stays empty (waits double from 0.2 s, as "
+        "the Functions host's do; default: host.json's queues.maxPollingInterval, else 60)",
     )
     parser.add_argument(
         "--job-poll-interval",

@@ -58,7 +58,7 @@ class LocalHost:
         host: str = "127.0.0.1",
         port: int = 7071,
         blob_poll_interval: float = 2.0,
-        queue_poll_interval: float = 1.0,
+        queue_poll_interval: float | None = None,
         message_lease: float = DEFAULT_MESSAGE_LEASE_SECONDS,
         jobs: Sequence[JobSpec] = (),
         job_poll_interval: float = 2.0,
@@ -69,7 +69,7 @@ class LocalHost:
         self.config = host_config or HostConfig()
         self.host_id = host_id or default_host_id(Path.cwd())
         self._blob_poll_interval = blob_poll_interval
-        self._queue_poll_interval = queue_poll_interval
+        self._queue_poll_interval = queue_poll_interval or self.config.max_polling_interval
         self._message_lease = message_lease
         self._accounts: dict[str, StorageAccount] = {}
         self.functions = index_functions(app)

@@ -16,6 +16,9 @@ from pipeline.core.cores import usable_cores
 _TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<hours>\d+):(?P<minutes>\d\d):(?P<seconds>\d\d(?:\.\d+)?)$")
 
 
+MIN_POLLING_INTERVAL = 0.1  # the real host refuses a shorter queues.maxPollingInterval
+
+
 def parse_timespan(text: str) -> float:
     """Seconds in a .NET TimeSpan string such as "00:00:30" or "1.02:00:00" (host.json's format)."""
     match = _TIMESPAN.match(text.strip())
@@ -39,6 +42,15 @@ def _default_blob_parallelism() -> int:
     return 8 * usable_cores()
 
 
+def _polling_interval(queues: dict[str, Any], default: float) -> float:
+    if "maxpollinginterval" not in queues:
+        return default
+    seconds = parse_timespan(str(queues["maxpollinginterval"]))
+    if seconds < MIN_POLLING_INTERVAL:
+        raise ValueError(f"host.json: queues.maxPollingInterval must be at least 00:00:00.1, not {seconds}s")
+    return seconds
+
+
 def _at_least_one(section: dict[str, Any], key: str, default: int, path: str) -> int:
     value = int(section.get(key.lower(), default))
     if value < 1:
@@ -48,7 +60,8 @@ def _at_least_one(section: dict[str, Any], key: str, default: int, path: str) ->
 
 @dataclass(frozen=True)
 class HostConfig:
-    """host.json settings; defaults are the real host's (routePrefix "api", 5 dequeues, no retry delay).
+    """host.json settings; defaults are the real host's (routePrefix "api", 5 dequeues, no retry delay, polls of an
+    empty queue backing off to a minute).
 
     `queues` settings apply to queue triggers only; blob triggers (blob extension 5.x) take theirs from `blobs`:
     `poisonBlobThreshold` tries before `webjobs-blobtrigger-poison`, at most `maxDegreeOfParallelism` invocations at
@@ -60,6 +73,7 @@ class HostConfig:
     visibility_timeout: float = 0.0
     batch_size: int = 16
     message_encoding: str = "base64"
+    max_polling_interval: float = 60.0
     poison_blob_threshold: int = 5
     blob_parallelism: int = field(default_factory=_default_blob_parallelism)
 
@@ -85,6 +99,7 @@ class HostConfig:
             else defaults.visibility_timeout,
             batch_size=int(queues.get("batchsize", defaults.batch_size)),
             message_encoding=encoding,
+            max_polling_interval=_polling_interval(queues, defaults.max_polling_interval),
             poison_blob_threshold=_at_least_one(
                 blobs, "poisonBlobThreshold", defaults.poison_blob_threshold, "blobs"
             ),

@@ -17,6 +17,7 @@ from pipeline.store import StorageAccount
 log = logging.getLogger(__name__)
 
 DEFAULT_MESSAGE_LEASE_SECONDS = 600.0  # the real host's: a message stays invisible while a function runs
+FIRST_EMPTY_WAIT_SECONDS = 0.2  # the real host's wait after an empty receive, doubled after each next one
 
 
 class PoisonMessage(ValueError):
@@ -29,6 +30,10 @@ class QueueListener(PollingWorker):
     On failure a message is released to reappear after `visibility_timeout`; one that fails on its
     `max_dequeue_count`-th dequeue, arrives already past it, or raises PoisonMessage is copied unchanged to the
     poison queue and deleted.
+
+    Polling backs off as the Functions host's does: after messages it asks again at once, after an empty receive
+    in `FIRST_EMPTY_WAIT_SECONDS`, doubled after each next one up to `poll_interval` (host.json's
+    `queues.maxPollingInterval`). A message this process sends (`StorageAccount.enqueue`) is asked for at once.
     """
 
     def __init__(
@@ -50,6 +55,7 @@ class QueueListener(PollingWorker):
         self._visibility_timeout = math.ceil(visibility_timeout)
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._empty_wait = 0.0  # the wait after the last empty receive; 0 after messages or a wake
         self._message_lease = math.ceil(message_lease)
         self._executor = ThreadPoolExecutor(max_workers=batch_size, thread_name_prefix=name)
         self._unwatch: Callable[[], None] = lambda: None
@@ -67,6 +73,10 @@ class QueueListener(PollingWorker):
         self._unwatch = self._account.on_enqueue(self._queue_name, self.wake)
         super().start()
 
+    def wake(self) -> None:
+        self._empty_wait = 0.0
+        super().wake()
+
     def poll(self) -> float:
         messages = list(
             self._account.queue(self._queue_name).receive_messages(
@@ -76,7 +86,9 @@ class QueueListener(PollingWorker):
             )
         )
         if not messages:
-            return self._poll_interval
+            self._empty_wait = min(self._poll_interval, 2 * self._empty_wait or FIRST_EMPTY_WAIT_SECONDS)
+            return self._empty_wait
+        self._empty_wait = 0.0
         list(self._executor.map(self._handle, messages))
         return 0.0
 

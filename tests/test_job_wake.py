@@ -1,6 +1,6 @@
-"""The local host answers its app's own sends at once, as the Functions host does: a queue listener and a job
-launcher whose polls are a minute apart still take a message `StorageAccount.enqueue` sent within a second, a
-standby execution is nudged through its standard input, and an execution's end starts the next round."""
+"""The local host answers its app's own sends at once, as the Functions host does: a queue listener that has backed
+off and a job launcher whose polls are a minute apart still take a message `StorageAccount.enqueue` sent within a
+second, a standby execution is nudged through its standard input, and an execution's end starts the next round."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from devhost.queue_listener import QueueListener
 from devhost.worker import PollingWorker
 from pipeline.store import StorageAccount
 
-A_MINUTE = 60.0  # every worker here polls this seldom: only a wake can explain a prompt answer
+A_MINUTE = 60.0  # the longest wait of every worker here (a queue listener's waits grow to it from 0.2 s)
 PROMPT = 5.0
 
 # A standby execution that never polls: it notes its start, waits for a line on standard input, then takes the
@@ -89,7 +89,7 @@ def _launcher(
 
 
 class Recorder(QueueListener):
-    def __init__(self, account: StorageAccount, queue: str) -> None:
+    def __init__(self, account: StorageAccount, queue: str, longest_wait: float = A_MINUTE) -> None:
         super().__init__(
             "recorder",
             account,
@@ -97,14 +97,18 @@ class Recorder(QueueListener):
             max_dequeue_count=5,
             visibility_timeout=0,
             batch_size=4,
-            poll_interval=A_MINUTE,
+            poll_interval=longest_wait,
         )
-        self.rounds = 0
+        self.waits: list[float] = []
         self.taken: list[str] = []
+
+    @property
+    def rounds(self) -> int:
+        return len(self.waits)
 
     def poll(self) -> float:
         delay = super().poll()
-        self.rounds += 1
+        self.waits.append(delay)
         return delay
 
     def process(self, message: QueueMessage) -> None:
@@ -117,7 +121,7 @@ def test_a_queue_listener_takes_a_message_its_process_sent_without_waiting_for_i
     queue = _queue_name(account)
     recorder = Recorder(account, queue)
     with _running(recorder):
-        _wait_for(lambda: recorder.rounds == 1)
+        _wait_for(lambda: recorder.rounds == 4)  # backed off: the next receive is 1.6 s away
         account.enqueue(queue, "blob arrived")
         assert _wait_for(lambda: recorder.taken == ["blob arrived"]) < 1
 
@@ -149,3 +153,18 @@ def test_a_standby_execution_is_nudged_to_take_the_message_and_the_next_starts_w
     first, took, second = (line.split() for line in notes.read_text().splitlines())
     assert took[1:] == [first[1], "train", "project", "8"]
     assert second[1] != first[1]
+
+
+def test_an_empty_queue_is_asked_ever_less_often_up_to_the_longest_wait_and_at_once_after_a_send(
+    account: StorageAccount,
+) -> None:
+    """The Functions host's back-off: 0.2 s after an empty receive, doubled after each next one up to
+    maxPollingInterval; a message found, or sent by this process, starts it over."""
+    queue = _queue_name(account)
+    recorder = Recorder(account, queue, longest_wait=1.0)
+    with _running(recorder):
+        _wait_for(lambda: recorder.rounds == 5)
+        account.enqueue(queue, "blob arrived")
+        _wait_for(lambda: recorder.rounds == 8)
+    assert recorder.taken == ["blob arrived"]
+    assert recorder.waits[:8] == [0.2, 0.4, 0.8, 1.0, 1.0, 0.0, 0.2, 0.4]

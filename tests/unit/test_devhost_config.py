@@ -50,6 +50,17 @@ def test_host_json_blob_settings_are_the_ones_the_local_host_follows(tmp_path: P
         HostConfig.from_directory(tmp_path)
 
 
+def test_queue_polls_back_off_to_the_hosts_default_minute_or_host_jsons_max_polling_interval(
+    tmp_path: Path,
+) -> None:
+    assert HostConfig().max_polling_interval == 60
+    (tmp_path / "host.json").write_text('{"extensions": {"queues": {"maxPollingInterval": "00:00:02"}}}')
+    assert HostConfig.from_directory(tmp_path).max_polling_interval == 2
+    (tmp_path / "host.json").write_text('{"extensions": {"queues": {"maxPollingInterval": "00:00:00.05"}}}')
+    with pytest.raises(ValueError, match="maxPollingInterval"):
+        HostConfig.from_directory(tmp_path)
+
+
 def test_blob_urls_and_trigger_messages() -> None:
     assert blob_location("http://127.0.0.1:10000/devstoreaccount1/uploads/p/t/a%20b.jpg") == (
         "uploads",
