@@ -89,7 +89,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="the longest wait in seconds between receives while a queue stays empty (waits double from 0.2 s, as "
-        "the Functions host's do; default: host.json's queues.maxPollingInterval, else 60)",
+        "the Functions host's do; default: host.json's queues.maxPollingInterval for queue triggers, else 60, and 60 "
+        "for the blob queue)",
     )
     parser.add_argument(
         "--job-poll-interval",

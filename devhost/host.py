@@ -24,7 +24,7 @@ from devhost.blob_triggers import BlobTriggerDispatcher
 from devhost.blob_webhook import WEBHOOK_PATH, BlobsWebhook
 from devhost.connections import DEFAULT_CONNECTION, resolve_connection_string
 from devhost.event_grid import BlobCreatedTopic, EventGridSubscription
-from devhost.host_config import HostConfig, default_host_id
+from devhost.host_config import DEFAULT_MAX_POLLING_INTERVAL, HostConfig, default_host_id
 from devhost.http_server import HttpServer
 from devhost.invocation import convert_payload
 from devhost.jobs import JobLauncher, JobSpec
@@ -69,7 +69,7 @@ class LocalHost:
         self.config = host_config or HostConfig()
         self.host_id = host_id or default_host_id(Path.cwd())
         self._blob_poll_interval = blob_poll_interval
-        self._queue_poll_interval = queue_poll_interval or self.config.max_polling_interval
+        self._queue_poll_interval = queue_poll_interval  # None: each queue's own longest wait
         self._message_lease = message_lease
         self._accounts: dict[str, StorageAccount] = {}
         self.functions = index_functions(app)
@@ -171,7 +171,7 @@ class LocalHost:
             },
             poison_blob_threshold=self.config.poison_blob_threshold,
             parallelism=self.config.blob_parallelism,
-            poll_interval=self._queue_poll_interval,
+            poll_interval=self._queue_poll_interval or DEFAULT_MAX_POLLING_INTERVAL,
             message_lease=self._message_lease,
         )
         self.workers.append(queue)
@@ -201,7 +201,7 @@ class LocalHost:
             visibility_timeout=self.config.visibility_timeout,
             batch_size=self.config.batch_size,
             message_encoding=self.config.message_encoding,
-            poll_interval=self._queue_poll_interval,
+            poll_interval=self._queue_poll_interval or self.config.max_polling_interval,
             message_lease=self._message_lease,
         )
 

@@ -17,6 +17,9 @@ _TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<hours>\d+):(?P<minutes>\d\d):(
 
 
 MIN_POLLING_INTERVAL = 0.1  # the real host refuses a shorter queues.maxPollingInterval
+DEFAULT_MAX_POLLING_INTERVAL = (
+    60.0  # QueuesOptions' default, which the blob extension's internal queue always has
+)
 
 
 def parse_timespan(text: str) -> float:
@@ -65,7 +68,8 @@ class HostConfig:
 
     `queues` settings apply to queue triggers only; blob triggers (blob extension 5.x) take theirs from `blobs`:
     `poisonBlobThreshold` tries before `webjobs-blobtrigger-poison`, at most `maxDegreeOfParallelism` invocations at
-    once, and a failed blob is retried at once (the blob extension's internal queue has no visibility timeout).
+    once, and a failed blob is retried at once (the blob extension's internal queue has no visibility timeout); its
+    polls back off to the default minute whatever `queues.maxPollingInterval` says.
     """
 
     route_prefix: str = "api"
@@ -73,7 +77,7 @@ class HostConfig:
     visibility_timeout: float = 0.0
     batch_size: int = 16
     message_encoding: str = "base64"
-    max_polling_interval: float = 60.0
+    max_polling_interval: float = DEFAULT_MAX_POLLING_INTERVAL
     poison_blob_threshold: int = 5
     blob_parallelism: int = field(default_factory=_default_blob_parallelism)
 
