@@ -17,6 +17,7 @@ import os
 import shlex
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from pipeline.store import StorageAccount
 log = logging.getLogger(__name__)
 
 PEEK_LIMIT = 32  # the most messages one peek returns; KEDA's scaler peeks too, to count only visible ones
+RELAUNCH_PAUSE_SECONDS = 1.0  # an execution's end starts the next round no sooner than this after its start
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class JobSpec:
 class JobLauncher(PollingWorker):
     """Starts one execution per visible message, up to `parallelism` running (a standby job: and one whenever
     none is running); reaps and logs exit codes. A standby execution counts toward `parallelism`. A round runs
-    every `poll_interval`, and at once when the app sends the queue a message or an execution ends."""
+    every `poll_interval`, and at once when the app sends the queue a message or an execution ends (but no sooner
+    than `RELAUNCH_PAUSE_SECONDS` after it started)."""
 
     def __init__(
         self,
@@ -116,8 +119,10 @@ class JobLauncher(PollingWorker):
         self._sent.set()
         self.wake()
 
-    def _wake_after(self, process: subprocess.Popen[bytes]) -> None:
+    def _wake_after(self, process: subprocess.Popen[bytes], started: float) -> None:
         process.wait()
+        # A command that fails at once (before taking its message) is not restarted in a tight loop.
+        time.sleep(max(0.0, started + RELAUNCH_PAUSE_SECONDS - time.monotonic()))
         self.wake()
 
     def _nudge(self) -> None:
@@ -129,13 +134,14 @@ class JobLauncher(PollingWorker):
 
     def _launch(self, reason: str) -> None:
         stdin = subprocess.PIPE if self._spec.standby else None
+        started = time.monotonic()
         process = subprocess.Popen(self._spec.command, env=self._env, stdin=stdin)
         if process.stdin is not None:
             os.set_blocking(process.stdin.fileno(), False)  # a nudge never blocks the launcher
         self._running.append(process)
         # Its end starts the next round, to reap it and start the next execution without waiting for the poll.
         threading.Thread(
-            target=self._wake_after, args=(process,), name=f"{self.name}:{process.pid}", daemon=True
+            target=self._wake_after, args=(process, started), name=f"{self.name}:{process.pid}", daemon=True
         ).start()
         log.info(
             "%s: started execution pid %d for %s: %s",

@@ -168,3 +168,20 @@ def test_an_empty_queue_is_asked_ever_less_often_up_to_the_longest_wait_and_at_o
         _wait_for(lambda: recorder.rounds == 8)
     assert recorder.taken == ["blob arrived"]
     assert recorder.waits[:8] == [0.2, 0.4, 0.8, 1.0, 1.0, 0.0, 0.2, 0.4]
+
+
+def test_a_command_that_ends_at_once_is_restarted_about_once_a_second_not_in_a_tight_loop(
+    account: StorageAccount, storage_connection_string: str, tmp_path: Path
+) -> None:
+    """An execution's end wakes the launcher, but no sooner than a second after its start: a standby command that
+    fails at once (a bad install) is not restarted as fast as the machine can start processes."""
+    queue = _queue_name(account)
+    notes = tmp_path / "starts"
+    failing = (
+        "import pathlib, sys\nwith pathlib.Path(sys.argv[2]).open('a') as f: f.write('start\\n')\nsys.exit(1)"
+    )
+    launcher = _launcher(account, storage_connection_string, queue, failing, notes, standby=True)
+    with _running(launcher):
+        time.sleep(3.5)
+    starts = notes.read_text().count("start")
+    assert 3 <= starts <= 5, starts
