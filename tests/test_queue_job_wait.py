@@ -4,6 +4,8 @@ takes one that arrives while it waits, and gives up after the wait when none com
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -86,3 +88,14 @@ def _time_to_receive(account: StorageAccount, queue: JobQueue, nudges: int, send
     assert message is not None
     account.queue(queue.name).delete_message(message)
     return time.monotonic() - started
+
+
+def test_only_a_pipe_on_standard_input_is_taken_for_nudges() -> None:
+    """The launcher's pipe nudges; a terminal, /dev/null or a closed standard input leaves the 0.2 s poll."""
+    probe = [sys.executable, "-c", "from training_job.queue_job import nudge_pipe; print(nudge_pipe())"]
+    seen = [
+        subprocess.run(probe, stdin=stdin, capture_output=True, text=True, check=True).stdout.strip()
+        for stdin in (subprocess.PIPE, subprocess.DEVNULL)
+    ]
+    closed = subprocess.run(probe, capture_output=True, text=True, check=True, preexec_fn=lambda: os.close(0))
+    assert [*seen, closed.stdout.strip()] == ["0", "None", "None"]

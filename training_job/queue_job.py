@@ -107,8 +107,11 @@ def handle(
 def nudge_pipe() -> int | None:
     """Standard input when it is a pipe: the local host's job launcher writes a line there when its app has just
     sent the job's queue a message (devhost.jobs), so a waiting execution asks the queue at once and otherwise
-    seldom. A terminal or /dev/null nudges nothing."""
-    return 0 if stat.S_ISFIFO(os.fstat(0).st_mode) else None
+    seldom. A terminal, /dev/null or a closed standard input nudges nothing."""
+    try:
+        return 0 if stat.S_ISFIFO(os.fstat(0).st_mode) else None
+    except OSError:
+        return None
 
 
 def wait_for_nudge(pipe: int, seconds: float) -> bool:
