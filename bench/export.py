@@ -34,7 +34,13 @@ import torch._dynamo  # noqa: F401  # before TensorFlow: TensorFlow loaded first
 
 from bench.classifier_accuracy import HYMENOPTERA, load_folder, stored_image
 from bench.common import DATASETS, machine
-from pipeline.contract.exports import SUPPORTED, ExportFlavor, ExportPlatform, ExportPrecision
+from pipeline.contract.exports import (
+    SUPPORTED,
+    ExportFlavor,
+    ExportPlatform,
+    ExportPrecision,
+    onnx_model_of_export,
+)
 from pipeline.contract.onnx_model import ModelLabel
 from pipeline.core.boxes import Box
 from pipeline.vision.preprocessing import preprocess, preprocess_full
@@ -157,11 +163,11 @@ def exports_of(case: Case, repeats: int, workdir: Path) -> list[Row]:
             strict=True,
         )
     )
-    onnx_files = [(index, path) for index, (row, runner, path) in enumerate(checked) if path and runner]
+    onnx_models = [(index, model) for index, (row, runner, model) in enumerate(checked) if model and runner]
     one_thread = dict(
         zip(
-            [index for index, _ in onnx_files],
-            latency_ms([one_thread_runner(path) for _, path in onnx_files], case.inputs, repeats),
+            [index for index, _ in onnx_models],
+            latency_ms([one_thread_runner(model) for _, model in onnx_models], case.inputs, repeats),
             strict=True,
         )
     )
@@ -174,7 +180,7 @@ def exports_of(case: Case, repeats: int, workdir: Path) -> list[Row]:
     return rows
 
 
-def one_thread_runner(path: Path) -> Runner:
+def one_thread_runner(model: bytes) -> Runner:
     """ONNX Runtime on one thread: the model's own work, which a busy sibling core of a small VM cannot skew
     (two threads on this 2-core machine measured INT8 from 1.0x to 1.6x FP32's speed from one run to the next)."""
     import onnxruntime as ort
@@ -183,7 +189,7 @@ def one_thread_runner(path: Path) -> Runner:
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     return lambda batch: session.run(None, {INPUT: batch})
 
 
@@ -195,9 +201,9 @@ def _one_export(
     flavor: ExportFlavor | None,
     precision: ExportPrecision,
     workdir: Path,
-) -> tuple[Row, Runner | None, Path | None]:
-    """The export's row (all but its latencies), its runner when it runs here, and its file when it is an ONNX
-    model."""
+) -> tuple[Row, Runner | None, bytes | None]:
+    """The export's row (all but its latencies), its runner when it runs here, and its ONNX model when it is an
+    ONNX export."""
     from training_job.exports.parity import check_parity, unknown_verdicts_kept
     from training_job.exports.platform import ExportError, unknown_thresholds
     from training_job.exports.registry import exporter
@@ -242,11 +248,11 @@ def _one_export(
         if report.unknown_agreement is not None:
             kept = unknown_verdicts_kept(expected[1], outputs[1], thresholds)
             parity += f", unknown verdict kept on {kept:.1%}"
-    onnx_file = exported.path if platform == ExportPlatform.ONNX else None
+    onnx_model = onnx_model_of_export(exported.path.read_bytes()) if platform == ExportPlatform.ONNX else None
     return (
         dataclasses.replace(row, parity=parity, accuracy=accuracy, changed=changed),
         exported.runner,
-        onnx_file,
+        onnx_model,
     )
 
 

@@ -1,11 +1,14 @@
 """Exports through the whole service (function_app.py on the local host, the export job in its own process, as
 scripts/run.sh runs them): the suite's trained detector exported to ONNX in FP32 and INT8, polled with GetExports
-until Done, downloaded through downloadUri and GetArtifact, and run with ONNX Runtime; a flavor Seer cannot produce
+until Done, downloaded through downloadUri and GetArtifact (a zip of model.onnx and labels.txt, as Custom
+Vision's), and run with ONNX Runtime; a flavor Seer cannot produce
 faithfully ends Failed with its reason."""
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from urllib.parse import urlsplit
 
 import httpx
@@ -70,7 +73,12 @@ def test_detector_exports_to_onnx_fp32_and_int8(
         blob_path = urlsplit(export["downloadUri"]).path.split(f"/{CONTAINER}/{project_id}/", 1)[1]
         artifact = http.get(f"{PROJECTS}/{project_id}/artifacts", params={"path": blob_path})
         assert artifact.status_code == 200 and artifact.content == downloaded
-        session = ort.InferenceSession(downloaded, providers=["CPUExecutionProvider"])
+        with zipfile.ZipFile(
+            io.BytesIO(downloaded)
+        ) as archive:  # Custom Vision's layout: model.onnx, labels.txt
+            assert sorted(archive.namelist()) == ["labels.txt", "model.onnx"]
+            model = archive.read("model.onnx")
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
         assert [o.name for o in session.get_outputs()] == list(DETECTOR_OUTPUTS)
         size = session.get_inputs()[0].shape[-1]
         scenes = np.stack([preprocess_full(detection_scene(seed)[0], size) for seed in range(3)])

@@ -7,8 +7,14 @@ as Custom Vision's are."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import dataclass
 from enum import StrEnum
+
+ONNX_ARCHIVE_MODEL = "model.onnx"
+"""The model's name in an ONNX export's zip, beside labels.txt: Custom Vision's layout, which code that opens its
+downloads (such as ML.NET's Custom Vision samples) looks for."""
 
 
 class ExportPlatform(StrEnum):
@@ -55,3 +61,12 @@ SUPPORTED: dict[ExportPlatform, PlatformSpec] = {
     ExportPlatform.TENSORFLOW: PlatformSpec((ExportFlavor.TENSORFLOW_NORMAL, ExportFlavor.TENSORFLOW_LITE)),
     ExportPlatform.CORE_ML: PlatformSpec((None,), (ExportPrecision.FP32, ExportPrecision.FP16)),
 }
+
+
+def onnx_model_of_export(data: bytes) -> bytes:
+    """The ONNX model an ONNX export holds: its zip's `model.onnx`, or the file itself for an export made before
+    Seer zipped them (a bare model). The service serves INT8 exports this way (pipeline.services.publishing)."""
+    if not data.startswith(b"PK\x03\x04"):  # an ONNX file starts with its protobuf's first field instead
+        return data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.read(ONNX_ARCHIVE_MODEL)

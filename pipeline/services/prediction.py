@@ -12,6 +12,7 @@ from datetime import datetime
 import numpy as np
 from PIL import Image
 
+from pipeline.contract.exports import onnx_model_of_export
 from pipeline.contract.onnx_model import (
     CLASSIFIER_OUTPUT,
     DETECTED_BOXES,
@@ -198,7 +199,8 @@ class Predictor:
         if serving_blob is None:
             return self.model(iteration)
         return self.models.get(
-            f"exports/{serving_blob}", lambda: b"".join(ExportStore(self.account).stream(serving_blob))
+            f"exports/{serving_blob}",
+            lambda: onnx_model_of_export(b"".join(ExportStore(self.account).stream(serving_blob))),
         )
 
     def _model_bytes(self, iteration: IterationRecord) -> bytes:

@@ -1,4 +1,5 @@
-"""The ONNX platform: the model as served, or converted to an older opset, in FP32, FP16 or INT8.
+"""The ONNX platform: the model as served, or converted to an older opset, in FP32, FP16 or INT8, zipped as
+Custom Vision's ONNX exports are: `model.onnx` and `labels.txt` (one tag name a line, in output order).
 
 Flavors, as Seer means them (Custom Vision's name ONNX runtime generations; Seer's models need opset 11 or later
 for some detector operators, so the names cannot keep their historical opsets):
@@ -58,6 +59,7 @@ probabilities, 0.15 against 0.09 on a detector's scores), and its results depend
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -65,13 +67,13 @@ import onnx
 import onnxruntime as ort
 from onnx import version_converter
 
-from pipeline.contract.exports import ExportFlavor, ExportPlatform, ExportPrecision
+from pipeline.contract.exports import ONNX_ARCHIVE_MODEL, ExportFlavor, ExportPlatform, ExportPrecision
 from pipeline.contract.onnx_model import INPUT, UNKNOWN_OUTPUT, MetadataKey
 from training_job.exports.parity import run_batched
-from training_job.exports.platform import ExportedModel, ExportError, Runner, SourceModel
+from training_job.exports.platform import LABELS_FILE, ExportedModel, ExportError, Runner, SourceModel
 
 OLD_OPSET = 10
-FILE_NAME = "model.onnx"
+ARCHIVE_NAME = "onnx.zip"
 CALIBRATION_IMAGES = (
     200  # all the job passes: the ranges of more images; calibrating takes 0.1-0.2 s an image
 )
@@ -201,8 +203,10 @@ class OnnxExporter:
         threshold = (
             _recentre_unknown_threshold(source, model, runner) if precision == ExportPrecision.INT8 else None
         )
-        path = workdir / FILE_NAME
-        onnx.save(model, path)
+        path = workdir / ARCHIVE_NAME
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(ONNX_ARCHIVE_MODEL, model.SerializeToString())
+            archive.writestr(LABELS_FILE, source.labels_text)
         return ExportedModel(path=path, runner=runner, unknown_threshold=threshold)
 
 
