@@ -67,6 +67,7 @@ from bench.common import (
     wait_until_settled,
 )
 from bench.train import Dataset, hymenoptera, quickstart, train, upload
+from pipeline.contract.exports import onnx_model_of_export
 from pipeline.core.cores import usable_cores
 from pipeline.core.settings import Settings
 from pipeline.store import StorageAccount
@@ -502,7 +503,7 @@ def measure_int8_serving(
     exports = ExportStore(StorageAccount(service.connection_string))
     [record] = exports.list(*ids)
     assert record.blob is not None
-    quantized = b"".join(exports.stream(record.blob))
+    quantized = onnx_model_of_export(b"".join(exports.stream(record.blob)))  # model.onnx in the export's zip
     results.append(served(service, ids, quantized, dataset, image, "INT8 (precision=INT8)", args))
     return results
 
