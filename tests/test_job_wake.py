@@ -9,10 +9,9 @@ import shlex
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from azure.storage.queue import QueueMessage
 
@@ -20,9 +19,9 @@ from devhost.jobs import JobLauncher, JobSpec
 from devhost.queue_listener import QueueListener
 from devhost.worker import PollingWorker
 from pipeline.store import StorageAccount
+from tests.waiting import seconds_until
 
 A_MINUTE = 60.0  # the longest wait of every worker here (a queue listener's waits grow to it from 0.2 s)
-PROMPT = 5.0
 
 # A standby execution that never polls: it notes its start, waits for a line on standard input, then takes the
 # message and notes it.
@@ -50,14 +49,6 @@ message = queue.receive_message()
 queue.delete_message(message)
 pathlib.Path(sys.argv[2]).write_text(message.content)
 """
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float = PROMPT) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"not within {timeout}s"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def _queue_name(account: StorageAccount) -> str:
@@ -121,9 +112,9 @@ def test_a_queue_listener_takes_a_message_its_process_sent_without_waiting_for_i
     queue = _queue_name(account)
     recorder = Recorder(account, queue)
     with _running(recorder):
-        _wait_for(lambda: recorder.rounds == 4)  # backed off: the next receive is 1.6 s away
+        seconds_until(lambda: recorder.rounds == 4)  # backed off: the next receive is 1.6 s away
         account.enqueue(queue, "blob arrived")
-        assert _wait_for(lambda: recorder.taken == ["blob arrived"]) < 1
+        assert seconds_until(lambda: recorder.taken == ["blob arrived"]) < 1
 
 
 def test_a_job_launcher_starts_an_execution_for_a_message_its_process_sent(
@@ -135,7 +126,7 @@ def test_a_job_launcher_starts_an_execution_for_a_message_its_process_sent(
     with _running(launcher):
         time.sleep(0.3)  # its first round: the queue is empty
         account.enqueue(queue, "export 9")
-        _wait_for(marker.exists)
+        seconds_until(marker.exists)
     assert marker.read_text() == "export 9"
 
 
@@ -146,10 +137,10 @@ def test_a_standby_execution_is_nudged_to_take_the_message_and_the_next_starts_w
     notes = tmp_path / "notes"
     launcher = _launcher(account, storage_connection_string, queue, NUDGED_STANDBY, notes, standby=True)
     with _running(launcher):
-        _wait_for(lambda: notes.exists() and "started" in notes.read_text(), timeout=20)
+        seconds_until(lambda: notes.exists() and "started" in notes.read_text(), timeout=20)
         account.enqueue(queue, "train project 8")
-        _wait_for(lambda: "took" in notes.read_text())
-        _wait_for(lambda: notes.read_text().count("started") == 2, timeout=20)
+        seconds_until(lambda: "took" in notes.read_text())
+        seconds_until(lambda: notes.read_text().count("started") == 2, timeout=20)
     first, took, second = (line.split() for line in notes.read_text().splitlines())
     assert took[1:] == [first[1], "train", "project", "8"]
     assert second[1] != first[1]
@@ -163,9 +154,9 @@ def test_an_empty_queue_is_asked_ever_less_often_up_to_the_longest_wait_and_at_o
     queue = _queue_name(account)
     recorder = Recorder(account, queue, longest_wait=1.0)
     with _running(recorder):
-        _wait_for(lambda: recorder.rounds == 5)
+        seconds_until(lambda: recorder.rounds == 5)
         account.enqueue(queue, "blob arrived")
-        _wait_for(lambda: recorder.rounds == 8)
+        seconds_until(lambda: recorder.rounds == 8)
     assert recorder.taken == ["blob arrived"]
     assert recorder.waits[:8] == [0.2, 0.4, 0.8, 1.0, 1.0, 0.0, 0.2, 0.4]
 

@@ -10,6 +10,7 @@ from azure.storage.queue import QueueClient
 
 from devhost.worker import PollingWorker
 from pipeline.store.queue_watch import QueueWatch
+from tests.waiting import seconds_until
 
 ACCOUNT_URL = "http://127.0.0.1:10001/devstoreaccount1"
 
@@ -63,21 +64,13 @@ class Rounds(PollingWorker):
         return self.interval
 
 
-def _wait_until(condition, timeout: float = 5.0) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, "not within the timeout"
-        time.sleep(0.01)
-    return time.monotonic() - started
-
-
 def test_a_woken_worker_starts_its_next_round_at_once_instead_of_after_its_interval() -> None:
     worker = Rounds(interval=60)
     worker.start()
     try:
-        _wait_until(lambda: worker.rounds == 1)
+        seconds_until(lambda: worker.rounds == 1)
         worker.wake()
-        assert _wait_until(lambda: worker.rounds == 2) < 1
+        assert seconds_until(lambda: worker.rounds == 2) < 1
         time.sleep(0.3)
         assert worker.rounds == 2  # one wake, one round
     finally:
@@ -91,7 +84,7 @@ def test_a_wake_during_a_round_is_kept_for_the_next_and_a_stop_during_one_is_not
     try:
         worker.in_round.wait(5)
         worker.wake()  # while the first round runs
-        assert _wait_until(lambda: worker.rounds == 2) < 1.5
+        assert seconds_until(lambda: worker.rounds == 2) < 1.5
         worker.in_round.clear()
         worker.wake()
         worker.in_round.wait(5)
