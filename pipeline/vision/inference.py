@@ -2,14 +2,17 @@
 on the calling thread by one of two sessions of the same model.
 
 A lone request runs on a session with every core (intra-op threads = cores, spin-waiting off): the fastest single
-answer. A request that arrives while another runs takes a single-threaded session instead, shared by all such
-requests (ORT sessions are thread-safe; a single-threaded run stays on its caller's thread), so concurrent requests
-each keep one core busy rather than splitting every operator across cores that are all busy anyway. Against the
-earlier worker threads with opportunistic batching, measured on the 2-core machine (issue 16, item 5: the service
-behind bench/predict.py's setup, /proc CPU times, 4 clients for 10 s): Lite2 42.9 ms of service CPU per request
-instead of 46.3 (42.3 requests/s instead of 38.5); Lite0 the same within the run-to-run noise. The
-single-threaded session is made the first time it is needed: a second copy of the model's weights, only for
-models that get concurrent requests.
+answer. A request that arrives while another runs, of this model or any other, takes a single-threaded session
+instead, shared by all such requests (ORT sessions are thread-safe; a single-threaded run stays on its caller's
+thread), so concurrent requests each keep one core busy rather than splitting every operator across cores that are
+all busy anyway. "Lone" is counted over the process, not per model: two models' lone requests at once would each
+split their operators over cores the other keeps busy (a throwaway run on 2 cores, two Lite0 models, one thread each
+decoding and predicting in process, 3 rounds of 6 s: counted per model 114 to 123 images/s at 16.2 to 17.4 ms of
+CPU an image, counted over the process 124 at 16.0). Against the earlier worker threads with opportunistic
+batching, measured on the 2-core machine (issue 16, item 5: the service behind bench/predict.py's setup, /proc CPU
+times, 4 clients for 10 s): Lite2 42.9 ms of service CPU per request instead of 46.3 (42.3 requests/s instead of
+38.5); Lite0 the same within the run-to-run noise. The single-threaded session is made the first time it is
+needed: a second copy of the model's weights, only for models that get concurrent requests.
 
 Memory (issue 10, item 10): every session allocates from one process-wide ORT arena instead of its own, so the
 cache holds each model's weights plus one arena sized by the largest concurrent work; an evicted model's sessions
@@ -22,7 +25,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import onnxruntime as ort
@@ -51,6 +55,29 @@ def _use_shared_arena(options: ort.SessionOptions) -> None:
     options.add_session_config_entry("session.use_env_allocators", "1")
 
 
+class RunsInFlight:
+    """How many model runs the process has in flight, whatever their models (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+
+    @contextmanager
+    def entered(self) -> Iterator[bool]:
+        """Count one run while the block runs; yields whether no other run was in flight when it began."""
+        with self._lock:
+            alone = self._running == 0
+            self._running += 1
+        try:
+            yield alone
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
+RUNS_IN_FLIGHT = RunsInFlight()
+
+
 class LoadedModel:
     """One ONNX model, its metadata, and the two sessions that run it (see the module docstring)."""
 
@@ -63,22 +90,14 @@ class LoadedModel:
         self.input_name = self.session.get_inputs()[0].name
         self.input_size = int(self.session.get_inputs()[0].shape[-1])
         self.output_names = [output.name for output in self.session.get_outputs()]
-        self._state = threading.Lock()  # guards the count of runs in flight
-        self._running = 0
         self._creating = threading.Lock()  # the single-threaded session is made once, beside running requests
         self._single_threaded: ort.InferenceSession | None = None
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Outputs for one preprocessed image ([3, S, S] float32): each output's row for this image."""
-        with self._state:
-            alone = self._running == 0
-            self._running += 1
-        try:
+        with RUNS_IN_FLIGHT.entered() as alone:
             session = self.session if alone else self._shared_single_threaded()
             return [output[0] for output in session.run(None, {self.input_name: tensor[np.newaxis]})]
-        finally:
-            with self._state:
-                self._running -= 1
 
     def _shared_single_threaded(self) -> ort.InferenceSession:
         with self._creating:

@@ -1,7 +1,8 @@
 """The model cache stays bounded (issue 10, item 10: memory grew with every published model): evicted models give
 back their memory, cached models share one arena for their activations, and a request that still holds an evicted
 model gets its answer. A loaded model runs a lone request on its every-core session and concurrent ones on one
-shared single-threaded session (issue 16, item 5), with the same answers."""
+shared single-threaded session (issue 16, item 5), with the same answers; a request is alone only when no other
+model runs either."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from pipeline.contract.onnx_model import INPUT, ModelLabel, encode_labels
-from pipeline.vision.inference import ModelCache
+from pipeline.vision.inference import RUNS_IN_FLIGHT, ModelCache
 
 SIDE = 512
 CHANNELS = 64  # the convolution's output is 64 x 512 x 512 float32 = 64 MiB of activations per image
@@ -114,3 +115,14 @@ def test_concurrent_requests_share_a_single_threaded_session_with_the_same_answe
     assert sorted(together) == list(range(len(images)))
     for index, expected in enumerate(alone):
         np.testing.assert_allclose(together[index], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_run_beside_another_models_run_takes_the_single_threaded_session():
+    """Whether a request is alone is counted over the process: while another model runs, this one does not take
+    its every-core session."""
+    model = ModelCache(capacity=1).get("model", lambda: wide_model(8))
+    with RUNS_IN_FLIGHT.entered() as other_alone:  # another model's run, in flight
+        assert other_alone
+        beside = model.run(IMAGE)[0]
+    assert model._single_threaded is not None
+    np.testing.assert_allclose(beside, model.run(IMAGE)[0], rtol=1e-5, atol=1e-5)
