@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from pipeline.api.app import create_app
 from pipeline.contract.project_package import ImportToken
 from pipeline.core.owners import this_process
 from pipeline.core.settings import Settings
@@ -28,6 +29,7 @@ from pipeline.store.project_exports import CONTAINER
 from pipeline.store.records import utcnow
 from tests.conftest import PROJECTS
 from tests.project_copies import IMAGES, contents, fill_project, find_project, second_seer, training_client
+from tests.serving import served
 
 IMPORT = f"{PROJECTS}/import"
 
@@ -106,6 +108,41 @@ def test_import_into_another_seer_keeps_the_name_and_numbers_it_when_taken(
         assert second.json()["name"] == f"{project['name']} (2)"
         taken = other.post(IMPORT, params={"token": export["token"], "name": project["name"]})
         assert taken.status_code == 400 and taken.json()["code"] == "BadRequestProjectNameNotUnique"
+
+
+def test_with_private_urls_refused_this_seers_own_links_still_import_and_copy(
+    other_seer: str, settings: Settings, account: StorageAccount
+) -> None:
+    """A Seer on Azurite (the README's run command) refuses private image URLs by default, yet its own export
+    token and image URIs point at its loopback storage: it imports the one and copies images by the other, and
+    still refuses another loopback Seer's token."""
+    strict = settings.model_copy(update={"allow_private_urls": False})
+    with served(create_app(strict, account)) as url, training_client(url) as http:
+        project = fill_project(http, f"strict-{uuid.uuid4()}", images=4)
+        try:
+            token = http.get(f"{PROJECTS}/{project['id']}/export").json()["token"]
+            imported = http.post(IMPORT, params={"token": token, "name": f"strict-copy-{uuid.uuid4()}"})
+            assert imported.status_code == 200, imported.text
+            assert contents(http, imported.json()["id"]) == contents(http, project["id"])
+            http.delete(f"{PROJECTS}/{imported.json()['id']}")
+
+            uris = [i["originalImageUri"] for i in http.get(f"{PROJECTS}/{project['id']}/images").json()]
+            target = http.post(PROJECTS, params={"name": f"strict-urls-{uuid.uuid4()}"}).json()
+            copied = http.post(
+                f"{PROJECTS}/{target['id']}/images/urls", json={"images": [{"url": u} for u in uris]}
+            )
+            assert copied.status_code == 200 and copied.json()["isBatchSuccessful"], copied.text
+            http.delete(f"{PROJECTS}/{target['id']}")
+
+            with training_client(other_seer) as other:
+                foreign = fill_project(other, f"foreign-{uuid.uuid4()}", images=2)
+                foreign_token = other.get(f"{PROJECTS}/{foreign['id']}/export").json()["token"]
+            refused = http.post(IMPORT, params={"token": foreign_token})
+            assert refused.status_code == 400 and "SEER_ALLOW_PRIVATE_URLS" in refused.json()["message"], (
+                refused.text
+            )
+        finally:
+            http.delete(f"{PROJECTS}/{project['id']}")
 
 
 def _tampered(token: str, account: StorageAccount) -> dict[str, str]:
@@ -187,7 +224,7 @@ def test_an_import_whose_process_died_is_swept(
     """A project still marked as importing by a process that no longer runs is deleted by the sweeper; one that
     this (live) process is importing is left alone, and reports the status Importing meanwhile."""
     _, export = exported
-    package = read_package(settings, export["token"])
+    package = read_package(account, settings, export["token"])
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
     dead_owner = this_process().rpartition(":")[0] + ":" + finished.stdout.decode().strip()
     names = {owner: f"importing-{uuid.uuid4()}" for owner in (dead_owner, this_process())}

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from pipeline.api.deps import Config, Engine, ImageWork, UrlFetches
+from pipeline.api.deps import Engine, ImageWork, UrlFetches
 from pipeline.api.direct_route import DirectRoute
 from pipeline.api.mapping.predictions import image_prediction_to_wire
 from pipeline.api.pools import WorkPool
@@ -16,7 +16,7 @@ from pipeline.api.routing import prediction_api_version
 from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
 from pipeline.core.vocabulary import DomainType
-from pipeline.services.prediction import PredictionRequest, Predictor, fetch_image
+from pipeline.services.prediction import PredictionRequest, Predictor
 
 router = APIRouter(tags=["prediction"])
 
@@ -66,14 +66,13 @@ def _url_endpoint(kind: str, store: bool):
         project_id: str,
         published_name: str,
         engine: Engine,
-        config: Config,
         work: ImageWork,
         fetches: UrlFetches,
         image_url: ImageUrl = Body(...),
         application: str | None = Query(None),
     ) -> ImagePrediction:
         target = await _request(engine, project_id, published_name, kind, store, application)
-        data = await fetches.run(fetch_image, image_url.url, config)
+        data = await fetches.run(engine.fetch_image, image_url.url)
         return image_prediction_to_wire(await work.run(engine.predict, target, data))
 
     return predict_url

@@ -11,7 +11,7 @@ from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
 from pipeline.core.domains import domain_of
 from pipeline.services.iterations import completed_iteration, latest_completed_iteration
-from pipeline.services.prediction import PredictionRequest, Predictor, fetch_image
+from pipeline.services.prediction import PredictionRequest, Predictor
 from pipeline.services.projects import get_project
 
 router = APIRouter(tags=["quick test"])
@@ -51,7 +51,6 @@ async def quick_test_image(
 async def quick_test_url(
     project_id: str,
     engine: Engine,
-    config: Config,
     work: ImageWork,
     fetches: UrlFetches,
     image_url: ImageUrl = Body(...),
@@ -59,5 +58,5 @@ async def quick_test_url(
     store: bool = Query(True),
 ) -> ImagePrediction:
     target = await run_in_threadpool(_request, engine, project_id, iteration_id, store)
-    data = await fetches.run(fetch_image, image_url.url, config)
+    data = await fetches.run(engine.fetch_image, image_url.url)
     return image_prediction_to_wire(await work.run(engine.predict, target, data))

@@ -9,6 +9,10 @@
   two (rebinding). Proxies from the environment are ignored so the check sees the real server.
 - A URL on one of `own_endpoints` (Seer's storage account) is refused whatever the addresses: Seer never sends a
   user's request to its own account, so a user cannot make it use its credential or reach its internal queues.
+- A download from one of `readable_endpoints` (Seer's own blob endpoint, which the operator configured) is let
+  through whatever its address: an image URI or ExportProject token that Seer handed out is a SAS link into its own
+  storage, on loopback under Azurite or on a private endpoint, and Custom Vision takes its own links back. The
+  request carries only the credential in the URL, never Seer's, so storage decides what it may read.
 """
 
 from __future__ import annotations
@@ -80,12 +84,15 @@ def _on_endpoint(parts: SplitResult, port: int, endpoint: str) -> bool:
     return _account_path(parts.path)[: len(prefix)] == prefix
 
 
-def check_url(url: str, settings: Settings, own_endpoints: Iterable[str] = ()) -> None:
-    """Refuse (OutboundRefused) anything but http(s) to a public address, and anything on `own_endpoints`."""
+def check_url(
+    url: str, settings: Settings, own_endpoints: Iterable[str] = (), readable_endpoints: Iterable[str] = ()
+) -> None:
+    """Refuse (OutboundRefused) anything but http(s) to a public address or to one of `readable_endpoints`, and
+    anything on `own_endpoints`."""
     parts, port = _parse(url)
     if any(_on_endpoint(parts, port, endpoint) for endpoint in own_endpoints):
         raise OutboundRefused("The URL points at Seer's own storage account, which it does not send to.")
-    if settings.allow_private_urls:
+    if settings.allow_private_urls or any(_on_endpoint(parts, port, e) for e in readable_endpoints):
         return
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
@@ -100,7 +107,11 @@ def check_url(url: str, settings: Settings, own_endpoints: Iterable[str] = ()) -
 
 class _PublicPeersOnly(httpcore.SyncBackend):
     """Connects as httpcore does, then closes any connection whose peer is not public, before TLS or the request
-    is written: the check is on the socket itself, so no DNS answer can route around it."""
+    is written: the check is on the socket itself, so no DNS answer can route around it. Connections to the
+    `exempt` hosts and ports (the readable endpoints') are not checked."""
+
+    def __init__(self, exempt: frozenset[tuple[str, int]]) -> None:
+        self.exempt = exempt
 
     def connect_tcp(
         self,
@@ -111,6 +122,8 @@ class _PublicPeersOnly(httpcore.SyncBackend):
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> httpcore.NetworkStream:
         stream = super().connect_tcp(host, port, timeout, local_address, socket_options)
+        if (host.lower(), port) in self.exempt:
+            return stream
         peer = stream.get_extra_info("server_addr")
         if peer is None or not is_public(peer[0]):
             stream.close()
@@ -123,16 +136,22 @@ class _GuardedTransport(httpx.HTTPTransport):
     """httpx's transport over a pool whose every new connection goes through `_PublicPeersOnly` (httpx takes no
     network backend of its own, so the pool is replaced here)."""
 
-    def __init__(self) -> None:
+    def __init__(self, exempt: frozenset[tuple[str, int]]) -> None:
         super().__init__(trust_env=False)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_PublicPeersOnly()
+            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_PublicPeersOnly(exempt)
         )
 
 
-def outbound_client(settings: Settings, timeout: float) -> httpx.Client:
+def outbound_client(
+    settings: Settings, timeout: float, readable_endpoints: Iterable[str] = ()
+) -> httpx.Client:
     """The client every user-directed request goes through: no proxies, no automatic redirects (each hop must be
     checked with `check_url`), `timeout` per operation, and the connected-peer check unless private URLs are
-    allowed."""
-    transport = httpx.HTTPTransport(trust_env=False) if settings.allow_private_urls else _GuardedTransport()
+    allowed (connections to `readable_endpoints`' hosts and ports excepted)."""
+    if settings.allow_private_urls:
+        transport = httpx.HTTPTransport(trust_env=False)
+    else:
+        exempt = frozenset((parts.hostname or "", port) for parts, port in map(_parse, readable_endpoints))
+        transport = _GuardedTransport(exempt)
     return httpx.Client(transport=transport, follow_redirects=False, trust_env=False, timeout=timeout)

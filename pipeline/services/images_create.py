@@ -126,7 +126,12 @@ class _Batch:
         if entry.url is None:
             return entry.data or b""
         try:
-            return fetch_url(entry.url, self.settings, max_bytes=self.settings.max_training_image_bytes)
+            return fetch_url(
+                entry.url,
+                self.settings,
+                max_bytes=self.settings.max_training_image_bytes,
+                readable_endpoints=[self.store.account.blobs.url],
+            )
         except FetchTooLarge as exc:
             raise ImageRejected(ImageCreateStatus.ERROR_IMAGE_SIZE, str(exc)) from exc
         except FetchError as exc:

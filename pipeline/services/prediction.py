@@ -104,16 +104,6 @@ def _decode(data: bytes, settings: Settings) -> DecodedImage:
         raise bad_request(code, rejected.message) from rejected
 
 
-def fetch_image(url: str, settings: Settings) -> bytes:
-    """The bytes behind a prediction or quick-test URL, or the Custom Vision error."""
-    try:
-        return fetch_url(url, settings, max_bytes=settings.max_prediction_image_bytes)
-    except FetchTooLarge as error:
-        raise bad_request("BadRequestImageSizeBytes", str(error)) from error
-    except FetchError as error:
-        raise bad_request("BadRequestImageUrl", str(error)) from error
-
-
 def unknown_verdict(model: LoadedModel, outputs: dict[str, np.ndarray]) -> UnknownVerdict | None:
     """The model's unknown score against its threshold; None for models without them (detectors, classifiers
     trained before they were added)."""
@@ -202,6 +192,21 @@ class Predictor:
             f"exports/{serving_blob}",
             lambda: onnx_model_of_export(b"".join(ExportStore(self.account).stream(serving_blob))),
         )
+
+    def fetch_image(self, url: str) -> bytes:
+        """The bytes behind a prediction or quick-test URL (an image URI of this Seer's own storage too), or the
+        Custom Vision error."""
+        try:
+            return fetch_url(
+                url,
+                self.settings,
+                max_bytes=self.settings.max_prediction_image_bytes,
+                readable_endpoints=[self.account.blobs.url],
+            )
+        except FetchTooLarge as error:
+            raise bad_request("BadRequestImageSizeBytes", str(error)) from error
+        except FetchError as error:
+            raise bad_request("BadRequestImageUrl", str(error)) from error
 
     def _model_bytes(self, iteration: IterationRecord) -> bytes:
         """The iteration's ONNX model (NotTrained when it has none: the cache keeps nothing for a failed load)."""

@@ -52,14 +52,17 @@ def _failed(why: str) -> CustomVisionError:
     )
 
 
-def read_package(settings: Settings, token: str) -> ProjectPackage:
-    """The package the token names, fetched through the outbound rules and checked against the token's hash."""
+def read_package(account: StorageAccount, settings: Settings, token: str) -> ProjectPackage:
+    """The package the token names, fetched through the outbound rules (which let a token of this Seer's own
+    storage through) and checked against the token's hash."""
     try:
         pinned = ImportToken.decode(token)
     except InvalidToken as exc:
         raise _invalid_token("it is not a token ExportProject wrote.") from exc
     try:
-        data = fetch_url(pinned.url, settings, max_bytes=MAX_PACKAGE_BYTES)
+        data = fetch_url(
+            pinned.url, settings, max_bytes=MAX_PACKAGE_BYTES, readable_endpoints=[account.blobs.url]
+        )
     except FetchError as exc:
         raise _invalid_token(f"its package could not be read ({exc}); the link may have expired.") from exc
     if hashlib.sha256(data).hexdigest() != pinned.sha256:
@@ -162,7 +165,7 @@ def _fill(
 def import_project(
     account: StorageAccount, settings: Settings, token: str, name: str | None
 ) -> ProjectRecord:
-    package = read_package(settings, token)
+    package = read_package(account, settings, token)
     if len(package.images) > settings.max_import_images:
         raise bad_request(
             "BadRequestExceededQuota",

@@ -7,6 +7,7 @@ policy: its URL check before the hop, and its client's check of the address each
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 import httpx
 
@@ -48,17 +49,20 @@ def _remaining(deadline: float) -> float:
     return left
 
 
-def fetch_url(url: str, settings: Settings, *, max_bytes: int) -> bytes:
+def fetch_url(
+    url: str, settings: Settings, *, max_bytes: int, readable_endpoints: Iterable[str] = ()
+) -> bytes:
     """The body of `url` (at most `max_bytes`), within `settings.url_fetch_timeout_seconds` overall: every
-    redirect and every read waits at most for what is left of that time.
+    redirect and every read waits at most for what is left of that time. `readable_endpoints` (Seer's own blob
+    endpoint) may be reached at any address (pipeline.core.outbound).
 
     Raises FetchTooLarge past the cap and FetchError for anything else that goes wrong.
     """
     deadline = time.monotonic() + settings.url_fetch_timeout_seconds
     try:
-        with outbound_client(settings, settings.url_fetch_timeout_seconds) as client:
+        with outbound_client(settings, settings.url_fetch_timeout_seconds, readable_endpoints) as client:
             for _ in range(MAX_REDIRECTS + 1):
-                check_url(url, settings)
+                check_url(url, settings, readable_endpoints=readable_endpoints)
                 hop = httpx.Timeout(
                     _remaining(deadline)
                 )  # each hop gets only what is left of the whole fetch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -58,6 +59,12 @@ def test_urls_on_seers_own_storage_account_are_refused():
 @pytest.fixture()
 def counting_server() -> Iterator[tuple[str, list[str]]]:
     """A loopback server that records every request it receives."""
+    with _counting_server() as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _counting_server() -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
 
     class Handler(QuietHandler):
@@ -95,3 +102,27 @@ def test_fetch_reports_a_refused_url_as_a_fetch_error(counting_server):
     assert "SEER_ALLOW_PRIVATE_URLS" in str(refused.value)  # the error names the switch
     assert seen == []
     assert fetch_url(f"{url}/a.jpg", LENIENT, max_bytes=1024) == b"ok"
+
+
+def test_seers_own_blob_endpoint_is_readable_at_a_private_address(counting_server):
+    """Seer's own image URIs and export tokens are SAS links into its storage, which Azurite (or a private
+    endpoint) serves on a private address: a download from that endpoint goes through, while another account on
+    the same host, and another port, are still refused."""
+    url, seen = counting_server
+    endpoint = f"{url}/devstoreaccount1"
+    got = fetch_url(f"{endpoint}/images/a.jpg?sig=x", STRICT, max_bytes=1024, readable_endpoints=[endpoint])
+    assert got == b"ok"
+    assert seen == ["/devstoreaccount1/images/a.jpg?sig=x"]
+    with pytest.raises(FetchError, match="non-public"):
+        fetch_url(f"{url}/otheraccount/a.jpg", STRICT, max_bytes=1024, readable_endpoints=[endpoint])
+    with _counting_server() as (elsewhere, seen_elsewhere):
+        with pytest.raises(OutboundRefused, match="non-public"):
+            check_url(f"{elsewhere}/devstoreaccount1/a.jpg", STRICT, readable_endpoints=[endpoint])
+        with (
+            outbound_client(STRICT, timeout=5, readable_endpoints=[endpoint]) as client,
+            pytest.raises(OutboundRefused, match="Refusing to connect"),
+        ):
+            client.get(
+                f"{elsewhere}/devstoreaccount1/a.jpg"
+            )  # the connection check exempts the endpoint's port
+    assert seen == ["/devstoreaccount1/images/a.jpg?sig=x"] and seen_elsewhere == []
