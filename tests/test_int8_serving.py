@@ -79,7 +79,7 @@ def _probabilities(predictor: TestClient, url: str, count: int) -> list[dict[str
 
 
 def test_a_compact_iteration_is_served_by_its_int8_export(
-    app, client: TestClient, account: StorageAccount, settings: Settings, tmp_path: Path
+    app, client: TestClient, account: StorageAccount, tmp_path: Path
 ) -> None:
     created = client.post(PROJECTS, params={"name": f"int8-{uuid.uuid4()}", "domainId": COMPACT_DOMAIN})
     project = created.json()
@@ -101,8 +101,7 @@ def test_a_compact_iteration_is_served_by_its_int8_export(
         publish, params={"publishName": "served", "predictionId": "r", "precision": "INT8"}
     )
     assert published.status_code == 200, published.text
-    assert client.get(at).json()["servingPrecision"] == "INT8"
-    time.sleep(settings.published_cache_seconds + 0.2)  # the prediction URL's remembered target expires
+    assert client.get(at).json()["servingPrecision"] == "INT8"  # served at once: this app published it
     quantized = _probabilities(predictor, classify, pictures)
 
     for trained, served in zip(as_trained, quantized, strict=True):
@@ -138,7 +137,6 @@ def test_exporting_a_served_int8_model_again_changes_nothing_served_until_it_is_
     first = _int8_export(client, account, iteration, tmp_path, calibrated_on=3)
     first_file = b"".join(exports.stream(first.blob))
     assert client.post(publish, params=int8).status_code == 200
-    time.sleep(settings.published_cache_seconds + 0.2)
     served_first = _probabilities(predictor, classify, 6)
 
     second = _int8_export(client, account, iteration, tmp_path, calibrated_on=len(classifier_pictures()))
@@ -150,7 +148,6 @@ def test_exporting_a_served_int8_model_again_changes_nothing_served_until_it_is_
     assert _largest_change(served_first, still) < 1e-6
 
     assert client.post(publish, params=int8).status_code == 200
-    time.sleep(settings.published_cache_seconds + 0.2)
     served_second = _probabilities(predictor, classify, 6)
     assert _largest_change(served_first, served_second) > 1e-6, (
         "publishing again did not serve the new export"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from pipeline.api.deps import Config, Storage, UrlFetches
+from pipeline.api.deps import Config, Engine, Storage, UrlFetches
 from pipeline.api.mapping.projects import project_to_wire
 from pipeline.api.wire.projects import (
     CreateProjectOptions,
@@ -63,7 +63,7 @@ def get_project(project_id: str, storage: Storage) -> Project:
 
 @router.patch("/projects/{project_id}", response_model=Project)
 def update_project(
-    project_id: str, storage: Storage, config: Config, update: ProjectUpdate = Body(...)
+    project_id: str, storage: Storage, config: Config, engine: Engine, update: ProjectUpdate = Body(...)
 ) -> Project:
     settings = update.settings or ProjectSettings()
     processing = settings.image_processing_settings or ImageProcessingSettings()
@@ -79,7 +79,9 @@ def update_project(
         publish_better_retrains=settings.publish_better_retrains,
         unknown_detection=settings.unknown_detection,
     )
-    return _wire(storage, service.update_project(storage, config, project_id, changes))
+    updated = service.update_project(storage, config, project_id, changes)
+    engine.published.forget(project_id)  # its prediction URLs answer with its unknownDetection
+    return _wire(storage, updated)
 
 
 @router.delete("/projects/{project_id}", status_code=204, response_class=Response)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from pipeline.api.deps import Storage
+from pipeline.api.deps import Engine, Storage
 from pipeline.services import publishing as service
 
 router = APIRouter(tags=["publishing"])
@@ -17,6 +17,7 @@ def publish_iteration(
     project_id: str,
     iteration_id: str,
     storage: Storage,
+    engine: Engine,
     publish_name: str = Query(..., alias="publishName"),
     prediction_id: str = Query(..., alias="predictionId"),
     overwrite: bool = Query(False),
@@ -27,10 +28,12 @@ def publish_iteration(
     service.publish_iteration(
         storage, project_id, iteration_id, publish_name, prediction_id, overwrite, precision
     )
+    engine.published.forget(project_id)
     return True
 
 
 @router.delete(PUBLISH, status_code=204, response_class=Response)
-def unpublish_iteration(project_id: str, iteration_id: str, storage: Storage) -> Response:
+def unpublish_iteration(project_id: str, iteration_id: str, storage: Storage, engine: Engine) -> Response:
     service.unpublish_iteration(storage, project_id, iteration_id)
+    engine.published.forget(project_id)
     return Response(status_code=204)

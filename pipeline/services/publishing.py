@@ -130,9 +130,10 @@ def published_iteration(account: StorageAccount, project_id: str, publish_name: 
 class PublishedIterations:
     """Prediction URL -> published iteration (and the project's unknownDetection), remembered for `ttl` seconds
     so the hot prediction path skips two storage round trips; a publish, an unpublish or a change of the setting
-    takes effect everywhere within `ttl` (Custom Vision's own publishing is not instantaneous either). Unknown
-    names are not remembered, nor are names past `ttl`: a service that has seen many projects come and go holds
-    only the recent ones.
+    takes effect everywhere within `ttl` (Custom Vision's own publishing is not instantaneous either), and at once
+    in the app that made it, which `forget`s the project (without it, republishing a name served the old model
+    for up to `ttl` from the very app that answered the publish). Unknown names are not remembered, nor are names
+    past `ttl`: a service that has seen many projects come and go holds only the recent ones.
 
     Requests that find a name expired together share one read of it, and its answer or error: with 4 clients at
     once, each expiry used to send every request in flight to storage (General (compact) on 2 cores: 14 reads in
@@ -144,6 +145,24 @@ class PublishedIterations:
         self._entries: dict[tuple[str, str], tuple[float, PublishedTarget]] = {}
         self._lock = threading.Lock()
         self._reads: dict[tuple[str, str], Future[PublishedTarget]] = {}  # the read under way, by name
+        self._stale: set[Future[PublishedTarget]] = set()  # reads under way when their project was forgotten
+
+    def forget(self, project_id: str) -> None:
+        """The project's publishing has just changed: drop what is remembered of its names, and let no read begun
+        before now be remembered or shared with a request that comes after."""
+        project = project_id.lower()
+        with self._lock:
+            self._entries = {key: entry for key, entry in self._entries.items() if key[0] != project}
+            for key in [key for key in self._reads if key[0] == project]:
+                self._stale.add(self._reads.pop(key))
+
+    def _ended(self, key: tuple[str, str], read: Future[PublishedTarget]) -> bool:
+        """Call under the lock when a read ends: whether it is still current (its project not forgotten since)."""
+        if read in self._stale:
+            self._stale.discard(read)
+            return False
+        del self._reads[key]
+        return True
 
     def remembered(self, project_id: str, publish_name: str) -> PublishedTarget | None:
         """The target if it is remembered and fresh, without touching storage (the hot path skips a thread hop)."""
@@ -171,14 +190,14 @@ class PublishedIterations:
             target = published_iteration(self.account, project_id, publish_name)
         except BaseException as error:
             with self._lock:
-                del self._reads[key]
+                self._ended(key, read)
             read.set_exception(error)
             raise
         with self._lock:
             # expired entries go as new ones come, so the map holds only what was asked for within `ttl`
             self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}
-            self._entries[key] = (now, target)
-            del self._reads[key]
+            if self._ended(key, read):
+                self._entries[key] = (now, target)
         read.set_result(target)
         return target
 

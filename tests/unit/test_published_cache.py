@@ -66,3 +66,37 @@ def test_requests_that_miss_together_share_one_read(monkeypatch: pytest.MonkeyPa
         ):  # an unknown name is not remembered: the next request reads again
             cache.get("project", "published")
         assert reads == ["project", "project"]
+
+
+def test_a_forgotten_project_is_read_again_and_a_read_begun_before_is_neither_kept_nor_shared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`forget` (the app changed the project's publishing): the next request reads storage again; a read that was
+    under way when it was called answers its own request but is not remembered, and a request that comes after
+    does not wait on it."""
+    published = {"name": "iteration-1"}
+    read_started, finish_read = threading.Event(), threading.Event()
+    reads: list[str] = []
+
+    def lookup(_account: object, project_id: str, publish_name: str) -> PublishedTarget:
+        reads.append(published["name"])
+        answer = PublishedTarget(IterationRecord.model_construct(name=published["name"]))
+        if len(reads) == 2:  # the read that the publish below overtakes
+            read_started.set()
+            finish_read.wait(5)
+        return answer
+
+    monkeypatch.setattr(publishing, "published_iteration", lookup)
+    cache = PublishedIterations(account=None, ttl=60)
+    assert cache.get("Project", "live").iteration.name == "iteration-1"
+    cache.forget("project")  # any case: project ids are GUIDs
+    with ThreadPoolExecutor(1) as pool:
+        overtaken = pool.submit(cache.get, "project", "live")
+        assert read_started.wait(5)
+        published["name"] = "iteration-2"
+        cache.forget("project")
+        assert cache.get("project", "live").iteration.name == "iteration-2"  # a read of its own
+        finish_read.set()
+        assert overtaken.result(5).iteration.name == "iteration-1"
+    assert cache.get("project", "live").iteration.name == "iteration-2"  # the later read is the one kept
+    assert reads == ["iteration-1", "iteration-1", "iteration-2"]
