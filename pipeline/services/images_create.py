@@ -130,7 +130,7 @@ class _Batch:
                 entry.url,
                 self.settings,
                 max_bytes=self.settings.max_training_image_bytes,
-                readable_endpoints=[self.store.account.blobs.url],
+                readable_endpoints=self.store.account.link_endpoints,
             )
         except FetchTooLarge as exc:
             raise ImageRejected(ImageCreateStatus.ERROR_IMAGE_SIZE, str(exc)) from exc

@@ -201,7 +201,7 @@ class Predictor:
                 url,
                 self.settings,
                 max_bytes=self.settings.max_prediction_image_bytes,
-                readable_endpoints=[self.account.blobs.url],
+                readable_endpoints=self.account.link_endpoints,
             )
         except FetchTooLarge as error:
             raise bad_request("BadRequestImageSizeBytes", str(error)) from error

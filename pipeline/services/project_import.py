@@ -61,7 +61,7 @@ def read_package(account: StorageAccount, settings: Settings, token: str) -> Pro
         raise _invalid_token("it is not a token ExportProject wrote.") from exc
     try:
         data = fetch_url(
-            pinned.url, settings, max_bytes=MAX_PACKAGE_BYTES, readable_endpoints=[account.blobs.url]
+            pinned.url, settings, max_bytes=MAX_PACKAGE_BYTES, readable_endpoints=account.link_endpoints
         )
     except FetchError as exc:
         raise _invalid_token(f"its package could not be read ({exc}); the link may have expired.") from exc

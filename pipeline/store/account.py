@@ -201,6 +201,12 @@ class StorageAccount:
         policy = StoragePolicy.from_settings(settings)
         return cls(settings.storage_identity or settings.connection_string, policy)
 
+    @property
+    def link_endpoints(self) -> list[str]:
+        """Where the links `read_url` signs point (image URIs, exports, ExportProject tokens): users may give them
+        back, so downloads from there pass the outbound rules at whatever address (pipeline.core.outbound)."""
+        return [self.blobs.url]
+
     def read_url(self, container: str, blob: str, hours: int = 24) -> str:
         """A time-limited read-only SAS URL, as Custom Vision returns for image URIs: signed with the account key,
         or with a user delegation key when access is identity-based."""
