@@ -31,7 +31,6 @@ from pipeline.api.routing import (
     CaseInsensitivePaths,
     CaseInsensitiveQuery,
     api_version,
-    prediction_api_version,
 )
 from pipeline.api.validation import validation_code, validation_message
 from pipeline.core.cores import usable_cores
@@ -112,6 +111,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, account: StorageAccount | None = None) -> FastAPI:
     """Build the app; tests pass their own settings and storage account, the Functions host uses the defaults."""
+    settings = settings or get_settings()
+    telemetry = settings.http_telemetry
     app = FastAPI(
         title="Seer",
         description="Custom Vision compatible training and prediction APIs",
@@ -120,8 +121,9 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        telemetry={"tracing": telemetry, "metrics": telemetry, "logs": telemetry},
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings
     app.state.account = account or get_storage()
     app.state.predictor = Predictor(
         app.state.account,
@@ -156,11 +158,7 @@ def create_app(settings: Settings | None = None, account: StorageAccount | None 
         training.include_router(module.router)
     # The Prediction API first: FastAPI tries routes in order, and a prediction URL tried against the Training API's
     # routes spent a third of the event loop's time per request on them (the hot path; issue 16, item 5).
-    app.include_router(
-        prediction.router,
-        prefix=PREDICTION_PREFIX,
-        dependencies=[Depends(prediction_api_version)],
-    )
+    prediction.add_routes(app.router, PREDICTION_PREFIX)
     app.include_router(training)
 
     app.add_api_route("/openapi.json", lambda: app.openapi(), include_in_schema=False)

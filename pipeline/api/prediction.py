@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.api.deps import Engine, ImageWork, UrlFetches
@@ -17,8 +17,6 @@ from pipeline.api.uploads import uploaded_image
 from pipeline.api.wire.predictions import ImagePrediction, ImageUrl
 from pipeline.core.vocabulary import DomainType
 from pipeline.services.prediction import PredictionRequest, Predictor
-
-router = APIRouter(tags=["prediction"])
 
 KINDS = {"classify": DomainType.CLASSIFICATION, "detect": DomainType.OBJECT_DETECTION}
 
@@ -78,19 +76,29 @@ def _url_endpoint(kind: str, store: bool):
     return predict_url
 
 
-for _kind in KINDS:
-    for _suffix, _store in (("", True), ("/nostore", False)):
-        _base = f"/{{project_id}}/{_kind}/iterations/{{published_name}}"
-        router.add_api_route(
-            f"{_base}/image{_suffix}",
-            _image_endpoint(_kind, _store),
-            methods=["POST"],
-            response_model=ImagePrediction,
-            route_class_override=DirectRoute,
-        )
-        router.add_api_route(
-            f"{_base}/url{_suffix}",
-            _url_endpoint(_kind, _store),
-            methods=["POST"],
-            response_model=ImagePrediction,
-        )
+def add_routes(router: APIRouter, prefix: str) -> None:
+    """The Prediction API's routes, each on `router` itself under `prefix` rather than in a router of their own:
+    FastAPI matches an included router's routes twice a request (to choose the branch, then the route), and these
+    are the hot path (issue 16, item 5). The API version is a dependency for the description's sake; the image
+    routes (DirectRoutes) check it themselves."""
+    checked = [Depends(prediction_api_version)]
+    for kind in KINDS:
+        for suffix, store in (("", True), ("/nostore", False)):
+            base = f"{prefix}/{{project_id}}/{kind}/iterations/{{published_name}}"
+            router.add_api_route(
+                f"{base}/image{suffix}",
+                _image_endpoint(kind, store),
+                methods=["POST"],
+                response_model=ImagePrediction,
+                dependencies=checked,
+                tags=["prediction"],
+                route_class_override=DirectRoute,
+            )
+            router.add_api_route(
+                f"{base}/url{suffix}",
+                _url_endpoint(kind, store),
+                methods=["POST"],
+                response_model=ImagePrediction,
+                dependencies=checked,
+                tags=["prediction"],
+            )
