@@ -30,6 +30,8 @@ class WireModel(BaseModel):
         if not isinstance(data, dict):
             return data
         names = _names_by_lower_case(cls)
+        if _wire_names(cls).issuperset(data):  # nothing to rename (every answer Seer builds): checked in C
+            return data
         renamed = {}
         for key, value in data.items():
             exact = names.get(key.lower(), key) if isinstance(key, str) else key
@@ -67,6 +69,12 @@ def _names_by_lower_case(model: type[BaseModel]) -> dict[str, str]:
         names[name.lower()] = name
         names[wire.lower()] = wire
     return names
+
+
+@cache
+def _wire_names(model: type[BaseModel]) -> frozenset[str]:
+    """The names `_names_by_lower_case` renames to: each field's alias and Python name as written."""
+    return frozenset(_names_by_lower_case(model).values())
 
 
 def _as_utc(moment: datetime) -> datetime:
