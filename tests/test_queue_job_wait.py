@@ -1,5 +1,6 @@
 """A standby job execution (`python -m training_job --wait SECONDS`) waits on the real queue for its message: it
-takes one that arrives while it waits, and gives up after the wait when none comes."""
+takes one that arrives while it waits, and gives up after the wait when none comes. What it prepares only while
+idle does not hold up a request already waiting."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 import uuid
 
 from pipeline.store import StorageAccount
-from training_job.queue_job import NUDGED_POLL_SECONDS, JobQueue, receive
+from training_job.queue_job import NUDGED_POLL_SECONDS, JobQueue, Work, receive, run_once
 
 
 def _queue(account: StorageAccount) -> JobQueue:
@@ -99,3 +100,39 @@ def test_only_a_pipe_on_standard_input_is_taken_for_nudges() -> None:
     ]
     closed = subprocess.run(probe, capture_output=True, text=True, check=True, preexec_fn=lambda: os.close(0))
     assert [*seen, closed.stdout.strip()] == ["0", "None", "None"]
+
+
+def _recording_work(events: list[str]) -> Work[str, str]:
+    return Work(
+        noun="test request",
+        decode=lambda content: content,
+        describe=lambda request: request,
+        load=lambda request: request,
+        run=lambda request, subject: events.append(f"ran {request}"),
+        fail=lambda request, subject, reason, error: events.append(f"failed {request}"),
+    )
+
+
+def test_a_request_already_waiting_is_taken_before_the_idle_preparation(account: StorageAccount) -> None:
+    """A standby execution prepares for detection only once it has found no request waiting (training_job.job):
+    a classifier request queued while it started does not wait for torchvision."""
+    queue = _queue(account)
+    account.queue(queue.name).send_message("train project 7")
+    events: list[str] = []
+    assert (
+        run_once(account, queue, _recording_work(events), 20, while_idle=lambda: events.append("prepared"))
+        == 0
+    )
+    assert events == ["ran train project 7"]
+
+
+def test_with_nothing_waiting_the_idle_preparation_runs_and_then_the_wait(account: StorageAccount) -> None:
+    queue = _queue(account)
+    events: list[str] = []
+
+    def prepare() -> None:
+        events.append("prepared")
+        account.queue(queue.name).send_message("train project 8")  # arrives once the execution is idle
+
+    assert run_once(account, queue, _recording_work(events), 20, while_idle=prepare) == 0
+    assert events == ["prepared", "ran train project 8"]

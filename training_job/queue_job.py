@@ -148,10 +148,17 @@ def run_once(
     work: Work[Request, Subject],
     wait_seconds: float = 0.0,
     nudges: int | None = None,
+    while_idle: Callable[[], None] | None = None,
 ) -> int:
     """Take one message, waiting up to `wait_seconds` for one (a standby execution, see devhost.jobs), and
-    settle it."""
-    message = receive(account, queue, wait_seconds, nudges)
+    settle it. `while_idle` runs before the wait when no message is waiting yet: preparation that only some
+    requests need, which a request already queued should not wait for."""
+    message = None
+    if while_idle is not None:
+        message = receive(account, queue)
+        if message is None:
+            while_idle()
+    message = message or receive(account, queue, wait_seconds, nudges)
     if message is None:
         log.info("no %s waiting on %s", work.noun, queue.name)
         return 0
