@@ -35,7 +35,7 @@ from training_job.detection_augment import detection_view
 from training_job.detection_cache import DetectionSample, DetectorSettings, build_cache
 from training_job.detection_heads import fit_heads, fit_held_out
 from training_job.detection_tuning import coarse_blocks
-from training_job.detector import Levels, Targets, suppress
+from training_job.detector import Head, Levels, Targets, suppress
 
 BACKBONE = "efficientnet-lite0"
 SETTINGS = DetectorSettings(image_size=192, augmented_views=3, epochs=30, max_folds=2)
@@ -138,6 +138,28 @@ def test_export_check_refuses_a_model_that_differs(
     finally:
         with torch.no_grad():
             bias -= 0.3
+
+
+def test_the_heads_outputs_are_one_convolution_equal_to_its_three_layers_gradients_too() -> None:
+    """Head.outputs stacks the class, side and centerness layers into one convolution (faster); it must give what
+    the three layers give apart, and their weights the same gradients."""
+    torch.manual_seed(0)
+    head = Head([24, 40], num_classes=3, width=16, depth=1)
+    features = torch.randn(2, 16, 6, 6)
+    weights = [torch.randn(2, n, 6, 6) for n in (3, 4, 1)]
+    layers = (head.classes, head.sides, head.centerness)
+
+    def gradients(outputs) -> list[torch.Tensor]:
+        head.zero_grad()
+        sum((output * weight).sum() for output, weight in zip(outputs, weights, strict=True)).backward()
+        return [parameter.grad.clone() for layer in layers for parameter in (layer.weight, layer.bias)]
+
+    together = head.outputs(features)
+    apart = [layer(features) for layer in layers]
+    for one, other in zip(together, apart, strict=True):
+        torch.testing.assert_close(one, other)
+    for one, other in zip(gradients(together), gradients(apart), strict=True):
+        torch.testing.assert_close(one, other)
 
 
 def test_bad_input_is_refused() -> None:
