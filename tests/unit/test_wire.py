@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pipeline.api.wire.predictions import BoundingBox, ImageUrl, Prediction, PredictionQueryToken
+from pipeline.api.app import create_app
+from pipeline.api.wire.base import WireModel, WireShape
+from pipeline.api.wire.images import Region
+from pipeline.api.wire.predictions import (
+    ImageIdCreateBatch,
+    ImageIdCreateEntry,
+    ImageUrl,
+    PredictionQueryToken,
+)
+from pipeline.core.settings import Settings
+from pipeline.store import StorageAccount
 
 
 def test_query_times_without_a_zone_are_utc():
@@ -27,8 +37,49 @@ def test_names_bind_ignoring_case_and_exact_ones_win_whichever_way_they_come():
         "http://a/wins.jpg"
     )
     region = {"tag_id": "t", "left": 0.1, "top": 0.2, "width": 0.3, "height": 0.4}
-    built = Prediction(probability=0.5, tag_id="t", tag_name="n", bounding_box=BoundingBox(**region))
-    sent = Prediction.model_validate(
-        {"Probability": 0.5, "TAGID": "t", "tagName": "n", "boundingbox": {"LEFT": 0.1} | region}
+    built = ImageIdCreateBatch(images=[ImageIdCreateEntry(id="i", regions=[Region(**region)])])
+    sent = ImageIdCreateBatch.model_validate(
+        {"Images": [{"ID": "i", "REGIONS": [{"TagId": "t", "LEFT": 0.9} | region]}]}
     )
     assert sent == built
+
+
+def test_no_request_body_holds_a_model_that_does_not_bind_any_case(settings: Settings) -> None:
+    """Answer-only models (`AnswerModel`) skip the any-case renaming; every model the OpenAPI description lets a
+    client send, nested ones included, must be a `WireModel`."""
+    connection = "UseDevelopmentStorage=true"
+    description = create_app(settings, StorageAccount(connection)).openapi()
+    schemas = description["components"]["schemas"]
+    sent: set[str] = set()
+    waiting = [
+        ref
+        for path in description["paths"].values()
+        for op in path.values()
+        for ref in _refs(op.get("requestBody"))
+    ]
+    while waiting:
+        name = waiting.pop()
+        if name not in sent:
+            sent.add(name)
+            waiting += _refs(schemas[name])
+    models = {model.__name__: model for model in _subclasses(WireShape)}
+    assert {"ImageUrl", "ImageIdCreateBatch", "Region", "PredictionQueryToken"} <= sent
+    assert sent <= set(models), sent - set(models)
+    assert not [name for name in sent if not issubclass(models[name], WireModel)]
+
+
+def _refs(schema: object) -> list[str]:
+    """The schema names `schema` refers to, at any depth."""
+    if isinstance(schema, dict):
+        return (
+            [schema["$ref"].rsplit("/", 1)[-1]]
+            if "$ref" in schema
+            else [r for v in schema.values() for r in _refs(v)]
+        )
+    if isinstance(schema, list):
+        return [r for v in schema for r in _refs(v)]
+    return []
+
+
+def _subclasses(model: type) -> set[type]:
+    return {model} | {sub for direct in model.__subclasses__() for sub in _subclasses(direct)}

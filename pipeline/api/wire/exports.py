@@ -4,10 +4,10 @@ training images): the spec's Export has no place for them, and the official SDK 
 
 from __future__ import annotations
 
-from pipeline.api.wire.base import OmitsUnset
+from pipeline.api.wire.base import OmitsUnset, WireModel
 
 
-class ExportParity(OmitsUnset):
+class ExportParity(OmitsUnset, WireModel):
     """The export job's parity check (training_job.exports.parity): `agreement` is the share of the `images` that
     agreed under the precision's rule (FP32: every figure within tolerance; FP16 and INT8: the same top
     prediction), `unknownAgreement` (reduced-precision classifiers with an unknown score) the share whose unknown
@@ -22,7 +22,7 @@ class ExportParity(OmitsUnset):
     unknown_agreement: float | None = None
 
 
-class Export(OmitsUnset):
+class Export(OmitsUnset, WireModel):
     """`downloadUri` is a non-nullable string in the spec: left out until the export is Done."""
 
     omitted_when_unset = ("download_uri", "reason", "parity")

@@ -44,7 +44,7 @@ class IterationCalibration(WireModel):
     unknown_training_rate: float
 
 
-class Iteration(OmitsUnset):
+class Iteration(OmitsUnset, WireModel):
     """An unpublished iteration has no publish name or resource: the spec's strings are non-nullable, so they are
     left out until it is published. Seer's `calibration` is left out where there is none (detectors, iterations
     not trained or trained before it was kept)."""

@@ -6,12 +6,12 @@ from datetime import datetime
 
 from pydantic import Field
 
-from pipeline.api.wire.base import OmitsUnset, UtcDatetime, WireModel
+from pipeline.api.wire.base import AnswerModel, OmitsUnset, UtcDatetime, WireModel
 from pipeline.api.wire.images import Region
 from pipeline.core.vocabulary import Order, TagType
 
 
-class BoundingBox(WireModel):
+class BoundingBox(AnswerModel):
     """Normalised to the image: 0..1 from the top-left corner."""
 
     left: float
@@ -20,7 +20,7 @@ class BoundingBox(WireModel):
     height: float
 
 
-class Prediction(WireModel):
+class Prediction(AnswerModel):
     probability: float
     tag_id: str
     tag_name: str
@@ -28,7 +28,7 @@ class Prediction(WireModel):
     tag_type: str = TagType.REGULAR
 
 
-class UnknownImage(WireModel):
+class UnknownImage(AnswerModel):
     """Seer's extension (the SDK ignores it): with the project's `unknownDetection` on, whether the image is none
     of the tags, i.e. its unknown score (1 - cosine similarity to the k-th nearest training image, in the model's
     pooled features) is above the iteration's threshold."""
@@ -38,7 +38,7 @@ class UnknownImage(WireModel):
     threshold: float
 
 
-class ImagePrediction(OmitsUnset):
+class ImagePrediction(OmitsUnset, AnswerModel):
     """`unknown` is present only with the project's unknownDetection on and a model that scores it."""
 
     omitted_when_unset = ("unknown",)
@@ -68,7 +68,7 @@ class PredictionQueryTag(WireModel):
     max_threshold: float = 1.0
 
 
-class PredictionQueryToken(OmitsUnset):
+class PredictionQueryToken(OmitsUnset, WireModel):
     """The query and, once answered, its continuation: the client sends the returned token back for more. The
     spec's strings here are non-nullable, so one left unset (no filter by application, no further page) is left
     out: `continuation` is present only while there is more to read."""
