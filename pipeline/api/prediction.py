@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.api.deps import Engine, ImageWork, UrlFetches
@@ -85,20 +86,16 @@ def add_routes(router: APIRouter, prefix: str) -> None:
     for kind in KINDS:
         for suffix, store in (("", True), ("/nostore", False)):
             base = f"{prefix}/{{project_id}}/{kind}/iterations/{{published_name}}"
-            router.add_api_route(
-                f"{base}/image{suffix}",
-                _image_endpoint(kind, store),
-                methods=["POST"],
-                response_model=ImagePrediction,
-                dependencies=checked,
-                tags=["prediction"],
-                route_class_override=DirectRoute,
-            )
-            router.add_api_route(
-                f"{base}/url{suffix}",
-                _url_endpoint(kind, store),
-                methods=["POST"],
-                response_model=ImagePrediction,
-                dependencies=checked,
-                tags=["prediction"],
-            )
+            for source, endpoint, route_class in (
+                ("image", _image_endpoint(kind, store), DirectRoute),
+                ("url", _url_endpoint(kind, store), APIRoute),
+            ):
+                router.add_api_route(
+                    f"{base}/{source}{suffix}",
+                    endpoint,
+                    methods=["POST"],
+                    response_model=ImagePrediction,
+                    dependencies=checked,
+                    tags=["prediction"],
+                    route_class_override=route_class,
+                )

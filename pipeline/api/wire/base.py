@@ -35,9 +35,9 @@ class WireModel(WireShape):
         example sends `{"Url": ...}`); a key that is already exact wins over a differently cased one."""
         if not isinstance(data, dict):
             return data
-        names = _names_by_lower_case(cls)
         if _wire_names(cls).issuperset(data):  # nothing to rename (every answer Seer builds): checked in C
             return data
+        names = _names_by_lower_case(cls)
         renamed = {}
         for key, value in data.items():
             exact = names.get(key.lower(), key) if isinstance(key, str) else key
@@ -54,10 +54,11 @@ class AnswerModel(WireShape):
 
 
 class OmitsUnset(WireShape):
-    """A mixin for a wire model (with `WireModel` or `AnswerModel`) with properties the spec declares non-nullable (`x-nullable: false`) that can have no value
-    (an unpublished iteration's publish name, a query token's last continuation): the fields named in
-    `omitted_when_unset` are left out of the answer while None rather than sent as null, which a strict client
-    rejects. The schema stays the model's own (the serializer declares no return type)."""
+    """A mixin for a wire model (beside `WireModel` or `AnswerModel`) with properties the spec declares
+    non-nullable (`x-nullable: false`) that can have no value (an unpublished iteration's publish name, a query
+    token's last continuation): the fields named in `omitted_when_unset` are left out of the answer while None
+    rather than sent as null, which a strict client rejects. The schema stays the model's own (the serializer
+    declares no return type)."""
 
     omitted_when_unset: ClassVar[tuple[str, ...]] = ()
 
