@@ -156,7 +156,9 @@ def service(storage_connection_string: str) -> Iterator[str]:
     timer triggers) with the training job launched as a separate process per queued training request (one kept
     started, waiting for the next), and the export job per queued export."""
     import function_app
-    from devhost import HostConfig, JobSpec, LocalHost
+    from devhost.host import LocalHost
+    from devhost.host_config import HostConfig
+    from devhost.jobs import JobSpec
 
     host = LocalHost(
         function_app.app,

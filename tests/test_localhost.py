@@ -17,7 +17,6 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from devhost import HostConfig, JobSpec, LocalHost
 from devhost.admin import AdminFunctions
 from devhost.app_loader import FunctionInfo
 from devhost.blob_binding import BlobTriggerMessage
@@ -25,6 +24,9 @@ from devhost.blob_queue import blob_trigger_queue_name
 from devhost.blob_triggers import POISON_QUEUE, RECEIPTS_CONTAINER
 from devhost.blob_webhook import WEBHOOK_PATH
 from devhost.event_grid import BLOB_CREATED, BlobCreatedTopic, EventGridEvent
+from devhost.host import LocalHost
+from devhost.host_config import HostConfig
+from devhost.jobs import JobSpec
 from devhost.ports import free_port
 from pipeline.store import StorageAccount
 from tests import host_app

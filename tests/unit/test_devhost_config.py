@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from devhost import HostConfig, JobSpec
 from devhost.blob_binding import BlobPath, BlobTriggerMessage, quoted_etag
 from devhost.blob_webhook import blob_location
-from devhost.host_config import parse_timespan
+from devhost.host_config import HostConfig, parse_timespan
+from devhost.jobs import JobSpec
 from devhost.timer_triggers import NcrontabSchedule
 
 
