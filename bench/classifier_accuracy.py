@@ -114,6 +114,12 @@ def onnx_probabilities(result: TrainingResult, images: list[Image.Image]) -> np.
     return np.concatenate(outputs)
 
 
+def val_accuracy(result: TrainingResult, val: list[Sample]) -> float:
+    """The share of single-tag `val` samples whose most probable tag, by the exported model, is theirs."""
+    predicted = onnx_probabilities(result, [s.image for s in val]).argmax(axis=1)
+    return float(np.mean(predicted == np.array([next(iter(s.labels)) for s in val])))
+
+
 def quickstart(training_type: str, budget: float | None) -> Row:
     samples, labels, _ = load_folder(QUICKSTART, ["Hemlock", "Japanese_Cherry"])
     result, seconds = timed_training(samples, labels, training_type=training_type, budget_seconds=budget)
@@ -132,9 +138,7 @@ def hymenoptera() -> Row:
     result, seconds = timed_training(samples, labels, training_type="Regular", budget_seconds=None)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     val, _, _ = load_folder(HYMENOPTERA / "val", ["ants", "bees"])
-    predicted = onnx_probabilities(result, [s.image for s in val]).argmax(axis=1)
-    truth = [next(iter(s.labels)) for s in val]
-    accuracy = float(np.mean(np.array(predicted) == np.array(truth)))
+    accuracy = val_accuracy(result, val)
     print(f"  Regular: {result.timings}; scores {result.scores}")
     outcome = f"val accuracy {accuracy:.1%} ({len(val)} images); peak RSS {peak_mib:.0f} MiB"
     return Row("hymenoptera Regular", len(samples), seconds, result.mode, result.cv_score, outcome)

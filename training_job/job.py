@@ -425,11 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     queue = _queue(settings, args.queue or settings.training_queue)
     if args.wait <= 0:
         return run_once(account, queue, work)
-    _prepare_classifier_training()
-    return run_once(account, queue, work, args.wait, nudge_pipe(), while_idle=_prepare_detector_training)
+    prepare_classifier_training()
+    return run_once(account, queue, work, args.wait, nudge_pipe(), while_idle=prepare_detector_training)
 
 
-def _prepare_classifier_training() -> None:
+def prepare_classifier_training() -> None:
     """Import what training a classifier imports on first use (seconds: the ONNX exporter, the backbones), and
     load and export the classification domains' backbones, so that a standby execution spends that time before
     its request rather than after."""
@@ -440,7 +440,7 @@ def _prepare_classifier_training() -> None:
     prepare_backbones(sorted({d.backbone for d in DOMAINS if d.type == DomainType.CLASSIFICATION}))
 
 
-def _prepare_detector_training() -> None:
+def prepare_detector_training() -> None:
     """Import detection's modules too, once a standby execution has found no request waiting: they import
     torchvision, which a classifier run never needs and a request already queued should not wait for."""
     for module in DETECTOR_TRAINING_MODULES:
