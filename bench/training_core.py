@@ -4,8 +4,8 @@
                                   [--advanced-budget SECONDS]
 
 What the training job runs once a standby execution has taken a message and loaded its images. The standby's
-preparation comes first, outside the clock: the imports and the classification backbones exported ahead, and
-detection's imports. Then `train_classifier` or `train_detector` runs on the clock as the job calls it, with the
+preparation comes first, outside the clock: the imports, the classifier's backbone exported ahead, and
+detection's imports (only the backbone a run uses: a device call carries one backbone's weights). Then `train_classifier` or `train_detector` runs on the clock as the job calls it, with the
 cross-validation, the final model, the ONNX export and its check. `SEER_TRAINING_DEVICE` picks the device
 (`auto`: CUDA when torch sees a GPU).
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from bench.classifier_accuracy import load_folder, stored_upload, timed_training, val_accuracy
+from bench.classifier_accuracy import BACKBONE, load_folder, stored_upload, timed_training, val_accuracy
 from bench.common import DATASETS, machine
 from bench.detect import DOMAINS, Picture, photos, split
 from pipeline.contract.onnx_model import ModelLabel
@@ -169,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"machine: {machine()}; torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}")
     started = time.perf_counter()
-    prepare_classifier_training()
-    prepare_detector_training()
+    prepare_classifier_training([BACKBONE] if "hymenoptera" in present else [])
+    if "raccoon" in present:
+        prepare_detector_training()
     print(f"the standby's preparation (outside the clock): {time.perf_counter() - started:.1f} s")
     print()
     print(

@@ -9,6 +9,7 @@ import importlib
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -429,15 +430,17 @@ def main(argv: list[str] | None = None) -> int:
     return run_once(account, queue, work, args.wait, nudge_pipe(), while_idle=prepare_detector_training)
 
 
-def prepare_classifier_training() -> None:
+def prepare_classifier_training(backbones: Iterable[str] | None = None) -> None:
     """Import what training a classifier imports on first use (seconds: the ONNX exporter, the backbones), and
-    load and export the classification domains' backbones, so that a standby execution spends that time before
-    its request rather than after."""
+    load and export `backbones` (by default every classification domain's), so that a standby execution spends
+    that time before its request rather than after."""
     for module in CLASSIFIER_TRAINING_MODULES:
         importlib.import_module(module)
     from training_job.onnx_export import prepare_backbones
 
-    prepare_backbones(sorted({d.backbone for d in DOMAINS if d.type == DomainType.CLASSIFICATION}))
+    if backbones is None:
+        backbones = sorted({d.backbone for d in DOMAINS if d.type == DomainType.CLASSIFICATION})
+    prepare_backbones(backbones)
 
 
 def prepare_detector_training() -> None:
