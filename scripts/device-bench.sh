@@ -49,7 +49,7 @@ case "$1" in
     ;;
   run)
     : "${OUT:?run this on the device machine, where OUT is set}"
-    python3 -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+    python3 -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
       .device/wheels/*.whl
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
     PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 python3 -m bench.training_core \
