@@ -410,3 +410,20 @@ def test_the_suppression_overlap_is_chosen_by_what_users_see_above_the_threshold
     assert chosen < 0.5
     assert suppressed_on_folds(few, LABELS, _RefoldedDetections(truth, 2.0), ADVANCED_NMS_IOUS)[0] == 0.5
     assert suppressed_on_folds(few, LABELS, _RefoldedDetections(truth, 0.5), ())[0] == 0.5
+
+
+@pytest.mark.slow
+def test_an_advanced_budget_spent_before_the_heads_still_trains_them(training: list[DetectionSample]) -> None:
+    """An Advanced run whose budget ends before its heads start (here at once, so the backbone tuning stops at its
+    first step) still gives every head Regular's epochs: a budget never leaves a detector untrained."""
+    settings = DetectorSettings(image_size=192, augmented_views=1, epochs=4, max_folds=2)
+    regular = train_detector(training[:12], LABELS, backbone=BACKBONE, settings=settings)
+    advanced = train_detector(
+        training[:12],
+        LABELS,
+        backbone=BACKBONE,
+        settings=settings,
+        training_type="Advanced",
+        budget_seconds=0,
+    )
+    assert advanced.cv_score >= 0.5 * regular.cv_score > 0

@@ -211,7 +211,8 @@ def train_detector(
     """Train, cross-validate, export and verify, on `device` (every CPU core: it sets torch's thread count). "Advanced"
     first fine-tunes the backbone's stride-32 blocks (`detection_tuning`), adds the stride-8 level when the
     objects are small (`advanced_finest_stride`), trains each head twice as long and chooses the suppression
-    overlap on the folds, within `budget_seconds`. With a `champion`, its recipe (on the
+    overlap on the folds, within `budget_seconds`, except that every head makes Regular's epochs whatever the
+    budget. With a `champion`, its recipe (on the
     frozen backbone's cache) is scored on the
     same folds too. From a `base` (an earlier run's state) every head starts from its head and trains half as
     long; its start saw images the folds now hold out, so the out-of-fold score flatters it a little."""
@@ -223,6 +224,7 @@ def train_detector(
         settings = replace(
             settings,
             epochs=settings.epochs * 2,
+            guaranteed_epochs=settings.epochs,
             tune_epochs=ADVANCED_TUNE_EPOCHS,
             nms_ious=ADVANCED_NMS_IOUS,
             finest_stride=advanced_finest_stride(samples, settings.image_size),

@@ -35,6 +35,9 @@ class DetectorSettings:
     image_size: int
     augmented_views: int = 7  # random views per image beside the whole image, computed once
     epochs: int = 12  # passes over all views, for each fold model and the final model
+    # Passes every head makes even past a budget's deadline (Advanced: Regular's `epochs`), so that a budget spent
+    # on tuning the backbone never leaves the heads untrained.
+    guaranteed_epochs: int = 0
     batch: int = 16
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4

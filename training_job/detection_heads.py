@@ -39,10 +39,11 @@ def optimise(
     outputs_of: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     *,
     mixed_precision: bool,
+    guaranteed_steps: int = 0,
 ) -> None:
     """`steps` AdamW steps of the detection loss on shuffled batches of `views` (a short warm-up, then a cosine
     schedule; on a GPU in mixed precision when `mixed_precision`: training_job.device says when it pays),
-    stopped at `deadline`; `outputs_of` gives a batch's head outputs.
+    stopped at `deadline` once `guaranteed_steps` are done; `outputs_of` gives a batch's head outputs.
 
     Every epoch's order is drawn up front (on the CPU, so both devices draw the same) and moved to the device
     once: a copy to a GPU each step would wait for its queue."""
@@ -60,7 +61,7 @@ def optimise(
     with torch.enable_grad():
         for order in orders.to(device.device):
             for batch in order.split(settings.batch):
-                if step >= steps or time.monotonic() > deadline:
+                if step >= steps or (step >= guaranteed_steps and time.monotonic() > deadline):
                     return
                 with device.mixed_precision(mixed_precision):
                     outputs = outputs_of(batch)
@@ -76,11 +77,12 @@ def optimise(
 def fit_head(
     head: Head, cache: FeatureCache, rows: np.ndarray, settings: DetectorSettings, deadline: float
 ) -> Head:
-    """`head` trained on every view of the samples `rows` (`optimise`), stopped at `deadline`, on the cache's
-    device."""
+    """`head` trained on every view of the samples `rows` (`optimise`), stopped at `deadline` once it has made
+    `settings.guaranteed_epochs`, on the cache's device."""
     head.to(cache.device.device)
     views = torch.from_numpy(np.flatnonzero(np.isin(cache.sample, rows)))
     steps = max(1, math.ceil(settings.epochs * len(views) / settings.batch))
+    guaranteed = min(steps, math.ceil(settings.guaranteed_epochs * len(views) / settings.batch))
     optimiser = torch.optim.AdamW(
         head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
@@ -94,6 +96,7 @@ def fit_head(
         cache,
         lambda batch: head(*cache.views(batch)),
         mixed_precision=False,
+        guaranteed_steps=guaranteed,
     )
     return head.eval().requires_grad_(False)
 
