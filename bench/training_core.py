@@ -5,9 +5,10 @@
 
 What the training job runs once a standby execution has taken a message and loaded its images. The standby's
 preparation comes first, outside the clock: the imports, the classifier's backbone exported ahead, and
-detection's imports (only the backbone a run uses: a device call carries one backbone's weights). Then `train_classifier` or `train_detector` runs on the clock as the job calls it, with the
-cross-validation, the final model, the ONNX export and its check. `SEER_TRAINING_DEVICE` picks the device
-(`auto`: CUDA when torch sees a GPU).
+detection's imports (only the backbone a run uses: a device call carries one backbone's weights). Then
+`train_classifier` or `train_detector` runs on the clock as the job calls it, with the cross-validation, the
+final model, the ONNX export and its check. `SEER_TRAINING_DEVICE` picks the device (`auto`: CUDA when torch sees
+a GPU).
 
 There is no service here. A GPU machine lent to this project reaches no registry and takes at most 64 MiB of
 carried files: that holds one data set and the wheels its image lacks, but not Node and Azurite
