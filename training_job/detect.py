@@ -208,14 +208,13 @@ def train_detector(
     base: DetectorState | None = None,
     device: TrainingDevice = CPU,
 ) -> DetectionResult:
-    """Train, cross-validate, export and verify, on `device` (every CPU core: it sets torch's thread count). "Advanced"
-    first fine-tunes the backbone's stride-32 blocks (`detection_tuning`), adds the stride-8 level when the
-    objects are small (`advanced_finest_stride`), trains each head twice as long and chooses the suppression
+    """Train, cross-validate, export and verify, on `device` (every CPU core: it sets torch's thread count).
+    "Advanced" first fine-tunes the backbone's stride-32 blocks (`detection_tuning`), adds the stride-8 level when
+    the objects are small (`advanced_finest_stride`), trains each head twice as long and chooses the suppression
     overlap on the folds, within `budget_seconds`, except that every head makes Regular's epochs whatever the
-    budget. With a `champion`, its recipe (on the
-    frozen backbone's cache) is scored on the
-    same folds too. From a `base` (an earlier run's state) every head starts from its head and trains half as
-    long; its start saw images the folds now hold out, so the out-of-fold score flatters it a little."""
+    budget. With a `champion`, its recipe (on the frozen backbone's cache) is scored on the same folds too. From a
+    `base` (an earlier run's state) every head starts from its head and trains half as long; its start saw images
+    the folds now hold out, so the out-of-fold score flatters it a little."""
     watch = Stopwatch()
     kind = validate(samples, labels, training_type)
     get_spec(backbone)  # refuses an unknown backbone before any work
