@@ -44,7 +44,7 @@ from pipeline.vision.imaging import decode_image
 from pipeline.vision.inference import LoadedModel
 from pipeline.vision.metrics import DetectedImage, detection_performance
 from training_job.detection_cache import DetectionSample
-from training_job.device import select_device
+from training_job.device import TrainingDevice, select_device
 from training_job.job import prepare_classifier_training, prepare_detector_training
 
 RACCOON = ModelLabel(tag_id="raccoon", name="raccoon")
@@ -63,15 +63,15 @@ class Row:
     held_out: str
 
 
-def hymenoptera(root: Path, training_type: str, budget: float) -> Row:
+def hymenoptera(root: Path, training_type: str, budget: float | None, device: TrainingDevice) -> Row:
     samples, labels, _ = load_folder(root / "train", ["ants", "bees"])
     val, _, _ = load_folder(root / "val", ["ants", "bees"])
     result, seconds = timed_training(
         samples,
         labels,
         training_type=training_type,
-        budget_seconds=budget if training_type == "Advanced" else None,
-        device=select_device(get_settings().training_device),
+        budget_seconds=budget,
+        device=device,
     )
     accuracy = val_accuracy(result, val)
     return Row(
@@ -105,7 +105,7 @@ def held_out_detections(onnx_model: bytes, held_out: list[Picture]) -> list[Dete
     return detected
 
 
-def raccoon(root: Path, training_type: str, budget: float) -> Row:
+def raccoon(root: Path, training_type: str, budget: float | None, device: TrainingDevice) -> Row:
     from training_job.detect import train_detector
 
     train_files, held_out_files = split(root)
@@ -117,8 +117,8 @@ def raccoon(root: Path, training_type: str, budget: float) -> Row:
         [RACCOON],
         backbone=domain_of(DOMAINS["compact"]).backbone,
         training_type=training_type,
-        budget_seconds=budget if training_type == "Advanced" else None,
-        device=select_device(get_settings().training_device),
+        budget_seconds=budget,
+        device=device,
     )
     seconds = time.perf_counter() - started
     performance = detection_performance(held_out_detections(result.onnx_model, held_out), [RACCOON.tag_id])
@@ -179,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         "| data set | training type | trained on | images | training core s | phases s | kept | CV | held out |"
     )
     print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    device = select_device(get_settings().training_device)
     for name in present:
         for training_type in args.training_type:
-            print_row(RUNS[name](args.datasets / name, training_type, args.advanced_budget))
+            budget = args.advanced_budget if training_type == "Advanced" else None  # Regular has none
+            print_row(RUNS[name](args.datasets / name, training_type, budget, device))
     return 0
 
 

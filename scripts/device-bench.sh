@@ -38,9 +38,10 @@ case "$1" in
     [ -d "$datasets/$2" ] || { echo "$datasets/$2 is absent (see ../shared/datasets/README.md)" >&2; exit 1; }
     rm -rf .device && mkdir -p .device/datasets .device/wheels
     cp -r "$datasets/$2" .device/datasets/
+    installed=$(.venv/bin/python -m pip freeze)
     pins=()
     for name in "${wheels[@]}"; do
-      pins+=("$(.venv/bin/python -m pip freeze | grep -i "^${name//-/[-_]}==")")
+      pins+=("$(grep -i "^${name//-/[-_]}==" <<<"$installed")")
     done
     .venv/bin/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
